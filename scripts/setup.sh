@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages fencelock needs (only those missing), then
+# configures and builds into build/ (or $FENCELOCK_BUILD_DIR).
+# Idempotent: re-running with everything present installs nothing and only
+# rebuilds what changed.
+#
+# Environment:
+#   FENCELOCK_BUILD_DIR   build directory (default: build)
+#   FENCELOCK_BUILD_TYPE  CMake build type (default: RelWithDebInfo)
+#   FENCELOCK_SANITIZE    e.g. address,undefined (default: none)
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build_dir=${FENCELOCK_BUILD_DIR:-build}
+build_type=${FENCELOCK_BUILD_TYPE:-RelWithDebInfo}
+sanitize=${FENCELOCK_SANITIZE:-}
+
+packages=(
+  g++ cmake ninja-build ccache pkg-config
+  protobuf-compiler libprotobuf-dev
+  libboost-dev libboost-system-dev
+  librocksdb-dev
+  libspdlog-dev libfmt-dev
+  catch2 libcli11-dev libssl-dev libbenchmark-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup.sh: apt-get not found; fencelock builds on Debian 12. Install these packages by hand: ${missing[*]}" >&2
+    exit 1
+  fi
+  sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+      echo "setup.sh: not root and no sudo; install as root: apt-get install ${missing[*]}" >&2
+      exit 1
+    fi
+    sudo=(sudo)
+  fi
+  echo "setup.sh: installing ${missing[*]}"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cd "$root"
+cmake -S . -B "$build_dir" -G Ninja \
+  -DCMAKE_BUILD_TYPE="$build_type" \
+  -DFENCELOCK_SANITIZE="$sanitize" >/dev/null
+cmake --build "$build_dir"
