@@ -1,0 +1,145 @@
+#include "net/client_listener.h"
+
+#include <spdlog/spdlog.h>
+
+#include "net/address.h"
+
+namespace fencelock::net {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+
+ClientListener::ClientListener(asio::io_context& io, ClientListenerOptions options,
+                               std::shared_ptr<spdlog::logger> logger)
+    : io_(io), options_(options), logger_(std::move(logger)), acceptor_(io) {}
+
+ClientListener::~ClientListener() {
+  stop();
+  *alive_ = false;
+}
+
+Status ClientListener::listen(const std::string& address) {
+  return listen_on(acceptor_, address, "client");
+}
+
+Tcp::endpoint ClientListener::local_endpoint() const {
+  boost::system::error_code ec;
+  return acceptor_.local_endpoint(ec);
+}
+
+void ClientListener::start(RequestHandler on_request, CloseHandler on_close) {
+  on_request_ = std::move(on_request);
+  on_close_ = std::move(on_close);
+  asio::co_spawn(io_, accept_loop(alive_), asio::detached);
+}
+
+void ClientListener::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  auto connections = std::move(connections_);
+  connections_.clear();
+  for (auto& [id, client] : connections) client.connection->stop("server stopping");
+}
+
+awaitable<void> ClientListener::accept_loop(std::shared_ptr<bool> alive) {
+  while (!stopped_) {
+    boost::system::error_code ec;
+    Tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
+    if (!*alive) co_return;
+    if (ec) {
+      if (stopped_ || ec == asio::error::operation_aborted) co_return;
+      // EMFILE and friends: log, pause briefly so a full fd table does not
+      // turn the loop into a busy spin, and keep serving existing clients.
+      logger_->warn("client accept failed: {}", ec.message());
+      asio::steady_timer pause(io_);
+      pause.expires_after(std::chrono::milliseconds(50));
+      co_await pause.async_wait(asio::redirect_error(use_awaitable, ec));
+      if (!*alive) co_return;
+      continue;
+    }
+    on_accept(std::move(socket));
+  }
+}
+
+void ClientListener::on_accept(Tcp::socket socket) {
+  ConnectionOptions connection_options;
+  connection_options.max_frame_bytes = options_.max_frame_bytes;
+  connection_options.max_queued_bytes = options_.max_queued_bytes;
+  connection_options.idle_timeout = options_.idle_timeout;
+  auto connection = std::make_shared<FramedConnection>(std::move(socket), connection_options);
+  ConnectionId id = next_id_++;
+  if (connections_.size() >= options_.max_connections) {
+    connection->start([](std::string_view) {}, [](uint64_t) {}, [](const std::string&) {});
+    clientpb::Response response;
+    response.set_code(lockpb::RESOURCE_EXHAUSTED);
+    response.set_message("too many client connections (maximum " +
+                         std::to_string(options_.max_connections) + ")");
+    connection->send(response);
+    connection->close_after_flush("connection limit");
+    return;
+  }
+  connections_.emplace(id, Client{connection, 0});
+  connection->start([this, id](std::string_view body) { on_frame(id, body); },
+                    [this, id](uint64_t length) {
+                      reject(id, 0, lockpb::FRAME_TOO_LARGE,
+                             "frame of " + std::to_string(length) + " bytes exceeds the maximum of " +
+                                 std::to_string(options_.max_frame_bytes),
+                             true);
+                    },
+                    [this, id](const std::string& reason) {
+                      logger_->debug("client connection {} closed: {}", id, reason);
+                      if (connections_.erase(id) && on_close_) on_close_(id);
+                    });
+}
+
+void ClientListener::on_frame(ConnectionId id, std::string_view body) {
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;
+  clientpb::Request request;
+  if (!request.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+    reject(id, 0, lockpb::MALFORMED_REQUEST, "frame is not a valid Request message", true);
+    return;
+  }
+  if (request.kind_case() == clientpb::Request::KIND_NOT_SET) {
+    reject(id, request.id(), lockpb::UNKNOWN_REQUEST,
+           "request has no known kind (a newer client?)", true);
+    return;
+  }
+  if (it->second.in_flight >= options_.max_in_flight) {
+    reject(id, request.id(), lockpb::RESOURCE_EXHAUSTED,
+           "too many requests in flight on this connection (maximum " +
+               std::to_string(options_.max_in_flight) + ")",
+           false);
+    return;
+  }
+  ++it->second.in_flight;
+  on_request_(id, std::move(request));
+}
+
+void ClientListener::respond(ConnectionId to, const clientpb::Response& response) {
+  auto it = connections_.find(to);
+  if (it == connections_.end()) return;
+  if (it->second.in_flight > 0) --it->second.in_flight;
+  it->second.connection->send(response);
+}
+
+void ClientListener::reject(ConnectionId id, uint64_t request_id, lockpb::ErrorCode code,
+                            std::string message, bool close) {
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;
+  auto connection = it->second.connection;
+  clientpb::Response response;
+  response.set_id(request_id);
+  response.set_code(code);
+  response.set_message(message);
+  connection->send(response);
+  if (close) {
+    logger_->info("closing client connection {} from {}: {}", id, connection->remote(), message);
+    connection->close_after_flush(message);
+  }
+}
+
+}  // namespace fencelock::net

@@ -1,0 +1,95 @@
+#pragma once
+// ClientListener: accepts client connections and turns their frames into
+// requests for the node, and the node's responses back into frames.
+//
+// Requests are pipelined: a client may have many in flight on one
+// connection, and responses go back by request id in whatever order the node
+// produces them. Per-connection limits (maximum frame, requests in flight,
+// idle timeout, unread responses) and a maximum number of connections keep
+// one client from hurting the others: a client that sends garbage, a huge
+// length or an unknown request gets an error response where one can be sent
+// and loses its own connection, and nothing else.
+//
+// Thread-safety: not thread-safe; every method and callback runs on the
+// thread running the io_context.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "net/connection.h"
+#include "proto/client.pb.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace fencelock::net {
+
+using ConnectionId = uint64_t;
+
+struct ClientListenerOptions {
+  uint32_t max_frame_bytes = kDefaultMaxFrameBytes;
+  size_t max_connections = 10000;
+  size_t max_in_flight = 10000;            // per connection
+  size_t max_queued_bytes = 64u << 20;     // unread responses per connection
+  std::chrono::milliseconds idle_timeout{5 * 60 * 1000};
+};
+
+class ClientListener {
+ public:
+  // A request with a known kind, from connection `from`. The node answers it
+  // exactly once through respond() (or not at all if the connection closed).
+  using RequestHandler = std::function<void(ConnectionId from, clientpb::Request request)>;
+  // A connection closed; requests of it still pending may be dropped.
+  using CloseHandler = std::function<void(ConnectionId id)>;
+
+  ClientListener(boost::asio::io_context& io, ClientListenerOptions options,
+                 std::shared_ptr<spdlog::logger> logger);
+  ~ClientListener();
+
+  // Binds `address` ("host:port"). UNAVAILABLE naming the address when the
+  // port is in use; INVALID_ARGUMENT when it does not parse.
+  Status listen(const std::string& address);
+
+  void start(RequestHandler on_request, CloseHandler on_close);
+
+  // Sends `response` on connection `to`; ignored when it has closed.
+  void respond(ConnectionId to, const clientpb::Response& response);
+
+  // Closes every connection and the acceptor. Idempotent.
+  void stop();
+
+  size_t connection_count() const { return connections_.size(); }
+  Tcp::endpoint local_endpoint() const;
+
+ private:
+  struct Client {
+    std::shared_ptr<FramedConnection> connection;
+    size_t in_flight = 0;
+  };
+  // Holds `alive` and checks it after every suspension: the listener may be
+  // destroyed while the io_context keeps running.
+  boost::asio::awaitable<void> accept_loop(std::shared_ptr<bool> alive);
+  void on_accept(Tcp::socket socket);
+  void on_frame(ConnectionId id, std::string_view body);
+  void reject(ConnectionId id, uint64_t request_id, lockpb::ErrorCode code, std::string message,
+              bool close);
+
+  boost::asio::io_context& io_;
+  ClientListenerOptions options_;
+  std::shared_ptr<spdlog::logger> logger_;
+  Tcp::acceptor acceptor_;
+  std::map<ConnectionId, Client> connections_;
+  ConnectionId next_id_ = 1;
+  RequestHandler on_request_;
+  CloseHandler on_close_;
+  bool stopped_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace fencelock::net

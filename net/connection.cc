@@ -1,0 +1,174 @@
+#include "net/connection.h"
+
+#include <google/protobuf/message_lite.h>
+
+namespace fencelock::net {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+
+namespace {
+constexpr size_t kReadChunkBytes = 64 * 1024;
+
+std::string endpoint_text(const Tcp::socket& socket) {
+  boost::system::error_code ec;
+  auto endpoint = socket.remote_endpoint(ec);
+  if (ec) return "unknown";
+  return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+}
+}  // namespace
+
+FramedConnection::FramedConnection(Tcp::socket socket, ConnectionOptions options)
+    : socket_(std::move(socket)),
+      options_(options),
+      decoder_(options.max_frame_bytes),
+      write_signal_(socket_.get_executor()),
+      idle_timer_(socket_.get_executor()),
+      remote_(endpoint_text(socket_)) {
+  boost::system::error_code ignored;
+  socket_.set_option(Tcp::no_delay(true), ignored);
+  write_signal_.expires_at(std::chrono::steady_clock::time_point::max());
+}
+
+void FramedConnection::start(FrameHandler on_frame, OversizeHandler on_oversize,
+                             CloseHandler on_close) {
+  on_frame_ = std::move(on_frame);
+  on_oversize_ = std::move(on_oversize);
+  on_close_ = std::move(on_close);
+  last_read_ = std::chrono::steady_clock::now();
+  auto self = shared_from_this();
+  asio::co_spawn(socket_.get_executor(), [self] { return self->reader(); }, asio::detached);
+  asio::co_spawn(socket_.get_executor(), [self] { return self->writer(); }, asio::detached);
+  if (options_.idle_timeout.count() > 0) {
+    asio::co_spawn(socket_.get_executor(), [self] { return self->watchdog(); }, asio::detached);
+  }
+}
+
+bool FramedConnection::send(const google::protobuf::MessageLite& message) {
+  if (stopped_ || closing_) return false;
+  if (!append_frame(message, pending_, options_.max_frame_bytes)) return false;
+  if (queued_bytes() > options_.max_queued_bytes) {
+    stop("peer is not reading: send queue over " + std::to_string(options_.max_queued_bytes) +
+         " bytes");
+    return false;
+  }
+  wake_writer();
+  return true;
+}
+
+bool FramedConnection::send_framed(std::string_view frames) {
+  if (stopped_ || closing_) return false;
+  pending_.append(frames);
+  if (queued_bytes() > options_.max_queued_bytes) {
+    stop("peer is not reading: send queue over " + std::to_string(options_.max_queued_bytes) +
+         " bytes");
+    return false;
+  }
+  wake_writer();
+  return true;
+}
+
+void FramedConnection::wake_writer() { write_signal_.cancel_one(); }
+
+void FramedConnection::close_after_flush(std::string reason) {
+  if (stopped_ || closing_) return;
+  closing_ = true;
+  close_reason_ = std::move(reason);
+  boost::system::error_code ignored;
+  socket_.shutdown(Tcp::socket::shutdown_receive, ignored);
+  if (queued_bytes() == 0) {
+    stop(close_reason_);
+  } else {
+    wake_writer();
+  }
+}
+
+void FramedConnection::stop(std::string reason) {
+  if (stopped_) return;
+  stopped_ = true;
+  boost::system::error_code ignored;
+  socket_.shutdown(Tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  write_signal_.cancel();
+  idle_timer_.cancel();
+  pending_.clear();
+  if (on_close_) {
+    // Moved out so that a handler dropping its reference to this connection
+    // cannot destroy the std::function while it runs. on_frame_ stays: stop()
+    // may be called from inside it.
+    CloseHandler on_close = std::move(on_close_);
+    on_close_ = nullptr;
+    on_close(reason);
+  }
+}
+
+awaitable<void> FramedConnection::reader() {
+  auto self = shared_from_this();
+  try {
+    while (!stopped_ && !closing_) {
+      std::span<char> region = decoder_.prepare(kReadChunkBytes);
+      size_t n = co_await socket_.async_read_some(asio::buffer(region.data(), region.size()),
+                                                   use_awaitable);
+      decoder_.commit(n);
+      last_read_ = std::chrono::steady_clock::now();
+      while (!stopped_ && !closing_) {
+        std::string_view body;
+        DecodeStatus status = decoder_.next(body);
+        if (status == DecodeStatus::kNeedMore) break;
+        if (status == DecodeStatus::kTooLarge) {
+          uint64_t length = decoder_.rejected_length();
+          if (on_oversize_) on_oversize_(length);
+          close_after_flush("frame of " + std::to_string(length) + " bytes exceeds maximum " +
+                            std::to_string(options_.max_frame_bytes));
+          co_return;
+        }
+        on_frame_(body);
+      }
+    }
+  } catch (const boost::system::system_error& e) {
+    if (e.code() == asio::error::eof) {
+      stop("closed by peer");
+    } else {
+      stop(e.code().message());
+    }
+  }
+}
+
+awaitable<void> FramedConnection::writer() {
+  auto self = shared_from_this();
+  try {
+    while (!stopped_) {
+      if (pending_.empty()) {
+        if (closing_) {
+          stop(close_reason_);
+          co_return;
+        }
+        boost::system::error_code ec;
+        co_await write_signal_.async_wait(asio::redirect_error(use_awaitable, ec));
+        continue;
+      }
+      writing_.swap(pending_);
+      co_await asio::async_write(socket_, asio::buffer(writing_), use_awaitable);
+      writing_.clear();
+    }
+  } catch (const boost::system::system_error& e) {
+    stop(e.code().message());
+  }
+}
+
+awaitable<void> FramedConnection::watchdog() {
+  auto self = shared_from_this();
+  while (!stopped_) {
+    auto deadline = last_read_ + options_.idle_timeout;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      stop("idle for " + std::to_string(options_.idle_timeout.count()) + " ms");
+      co_return;
+    }
+    idle_timer_.expires_at(deadline);
+    boost::system::error_code ec;
+    co_await idle_timer_.async_wait(asio::redirect_error(use_awaitable, ec));
+  }
+}
+
+}  // namespace fencelock::net

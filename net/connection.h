@@ -1,0 +1,97 @@
+#pragma once
+// FramedConnection: one TCP connection carrying length-prefixed frames in
+// both directions (net/frame.h), in the shape of the Asio examples: a reader
+// coroutine, a writer coroutine, one outgoing buffer into which queued frames
+// are coalesced, a timer as the writer's wake-up signal, and exactly one
+// async_write in flight.
+//
+// Thread-safety: not thread-safe. Every method, and every callback, runs on
+// the thread running the connection's io_context.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "net/asio.h"
+#include "net/frame.h"
+
+namespace google::protobuf {
+class MessageLite;
+}
+
+namespace fencelock::net {
+
+using Tcp = boost::asio::ip::tcp;
+
+struct ConnectionOptions {
+  uint32_t max_frame_bytes = kDefaultMaxFrameBytes;
+  // Outgoing bytes not yet written; past this the peer is not reading and
+  // the connection is closed rather than letting memory grow.
+  size_t max_queued_bytes = 64u << 20;
+  // Close when nothing arrives for this long; zero disables it.
+  std::chrono::milliseconds idle_timeout{0};
+};
+
+class FramedConnection : public std::enable_shared_from_this<FramedConnection> {
+ public:
+  // Called for each complete frame's body, in order. The view is valid only
+  // during the call.
+  using FrameHandler = std::function<void(std::string_view body)>;
+  // Called when the next frame's length exceeds max_frame_bytes; the
+  // connection has stopped reading and will close after flushing what was
+  // queued (so an error response sent from the handler still goes out).
+  using OversizeHandler = std::function<void(uint64_t length)>;
+  // Called exactly once, when the connection has closed; `reason` says why.
+  using CloseHandler = std::function<void(const std::string& reason)>;
+
+  FramedConnection(Tcp::socket socket, ConnectionOptions options);
+
+  // Installs the handlers and starts the reader, writer and idle watchdog.
+  // Call once.
+  void start(FrameHandler on_frame, OversizeHandler on_oversize, CloseHandler on_close);
+
+  // Queues `message` as one frame. Returns false (and queues nothing) when it
+  // exceeds max_frame_bytes, or the connection is closing; closes the
+  // connection when the queue limit is passed.
+  bool send(const google::protobuf::MessageLite& message);
+
+  // Queues bytes that are already framed (a header and body, or several).
+  bool send_framed(std::string_view frames);
+
+  // Stops reading; closes once every queued byte has been written.
+  void close_after_flush(std::string reason);
+
+  // Closes the socket now and cancels the timers; queued bytes are dropped.
+  void stop(std::string reason);
+
+  bool open() const { return !stopped_; }
+  const std::string& remote() const { return remote_; }
+  size_t queued_bytes() const { return pending_.size() + writing_.size(); }
+
+ private:
+  boost::asio::awaitable<void> reader();
+  boost::asio::awaitable<void> writer();
+  boost::asio::awaitable<void> watchdog();
+  void wake_writer();
+
+  Tcp::socket socket_;
+  ConnectionOptions options_;
+  FrameDecoder decoder_;
+  boost::asio::steady_timer write_signal_;
+  boost::asio::steady_timer idle_timer_;
+  std::chrono::steady_clock::time_point last_read_;
+  std::string pending_;  // frames queued while a write is in flight
+  std::string writing_;  // the frames of the write in flight
+  std::string remote_;
+  FrameHandler on_frame_;
+  OversizeHandler on_oversize_;
+  CloseHandler on_close_;
+  bool closing_ = false;  // close once the queue is empty
+  bool stopped_ = false;
+  std::string close_reason_;
+};
+
+}  // namespace fencelock::net
