@@ -1,0 +1,439 @@
+#include "client/client.h"
+
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "net/address.h"
+#include "net/connection.h"
+
+namespace fencelock::client {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+Status response_status(const clientpb::Response& response) {
+  if (response.code() == lockpb::OK) return Status();
+  return Status(response.code(), response.message());
+}
+
+namespace detail {
+
+// Everything below runs on the I/O thread, except the public entry points,
+// which post to it. Held by shared_ptr so posted work outlives nothing.
+class Core : public std::enable_shared_from_this<Core> {
+ public:
+  explicit Core(ClientOptions options)
+      : options_(std::move(options)), work_(asio::make_work_guard(io_)), sweep_(io_) {}
+
+  void start() {
+    thread_ = std::thread([this] { io_.run(); });
+    asio::post(io_, [self = shared_from_this()] { self->arm_sweep(); });
+  }
+
+  void stop() {
+    asio::post(io_, [self = shared_from_this()] {
+      self->stopped_ = true;
+      self->sweep_.cancel();
+      if (self->connection_) self->connection_->stop("client closed");
+      auto calls = std::move(self->calls_);
+      self->calls_.clear();
+      for (auto& [id, call] : calls) {
+        clientpb::Response response;
+        response.set_id(id);
+        response.set_code(lockpb::UNAVAILABLE);
+        response.set_message("client closed");
+        call.done(std::move(response));
+      }
+      self->work_.reset();
+    });
+    if (thread_.joinable()) {
+      if (thread_.get_id() == std::this_thread::get_id()) {
+        thread_.detach();
+      } else {
+        thread_.join();
+      }
+    }
+  }
+
+  void call(clientpb::Request request, Client::Callback done, std::chrono::milliseconds extra) {
+    asio::post(io_, [self = shared_from_this(), request = std::move(request), done = std::move(done),
+                     extra]() mutable {
+      if (self->stopped_) {
+        clientpb::Response response;
+        response.set_code(lockpb::UNAVAILABLE);
+        response.set_message("client closed");
+        done(std::move(response));
+        return;
+      }
+      uint64_t id = self->next_id_++;
+      request.set_id(id);
+      Call call{std::move(request), std::move(done),
+                Clock::now() + self->options_.request_timeout + extra, false, ""};
+      self->calls_.emplace(id, std::move(call));
+      self->send_or_queue(id);
+    });
+  }
+
+  void schedule(std::chrono::milliseconds delay, std::function<void()> fn) {
+    auto timer = std::make_shared<asio::steady_timer>(io_, delay);
+    timer->async_wait([timer, fn = std::move(fn), self = shared_from_this()](
+                          const boost::system::error_code& ec) {
+      if (!ec && !self->stopped_) fn();
+    });
+  }
+
+  std::string current_endpoint() {
+    std::lock_guard lock(endpoint_mutex_);
+    return endpoint_;
+  }
+
+  const ClientOptions& options() const { return options_; }
+
+ private:
+  struct Call {
+    clientpb::Request request;
+    Client::Callback done;
+    Clock::time_point deadline;
+    bool sent = false;
+    std::string last_error;
+  };
+
+  void set_endpoint(std::string endpoint) {
+    std::lock_guard lock(endpoint_mutex_);
+    endpoint_ = std::move(endpoint);
+  }
+
+  void send_or_queue(uint64_t id) {
+    auto it = calls_.find(id);
+    if (it == calls_.end()) return;
+    if (connection_ && connection_->open() && connected_) {
+      it->second.sent = true;
+      connection_->send(it->second.request);
+      return;
+    }
+    it->second.sent = false;
+    ensure_connecting();
+  }
+
+  void ensure_connecting() {
+    if (connecting_ || stopped_) return;
+    if (connection_ && connection_->open()) return;
+    connecting_ = true;
+    asio::co_spawn(io_, connect_loop(shared_from_this()), asio::detached);
+  }
+
+  std::string next_endpoint() {
+    if (!hint_.empty()) {
+      std::string hint = std::exchange(hint_, "");
+      return hint;
+    }
+    const auto& endpoints = options_.endpoints;
+    std::string endpoint = endpoints[endpoint_index_ % endpoints.size()];
+    ++endpoint_index_;
+    return endpoint;
+  }
+
+  asio::awaitable<void> connect_loop(std::shared_ptr<Core> self) {
+    int failures = 0;
+    while (!stopped_) {
+      std::string endpoint = next_endpoint();
+      std::string host;
+      uint16_t port = 0;
+      net::split_host_port(endpoint, host, port);
+      boost::system::error_code ec;
+      asio::ip::tcp::resolver resolver(io_);
+      auto results = co_await resolver.async_resolve(host, std::to_string(port),
+                                                     asio::redirect_error(asio::use_awaitable, ec));
+      asio::ip::tcp::socket socket(io_);
+      if (!ec) {
+        asio::steady_timer deadline(io_, options_.connect_timeout);
+        deadline.async_wait([&socket](const boost::system::error_code& wait_ec) {
+          if (!wait_ec) socket.close();
+        });
+        co_await asio::async_connect(socket, results, asio::redirect_error(asio::use_awaitable, ec));
+        deadline.cancel();
+        if (!ec && !socket.is_open()) ec = asio::error::timed_out;
+      }
+      if (stopped_) break;
+      if (!ec) {
+        net::ConnectionOptions connection_options;
+        connection_options.max_frame_bytes = options_.max_frame_bytes;
+        connection_ = std::make_shared<net::FramedConnection>(std::move(socket), connection_options);
+        connected_ = true;
+        set_endpoint(endpoint);
+        std::weak_ptr<Core> weak = self;
+        auto* raw = connection_.get();
+        connection_->start(
+            [weak](std::string_view body) {
+              if (auto core = weak.lock()) core->on_frame(body);
+            },
+            [](uint64_t) {},
+            [weak, raw](const std::string& reason) {
+              if (auto core = weak.lock()) core->on_closed(raw, reason);
+            });
+        connecting_ = false;
+        for (auto& [id, call] : calls_) {
+          if (!call.sent) {
+            call.sent = true;
+            connection_->send(call.request);
+          }
+        }
+        co_return;
+      }
+      for (auto& [id, call] : calls_) call.last_error = "cannot connect to " + endpoint + ": " + ec.message();
+      ++failures;
+      // Back off once every endpoint has been tried.
+      if (failures % std::max<size_t>(1, options_.endpoints.size()) == 0) {
+        asio::steady_timer pause(io_, std::chrono::milliseconds(std::min(50 * failures, 1000)));
+        co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      }
+    }
+    connecting_ = false;
+  }
+
+  void on_closed(net::FramedConnection* which, const std::string& reason) {
+    if (connection_.get() != which) return;
+    connected_ = false;
+    connection_.reset();
+    bool any = false;
+    for (auto& [id, call] : calls_) {
+      call.sent = false;
+      call.last_error = "connection lost: " + reason;
+      any = true;
+    }
+    if (any) ensure_connecting();
+  }
+
+  void on_frame(std::string_view body) {
+    clientpb::Response response;
+    if (!response.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+      if (connection_) connection_->stop("malformed response from server");
+      return;
+    }
+    auto it = calls_.find(response.id());
+    if (it == calls_.end()) return;  // answered before, or a connection-level error
+    Call& call = it->second;
+    switch (response.code()) {
+      case lockpb::NOT_LEADER: {
+        call.last_error = response.message();
+        call.sent = false;
+        redirect(response.leader_hint());
+        return;
+      }
+      case lockpb::UNAVAILABLE: {
+        call.last_error = response.message();
+        call.sent = false;
+        uint64_t id = response.id();
+        schedule(std::chrono::milliseconds(20), [self = shared_from_this(), id] { self->send_or_queue(id); });
+        return;
+      }
+      default:
+        break;
+    }
+    Client::Callback done = std::move(call.done);
+    calls_.erase(it);
+    done(std::move(response));
+  }
+
+  // The node we talk to is not the leader: go to the hinted one, or try the
+  // next endpoint after a pause (an election may be under way).
+  void redirect(const std::string& hint) {
+    if (!hint.empty() && hint == current_endpoint() && connection_ && connection_->open()) return;
+    hint_ = hint;
+    if (connection_) {
+      auto old = std::move(connection_);
+      connected_ = false;
+      old->stop("redirected to the leader");
+    }
+    for (auto& [id, call] : calls_) call.sent = false;
+    if (hint.empty()) {
+      schedule(std::chrono::milliseconds(50), [self = shared_from_this()] { self->ensure_connecting(); });
+    } else {
+      ensure_connecting();
+    }
+  }
+
+  void arm_sweep() {
+    sweep_.expires_after(std::chrono::milliseconds(50));
+    sweep_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec || self->stopped_) return;
+      auto now = Clock::now();
+      std::vector<std::pair<uint64_t, Call>> expired;
+      for (auto it = self->calls_.begin(); it != self->calls_.end();) {
+        if (it->second.deadline <= now) {
+          expired.emplace_back(it->first, std::move(it->second));
+          it = self->calls_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      for (auto& [id, call] : expired) {
+        clientpb::Response response;
+        response.set_id(id);
+        response.set_code(lockpb::TIMEOUT);
+        response.set_message("no answer from the cluster in time" +
+                             (call.last_error.empty() ? "" : " (last error: " + call.last_error + ")"));
+        call.done(std::move(response));
+      }
+      self->arm_sweep();
+    });
+  }
+
+  ClientOptions options_;
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::thread thread_;
+  asio::steady_timer sweep_;
+  std::map<uint64_t, Call> calls_;
+  uint64_t next_id_ = 1;
+  std::shared_ptr<net::FramedConnection> connection_;
+  bool connected_ = false;
+  bool connecting_ = false;
+  bool stopped_ = false;
+  std::string hint_;
+  size_t endpoint_index_ = 0;
+  std::mutex endpoint_mutex_;
+  std::string endpoint_;
+};
+
+}  // namespace detail
+
+Result<std::shared_ptr<Client>> Client::connect(ClientOptions options) {
+  if (options.endpoints.empty()) {
+    return Status(lockpb::INVALID_ARGUMENT, "no endpoints given");
+  }
+  for (const auto& endpoint : options.endpoints) {
+    std::string host;
+    uint16_t port = 0;
+    if (!net::split_host_port(endpoint, host, port)) {
+      return Status(lockpb::INVALID_ARGUMENT, "endpoint '" + endpoint + "' is not host:port");
+    }
+  }
+  std::shared_ptr<Client> client(new Client(std::move(options)));
+  return client;
+}
+
+Client::Client(ClientOptions options) : core_(std::make_shared<detail::Core>(std::move(options))) {
+  core_->start();
+}
+
+Client::~Client() { core_->stop(); }
+
+void Client::call_async(clientpb::Request request, Callback done,
+                        std::chrono::milliseconds extra_timeout) {
+  core_->call(std::move(request), std::move(done), extra_timeout);
+}
+
+clientpb::Response Client::call(clientpb::Request request, std::chrono::milliseconds extra_timeout) {
+  auto promise = std::make_shared<std::promise<clientpb::Response>>();
+  auto future = promise->get_future();
+  call_async(std::move(request),
+             [promise](clientpb::Response response) { promise->set_value(std::move(response)); },
+             extra_timeout);
+  return future.get();
+}
+
+void Client::schedule(std::chrono::milliseconds delay, std::function<void()> fn) {
+  core_->schedule(delay, std::move(fn));
+}
+
+std::string Client::current_endpoint() const { return core_->current_endpoint(); }
+
+Result<clientpb::LockInfo> Client::describe(const std::string& lock) {
+  clientpb::Request request;
+  request.mutable_describe()->set_lock(lock);
+  auto response = call(std::move(request));
+  if (response.code() != lockpb::OK) return response_status(response);
+  return response.lock_info();
+}
+
+Result<clientpb::LockList> Client::list(const std::string& prefix, const std::string& start_after,
+                                        uint32_t limit) {
+  clientpb::Request request;
+  request.mutable_list_locks()->set_prefix(prefix);
+  request.mutable_list_locks()->set_start_after(start_after);
+  request.mutable_list_locks()->set_limit(limit);
+  auto response = call(std::move(request));
+  if (response.code() != lockpb::OK) return response_status(response);
+  return response.lock_list();
+}
+
+Result<bool> Client::check_sequencer(const lockpb::Sequencer& sequencer) {
+  clientpb::Request request;
+  *request.mutable_check_sequencer()->mutable_sequencer() = sequencer;
+  auto response = call(std::move(request));
+  if (response.code() != lockpb::OK) return response_status(response);
+  return response.sequencer_status().current();
+}
+
+Result<clientpb::SessionList> Client::list_sessions(uint64_t start_after, uint32_t limit) {
+  clientpb::Request request;
+  request.mutable_list_sessions()->set_start_after(start_after);
+  request.mutable_list_sessions()->set_limit(limit);
+  auto response = call(std::move(request));
+  if (response.code() != lockpb::OK) return response_status(response);
+  return response.session_list();
+}
+
+Status Client::force_release(const std::string& lock) {
+  clientpb::Request request;
+  request.mutable_force_release()->set_lock(lock);
+  return response_status(call(std::move(request)));
+}
+
+Result<clientpb::ClusterStatusResult> Client::member_status(const std::string& endpoint) {
+  std::string host;
+  uint16_t port = 0;
+  if (!net::split_host_port(endpoint, host, port)) {
+    return Status(lockpb::INVALID_ARGUMENT, "endpoint '" + endpoint + "' is not host:port");
+  }
+  asio::io_context io;
+  asio::ip::tcp::socket socket(io);
+  asio::steady_timer deadline(io, core_->options().connect_timeout + std::chrono::seconds(1));
+  deadline.async_wait([&](const boost::system::error_code& ec) {
+    if (!ec) socket.close();
+  });
+  std::optional<clientpb::Response> answer;
+  std::string failure;
+  uint32_t max_frame_bytes = core_->options().max_frame_bytes;
+  auto ask = [&]() -> asio::awaitable<void> {
+    boost::system::error_code ec;
+    asio::ip::tcp::resolver resolver(io);
+    auto results = co_await resolver.async_resolve(host, std::to_string(port),
+                                                   asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec) co_await asio::async_connect(socket, results, asio::redirect_error(asio::use_awaitable, ec));
+    clientpb::Request request;
+    request.set_id(1);
+    request.mutable_cluster_status();
+    std::string frame;
+    net::append_frame(request, frame);
+    if (!ec) co_await asio::async_write(socket, asio::buffer(frame), asio::redirect_error(asio::use_awaitable, ec));
+    net::FrameDecoder decoder(max_frame_bytes);
+    while (!ec) {
+      auto region = decoder.prepare(4096);
+      size_t n = co_await socket.async_read_some(asio::buffer(region.data(), region.size()),
+                                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+      decoder.commit(n);
+      clientpb::Response response;
+      if (decoder.next_message(response) == net::DecodeStatus::kFrame) {
+        answer = std::move(response);
+        break;
+      }
+    }
+    if (ec) failure = ec.message();
+    deadline.cancel();
+  };
+  asio::co_spawn(io, ask(), asio::detached);
+  io.run();
+  if (!answer) {
+    return Status(lockpb::UNAVAILABLE,
+                  "cannot reach " + endpoint + (failure.empty() ? ": timed out" : ": " + failure));
+  }
+  if (answer->code() != lockpb::OK) return response_status(*answer);
+  return answer->cluster_status();
+}
+
+}  // namespace fencelock::client

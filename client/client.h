@@ -1,0 +1,93 @@
+#pragma once
+// fencelock::client::Client: the connection to a fencelock cluster.
+//
+// Takes a list of endpoints, finds the leader (following NOT_LEADER hints),
+// reconnects, and retries. Every request is asynchronous and pipelined
+// underneath (thousands may be in flight on one connection); the blocking
+// methods wait for the asynchronous ones.
+//
+// Retries are safe: every mutating request carries (session, sequence), so
+// the cluster answers a retried one with the recorded result instead of
+// applying it twice (DESIGN.md "Exactly once"). OpenSession has no session
+// yet; a retried one may open a second session, which expires unused.
+//
+// Thread-safety: thread-safe. The client runs its own I/O thread; callbacks
+// of the asynchronous methods run on it and must not block. The blocking
+// methods must not be called from a callback.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "proto/client.pb.h"
+
+namespace fencelock::client {
+
+struct ClientOptions {
+  std::vector<std::string> endpoints;  // "host:port" of any members
+  // How long a request may take in all, retries included (an acquire adds
+  // its wait to this).
+  std::chrono::milliseconds request_timeout{10000};
+  std::chrono::milliseconds connect_timeout{1000};
+  uint32_t max_frame_bytes = 4u << 20;
+};
+
+namespace detail {
+class Core;
+}
+
+class Client {
+ public:
+  using Callback = std::function<void(clientpb::Response response)>;
+
+  // Starts the I/O thread; connects lazily, on the first request.
+  // INVALID_ARGUMENT when no endpoint is given or one is not host:port.
+  static Result<std::shared_ptr<Client>> connect(ClientOptions options);
+
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Sends `request` (its id is assigned here) to the leader and calls `done`
+  // once with the final response: success, a definite error, or TIMEOUT /
+  // UNAVAILABLE when no leader answered within the deadline. NOT_LEADER,
+  // lost connections and lost proposals are retried inside. `extra_timeout`
+  // extends the deadline (an acquire's wait).
+  void call_async(clientpb::Request request, Callback done,
+                  std::chrono::milliseconds extra_timeout = std::chrono::milliseconds(0));
+
+  // call_async, waiting for the answer.
+  clientpb::Response call(clientpb::Request request,
+                          std::chrono::milliseconds extra_timeout = std::chrono::milliseconds(0));
+
+  // Runs `fn` on the I/O thread after `delay` (used by sessions for keepalives).
+  void schedule(std::chrono::milliseconds delay, std::function<void()> fn);
+
+  // The endpoint currently believed to be the leader.
+  std::string current_endpoint() const;
+
+  // Reads, answered linearizably by the leader.
+  Result<clientpb::LockInfo> describe(const std::string& lock);
+  Result<clientpb::LockList> list(const std::string& prefix, const std::string& start_after = "",
+                                  uint32_t limit = 0);
+  Result<bool> check_sequencer(const lockpb::Sequencer& sequencer);
+  Result<clientpb::SessionList> list_sessions(uint64_t start_after = 0, uint32_t limit = 0);
+  // Operator: releases every holder of `lock` (they are not told).
+  Status force_release(const std::string& lock);
+  // Status of the member at `endpoint` as it sees itself and its peers (not
+  // redirected to the leader).
+  Result<clientpb::ClusterStatusResult> member_status(const std::string& endpoint);
+
+ private:
+  explicit Client(ClientOptions options);
+  std::shared_ptr<detail::Core> core_;
+};
+
+// The Status of a response: OK or its code and message.
+Status response_status(const clientpb::Response& response);
+
+}  // namespace fencelock::client

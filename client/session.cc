@@ -1,0 +1,189 @@
+#include "client/session.h"
+
+#include <future>
+
+namespace fencelock::client {
+
+Result<std::shared_ptr<Session>> Session::open(std::shared_ptr<Client> client,
+                                               SessionOptions options) {
+  clientpb::Request request;
+  request.mutable_open_session()->set_ttl_ms(static_cast<uint64_t>(options.ttl.count()));
+  request.mutable_open_session()->set_client_name(options.client_name);
+  auto sent = Clock::now();
+  auto response = client->call(std::move(request));
+  if (response.code() != lockpb::OK) return response_status(response);
+  std::chrono::milliseconds ttl(response.session_opened().ttl_ms());
+  auto safe = sent + std::chrono::duration_cast<Clock::duration>(ttl * (1.0 - options.clock_drift));
+  std::shared_ptr<Session> session(
+      new Session(client, options, response.session_opened().session_id(), ttl, safe));
+  session->start_keepalive();
+  return session;
+}
+
+Session::Session(std::shared_ptr<Client> client, SessionOptions options, uint64_t id,
+                 std::chrono::milliseconds ttl, Clock::time_point safe_until)
+    : client_(std::move(client)),
+      options_(std::move(options)),
+      id_(id),
+      ttl_(ttl),
+      safe_until_(safe_until) {}
+
+Session::~Session() {
+  if (!closed_.load() && !lost_.load()) close();
+}
+
+Clock::time_point Session::safe_until() const {
+  std::lock_guard lock(mutex_);
+  return safe_until_;
+}
+
+void Session::on_lost(LostCallback callback) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!lost_.load()) {
+      lost_callbacks_.push_back(std::move(callback));
+      return;
+    }
+  }
+  client_->schedule(std::chrono::milliseconds(0), std::move(callback));
+}
+
+void Session::start_keepalive() {
+  send_keepalive();
+  check_jeopardy();
+}
+
+void Session::send_keepalive() {
+  if (lost_.load() || closed_.load()) return;
+  std::weak_ptr<Session> weak = weak_from_this();
+  clientpb::Request request;
+  request.mutable_keep_alive()->set_session_id(id_);
+  auto sent = Clock::now();
+  client_->call_async(std::move(request), [weak, sent](clientpb::Response response) {
+    auto self = weak.lock();
+    if (!self) return;
+    if (response.code() == lockpb::OK) {
+      self->extend(sent);
+    } else if (response.code() == lockpb::SESSION_EXPIRED) {
+      self->mark_lost("the cluster expired the session");
+    }
+    // Other errors (TIMEOUT, UNAVAILABLE): the next keepalive tries again.
+  });
+  auto interval = std::max(std::chrono::milliseconds(50), ttl_ / options_.keepalives_per_ttl);
+  client_->schedule(interval, [weak] {
+    if (auto self = weak.lock()) self->send_keepalive();
+  });
+}
+
+void Session::extend(Clock::time_point sent) {
+  std::lock_guard lock(mutex_);
+  if (lost_.load()) return;  // once lost, locks stay lost: a holder must reacquire
+  auto safe = sent + std::chrono::duration_cast<Clock::duration>(ttl_ * (1.0 - options_.clock_drift));
+  if (safe > safe_until_) safe_until_ = safe;
+}
+
+void Session::check_jeopardy() {
+  if (lost_.load() || closed_.load()) return;
+  auto safe = safe_until();
+  auto now = Clock::now();
+  if (now >= safe) {
+    mark_lost("no keepalive acknowledged before safe-until");
+    return;
+  }
+  std::weak_ptr<Session> weak = weak_from_this();
+  auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(safe - now) +
+               std::chrono::milliseconds(1);
+  client_->schedule(delay, [weak] {
+    if (auto self = weak.lock()) self->check_jeopardy();
+  });
+}
+
+void Session::mark_lost(const char*) {
+  std::vector<LostCallback> callbacks;
+  {
+    std::lock_guard lock(mutex_);
+    if (lost_.exchange(true)) return;
+    callbacks = std::move(lost_callbacks_);
+  }
+  for (auto& callback : callbacks) callback();
+}
+
+void Session::acquire_async(const std::string& name, const AcquireOptions& options,
+                            std::function<void(Result<lockpb::Sequencer>)> done) {
+  clientpb::Request request;
+  auto* acquire = request.mutable_acquire();
+  acquire->mutable_key()->set_session_id(id_);
+  acquire->mutable_key()->set_sequence(next_sequence());
+  acquire->set_lock(name);
+  acquire->set_mode(options.mode);
+  acquire->set_wait_ms(static_cast<uint64_t>(options.wait.count()));
+  acquire->set_value(options.value);
+  acquire->set_max_holders(options.max_holders);
+  acquire->set_lock_delay_ms(static_cast<uint64_t>(options.lock_delay.count()));
+  client_->call_async(
+      std::move(request),
+      [done = std::move(done)](clientpb::Response response) {
+        if (response.code() != lockpb::OK) {
+          done(response_status(response));
+        } else if (!response.has_granted()) {
+          done(Status(lockpb::INTERNAL, "acquire answered without a grant"));
+        } else {
+          done(response.granted());
+        }
+      },
+      options.wait);
+}
+
+Result<std::unique_ptr<Lock>> Session::acquire(const std::string& name, AcquireOptions options) {
+  std::promise<Result<lockpb::Sequencer>> promise;
+  auto future = promise.get_future();
+  acquire_async(name, options,
+                [&promise](Result<lockpb::Sequencer> result) { promise.set_value(std::move(result)); });
+  auto result = future.get();
+  if (!result.ok()) return result.status();
+  return std::make_unique<Lock>(shared_from_this(), std::move(result).value());
+}
+
+void Session::release_async(const lockpb::Sequencer& sequencer, std::function<void(Status)> done) {
+  clientpb::Request request;
+  auto* release = request.mutable_release();
+  release->mutable_key()->set_session_id(id_);
+  release->mutable_key()->set_sequence(next_sequence());
+  release->set_lock(sequencer.lock());
+  release->set_token(sequencer.token());
+  client_->call_async(std::move(request), [done = std::move(done)](clientpb::Response response) {
+    done(response_status(response));
+  });
+}
+
+Status Session::release(const lockpb::Sequencer& sequencer) {
+  std::promise<Status> promise;
+  auto future = promise.get_future();
+  release_async(sequencer, [&promise](Status status) { promise.set_value(std::move(status)); });
+  return future.get();
+}
+
+Status Session::close() {
+  if (closed_.exchange(true)) return Status();
+  clientpb::Request request;
+  request.mutable_close_session()->mutable_key()->set_session_id(id_);
+  request.mutable_close_session()->mutable_key()->set_sequence(next_sequence());
+  auto response = client_->call(std::move(request));
+  mark_lost("closed");
+  return response_status(response);
+}
+
+Lock::Lock(std::shared_ptr<Session> session, lockpb::Sequencer sequencer)
+    : session_(std::move(session)), sequencer_(std::move(sequencer)) {}
+
+Lock::~Lock() {
+  if (!released_ && !session_->lost()) release();
+}
+
+Status Lock::release() {
+  if (released_) return Status();
+  released_ = true;
+  return session_->release(sequencer_);
+}
+
+}  // namespace fencelock::client

@@ -1,0 +1,139 @@
+#pragma once
+// Session and Lock: what an application holds.
+//
+// A Session is opened with a TTL and kept alive in the background. It knows
+// a conservative safe-until time: the send time of the last acknowledged
+// keepalive plus the TTL shortened by the clock-rate drift bound. The
+// cluster cannot end the session before then (docs/client.md gives the
+// argument), so until then every lock of the session is safely held. When
+// safe-until passes without a new acknowledgement, the session is in
+// jeopardy: every lock it holds is reported lost (on_lost callbacks,
+// Lock::lost()) before the cluster could grant it to anyone else.
+//
+// Thread-safety: Session and Lock are thread-safe. Callbacks run on the
+// client's I/O thread and must not block.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "client/client.h"
+
+namespace fencelock::client {
+
+using Clock = std::chrono::steady_clock;
+
+struct SessionOptions {
+  std::chrono::milliseconds ttl{10000};
+  std::string client_name;
+  // Bound on how much faster the cluster's clocks may run than ours: the
+  // safe-until time is shortened by this fraction of the TTL.
+  double clock_drift = 0.05;
+  // Keepalives go out every ttl / keepalives_per_ttl.
+  int keepalives_per_ttl = 4;
+};
+
+struct AcquireOptions {
+  lockpb::LockMode mode = lockpb::EXCLUSIVE;
+  // How long to wait in the lock's queue; zero = try once (try-acquire).
+  std::chrono::milliseconds wait{0};
+  // A counting semaphore of this many holders when the lock is created
+  // (mode SHARED); 0 = plain exclusive/shared.
+  uint32_t max_holders = 0;
+  std::string value;  // at most 1 KiB, stored with the grant
+  std::chrono::milliseconds lock_delay{0};
+};
+
+class Lock;
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  using LostCallback = std::function<void()>;
+
+  // Opens a session and starts its keepalives. Errors: INVALID_ARGUMENT
+  // for a TTL outside 500 ms .. 10 min, TIMEOUT/UNAVAILABLE when no leader
+  // answered.
+  static Result<std::shared_ptr<Session>> open(std::shared_ptr<Client> client,
+                                               SessionOptions options = {});
+
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  uint64_t id() const { return id_; }
+  std::chrono::milliseconds ttl() const { return ttl_; }
+  const std::shared_ptr<Client>& client() const { return client_; }
+
+  // Until when the session is certainly alive on the cluster.
+  Clock::time_point safe_until() const;
+  // safe_until() has passed, the cluster said the session expired, or it was closed.
+  bool lost() const { return lost_.load(); }
+  // Calls `callback` once when the session is lost (at once if it already
+  // is), on the client's I/O thread.
+  void on_lost(LostCallback callback);
+
+  // Acquires `name`, waiting up to options.wait in the lock's FIFO queue.
+  // Errors: TIMEOUT (not granted in time; for a try-acquire: held by someone
+  // else), FAILED_PRECONDITION (held by this session in another mode),
+  // SESSION_EXPIRED, INVALID_ARGUMENT, RESOURCE_EXHAUSTED.
+  Result<std::unique_ptr<Lock>> acquire(const std::string& name, AcquireOptions options = {});
+  // The asynchronous form: `done` gets the sequencer or the error.
+  void acquire_async(const std::string& name, const AcquireOptions& options,
+                     std::function<void(Result<lockpb::Sequencer>)> done);
+  // Releases the grant named by `sequencer`.
+  Status release(const lockpb::Sequencer& sequencer);
+  void release_async(const lockpb::Sequencer& sequencer, std::function<void(Status)> done);
+
+  // Ends the session: its locks are released and its waits cancelled.
+  Status close();
+
+ private:
+  Session(std::shared_ptr<Client> client, SessionOptions options, uint64_t id,
+          std::chrono::milliseconds ttl, Clock::time_point safe_until);
+  void start_keepalive();
+  void send_keepalive();
+  void extend(Clock::time_point sent);
+  void check_jeopardy();
+  void mark_lost(const char* why);
+  uint64_t next_sequence() { return sequence_.fetch_add(1) + 1; }
+
+  std::shared_ptr<Client> client_;
+  SessionOptions options_;
+  uint64_t id_;
+  std::chrono::milliseconds ttl_;
+  std::atomic<uint64_t> sequence_{0};
+  std::atomic<bool> lost_{false};
+  std::atomic<bool> closed_{false};
+  mutable std::mutex mutex_;
+  Clock::time_point safe_until_;
+  std::vector<LostCallback> lost_callbacks_;
+};
+
+// A held lock; released when destroyed (unless released already or lost).
+class Lock {
+ public:
+  Lock(std::shared_ptr<Session> session, lockpb::Sequencer sequencer);
+  ~Lock();
+  Lock(const Lock&) = delete;
+  Lock& operator=(const Lock&) = delete;
+
+  const lockpb::Sequencer& sequencer() const { return sequencer_; }
+  uint64_t token() const { return sequencer_.token(); }
+  const std::string& name() const { return sequencer_.lock(); }
+  // The session is lost: the lock must be treated as no longer held.
+  bool lost() const { return session_->lost(); }
+  Clock::time_point safe_until() const { return session_->safe_until(); }
+  Status release();
+
+ private:
+  std::shared_ptr<Session> session_;
+  lockpb::Sequencer sequencer_;
+  bool released_ = false;
+};
+
+}  // namespace fencelock::client
