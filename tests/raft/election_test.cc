@@ -119,7 +119,7 @@ TEST_CASE("candidate with a stale log is denied the vote (§5.4.1)", "[raft][ele
   }
 }
 
-TEST_CASE("election timeouts are randomized in [election_ticks, 2*election_ticks) and "
+TEST_CASE("election timeouts are randomized from election_ticks to 2*election_ticks-1 and "
           "reproducible from the seed (§5.2)",
           "[raft][election]") {
   auto timeout_of = [](uint64_t seed) {

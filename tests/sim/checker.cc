@@ -86,6 +86,38 @@ void Checker::observe_commit(uint64_t id, uint64_t term, uint64_t commit,
   }
 }
 
+void Checker::check_electable(const std::vector<const raft::MemoryStorage*>& storages) {
+  uint64_t c = commit_terms_.size();
+  if (c == 0 || violation_) return;
+  uint64_t entry_term = entry_term_of(c);
+  if (entry_term == 0) return;
+  auto last_of = [](const raft::MemoryStorage& s) {
+    return std::make_pair(s.term(s.last_index()), s.last_index());
+  };
+  for (size_t n = 0; n < storages.size(); ++n) {
+    const raft::MemoryStorage& s = *storages[n];
+    bool holds = c + 1 < s.first_index() || (c <= s.last_index() && s.term(c) == entry_term);
+    if (holds) continue;
+    auto candidate = last_of(s);
+    std::vector<uint64_t> grant;
+    for (size_t v = 0; v < storages.size(); ++v) {
+      auto voter = last_of(*storages[v]);
+      // Raft §5.4.1: v grants if the candidate's log is at least as up to date.
+      if (candidate.first > voter.first ||
+          (candidate.first == voter.first && candidate.second >= voter.second)) {
+        grant.push_back(v + 1);
+      }
+    }
+    if (grant.size() >= storages.size() / 2 + 1) {
+      fail(fmt::format("leader completeness: node {} lacks committed index {} (term {}) yet its "
+                       "log (last term {}, last index {}) could win the votes of {}",
+                       n + 1, c, entry_term, candidate.first, candidate.second,
+                       fmt::join(grant, ",")));
+      return;
+    }
+  }
+}
+
 void Checker::observe_persist(uint64_t id, uint64_t leader_term,
                               const std::vector<raftpb::Entry>& entries,
                               const raft::MemoryStorage& storage) {

@@ -49,6 +49,13 @@ class Checker {
   void observe_commit(uint64_t id, uint64_t term, uint64_t commit,
                       const raft::MemoryStorage& storage);
 
+  // Leader completeness, checked before a leader exists: every node lacking
+  // the latest committed entry must be unable to win an election, i.e. a
+  // majority of logs (the majority that holds the entry) must be more up to
+  // date than its log (Raft §5.4.3's argument). `storages[i]` is node i+1's
+  // persisted log (crashed nodes included: they restart with it).
+  void check_electable(const std::vector<const raft::MemoryStorage*>& storages);
+
   // Node `id` is about to persist `entries` into `storage` (before the
   // write). `leader_term` is its term if it is the leader, else 0.
   void observe_persist(uint64_t id, uint64_t leader_term, const std::vector<raftpb::Entry>& entries,

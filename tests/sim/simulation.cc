@@ -137,6 +137,7 @@ class Simulation {
   bool pre_vote_ = true;
   bool check_quorum_ = true;
   uint64_t snapshot_every_ = 20;
+  uint64_t fault_gap_max_ms_ = 300;
   size_t payload_max_ = 0;
 
   // Clients.
@@ -163,8 +164,9 @@ Simulation::Simulation(const SimOptions& options)
   heartbeat_ticks_ = static_cast<int>(uniform_between(rng_, 1, 3));
   const size_t inflight_choices[] = {1, 2, 4, 256};
   max_inflight_ = inflight_choices[uniform_below(rng_, 4)];
-  const uint64_t size_choices[] = {60, 100, 600, 1 << 20};
-  max_size_per_msg_ = size_choices[uniform_below(rng_, 4)];
+  const uint64_t size_choices[] = {60, 60, 100, 600, 1 << 20};
+  max_size_per_msg_ = size_choices[uniform_below(rng_, 5)];
+  fault_gap_max_ms_ = chance(rng_, 500'000) ? 300 : 100;
   pre_vote_ = chance(rng_, 850'000);
   check_quorum_ = chance(rng_, 850'000);
   snapshot_every_ = uniform_between(rng_, 5, 60);
@@ -455,6 +457,9 @@ void Simulation::check_step() {
     if (!n.node || n.node->role() != raft::Role::kLeader) continue;
     checker_.observe_leader(n.id, n.node->term(), n.storage);
   }
+  std::vector<const raft::MemoryStorage*> storages;
+  for (const auto& n : nodes_) storages.push_back(&n.storage);
+  checker_.check_electable(storages);
 }
 
 bool Simulation::liveness_reached() {
@@ -471,9 +476,10 @@ bool Simulation::liveness_reached() {
 
 SimResult Simulation::run() {
   trace("seed {} nodes {}: heartbeat_ticks={} max_inflight={} max_size_per_msg={} pre_vote={} "
-        "check_quorum={} snapshot_every={} drop={} duplicate={} crash_mid_ready={} bug={}",
+        "check_quorum={} snapshot_every={} fault_gap_max_ms={} drop={} duplicate={} "
+        "crash_mid_ready={} bug={}",
         options_.seed, nodes_.size(), heartbeat_ticks_, max_inflight_, max_size_per_msg_,
-        pre_vote_, check_quorum_, snapshot_every_, drop_per_million_, duplicate_per_million_,
+        pre_vote_, check_quorum_, snapshot_every_, fault_gap_max_ms_, drop_per_million_, duplicate_per_million_,
         crash_mid_ready_per_million_, bug_name(options_.bug));
   for (auto& n : nodes_) {
     start_node(n);
@@ -511,7 +517,7 @@ SimResult Simulation::run() {
       case EventKind::kFault:
         if (!healed_) {
           fault();
-          schedule(now_ + uniform_between(rng_, 20, 300), std::move(event));
+          schedule(now_ + uniform_between(rng_, 20, fault_gap_max_ms_), std::move(event));
         }
         break;
       case EventKind::kPropose:
