@@ -86,6 +86,7 @@ class TestCluster {
   Node& node(uint64_t id) { return *nodes_.at(id); }
   MemoryStorage& storage(uint64_t id) { return storages_.at(id); }
   const std::vector<raftpb::Entry>& applied(uint64_t id) { return applied_[id]; }
+  void clear_applied(uint64_t id) { applied_[id].clear(); }
   std::vector<ReadState>& read_states(uint64_t id) { return read_states_[id]; }
 
   // Cuts (or restores) both directions between `id` and everyone else.
