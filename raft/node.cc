@@ -1,0 +1,915 @@
+#include "raft/node.h"
+
+#include <algorithm>
+
+#include "common/check.h"
+#include "raft/random.h"
+
+namespace fencelock::raft {
+
+namespace {
+
+using raftpb::Message;
+using raftpb::MessageType;
+
+// Marks a vote request sent because of TimeoutNow: voters grant it even
+// inside a leader lease (dissertation §3.10, §4.2.3).
+constexpr std::string_view kCampaignTransfer = "CampaignTransfer";
+
+}  // namespace
+
+std::string_view role_name(Role role) {
+  switch (role) {
+    case Role::kFollower:
+      return "follower";
+    case Role::kPreCandidate:
+      return "pre-candidate";
+    case Role::kCandidate:
+      return "candidate";
+    case Role::kLeader:
+      return "leader";
+  }
+  return "unknown";
+}
+
+Node::Node(Config config, const LogStorage& storage, std::shared_ptr<spdlog::logger> logger)
+    : id_(config.id),
+      config_(std::move(config)),
+      logger_(std::move(logger)),
+      rng_(config_.seed),
+      log_(storage) {
+  FL_CHECK(id_ != 0, "node id must be non-zero");
+  FL_CHECK(logger_ != nullptr, "node {} needs a logger", id_);
+  FL_CHECK(config_.heartbeat_ticks > 0, "heartbeat_ticks must be positive");
+  FL_CHECK(config_.election_ticks > config_.heartbeat_ticks,
+           "election_ticks ({}) must exceed heartbeat_ticks ({})", config_.election_ticks,
+           config_.heartbeat_ticks);
+  FL_CHECK(config_.max_inflight_msgs > 0, "max_inflight_msgs must be positive");
+
+  InitialState initial = storage.initial_state();
+  const auto& stored_voters = initial.conf_state.voters();
+  if (!stored_voters.empty()) {
+    voters_.insert(stored_voters.begin(), stored_voters.end());
+  } else {
+    voters_.insert(config_.voters.begin(), config_.voters.end());
+  }
+  FL_CHECK(!voters_.empty(), "node {} has no voters in storage or config", id_);
+
+  const raftpb::HardState& hs = initial.hard_state;
+  FL_CHECK(hs.commit() <= log_.last_index(),
+           "damaged store: hard state commit {} beyond last log index {}", hs.commit(),
+           log_.last_index());
+  log_.commit_to(hs.commit());
+  if (config_.applied > 0) log_.applied_to(config_.applied);
+  term_ = hs.term();
+  become_follower(hs.term(), 0);
+  vote_ = hs.vote();
+  prev_hard_state_ = hs;
+  prev_soft_state_ = SoftState{0, Role::kFollower};
+  logger_->info("{} started at term {} (seed {}): commit {}, applied {}, last index {}, {} voters",
+                id_, term_, config_.seed, log_.committed(), log_.applied(), log_.last_index(),
+                voters_.size());
+}
+
+void Node::check_not_awaiting_advance(const char* call) const {
+  FL_CHECK(!awaiting_advance_, "node {}: {}() called between ready() and advance()", id_, call);
+}
+
+bool Node::promotable() const {
+  return voters_.contains(id_) && !log_.unstable_snapshot().has_value();
+}
+
+bool Node::committed_entry_in_current_term() const {
+  return log_.term(log_.committed()) == term_;
+}
+
+// ---------------------------------------------------------------- roles
+
+void Node::reset(uint64_t term) {
+  if (term_ != term) {
+    term_ = term;
+    vote_ = 0;
+  }
+  lead_ = 0;
+  election_elapsed_ = 0;
+  heartbeat_elapsed_ = 0;
+  reset_randomized_election_timeout();
+  abort_leader_transfer();
+  votes_.clear();
+  progress_.clear();
+  read_requests_.clear();
+  reads_awaiting_commit_.clear();
+  pending_broadcast_ = false;
+}
+
+void Node::reset_randomized_election_timeout() {
+  randomized_election_timeout_ =
+      config_.election_ticks +
+      static_cast<int>(uniform_below(rng_, static_cast<uint64_t>(config_.election_ticks)));
+}
+
+void Node::become_follower(uint64_t term, uint64_t lead) {
+  reset(term);
+  lead_ = lead;
+  role_ = Role::kFollower;
+  logger_->info("{} became follower at term {}", id_, term_);
+}
+
+void Node::become_pre_candidate() {
+  FL_CHECK(role_ != Role::kLeader, "node {}: leader cannot become pre-candidate", id_);
+  // Pre-vote changes neither term nor vote (dissertation §9.6).
+  votes_.clear();
+  lead_ = 0;
+  role_ = Role::kPreCandidate;
+  logger_->info("{} became pre-candidate at term {}", id_, term_);
+}
+
+void Node::become_candidate() {
+  FL_CHECK(role_ != Role::kLeader, "node {}: leader cannot become candidate", id_);
+  reset(term_ + 1);
+  vote_ = id_;
+  role_ = Role::kCandidate;
+  logger_->info("{} became candidate at term {}", id_, term_);
+}
+
+void Node::become_leader() {
+  FL_CHECK(role_ == Role::kCandidate, "node {}: only a candidate becomes leader", id_);
+  reset(term_);
+  lead_ = id_;
+  role_ = Role::kLeader;
+  for (uint64_t voter : voters_) {
+    auto [it, inserted] =
+        progress_.emplace(voter, Progress(log_.last_index() + 1, config_.max_inflight_msgs));
+    if (voter == id_) {
+      // Only what is on our disk counts toward a quorum (DESIGN.md "Durability").
+      it->second.maybe_update(log_.last_stable_index());
+      it->second.become_replicate();
+      it->second.set_recent_active(true);
+    }
+  }
+  // Raft §8 / dissertation §6.4: an empty entry of the new term lets the
+  // leader commit (and so learn the commit index) without client traffic.
+  raftpb::Entry noop;
+  noop.set_term(term_);
+  noop.set_index(log_.last_index() + 1);
+  log_.append({noop});
+  logger_->info("{} became leader at term {}", id_, term_);
+}
+
+void Node::campaign(CampaignKind kind) {
+  MessageType type;
+  uint64_t vote_term;
+  if (kind == CampaignKind::kPreElection) {
+    become_pre_candidate();
+    type = raftpb::MSG_PRE_VOTE;
+    vote_term = term_ + 1;  // the term we would campaign at; not adopted yet
+  } else {
+    become_candidate();
+    type = raftpb::MSG_VOTE;
+    vote_term = term_;
+  }
+  logger_->info("{} is starting a new {} at term {}",
+                id_, kind == CampaignKind::kPreElection ? "pre-election" : "election", term_);
+  size_t rejections = 0;
+  if (poll(id_, true, &rejections)) {
+    // A single-voter cluster wins at once.
+    if (kind == CampaignKind::kPreElection) {
+      campaign(CampaignKind::kElection);
+    } else {
+      become_leader();
+    }
+    return;
+  }
+  for (uint64_t voter : voters_) {
+    if (voter == id_) continue;
+    Message m;
+    m.set_type(type);
+    m.set_to(voter);
+    m.set_term(vote_term);
+    m.set_index(log_.last_index());
+    m.set_log_term(log_.last_term());
+    if (kind == CampaignKind::kTransfer) m.set_context(std::string(kCampaignTransfer));
+    send(std::move(m));
+  }
+}
+
+// Records a vote; returns true once a quorum granted. Sets *rejections.
+bool Node::poll(uint64_t from, bool granted, size_t* rejections) {
+  votes_.emplace(from, granted);  // the first answer from a voter counts
+  size_t granted_count = 0;
+  *rejections = 0;
+  for (const auto& [voter, vote] : votes_) {
+    if (!voters_.contains(voter)) continue;
+    if (vote) {
+      ++granted_count;
+    } else {
+      ++*rejections;
+    }
+  }
+  return granted_count >= quorum();
+}
+
+// ---------------------------------------------------------------- ticks
+
+void Node::tick() {
+  check_not_awaiting_advance("tick");
+  if (role_ == Role::kLeader) {
+    tick_heartbeat();
+  } else {
+    tick_election();
+  }
+}
+
+void Node::tick_election() {
+  ++election_elapsed_;
+  if (promotable() && election_elapsed_ >= randomized_election_timeout_) {
+    election_elapsed_ = 0;
+    campaign(config_.pre_vote ? CampaignKind::kPreElection : CampaignKind::kElection);
+  }
+}
+
+void Node::tick_heartbeat() {
+  ++heartbeat_elapsed_;
+  ++election_elapsed_;
+  if (election_elapsed_ >= config_.election_ticks) {
+    election_elapsed_ = 0;
+    if (config_.check_quorum) {
+      // Dissertation §6.2: a leader that cannot reach a majority steps down,
+      // so clients look for the real leader and ReadIndex leases stay sound.
+      size_t active = 0;
+      for (auto& [voter, pr] : progress_) {
+        if (voter == id_ || pr.recent_active()) ++active;
+        if (voter != id_) pr.set_recent_active(false);
+      }
+      if (active < quorum()) {
+        logger_->info("{} stepped down to follower since quorum is not active", id_);
+        become_follower(term_, 0);
+        return;
+      }
+    }
+    if (lead_transferee_ != 0) abort_leader_transfer();
+  }
+  for (auto& [voter, pr] : progress_) {
+    if (voter != id_ && pr.snapshot_timed_out(config_.election_ticks)) {
+      logger_->info("{} snapshot to {} unanswered, probing again", id_, voter);
+      pr.become_probe();
+      send_append(voter, true);
+    }
+  }
+  if (heartbeat_elapsed_ >= config_.heartbeat_ticks) {
+    heartbeat_elapsed_ = 0;
+    bcast_heartbeat();
+  }
+}
+
+// ---------------------------------------------------------------- sending
+
+void Node::send(Message m) {
+  m.set_from(id_);
+  if (m.type() != raftpb::MSG_VOTE && m.type() != raftpb::MSG_PRE_VOTE &&
+      m.type() != raftpb::MSG_PRE_VOTE_RESP && m.type() != raftpb::MSG_READ_INDEX &&
+      m.type() != raftpb::MSG_PROP) {
+    m.set_term(term_);
+  }
+  // The leader's replication traffic promises nothing about its disk and
+  // may leave at once; everything else waits for the persist (ready.h).
+  bool leader_traffic = role_ == Role::kLeader &&
+                        (m.type() == raftpb::MSG_APP || m.type() == raftpb::MSG_HEARTBEAT ||
+                         m.type() == raftpb::MSG_SNAP || m.type() == raftpb::MSG_TIMEOUT_NOW);
+  if (leader_traffic) {
+    messages_.push_back(std::move(m));
+  } else {
+    messages_after_persist_.push_back(std::move(m));
+  }
+}
+
+void Node::bcast_append() {
+  for (auto& [voter, pr] : progress_) {
+    if (voter == id_) continue;
+    if (send_append(voter, true)) {
+      while (send_append(voter, false)) {
+      }
+    }
+  }
+}
+
+bool Node::send_append(uint64_t to, bool send_if_empty) {
+  Progress& pr = progress_.at(to);
+  if (pr.is_paused()) return false;
+  uint64_t prev_index = pr.next_index() - 1;
+  std::optional<uint64_t> prev_term = log_.term(prev_index);
+  std::optional<std::vector<raftpb::Entry>> entries;
+  if (prev_term) {
+    entries = log_.slice(pr.next_index(), log_.last_index() + 1, config_.max_size_per_msg);
+  }
+  if (!prev_term || !entries) return send_snapshot(to);  // Raft §7: compacted away
+  if (entries->empty() && !send_if_empty) return false;
+  Message m;
+  m.set_type(raftpb::MSG_APP);
+  m.set_to(to);
+  m.set_index(prev_index);
+  m.set_log_term(*prev_term);
+  m.set_commit(log_.committed());
+  uint64_t last = entries->empty() ? 0 : entries->back().index();
+  for (auto& e : *entries) *m.add_entries() = std::move(e);
+  pr.on_append_sent(last);
+  send(std::move(m));
+  return true;
+}
+
+bool Node::send_snapshot(uint64_t to) {
+  Progress& pr = progress_.at(to);
+  if (!pr.recent_active()) {
+    logger_->debug("{} skips snapshot to {}: not recently active", id_, to);
+    return false;
+  }
+  raftpb::Snapshot snapshot = log_.snapshot();
+  FL_CHECK(snapshot.metadata().index() != 0,
+           "node {}: follower {} needs entries before {} but there is no snapshot", id_, to,
+           log_.first_index());
+  logger_->info("{} sends snapshot at index {} (term {}) to {}", id_, snapshot.metadata().index(),
+                snapshot.metadata().term(), to);
+  pr.become_snapshot(snapshot.metadata().index());
+  Message m;
+  m.set_type(raftpb::MSG_SNAP);
+  m.set_to(to);
+  *m.mutable_snapshot() = std::move(snapshot);
+  send(std::move(m));
+  return true;
+}
+
+void Node::bcast_heartbeat() {
+  // Carry the newest pending read: an acknowledgement confirms it and every
+  // read registered before it (dissertation §6.4).
+  const std::string context = read_requests_.empty() ? "" : read_requests_.back().context;
+  for (const auto& [voter, pr] : progress_) {
+    if (voter != id_) send_heartbeat(voter, context);
+  }
+}
+
+void Node::send_heartbeat(uint64_t to, const std::string& context) {
+  Message m;
+  m.set_type(raftpb::MSG_HEARTBEAT);
+  m.set_to(to);
+  // Never tell a follower to commit beyond what it is known to hold.
+  m.set_commit(std::min(progress_.at(to).match_index(), log_.committed()));
+  m.set_context(context);
+  send(std::move(m));
+}
+
+void Node::send_timeout_now(uint64_t to) {
+  Message m;
+  m.set_type(raftpb::MSG_TIMEOUT_NOW);
+  m.set_to(to);
+  send(std::move(m));
+}
+
+void Node::abort_leader_transfer() {
+  if (lead_transferee_ != 0) {
+    logger_->info("{} abandons leadership transfer to {}", id_, lead_transferee_);
+  }
+  lead_transferee_ = 0;
+}
+
+bool Node::maybe_commit() {
+  std::vector<uint64_t> matches;
+  for (const auto& [voter, pr] : progress_) {
+    if (voters_.contains(voter)) matches.push_back(pr.match_index());
+  }
+  std::sort(matches.begin(), matches.end(), std::greater<>());
+  uint64_t quorum_index = matches[quorum() - 1];
+  bool advanced;
+  if (config_.test_only_inject_bug == InjectedBug::kCommitPreviousTermByCounting) {
+    advanced = quorum_index > log_.committed();
+    if (advanced) log_.commit_to(quorum_index);
+  } else {
+    // Raft §5.4.2: never commit a previous term's entry by counting replicas.
+    advanced = log_.maybe_commit(quorum_index, term_);
+  }
+  if (advanced) on_commit_advanced();
+  return advanced;
+}
+
+void Node::on_commit_advanced() {
+  if (role_ != Role::kLeader || reads_awaiting_commit_.empty()) return;
+  if (!committed_entry_in_current_term()) return;
+  std::vector<ReadRequest> waiting = std::move(reads_awaiting_commit_);
+  reads_awaiting_commit_.clear();
+  for (auto& request : waiting) leader_read_index(request.from, std::move(request.context));
+}
+
+// ---------------------------------------------------------------- client calls
+
+Result<ProposalId> Node::propose(std::string data) {
+  check_not_awaiting_advance("propose");
+  if (role_ != Role::kLeader) {
+    return Result<ProposalId>(lockpb::NOT_LEADER, lead_ != 0 ? fmt::format("leader is {}", lead_)
+                                                             : "no leader known");
+  }
+  if (lead_transferee_ != 0) {
+    return Result<ProposalId>(lockpb::NOT_LEADER,
+                              fmt::format("leadership transfer to {} in progress", lead_transferee_));
+  }
+  raftpb::Entry entry;
+  entry.set_term(term_);
+  entry.set_index(log_.last_index() + 1);
+  entry.set_data(std::move(data));
+  ProposalId id{entry.index(), entry.term()};
+  log_.append({std::move(entry)});
+  pending_broadcast_ = true;
+  return id;
+}
+
+Status Node::read_index(std::string context) {
+  check_not_awaiting_advance("read_index");
+  if (role_ == Role::kLeader) {
+    leader_read_index(id_, std::move(context));
+    return Status();
+  }
+  if (lead_ == 0) return Status(lockpb::NOT_LEADER, "no leader known");
+  Message m;
+  m.set_type(raftpb::MSG_READ_INDEX);
+  m.set_to(lead_);
+  m.set_context(std::move(context));
+  send(std::move(m));
+  return Status();
+}
+
+void Node::leader_read_index(uint64_t from, std::string context) {
+  ReadRequest request;
+  request.from = from;
+  request.context = std::move(context);
+  if (!committed_entry_in_current_term()) {
+    // Dissertation §6.4 step 1: until an entry of its term commits, the
+    // leader does not know the latest commit index.
+    reads_awaiting_commit_.push_back(std::move(request));
+    return;
+  }
+  request.index = log_.committed();
+  request.acks.insert(id_);
+  if (quorum() == 1) {
+    release_read(std::move(request));
+    return;
+  }
+  for (const auto& pending : read_requests_) {
+    if (pending.context == request.context) return;  // duplicate context: already pending
+  }
+  read_requests_.push_back(std::move(request));
+  bcast_heartbeat();
+}
+
+void Node::release_read(ReadRequest request) {
+  if (request.from == id_) {
+    read_states_.push_back(ReadState{request.index, std::move(request.context)});
+    return;
+  }
+  Message m;
+  m.set_type(raftpb::MSG_READ_INDEX_RESP);
+  m.set_to(request.from);
+  m.set_index(request.index);
+  m.set_context(std::move(request.context));
+  send(std::move(m));
+}
+
+Status Node::transfer_leadership(uint64_t to) {
+  check_not_awaiting_advance("transfer_leadership");
+  if (role_ != Role::kLeader) return Status(lockpb::NOT_LEADER, "not the leader");
+  if (to == id_) return Status(lockpb::INVALID_ARGUMENT, "already the leader");
+  if (!voters_.contains(to)) {
+    return Status(lockpb::INVALID_ARGUMENT, fmt::format("{} is not a voter", to));
+  }
+  if (lead_transferee_ == to) return Status();
+  abort_leader_transfer();
+  logger_->info("{} starts transferring leadership to {} at term {}", id_, to, term_);
+  lead_transferee_ = to;
+  election_elapsed_ = 0;  // the transfer must finish within one election timeout
+  if (progress_.at(to).match_index() == log_.last_index()) {
+    send_timeout_now(to);
+  } else {
+    send_append(to, true);
+  }
+  return Status();
+}
+
+void Node::report_snapshot(uint64_t to, bool ok) {
+  check_not_awaiting_advance("report_snapshot");
+  if (role_ != Role::kLeader) return;
+  auto it = progress_.find(to);
+  if (it == progress_.end() || it->second.state() != ProgressState::kSnapshot) return;
+  logger_->info("{} snapshot to {} {}", id_, to, ok ? "finished" : "failed");
+  it->second.become_probe();
+}
+
+// ---------------------------------------------------------------- step
+
+Status Node::step(const Message& m) {
+  check_not_awaiting_advance("step");
+  if (m.to() != id_) {
+    return Status(lockpb::INVALID_ARGUMENT, fmt::format("message for {} sent to {}", m.to(), id_));
+  }
+  if (m.type() == raftpb::MSG_NONE || !raftpb::MessageType_IsValid(m.type())) {
+    return Status(lockpb::INVALID_ARGUMENT, "unknown message type");
+  }
+  if (m.term() == 0) {
+    // Forwarded requests carry no term: they ask, they do not assert.
+    if (m.type() == raftpb::MSG_READ_INDEX) {
+      if (role_ == Role::kLeader) leader_read_index(m.from(), m.context());
+      return Status();
+    }
+    if (m.type() == raftpb::MSG_PROP) return Status();  // proposals are never forwarded
+  }
+
+  if (m.term() > term_) {
+    if (m.type() == raftpb::MSG_VOTE || m.type() == raftpb::MSG_PRE_VOTE) {
+      bool force = m.context() == kCampaignTransfer;
+      bool in_lease = config_.check_quorum && lead_ != 0 &&
+                      election_elapsed_ < config_.election_ticks;
+      if (!force && in_lease) {
+        // Dissertation §4.2.3: while we hear from a leader, ignore a
+        // removed or partitioned server's campaign.
+        logger_->info("{} ignored {} from {} at term {}: lease with leader {} not expired", id_,
+                      raftpb::MessageType_Name(m.type()), m.from(), m.term(), lead_);
+        return Status();
+      }
+    }
+    if (m.type() == raftpb::MSG_PRE_VOTE) {
+      // Never change term on a pre-vote.
+    } else if (m.type() == raftpb::MSG_PRE_VOTE_RESP && !m.reject()) {
+      // A granted pre-vote answers with the term we would campaign at.
+    } else {
+      logger_->info("{} received {} from {} at term {} (ours {})", id_,
+                    raftpb::MessageType_Name(m.type()), m.from(), m.term(), term_);
+      bool from_leader = m.type() == raftpb::MSG_APP || m.type() == raftpb::MSG_HEARTBEAT ||
+                         m.type() == raftpb::MSG_SNAP;
+      become_follower(m.term(), from_leader ? m.from() : 0);
+    }
+  } else if (m.term() < term_) {
+    if ((config_.check_quorum || config_.pre_vote) &&
+        (m.type() == raftpb::MSG_APP || m.type() == raftpb::MSG_HEARTBEAT)) {
+      // A stale leader (partitioned, or outvoted through pre-vote) would
+      // never learn the new term otherwise: tell it.
+      Message resp;
+      resp.set_type(raftpb::MSG_APP_RESP);
+      resp.set_to(m.from());
+      send(std::move(resp));
+    } else if (m.type() == raftpb::MSG_PRE_VOTE) {
+      Message resp;
+      resp.set_type(raftpb::MSG_PRE_VOTE_RESP);
+      resp.set_to(m.from());
+      resp.set_term(term_);
+      resp.set_reject(true);
+      send(std::move(resp));
+    }
+    return Status();
+  }
+
+  if (m.type() == raftpb::MSG_VOTE || m.type() == raftpb::MSG_PRE_VOTE) {
+    handle_vote_request(m);
+    return Status();
+  }
+  switch (role_) {
+    case Role::kLeader:
+      step_leader(m);
+      break;
+    case Role::kCandidate:
+    case Role::kPreCandidate:
+      step_candidate(m);
+      break;
+    case Role::kFollower:
+      step_follower(m);
+      break;
+  }
+  return Status();
+}
+
+void Node::handle_vote_request(const Message& m) {
+  bool pre = m.type() == raftpb::MSG_PRE_VOTE;
+  // Raft §5.2: one vote per term. A pre-vote for a future term is always allowed.
+  bool can_vote = vote_ == m.from() || (vote_ == 0 && lead_ == 0) || (pre && m.term() > term_);
+  bool up_to_date = config_.test_only_inject_bug == InjectedBug::kVoteWithoutLogCheck ||
+                    log_.is_up_to_date(m.index(), m.log_term());  // Raft §5.4.1
+  Message resp;
+  resp.set_type(pre ? raftpb::MSG_PRE_VOTE_RESP : raftpb::MSG_VOTE_RESP);
+  resp.set_to(m.from());
+  if (can_vote && up_to_date) {
+    logger_->info("{} cast {} for {} at term {}", id_, pre ? "pre-vote" : "vote", m.from(),
+                  m.term());
+    resp.set_term(m.term());
+    if (!pre) {
+      election_elapsed_ = 0;
+      vote_ = m.from();
+    }
+  } else {
+    logger_->info("{} rejected {} from {} at term {}", id_, pre ? "pre-vote" : "vote", m.from(),
+                  m.term());
+    resp.set_term(term_);
+    resp.set_reject(true);
+  }
+  send(std::move(resp));
+}
+
+void Node::step_leader(const Message& m) {
+  auto it = progress_.find(m.from());
+  if (it == progress_.end()) return;  // not a voter
+  Progress& pr = it->second;
+  switch (m.type()) {
+    case raftpb::MSG_APP_RESP:
+      handle_append_response(m, pr);
+      break;
+    case raftpb::MSG_HEARTBEAT_RESP:
+      handle_heartbeat_response(m, pr);
+      break;
+    case raftpb::MSG_READ_INDEX:
+      leader_read_index(m.from(), m.context());
+      break;
+    default:
+      break;
+  }
+}
+
+void Node::handle_append_response(const Message& m, Progress& pr) {
+  uint64_t from = m.from();
+  pr.set_recent_active(true);
+  if (m.reject()) {
+    // Fast backtracking: skip every entry of a term the follower cannot
+    // have, using its hint (Raft §5.3, the optimization at the end).
+    uint64_t next_probe = m.reject_hint();
+    if (m.log_term() > 0) next_probe = log_.find_conflict_by_term(m.reject_hint(), m.log_term());
+    if (pr.maybe_decrease_to(m.index(), next_probe)) {
+      logger_->debug("{} received rejection from {} for index {}, next index now {}", id_, from,
+                     m.index(), pr.next_index());
+      if (pr.state() == ProgressState::kReplicate) pr.become_probe();
+      send_append(from, true);
+    }
+    return;
+  }
+  bool was_paused = pr.is_paused();
+  if (!pr.maybe_update(m.index())) return;
+  if (pr.state() == ProgressState::kProbe) {
+    pr.become_replicate();
+  } else if (pr.state() == ProgressState::kSnapshot && pr.match_index() >= pr.pending_snapshot()) {
+    logger_->info("{} snapshot to {} acknowledged at {}", id_, from, pr.match_index());
+    pr.become_probe();
+    pr.become_replicate();
+  }
+  if (maybe_commit()) {
+    bcast_append();
+  } else if (was_paused) {
+    send_append(from, true);
+  }
+  while (send_append(from, false)) {
+  }
+  if (from == lead_transferee_ && pr.match_index() == log_.last_index()) {
+    logger_->info("{} sends TimeoutNow to {}: its log is up to date", id_, from);
+    send_timeout_now(from);
+  }
+}
+
+void Node::handle_heartbeat_response(const Message& m, Progress& pr) {
+  pr.set_recent_active(true);
+  pr.on_heartbeat_response();
+  if (pr.match_index() < log_.last_index()) send_append(m.from(), true);
+  if (m.context().empty()) return;
+  auto it = std::find_if(read_requests_.begin(), read_requests_.end(),
+                         [&](const ReadRequest& r) { return r.context == m.context(); });
+  if (it == read_requests_.end()) return;
+  it->acks.insert(m.from());
+  if (it->acks.size() < quorum()) return;
+  // A quorum confirmed leadership after every earlier request was
+  // registered, so all of them are safe too.
+  auto end = std::next(it);
+  std::vector<ReadRequest> released(std::make_move_iterator(read_requests_.begin()),
+                                    std::make_move_iterator(end));
+  read_requests_.erase(read_requests_.begin(), end);
+  for (auto& request : released) release_read(std::move(request));
+}
+
+void Node::step_candidate(const Message& m) {
+  switch (m.type()) {
+    case raftpb::MSG_APP:
+      become_follower(m.term(), m.from());  // Raft §5.2: a leader of our term exists
+      handle_append(m);
+      break;
+    case raftpb::MSG_HEARTBEAT:
+      become_follower(m.term(), m.from());
+      handle_heartbeat(m);
+      break;
+    case raftpb::MSG_SNAP:
+      become_follower(m.term(), m.from());
+      handle_snapshot(m);
+      break;
+    case raftpb::MSG_VOTE_RESP:
+    case raftpb::MSG_PRE_VOTE_RESP: {
+      bool pre = m.type() == raftpb::MSG_PRE_VOTE_RESP;
+      if (pre != (role_ == Role::kPreCandidate)) return;  // answers another campaign
+      size_t rejections = 0;
+      bool won = poll(m.from(), !m.reject(), &rejections);
+      logger_->info("{} received {} {} from {} at term {}", id_,
+                    raftpb::MessageType_Name(m.type()), m.reject() ? "rejection" : "grant",
+                    m.from(), term_);
+      if (won) {
+        if (pre) {
+          campaign(CampaignKind::kElection);
+        } else {
+          become_leader();
+          bcast_append();
+        }
+      } else if (rejections >= quorum()) {
+        become_follower(term_, 0);
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void Node::step_follower(const Message& m) {
+  switch (m.type()) {
+    case raftpb::MSG_APP:
+      election_elapsed_ = 0;
+      lead_ = m.from();
+      handle_append(m);
+      break;
+    case raftpb::MSG_HEARTBEAT:
+      election_elapsed_ = 0;
+      lead_ = m.from();
+      handle_heartbeat(m);
+      break;
+    case raftpb::MSG_SNAP:
+      election_elapsed_ = 0;
+      lead_ = m.from();
+      handle_snapshot(m);
+      break;
+    case raftpb::MSG_TIMEOUT_NOW:
+      if (promotable()) {
+        logger_->info("{} received TimeoutNow from {} at term {}, campaigning", id_, m.from(),
+                      term_);
+        campaign(CampaignKind::kTransfer);
+      }
+      break;
+    case raftpb::MSG_READ_INDEX_RESP:
+      read_states_.push_back(ReadState{m.index(), m.context()});
+      break;
+    default:
+      break;
+  }
+}
+
+void Node::handle_append(const Message& m) {
+  Message resp;
+  resp.set_type(raftpb::MSG_APP_RESP);
+  resp.set_to(m.from());
+  if (m.index() < log_.committed()) {
+    resp.set_index(log_.committed());  // everything up to commit already matches
+    send(std::move(resp));
+    return;
+  }
+  std::vector<raftpb::Entry> entries(m.entries().begin(), m.entries().end());
+  if (auto last_new = log_.maybe_append(m.index(), m.log_term(), m.commit(), entries)) {
+    resp.set_index(*last_new);
+    send(std::move(resp));
+    return;
+  }
+  // Reject with a hint: the last index at or before m.index() whose term is
+  // at most m.log_term(); the leader skips everything after it.
+  uint64_t hint = log_.find_conflict_by_term(std::min(m.index(), log_.last_index()), m.log_term());
+  logger_->debug("{} rejected append at index {} term {} from {}, hint {}", id_, m.index(),
+                 m.log_term(), m.from(), hint);
+  resp.set_index(m.index());
+  resp.set_reject(true);
+  resp.set_reject_hint(hint);
+  resp.set_log_term(log_.term(hint).value_or(0));
+  send(std::move(resp));
+}
+
+void Node::handle_heartbeat(const Message& m) {
+  log_.commit_to(m.commit());
+  Message resp;
+  resp.set_type(raftpb::MSG_HEARTBEAT_RESP);
+  resp.set_to(m.from());
+  resp.set_context(m.context());
+  send(std::move(resp));
+}
+
+void Node::handle_snapshot(const Message& m) {
+  Message resp;
+  resp.set_type(raftpb::MSG_APP_RESP);
+  resp.set_to(m.from());
+  if (restore(m.snapshot())) {
+    logger_->info("{} restored snapshot at index {} (term {})", id_,
+                  m.snapshot().metadata().index(), m.snapshot().metadata().term());
+    resp.set_index(log_.last_index());
+  } else {
+    resp.set_index(log_.committed());
+  }
+  send(std::move(resp));
+}
+
+bool Node::restore(const raftpb::Snapshot& snapshot) {
+  uint64_t index = snapshot.metadata().index();
+  if (index <= log_.committed()) return false;
+  if (log_.match_term(index, snapshot.metadata().term())) {
+    // We already hold the snapshot's last entry, so the whole prefix
+    // matches (log matching, Raft §5.3): just learn the commit.
+    log_.commit_to(index);
+    return false;
+  }
+  log_.restore(snapshot);
+  const auto& voters = snapshot.metadata().conf_state().voters();
+  if (!voters.empty()) {
+    voters_.clear();
+    voters_.insert(voters.begin(), voters.end());
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- ready
+
+bool Node::has_ready() const {
+  if (pending_broadcast_) return true;
+  if (SoftState{lead_, role_} != prev_soft_state_) return true;
+  if (term_ != prev_hard_state_.term() || vote_ != prev_hard_state_.vote() ||
+      log_.committed() != prev_hard_state_.commit()) {
+    return true;
+  }
+  return !log_.unstable_entries().empty() || log_.unstable_snapshot().has_value() ||
+         !messages_.empty() || !messages_after_persist_.empty() || !read_states_.empty() ||
+         log_.has_next_committed_entries();
+}
+
+Ready Node::ready() {
+  check_not_awaiting_advance("ready");
+  if (pending_broadcast_) {
+    pending_broadcast_ = false;
+    if (role_ == Role::kLeader) bcast_append();
+  }
+  Ready rd;
+  SoftState soft{lead_, role_};
+  if (soft != prev_soft_state_) {
+    rd.soft_state = soft;
+    prev_soft_state_ = soft;
+  }
+  raftpb::HardState hs;
+  hs.set_term(term_);
+  hs.set_vote(vote_);
+  hs.set_commit(log_.committed());
+  if (hs.term() != prev_hard_state_.term() || hs.vote() != prev_hard_state_.vote() ||
+      hs.commit() != prev_hard_state_.commit()) {
+    rd.hard_state = hs;
+    prev_hard_state_ = hs;
+  }
+  rd.entries = log_.unstable_entries();
+  rd.snapshot = log_.unstable_snapshot();
+  rd.committed_entries = log_.next_committed_entries();
+  rd.messages = std::move(messages_);
+  messages_.clear();
+  rd.messages_after_persist = std::move(messages_after_persist_);
+  messages_after_persist_.clear();
+  rd.read_states = std::move(read_states_);
+  read_states_.clear();
+
+  ready_last_entry_.reset();
+  if (!rd.entries.empty()) {
+    ready_last_entry_ = std::make_pair(rd.entries.back().index(), rd.entries.back().term());
+  }
+  ready_snapshot_index_ = rd.snapshot ? rd.snapshot->metadata().index() : 0;
+  ready_applied_ = rd.committed_entries.empty() ? 0 : rd.committed_entries.back().index();
+  awaiting_advance_ = true;
+  return rd;
+}
+
+void Node::advance() {
+  FL_CHECK(awaiting_advance_, "node {}: advance() without ready()", id_);
+  awaiting_advance_ = false;
+  if (ready_snapshot_index_ != 0) {
+    log_.stable_snapshot_to(ready_snapshot_index_);
+    log_.applied_to(ready_snapshot_index_);
+  }
+  if (ready_last_entry_) log_.stable_to(ready_last_entry_->first, ready_last_entry_->second);
+  if (ready_applied_ != 0) log_.applied_to(ready_applied_);
+  if (role_ == Role::kLeader) {
+    // The leader's entries are on its disk now: count them (DESIGN.md "Durability").
+    Progress& self = progress_.at(id_);
+    if (self.maybe_update(log_.last_stable_index()) && maybe_commit()) bcast_append();
+  }
+}
+
+// ---------------------------------------------------------------- accessors
+
+std::vector<PeerProgress> Node::progress() const {
+  std::vector<PeerProgress> out;
+  for (const auto& [voter, pr] : progress_) {
+    out.push_back(PeerProgress{voter, pr.match_index(), pr.next_index(), pr.state(),
+                               pr.recent_active()});
+  }
+  return out;
+}
+
+std::optional<uint64_t> Node::match_index(uint64_t peer) const {
+  auto it = progress_.find(peer);
+  if (it == progress_.end()) return std::nullopt;
+  return it->second.match_index();
+}
+
+}  // namespace fencelock::raft

@@ -1,0 +1,99 @@
+#pragma once
+// RaftLog: the node's whole log as the core sees it, stitched from two parts
+// (etcd-io/raft's raftLog + unstable):
+//
+//   [ storage: persisted, read through LogStorage ][ unstable: not yet persisted ]
+//
+// Entries and a received snapshot enter the unstable part; Ready hands them
+// to the driver, and Advance marks them stable once the driver has written
+// them to storage. Also tracks commit_index and the applied index (the last
+// entry handed to the driver to apply).
+//
+// Thread-safety: not thread-safe; owned by one Node.
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "raft/log_storage.h"
+
+namespace fencelock::raft {
+
+class RaftLog {
+ public:
+  // Starts from what `storage` holds: committed = applied = the snapshot index.
+  explicit RaftLog(const LogStorage& storage);
+
+  uint64_t first_index() const;
+  uint64_t last_index() const;
+  uint64_t last_term() const;
+  uint64_t committed() const { return committed_; }
+  uint64_t applied() const { return applied_; }
+
+  // Last index known to be persisted (0 while a received snapshot is unpersisted).
+  uint64_t last_stable_index() const;
+
+  // Term of the entry at `index`, or nullopt when it is compacted away or
+  // beyond the last index. term(0) is 0.
+  std::optional<uint64_t> term(uint64_t index) const;
+
+  bool match_term(uint64_t index, uint64_t term) const;
+
+  // Raft §5.4.1: a log ending in (last_index, last_term) is at least as
+  // up to date as ours.
+  bool is_up_to_date(uint64_t last_index, uint64_t last_term) const;
+
+  // The follower's AppendEntries consistency check (Raft §5.3): if our entry
+  // at `index` has `log_term`, appends `entries` (replacing any conflicting
+  // suffix), commits up to min(committed, last new index) and returns the
+  // last new index; otherwise returns nullopt and changes nothing.
+  // Aborts if a committed entry would be replaced.
+  std::optional<uint64_t> maybe_append(uint64_t index, uint64_t log_term, uint64_t committed,
+                                       const std::vector<raftpb::Entry>& entries);
+
+  // Appends entries (contiguous, starting at most at last_index() + 1,
+  // above committed()) to the unstable part, truncating a conflicting suffix.
+  void append(const std::vector<raftpb::Entry>& entries);
+
+  // The largest index <= `index` whose term is <= `term` (or whose term is
+  // unknown because it is compacted): the fast-backtracking hint.
+  uint64_t find_conflict_by_term(uint64_t index, uint64_t term) const;
+
+  // Entries in [lo, hi), at least one when lo < hi, stopping before the
+  // total size would exceed max_bytes. nullopt when lo is compacted away.
+  // Requires hi <= last_index() + 1.
+  std::optional<std::vector<raftpb::Entry>> slice(uint64_t lo, uint64_t hi,
+                                                  uint64_t max_bytes) const;
+
+  // Raft §5.4.2: commits max_index only if its entry is of `term`.
+  bool maybe_commit(uint64_t max_index, uint64_t term);
+  // Raises committed to `index` (never lowers it). Requires index <= last_index().
+  void commit_to(uint64_t index);
+  void applied_to(uint64_t index);
+
+  // Replaces the log with a snapshot received from the leader.
+  void restore(const raftpb::Snapshot& snapshot);
+
+  const std::vector<raftpb::Entry>& unstable_entries() const { return unstable_; }
+  const std::optional<raftpb::Snapshot>& unstable_snapshot() const { return unstable_snapshot_; }
+  // Entries in (applied, committed].
+  std::vector<raftpb::Entry> next_committed_entries() const;
+  bool has_next_committed_entries() const;
+
+  // The driver persisted entries up to (index, term) / the snapshot at `index`.
+  void stable_to(uint64_t index, uint64_t term);
+  void stable_snapshot_to(uint64_t index);
+
+  // The unstable snapshot if any, else the storage's latest snapshot.
+  raftpb::Snapshot snapshot() const;
+
+ private:
+  const LogStorage& storage_;
+  std::optional<raftpb::Snapshot> unstable_snapshot_;
+  std::vector<raftpb::Entry> unstable_;  // unstable_[k].index() == unstable_offset_ + k
+  uint64_t unstable_offset_;
+  uint64_t committed_;
+  uint64_t applied_;
+};
+
+}  // namespace fencelock::raft

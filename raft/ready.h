@@ -1,0 +1,73 @@
+#pragma once
+// Ready: everything the core asks its driver to do, as one value.
+//
+// CONTRACT — the order of work. This comment is the one place it is written;
+// the server's driver loop and the simulator follow it step by step:
+//
+//   Ready rd = node.ready();
+//   1. PERSIST, in one synced write: rd.hard_state (if set), rd.entries
+//      (append; an entry at an existing index replaces it and everything
+//      after it), rd.snapshot (if set: replaces the log).
+//      rd.messages may be sent before or while this write happens: they are
+//      the leader's own AppendEntries/heartbeats/snapshots, which promise
+//      nothing about this node's disk (DESIGN.md "Durability": the leader
+//      may write its own log in parallel with sending it).
+//   2. SEND rd.messages_after_persist — only after step 1 is durable. They
+//      promise durable state: votes and vote requests (a term and voted_for),
+//      AppendEntries acknowledgements (entries on disk), and every other
+//      message a follower or candidate sends.
+//   3. APPLY: if rd.snapshot is set, restore the state machine from it; then
+//      apply rd.committed_entries in order. rd.read_states name a commit
+//      index: serve that read once the state machine has applied it.
+//   4. node.advance() — nothing else may be called on the node between
+//      ready() and advance() (the node aborts otherwise).
+//
+// The leader counts its own log in a commit quorum only at advance(), i.e.
+// after its entries are persisted, never before.
+//
+// Thread-safety: a value type.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proto/raft.pb.h"
+
+namespace fencelock::raft {
+
+enum class Role { kFollower, kPreCandidate, kCandidate, kLeader };
+
+std::string_view role_name(Role role);
+
+// Volatile state a caller may want to observe; reported when it changes.
+struct SoftState {
+  uint64_t leader_id = 0;  // 0 = unknown
+  Role role = Role::kFollower;
+
+  friend bool operator==(const SoftState&, const SoftState&) = default;
+};
+
+// A linearizable read (Raft dissertation §6.4) is safe once the state
+// machine has applied `index`. `context` is the caller's read_index() context.
+struct ReadState {
+  uint64_t index = 0;
+  std::string context;
+};
+
+struct Ready {
+  std::optional<SoftState> soft_state;             // set when leader or role changed
+  std::optional<raftpb::HardState> hard_state;     // persist (step 1) when set
+  std::vector<raftpb::Entry> entries;              // persist (step 1)
+  std::optional<raftpb::Snapshot> snapshot;        // persist (step 1), restore (step 3)
+  std::vector<raftpb::Message> messages;           // may go out immediately
+  std::vector<raftpb::Message> messages_after_persist;  // only after step 1
+  std::vector<raftpb::Entry> committed_entries;    // apply (step 3)
+  std::vector<ReadState> read_states;              // serve after applying their index
+
+  // Whether step 1 has anything to write.
+  bool must_persist() const { return hard_state || !entries.empty() || snapshot; }
+};
+
+}  // namespace fencelock::raft

@@ -1,0 +1,183 @@
+#pragma once
+// A tiny synchronous harness for raft unit tests: real nodes over
+// MemoryStorage, driven exactly as ready.h says, with a FIFO network whose
+// links the test can cut. No clock, no threads, no randomness beyond the
+// nodes' seeded generators.
+//
+// Thread-safety: not thread-safe.
+
+#include <spdlog/sinks/null_sink.h>
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "raft/memory_storage.h"
+#include "raft/node.h"
+
+namespace fencelock::raft::testing {
+
+inline std::shared_ptr<spdlog::logger> null_logger() {
+  static auto logger =
+      std::make_shared<spdlog::logger>("raft-test", std::make_shared<spdlog::sinks::null_sink_st>());
+  return logger;
+}
+
+inline raftpb::Entry entry(uint64_t index, uint64_t term, std::string data = "") {
+  raftpb::Entry e;
+  e.set_index(index);
+  e.set_term(term);
+  e.set_data(std::move(data));
+  return e;
+}
+
+// Entries 1..n with the given terms.
+inline std::vector<raftpb::Entry> log_with_terms(const std::vector<uint64_t>& terms) {
+  std::vector<raftpb::Entry> out;
+  for (size_t i = 0; i < terms.size(); ++i) out.push_back(entry(i + 1, terms[i]));
+  return out;
+}
+
+inline raftpb::ConfState conf_of(const std::vector<uint64_t>& ids) {
+  raftpb::ConfState conf;
+  for (uint64_t id : ids) conf.add_voters(id);
+  return conf;
+}
+
+class TestCluster {
+ public:
+  // Nodes `ids`, each with a fresh storage; `tweak` may edit each config.
+  explicit TestCluster(std::vector<uint64_t> ids,
+                       std::function<void(Config&)> tweak = nullptr)
+      : ids_(std::move(ids)), tweak_(std::move(tweak)) {
+    for (uint64_t id : ids_) storages_.emplace(id, MemoryStorage(conf_of(ids_)));
+  }
+
+  // Preloads a node's persisted state before start().
+  void preload(uint64_t id, const std::vector<raftpb::Entry>& entries, uint64_t term,
+               uint64_t vote = 0, uint64_t commit = 0) {
+    storages_.at(id).append(entries);
+    raftpb::HardState hs;
+    hs.set_term(term);
+    hs.set_vote(vote);
+    hs.set_commit(commit);
+    storages_.at(id).set_hard_state(hs);
+  }
+
+  void start() {
+    for (uint64_t id : ids_) restart(id);
+  }
+
+  // (Re)creates the node from what its storage holds.
+  void restart(uint64_t id) {
+    Config config;
+    config.id = id;
+    config.voters = ids_;
+    config.seed = id * 7919;
+    config.applied = storages_.at(id).first_index() - 1;
+    if (tweak_) tweak_(config);
+    nodes_[id] = std::make_unique<Node>(config, storages_.at(id), null_logger());
+    applied_[id].clear();
+  }
+
+  Node& node(uint64_t id) { return *nodes_.at(id); }
+  MemoryStorage& storage(uint64_t id) { return storages_.at(id); }
+  const std::vector<raftpb::Entry>& applied(uint64_t id) { return applied_[id]; }
+  void clear_applied(uint64_t id) { applied_[id].clear(); }
+  std::vector<ReadState>& read_states(uint64_t id) { return read_states_[id]; }
+
+  // Cuts (or restores) both directions between `id` and everyone else.
+  void isolate(uint64_t id) {
+    for (uint64_t other : ids_) {
+      if (other != id) {
+        cut_.insert({id, other});
+        cut_.insert({other, id});
+      }
+    }
+  }
+  void cut(uint64_t from, uint64_t to) { cut_.insert({from, to}); }
+  void heal() { cut_.clear(); }
+  // Drops every message for which `filter` returns true (until cleared).
+  void set_drop(std::function<bool(const raftpb::Message&)> filter) { drop_ = std::move(filter); }
+
+  // Handles one node's Ready per the contract; queues its messages.
+  void process(uint64_t id) {
+    Node& n = node(id);
+    while (n.has_ready()) {
+      Ready rd = n.ready();
+      for (auto& m : rd.messages) queue_.push_back(m);
+      MemoryStorage& s = storage(id);
+      if (rd.snapshot) s.apply_snapshot(*rd.snapshot);
+      s.append(rd.entries);
+      if (rd.hard_state) s.set_hard_state(*rd.hard_state);
+      for (auto& m : rd.messages_after_persist) queue_.push_back(m);
+      for (auto& e : rd.committed_entries) applied_[id].push_back(e);
+      for (auto& r : rd.read_states) read_states_[id].push_back(r);
+      n.advance();
+    }
+  }
+
+  // Delivers queued messages (and the work they cause) until quiet.
+  void stabilize() {
+    for (uint64_t id : ids_) process(id);
+    while (!queue_.empty()) {
+      raftpb::Message m = std::move(queue_.front());
+      queue_.pop_front();
+      if (cut_.contains({m.from(), m.to()}) || (drop_ && drop_(m))) continue;
+      (void)node(m.to()).step(m);
+      process(m.to());
+    }
+  }
+
+  // Delivers one message directly (bypassing the queue) and processes.
+  void deliver(const raftpb::Message& m) {
+    (void)node(m.to()).step(m);
+    process(m.to());
+  }
+
+  // Ticks `id` until it starts campaigning, then stabilizes.
+  void campaign(uint64_t id) {
+    Node& n = node(id);
+    for (int i = 0; i < 100 && n.role() == Role::kFollower; ++i) {
+      n.tick();
+      process(id);
+    }
+    stabilize();
+  }
+
+  // Ticks every node `ticks` times, stabilizing after each round.
+  void tick_all(int ticks) {
+    for (int t = 0; t < ticks; ++t) {
+      for (uint64_t id : ids_) {
+        node(id).tick();
+        process(id);
+      }
+      stabilize();
+    }
+  }
+
+  std::deque<raftpb::Message>& queue() { return queue_; }
+
+  std::vector<uint64_t> terms_of(uint64_t id) {
+    std::vector<uint64_t> out;
+    MemoryStorage& s = storage(id);
+    for (uint64_t i = s.first_index(); i <= s.last_index(); ++i) out.push_back(s.term(i));
+    return out;
+  }
+
+ private:
+  std::vector<uint64_t> ids_;
+  std::function<void(Config&)> tweak_;
+  std::map<uint64_t, MemoryStorage> storages_;
+  std::map<uint64_t, std::unique_ptr<Node>> nodes_;
+  std::map<uint64_t, std::vector<raftpb::Entry>> applied_;
+  std::map<uint64_t, std::vector<ReadState>> read_states_;
+  std::set<std::pair<uint64_t, uint64_t>> cut_;
+  std::function<bool(const raftpb::Message&)> drop_;
+  std::deque<raftpb::Message> queue_;
+};
+
+}  // namespace fencelock::raft::testing

@@ -1,0 +1,581 @@
+#include "tests/sim/simulation.h"
+
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include "common/check.h"
+#include "raft/memory_storage.h"
+#include "raft/random.h"
+#include "tests/sim/checker.h"
+
+namespace fencelock::sim {
+
+namespace {
+
+using raft::chance;
+using raft::uniform_below;
+using raft::uniform_between;
+
+constexpr uint64_t kTickMs = 10;
+constexpr uint64_t kChaosMs = 3000;     // faults happen in [0, kChaosMs)
+constexpr uint64_t kLivenessMs = 5000;  // after healing, progress must come within this
+constexpr int kMaxNodes = 5;
+
+enum class EventKind { kTick, kDeliver, kFault, kPropose, kRead };
+
+struct Event {
+  EventKind kind;
+  uint64_t node = 0;
+  raftpb::Message message;
+};
+
+struct SimNode {
+  uint64_t id = 0;
+  raft::MemoryStorage storage;
+  std::unique_ptr<raft::Node> node;  // null while crashed
+  uint64_t sm_index = 0;             // state machine: last applied index
+  uint64_t sm_hash = 0;              // and the running hash of everything applied
+};
+
+std::string describe(const raftpb::Message& m) {
+  std::string out = fmt::format("{}->{} {} term={}", m.from(), m.to(),
+                                raftpb::MessageType_Name(m.type()), m.term());
+  switch (m.type()) {
+    case raftpb::MSG_APP:
+      out += fmt::format(" index={} log_term={} entries={} commit={}", m.index(), m.log_term(),
+                         m.entries_size(), m.commit());
+      break;
+    case raftpb::MSG_APP_RESP:
+      out += fmt::format(" index={} reject={} hint={} log_term={}", m.index(), m.reject(),
+                         m.reject_hint(), m.log_term());
+      break;
+    case raftpb::MSG_VOTE:
+    case raftpb::MSG_PRE_VOTE:
+      out += fmt::format(" last_index={} last_term={}", m.index(), m.log_term());
+      break;
+    case raftpb::MSG_VOTE_RESP:
+    case raftpb::MSG_PRE_VOTE_RESP:
+      out += fmt::format(" reject={}", m.reject());
+      break;
+    case raftpb::MSG_HEARTBEAT:
+      out += fmt::format(" commit={}", m.commit());
+      break;
+    case raftpb::MSG_SNAP:
+      out += fmt::format(" snapshot_index={} snapshot_term={}", m.snapshot().metadata().index(),
+                         m.snapshot().metadata().term());
+      break;
+    case raftpb::MSG_READ_INDEX_RESP:
+      out += fmt::format(" index={}", m.index());
+      break;
+    default:
+      break;
+  }
+  if (!m.context().empty()) out += fmt::format(" context={}", m.context());
+  return out;
+}
+
+class Simulation {
+ public:
+  explicit Simulation(const SimOptions& options);
+  SimResult run();
+
+ private:
+  template <typename... Args>
+  void trace(fmt::format_string<Args...> format, Args&&... args) {
+    if (options_.trace == nullptr) return;
+    *options_.trace << fmt::format("t={:06} ", now_) << fmt::format(format, std::forward<Args>(args)...)
+                    << '\n';
+  }
+
+  void schedule(uint64_t at, Event event) {
+    queue_.emplace(std::make_pair(at, next_seq_++), std::move(event));
+  }
+  SimNode& node(uint64_t id) { return nodes_[id - 1]; }
+  bool chaos() const { return !healed_; }
+
+  void start_node(SimNode& n);
+  void crash(SimNode& n, const char* how);
+  void handle_ready(SimNode& n);
+  void maybe_snapshot(SimNode& n);
+  void send(raftpb::Message m);
+  void deliver(raftpb::Message& m);
+  void fault();
+  void heal();
+  void propose();
+  void read();
+  void check_step();
+  bool liveness_reached();
+
+  SimOptions options_;
+  std::mt19937_64 rng_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::vector<SimNode> nodes_;
+  std::vector<uint64_t> voter_ids_;
+  Checker checker_;
+  std::map<std::pair<uint64_t, uint64_t>, Event> queue_;  // (time, seq) -> event
+  uint64_t next_seq_ = 0;
+  uint64_t now_ = 0;
+
+  // Network.
+  bool blocked_[kMaxNodes + 1][kMaxNodes + 1] = {};
+  uint64_t drop_per_million_ = 0;
+  uint64_t duplicate_per_million_ = 0;
+  uint64_t crash_mid_ready_per_million_ = 0;
+
+  // Per-seed node settings.
+  int heartbeat_ticks_ = 1;
+  size_t max_inflight_ = 256;
+  uint64_t max_size_per_msg_ = 1 << 20;
+  bool pre_vote_ = true;
+  bool check_quorum_ = true;
+  uint64_t snapshot_every_ = 20;
+  uint64_t fault_gap_max_ms_ = 300;
+  size_t payload_max_ = 0;
+
+  // Clients.
+  uint64_t proposals_ = 0;
+  uint64_t reads_ = 0;
+  std::map<std::string, uint64_t> read_floor_;  // context -> commit index seen before the read
+  bool healed_ = false;
+  uint64_t heal_time_ = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> post_heal_proposals_;  // (index, data hash)
+};
+
+Simulation::Simulation(const SimOptions& options)
+    : options_(options), rng_(options.seed * 0x9E3779B97F4A7C15ULL + options.nodes) {
+  FL_CHECK(options.nodes >= 1 && options.nodes <= kMaxNodes, "nodes must be 1..{}", kMaxNodes);
+  if (options_.trace != nullptr) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_st>(*options_.trace);
+    sink->set_pattern("         %v");
+    logger_ = std::make_shared<spdlog::logger>("raft", sink);
+    logger_->set_level(spdlog::level::debug);
+  } else {
+    logger_ = std::make_shared<spdlog::logger>("raft", std::make_shared<spdlog::sinks::null_sink_st>());
+    logger_->set_level(spdlog::level::off);
+  }
+  heartbeat_ticks_ = static_cast<int>(uniform_between(rng_, 1, 3));
+  const size_t inflight_choices[] = {1, 2, 4, 256};
+  max_inflight_ = inflight_choices[uniform_below(rng_, 4)];
+  const uint64_t size_choices[] = {60, 60, 100, 600, 1 << 20};
+  max_size_per_msg_ = size_choices[uniform_below(rng_, 5)];
+  fault_gap_max_ms_ = chance(rng_, 500'000) ? 300 : 100;
+  pre_vote_ = chance(rng_, 850'000);
+  check_quorum_ = chance(rng_, 850'000);
+  snapshot_every_ = uniform_between(rng_, 5, 60);
+  payload_max_ = chance(rng_, 300'000) ? 200 : 0;
+  const uint64_t drop_choices[] = {0, 10'000, 50'000, 150'000};
+  drop_per_million_ = drop_choices[uniform_below(rng_, 4)];
+  duplicate_per_million_ = chance(rng_, 500'000) ? 20'000 : 0;
+  crash_mid_ready_per_million_ = chance(rng_, 500'000) ? 2'000 : 0;
+
+  raftpb::ConfState conf;
+  for (int i = 1; i <= options.nodes; ++i) {
+    voter_ids_.push_back(static_cast<uint64_t>(i));
+    conf.add_voters(static_cast<uint64_t>(i));
+  }
+  nodes_.resize(static_cast<size_t>(options.nodes));
+  for (int i = 0; i < options.nodes; ++i) {
+    nodes_[static_cast<size_t>(i)].id = static_cast<uint64_t>(i + 1);
+    nodes_[static_cast<size_t>(i)].storage = raft::MemoryStorage(conf);
+  }
+}
+
+void Simulation::start_node(SimNode& n) {
+  raft::Config config;
+  config.id = n.id;
+  config.voters = voter_ids_;
+  config.election_ticks = 10;
+  config.heartbeat_ticks = heartbeat_ticks_;
+  config.max_inflight_msgs = max_inflight_;
+  config.max_size_per_msg = max_size_per_msg_;
+  config.pre_vote = pre_vote_;
+  config.check_quorum = check_quorum_;
+  config.seed = rng_();
+  config.test_only_inject_bug = options_.bug;
+  // The state machine comes back from the persisted snapshot only.
+  raftpb::Snapshot snapshot = n.storage.snapshot();
+  n.sm_index = snapshot.metadata().index();
+  n.sm_hash = 0;
+  if (n.sm_index != 0) {
+    std::istringstream in(snapshot.data());
+    uint64_t index = 0;
+    in >> index >> n.sm_hash;
+    FL_CHECK(index == n.sm_index, "snapshot data index {} != metadata index {}", index, n.sm_index);
+  }
+  config.applied = n.sm_index;
+  n.node = std::make_unique<raft::Node>(config, n.storage, logger_);
+}
+
+void Simulation::crash(SimNode& n, const char* how) {
+  trace("crash {}{}", n.id, how);
+  n.node.reset();
+}
+
+void Simulation::send(raftpb::Message m) {
+  uint64_t from = m.from();
+  uint64_t to = m.to();
+  if (to == 0 || to > nodes_.size()) return;
+  if (chaos()) {
+    if (blocked_[from][to]) {
+      if (options_.trace) trace("drop {} (partition)", describe(m));
+      return;
+    }
+    if (chance(rng_, drop_per_million_)) {
+      if (options_.trace) trace("drop {} (loss)", describe(m));
+      return;
+    }
+  }
+  auto delay = [&] {
+    return chance(rng_, 100'000) ? uniform_between(rng_, 10, 60) : uniform_between(rng_, 1, 10);
+  };
+  if (chaos() && chance(rng_, duplicate_per_million_)) {
+    schedule(now_ + delay(), Event{EventKind::kDeliver, to, m});
+  }
+  schedule(now_ + delay(), Event{EventKind::kDeliver, to, std::move(m)});
+}
+
+void Simulation::deliver(raftpb::Message& m) {
+  SimNode& n = node(m.to());
+  if (!n.node) {
+    if (options_.trace) trace("drop {} (node down)", describe(m));
+    return;
+  }
+  if (options_.trace) trace("deliver {}", describe(m));
+  Status status = n.node->step(m);
+  FL_CHECK(status.ok(), "step failed: {}", status.to_string());
+  handle_ready(n);
+}
+
+void Simulation::handle_ready(SimNode& n) {
+  while (n.node && n.node->has_ready()) {
+    raft::Ready rd = n.node->ready();
+    uint64_t leader_term = n.node->role() == raft::Role::kLeader ? n.node->term() : 0;
+    if (rd.soft_state) {
+      trace("node {} is {} at term {} (leader {})", n.id, raft::role_name(rd.soft_state->role),
+            n.node->term(), rd.soft_state->leader_id);
+    }
+    for (auto& m : rd.messages) send(std::move(m));
+    if (chaos() && rd.must_persist() && chance(rng_, crash_mid_ready_per_million_)) {
+      crash(n, " after sending, before persisting");
+      return;
+    }
+    // 1. persist
+    checker_.observe_persist(n.id, leader_term, rd.entries, n.storage);
+    if (rd.snapshot) n.storage.apply_snapshot(*rd.snapshot);
+    n.storage.append(rd.entries);
+    if (rd.hard_state) n.storage.set_hard_state(*rd.hard_state);
+    // 2. send what promises durable state
+    for (auto& m : rd.messages_after_persist) send(std::move(m));
+    // 3. apply
+    if (rd.snapshot) {
+      std::istringstream in(rd.snapshot->data());
+      uint64_t index = 0;
+      in >> index >> n.sm_hash;
+      n.sm_index = rd.snapshot->metadata().index();
+      trace("node {} restores snapshot at {}", n.id, n.sm_index);
+      checker_.observe_restore(n.id, n.sm_index, n.sm_hash);
+    }
+    for (const auto& e : rd.committed_entries) {
+      if (e.index() != n.sm_index + 1) {
+        checker_.fail(fmt::format("node {} applies index {} after {}", n.id, e.index(),
+                                  n.sm_index));
+        return;
+      }
+      n.sm_hash = fold_hash(n.sm_hash, e.index(), hash_bytes(e.data()));
+      n.sm_index = e.index();
+      checker_.observe_apply(n.id, e, n.sm_hash);
+    }
+    for (const auto& rs : rd.read_states) {
+      auto it = read_floor_.find(rs.context);
+      if (it != read_floor_.end() && rs.index < it->second) {
+        checker_.fail(fmt::format("linearizable read: read {} on node {} got index {} but {} "
+                                  "was committed before it started",
+                                  rs.context, n.id, rs.index, it->second));
+      }
+      trace("node {} read {} at index {}", n.id, rs.context, rs.index);
+    }
+    // 4. advance
+    n.node->advance();
+    maybe_snapshot(n);
+  }
+}
+
+void Simulation::maybe_snapshot(SimNode& n) {
+  uint64_t snapshot_index = n.storage.first_index() - 1;
+  if (n.sm_index < snapshot_index + snapshot_every_) return;
+  raftpb::ConfState conf;
+  for (uint64_t id : voter_ids_) conf.add_voters(id);
+  n.storage.create_snapshot(n.sm_index, conf, fmt::format("{} {}", n.sm_index, n.sm_hash));
+  uint64_t keep = uniform_below(rng_, 3);
+  if (n.sm_index > keep) n.storage.compact(n.sm_index - keep);
+  trace("node {} snapshots at {} and compacts to {}", n.id, n.sm_index, n.storage.first_index() - 1);
+}
+
+void Simulation::fault() {
+  uint64_t roll = uniform_below(rng_, 105);
+  size_t count = nodes_.size();
+  if (roll < 20 && count > 1) {
+    std::set<uint64_t> side;
+    while (side.empty() || side.size() == count) {
+      side.clear();
+      for (uint64_t id : voter_ids_) {
+        if (chance(rng_, 500'000)) side.insert(id);
+      }
+    }
+    for (uint64_t a : voter_ids_) {
+      for (uint64_t b : voter_ids_) blocked_[a][b] = side.contains(a) != side.contains(b);
+    }
+    trace("partition {} | rest", fmt::join(side, ","));
+  } else if (roll < 30 && count > 1) {
+    uint64_t a = voter_ids_[uniform_below(rng_, count)];
+    uint64_t b = voter_ids_[uniform_below(rng_, count)];
+    if (a != b) {
+      blocked_[a][b] = true;
+      trace("one-way partition: {} cannot reach {}", a, b);
+    }
+  } else if (roll < 40 && count > 1) {
+    uint64_t a = voter_ids_[uniform_below(rng_, count)];
+    for (uint64_t b : voter_ids_) {
+      blocked_[a][b] = a != b;
+      blocked_[b][a] = a != b;
+    }
+    trace("isolate {}", a);
+  } else if (roll < 60) {
+    for (auto& row : blocked_) {
+      for (bool& cell : row) cell = false;
+    }
+    trace("heal network");
+  } else if (roll < 75) {
+    SimNode& n = nodes_[uniform_below(rng_, count)];
+    if (n.node) crash(n, "");
+  } else if (roll < 90) {
+    std::vector<SimNode*> down;
+    for (auto& n : nodes_) {
+      if (!n.node) down.push_back(&n);
+    }
+    if (!down.empty()) {
+      SimNode& n = *down[uniform_below(rng_, down.size())];
+      trace("restart {}", n.id);
+      start_node(n);
+      handle_ready(n);
+    }
+  } else if (roll < 95) {
+    const uint64_t drop_choices[] = {0, 10'000, 50'000, 150'000, 400'000};
+    drop_per_million_ = drop_choices[uniform_below(rng_, 5)];
+    trace("message loss now {} per million", drop_per_million_);
+  } else if (roll < 98) {
+    // Figure 8's executions: the leader fails right after appending entries.
+    for (auto& n : nodes_) {
+      if (n.node && n.node->role() == raft::Role::kLeader) {
+        if (chance(rng_, 500'000)) {
+          crash(n, " (the leader)");
+        } else {
+          for (uint64_t b : voter_ids_) {
+            blocked_[n.id][b] = n.id != b;
+            blocked_[b][n.id] = n.id != b;
+          }
+          trace("isolate the leader {}", n.id);
+        }
+        break;
+      }
+    }
+  } else {
+    for (auto& n : nodes_) {
+      if (n.node && n.node->role() == raft::Role::kLeader) {
+        uint64_t to = voter_ids_[uniform_below(rng_, count)];
+        Status status = n.node->transfer_leadership(to);
+        trace("transfer leadership {} -> {}: {}", n.id, to, status.to_string());
+        handle_ready(n);
+        break;
+      }
+    }
+  }
+}
+
+void Simulation::heal() {
+  healed_ = true;
+  heal_time_ = now_;
+  for (auto& row : blocked_) {
+    for (bool& cell : row) cell = false;
+  }
+  trace("heal everything: network repaired, crashed nodes restart");
+  for (auto& n : nodes_) {
+    if (!n.node) {
+      start_node(n);
+      handle_ready(n);
+    }
+  }
+}
+
+void Simulation::propose() {
+  // Clients mostly find the leader; sometimes they ask a random node.
+  SimNode* target = &nodes_[uniform_below(rng_, nodes_.size())];
+  if (chance(rng_, 800'000)) {
+    for (auto& n : nodes_) {
+      if (n.node && n.node->role() == raft::Role::kLeader) target = &n;
+    }
+  }
+  if (!target->node) return;
+  std::string data = fmt::format("s{}-p{}", options_.seed, ++proposals_);
+  if (payload_max_ > 0) data.append(uniform_below(rng_, payload_max_), 'x');
+  auto result = target->node->propose(data);
+  if (result.ok()) {
+    trace("propose p{} at {}: index={} term={}", proposals_, target->id, result.value().index,
+          result.value().term);
+    checker_.observe_proposal(result.value().index, result.value().term, data);
+    if (healed_) post_heal_proposals_.emplace_back(result.value().index, hash_bytes(data));
+    handle_ready(*target);
+  } else if (options_.trace) {
+    trace("propose p{} at {}: {}", proposals_, target->id, result.status().to_string());
+  }
+}
+
+void Simulation::read() {
+  SimNode& n = nodes_[uniform_below(rng_, nodes_.size())];
+  if (!n.node) return;
+  std::string context = fmt::format("r{}", ++reads_);
+  read_floor_[context] = checker_.highest_committed();
+  Status status = n.node->read_index(context);
+  trace("read {} at {}: {}", context, n.id, status.to_string());
+  handle_ready(n);
+}
+
+void Simulation::check_step() {
+  for (auto& n : nodes_) {
+    if (!n.node) continue;
+    checker_.observe_commit(n.id, n.node->term(), n.node->commit_index(), n.storage);
+  }
+  for (auto& n : nodes_) {
+    if (!n.node || n.node->role() != raft::Role::kLeader) continue;
+    checker_.observe_leader(n.id, n.node->term(), n.storage);
+  }
+  std::vector<const raft::MemoryStorage*> storages;
+  for (const auto& n : nodes_) storages.push_back(&n.storage);
+  checker_.check_electable(storages);
+}
+
+bool Simulation::liveness_reached() {
+  for (const auto& [index, data_hash] : post_heal_proposals_) {
+    if (checker_.applied_hash(index) != data_hash) continue;
+    bool everywhere = true;
+    for (const auto& n : nodes_) {
+      if (!n.node || n.sm_index < index) everywhere = false;
+    }
+    if (everywhere) return true;
+  }
+  return false;
+}
+
+SimResult Simulation::run() {
+  trace("seed {} nodes {}: heartbeat_ticks={} max_inflight={} max_size_per_msg={} pre_vote={} "
+        "check_quorum={} snapshot_every={} fault_gap_max_ms={} drop={} duplicate={} "
+        "crash_mid_ready={} bug={}",
+        options_.seed, nodes_.size(), heartbeat_ticks_, max_inflight_, max_size_per_msg_,
+        pre_vote_, check_quorum_, snapshot_every_, fault_gap_max_ms_, drop_per_million_, duplicate_per_million_,
+        crash_mid_ready_per_million_, bug_name(options_.bug));
+  for (auto& n : nodes_) {
+    start_node(n);
+    schedule(uniform_below(rng_, kTickMs), Event{EventKind::kTick, n.id, {}});
+  }
+  schedule(uniform_between(rng_, 100, 400), Event{EventKind::kFault, 0, {}});
+  schedule(uniform_between(rng_, 10, 50), Event{EventKind::kPropose, 0, {}});
+  schedule(uniform_between(rng_, 50, 200), Event{EventKind::kRead, 0, {}});
+
+  SimResult result;
+  while (!queue_.empty() && checker_.ok()) {
+    auto handle = queue_.extract(queue_.begin());
+    now_ = handle.key().first;
+    Event& event = handle.mapped();
+    if (!healed_ && now_ >= kChaosMs) heal();
+    if (healed_ && now_ > heal_time_ + kLivenessMs) {
+      checker_.fail(fmt::format("liveness: no new proposal applied on every node within {} ms "
+                                "of healing",
+                                kLivenessMs));
+      break;
+    }
+    switch (event.kind) {
+      case EventKind::kTick: {
+        SimNode& n = node(event.node);
+        if (n.node) {
+          n.node->tick();
+          handle_ready(n);
+        }
+        schedule(now_ + kTickMs, std::move(event));
+        break;
+      }
+      case EventKind::kDeliver:
+        deliver(event.message);
+        break;
+      case EventKind::kFault:
+        if (!healed_) {
+          fault();
+          schedule(now_ + uniform_between(rng_, 20, fault_gap_max_ms_), std::move(event));
+        }
+        break;
+      case EventKind::kPropose:
+        propose();
+        schedule(now_ + uniform_between(rng_, 10, 60), std::move(event));
+        break;
+      case EventKind::kRead:
+        read();
+        schedule(now_ + uniform_between(rng_, 50, 300), std::move(event));
+        break;
+    }
+    check_step();
+    if (healed_ && checker_.ok() && liveness_reached()) {
+      trace("liveness reached {} ms after healing", now_ - heal_time_);
+      break;
+    }
+  }
+  result.ok = checker_.ok();
+  if (!result.ok) {
+    result.violation = *checker_.violation();
+    trace("VIOLATION: {}", result.violation);
+  }
+  result.commits = checker_.commits();
+  result.elections = checker_.elections();
+  result.end_time_ms = now_;
+  return result;
+}
+
+}  // namespace
+
+SimResult run_simulation(const SimOptions& options) {
+  Simulation simulation(options);
+  return simulation.run();
+}
+
+bool parse_bug(const std::string& name, raft::InjectedBug* bug) {
+  if (name == "none") {
+    *bug = raft::InjectedBug::kNone;
+  } else if (name == "commit-previous-term") {
+    *bug = raft::InjectedBug::kCommitPreviousTermByCounting;
+  } else if (name == "vote-without-log-check") {
+    *bug = raft::InjectedBug::kVoteWithoutLogCheck;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::string bug_name(raft::InjectedBug bug) {
+  switch (bug) {
+    case raft::InjectedBug::kNone:
+      return "none";
+    case raft::InjectedBug::kCommitPreviousTermByCounting:
+      return "commit-previous-term";
+    case raft::InjectedBug::kVoteWithoutLogCheck:
+      return "vote-without-log-check";
+  }
+  return "unknown";
+}
+
+}  // namespace fencelock::sim
