@@ -145,6 +145,8 @@ class LockStateMachine {
   // The token the next grant will carry (starts at 1, never reused).
   uint64_t next_token() const { return next_token_; }
 
+  // The number of live sessions, and of existing locks (held, waited for or
+  // in lock-delay).
   size_t session_count() const { return sessions_.size(); }
   size_t lock_count() const { return locks_.size(); }
 

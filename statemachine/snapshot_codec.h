@@ -15,12 +15,15 @@ namespace fencelock::sm::detail {
 // any change confined to one byte changes the result.
 uint64_t fnv1a64(std::string_view bytes);
 
+// Appends values to a growing buffer; finish() seals it.
 class SnapshotWriter {
  public:
+  // Append one value: integers little-endian, bytes as a u32 length then
+  // the bytes (at most 4 GiB - 1; callers bound their strings far lower).
   void put_u8(uint8_t value) { out_.push_back(static_cast<char>(value)); }
   void put_u32(uint32_t value);
   void put_u64(uint64_t value);
-  void put_bytes(std::string_view bytes);  // u32 length, then the bytes
+  void put_bytes(std::string_view bytes);
 
   // Appends the checksum of everything written and returns the bytes.
   std::string finish() &&;
@@ -29,6 +32,7 @@ class SnapshotWriter {
   std::string out_;
 };
 
+// Reads back what SnapshotWriter wrote, refusing anything out of bounds.
 class SnapshotReader {
  public:
   // Reads `bytes` (not owned; must outlive the reader) without its trailing
@@ -42,8 +46,11 @@ class SnapshotReader {
   bool get_u64(uint64_t& value);
   bool get_bytes(std::string& value);
 
+  // False once the checksum failed or a read ran past the end.
   bool ok() const { return ok_; }
+  // True when every byte before the checksum was read.
   bool at_end() const { return pos_ == data_.size(); }
+  // Bytes left before the checksum.
   size_t remaining() const { return data_.size() - pos_; }
 
  private:

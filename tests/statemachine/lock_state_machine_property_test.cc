@@ -801,4 +801,10 @@ TEST_CASE("random command sequences keep the lock invariants and match the refer
   for (uint64_t i = 0; i < kSequences; ++i) run_sequence(seed, i, kLength);
 }
 
+// The sweep: `statemachine_property_test "[sweep]" --rng-seed <n>`.
+TEST_CASE("a sweep of 200,000 longer random sequences", "[.][sweep]") {
+  const uint64_t seed = Catch::rngSeed();
+  for (uint64_t i = 0; i < 200'000; ++i) run_sequence(seed, i, 80);
+}
+
 }  // namespace fencelock::sm

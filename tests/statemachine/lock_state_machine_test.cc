@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "statemachine/snapshot_codec.h"
 #include "tests/statemachine/sm_test_util.h"
 
 namespace fencelock::sm {
@@ -676,6 +677,55 @@ TEST_CASE("a damaged or truncated snapshot is an error and leaves the state unch
   CHECK(other.sm.snapshot() == before);
   REQUIRE(other.sm.restore(good).ok());
   CHECK(other.sm.snapshot() == good);
+}
+
+TEST_CASE("a snapshot with a valid checksum but a broken invariant is refused",
+          "[sm][snapshot]") {
+  // Two exclusive holders of one lock, checksum correct.
+  auto craft = [](uint64_t second_token, uint8_t second_mode) {
+    detail::SnapshotWriter w;
+    w.put_u32(0x4D534C46);
+    w.put_u32(1);
+    w.put_u64(10);  // applied_index
+    w.put_u64(5);   // next_token
+    w.put_u64(2);
+    for (uint64_t id : {1, 2}) {
+      w.put_u64(id);
+      w.put_u32(10'000);
+      w.put_u64(0);
+      w.put_u8(0);
+      w.put_u8(0);
+      w.put_u8(0);
+      w.put_u64(0);
+      w.put_bytes("c");
+    }
+    w.put_u64(1);
+    w.put_bytes("x");
+    w.put_u32(0);
+    w.put_u32(0);
+    w.put_u8(0);
+    w.put_u64(0);
+    w.put_u32(2);
+    w.put_u64(1);
+    w.put_u64(1);
+    w.put_u8(lockpb::SHARED);
+    w.put_bytes("");
+    w.put_u64(2);
+    w.put_u64(second_token);
+    w.put_u8(second_mode);
+    w.put_bytes("");
+    w.put_u32(0);
+    return std::move(w).finish();
+  };
+  LockStateMachine sm;
+  REQUIRE(sm.restore(craft(2, lockpb::SHARED)).ok());  // the well-formed variant
+  CHECK(sm.describe("x").value().holders_size() == 2);
+  const std::string before = sm.snapshot();
+  CHECK_FALSE(sm.restore(craft(2, lockpb::EXCLUSIVE)).ok());  // exclusive + shared
+  CHECK_FALSE(sm.restore(craft(1, lockpb::SHARED)).ok());     // token reused
+  CHECK_FALSE(sm.restore(craft(7, lockpb::SHARED)).ok());     // token not yet issued
+  CHECK_FALSE(sm.restore(craft(2, 9)).ok());                  // unknown mode
+  CHECK(sm.snapshot() == before);
 }
 
 TEST_CASE("applied_index follows every applied entry, failed ones included", "[sm][snapshot]") {
