@@ -1,0 +1,793 @@
+#include "statemachine/lock_state_machine.h"
+
+#include <algorithm>
+#include <limits>
+#include <set>
+#include <utility>
+
+#include "common/check.h"
+#include "statemachine/snapshot_codec.h"
+
+namespace fencelock::sm {
+namespace {
+
+constexpr uint32_t kSnapshotMagic = 0x4D534C46;  // "FLSM"
+constexpr uint32_t kSnapshotVersion = 1;
+
+Status error(ErrorCode code, std::string message) { return Status(code, std::move(message)); }
+
+bool valid_mode(int mode) { return mode == lockpb::EXCLUSIVE || mode == lockpb::SHARED; }
+
+uint64_t saturating_add(uint64_t a, uint64_t b) {
+  return a > std::numeric_limits<uint64_t>::max() - b ? std::numeric_limits<uint64_t>::max()
+                                                      : a + b;
+}
+
+uint32_t page_size(uint32_t limit) {
+  if (limit == 0) return kDefaultPageSize;
+  return std::min(limit, kMaxPageSize);
+}
+
+lockpb::Sequencer make_sequencer(std::string_view lock, lockpb::LockMode mode, uint64_t token,
+                                 uint64_t session_id) {
+  lockpb::Sequencer sequencer;
+  sequencer.set_lock(std::string(lock));
+  sequencer.set_mode(mode);
+  sequencer.set_token(token);
+  sequencer.set_session_id(session_id);
+  return sequencer;
+}
+
+}  // namespace
+
+LockStateMachine::LockStateMachine(Limits limits) : limits_(limits) {}
+
+ApplyResult LockStateMachine::apply(uint64_t index, std::string_view entry_bytes) {
+  lockpb::Command command;
+  if (!command.ParseFromArray(entry_bytes.data(), static_cast<int>(entry_bytes.size()))) {
+    FL_CHECK(index > applied_index_, "apply of index {} after index {}", index, applied_index_);
+    applied_index_ = index;
+    ApplyResult result;
+    result.status = error(lockpb::INVALID_ARGUMENT, "entry is not a Command");
+    return result;
+  }
+  return apply(index, command);
+}
+
+ApplyResult LockStateMachine::apply(uint64_t index, const lockpb::Command& command) {
+  FL_CHECK(index > applied_index_, "apply of index {} after index {}", index, applied_index_);
+  applied_index_ = index;
+  return apply_command(index, command);
+}
+
+ApplyResult LockStateMachine::apply_command(uint64_t index, const lockpb::Command& command) {
+  switch (command.kind_case()) {
+    case lockpb::Command::kOpenSession:
+      return open_session(index, command.open_session());
+    case lockpb::Command::kCloseSession:
+      return close_session(command.close_session());
+    case lockpb::Command::kExpireSession:
+      return expire_session(command.expire_session());
+    case lockpb::Command::kAcquire:
+      return acquire(index, command.acquire());
+    case lockpb::Command::kRelease:
+      return release(command.release());
+    case lockpb::Command::kCancelWait:
+      return cancel_wait(command.cancel_wait());
+    case lockpb::Command::kEndLockDelay:
+      return end_lock_delay(command.end_lock_delay());
+    case lockpb::Command::kForceRelease:
+      return force_release(command.force_release());
+    case lockpb::Command::KIND_NOT_SET:
+      break;
+  }
+  ApplyResult result;
+  result.status = error(lockpb::INVALID_ARGUMENT, "empty or unknown command");
+  return result;
+}
+
+// --- Exactly-once ---
+
+LockStateMachine::KeyCheck LockStateMachine::check_key(const lockpb::RequestKey& key,
+                                                       RequestKind kind, SessionIt& session,
+                                                       ApplyResult& result) {
+  session = sessions_.find(key.session_id());
+  if (session == sessions_.end()) {
+    result.status = error(lockpb::SESSION_EXPIRED, "unknown session");
+    return KeyCheck::kDone;
+  }
+  Session& s = session->second;
+  if (key.sequence() == 0) {
+    result.status = error(lockpb::INVALID_ARGUMENT, "request sequence number 0");
+    return KeyCheck::kDone;
+  }
+  if (key.sequence() < s.last_sequence) {
+    result.status = error(lockpb::STALE_SEQUENCE, "sequence number older than the last applied");
+    return KeyCheck::kDone;
+  }
+  if (key.sequence() == s.last_sequence) {
+    result.duplicate = true;
+    if (s.last_kind != kind) {
+      result.status = error(lockpb::INVALID_ARGUMENT, "sequence number reused for another request");
+      return KeyCheck::kDone;
+    }
+    auto code = static_cast<ErrorCode>(s.last_code);
+    result.status = code == lockpb::OK ? Status() : error(code, "recorded result of a retry");
+    return KeyCheck::kDone;
+  }
+  return KeyCheck::kApply;
+}
+
+void LockStateMachine::record(Session& session, uint64_t sequence, RequestKind kind,
+                              const ApplyResult& result) {
+  session.last_sequence = sequence;
+  session.last_kind = kind;
+  session.last_code = static_cast<uint8_t>(result.status.code());
+  session.last_queued = result.queued;
+  session.last_token = result.granted ? result.granted->token() : 0;
+}
+
+void LockStateMachine::answer_duplicate_acquire(uint64_t session_id, const Session& session,
+                                                const lockpb::Acquire& command,
+                                                ApplyResult& result) const {
+  if (!result.status.ok()) return;
+  if (!session.last_queued) {
+    result.granted =
+        make_sequencer(command.lock(), command.mode(), session.last_token, session_id);
+    return;
+  }
+  // The original queued; answer with what became of that wait, so a client
+  // that lost the connection learns of its grant.
+  auto lock = locks_.find(command.lock());
+  if (lock != locks_.end()) {
+    for (const Holder& holder : lock->second.holders) {
+      if (holder.session_id == session_id && holder.mode == command.mode()) {
+        result.granted = make_sequencer(command.lock(), holder.mode, holder.token, session_id);
+        return;
+      }
+    }
+    for (const Waiter& waiter : lock->second.waiters) {
+      if (waiter.session_id == session_id) {
+        result.queued = true;
+        result.wait_id = waiter.wait_id;
+        result.wait_deadline_ms = waiter.deadline_ms;
+        return;
+      }
+    }
+  }
+  result.status = error(lockpb::TIMEOUT, "the wait of this request has ended");
+}
+
+// --- Sessions ---
+
+ApplyResult LockStateMachine::open_session(uint64_t index, const lockpb::OpenSession& command) {
+  ApplyResult result;
+  uint64_t ttl_ms = command.ttl_ms() == 0 ? kDefaultTtlMs : command.ttl_ms();
+  if (ttl_ms < kMinTtlMs || ttl_ms > kMaxTtlMs) {
+    result.status = error(lockpb::INVALID_ARGUMENT, "ttl_ms must be within 500..600000");
+    return result;
+  }
+  if (command.client_name().size() > kMaxClientNameBytes || !is_valid_utf8(command.client_name())) {
+    result.status = error(lockpb::INVALID_ARGUMENT, "client_name must be UTF-8 of <= 256 bytes");
+    return result;
+  }
+  if (sessions_.size() >= limits_.max_sessions) {
+    result.status = error(lockpb::RESOURCE_EXHAUSTED, "too many sessions");
+    return result;
+  }
+  // The index is unique and grows, so it is a deterministic session id.
+  Session& session = sessions_.emplace_hint(sessions_.end(), index, Session())->second;
+  session.ttl_ms = static_cast<uint32_t>(ttl_ms);
+  session.client_name = command.client_name();
+  result.session_id = index;
+  result.ttl_ms = ttl_ms;
+  return result;
+}
+
+ApplyResult LockStateMachine::close_session(const lockpb::CloseSession& command) {
+  ApplyResult result;
+  SessionIt session;
+  if (check_key(command.key(), RequestKind::kCloseSession, session, result) == KeyCheck::kDone) {
+    return result;
+  }
+  end_session(session, /*expired=*/false, 0, result);
+  return result;
+}
+
+ApplyResult LockStateMachine::expire_session(const lockpb::ExpireSession& command) {
+  ApplyResult result;
+  auto session = sessions_.find(command.session_id());
+  if (session == sessions_.end()) {
+    result.status = error(lockpb::SESSION_EXPIRED, "unknown session");
+    return result;
+  }
+  end_session(session, /*expired=*/true, command.now_ms(), result);
+  return result;
+}
+
+void LockStateMachine::end_session(SessionIt session, bool expired, uint64_t now_ms,
+                                   ApplyResult& result) {
+  const uint64_t session_id = session->first;
+  std::vector<LockIt> locks = std::move(session->second.locks);
+  std::sort(locks.begin(), locks.end(),
+            [](const LockIt& a, const LockIt& b) { return a->first < b->first; });
+  // First take the session out of every queue and holder list, and erase it,
+  // so no grant below can reach it (etcd issue 11456).
+  for (LockIt lock : locks) {
+    Lock& l = lock->second;
+    auto waiter = std::find_if(l.waiters.begin(), l.waiters.end(),
+                               [&](const Waiter& w) { return w.session_id == session_id; });
+    if (waiter != l.waiters.end()) {
+      result.ended_waits.push_back(
+          EndedWait{session_id, lock->first, waiter->wait_id, lockpb::SESSION_EXPIRED});
+      l.waiters.erase(waiter);
+      continue;
+    }
+    auto holder = std::find_if(l.holders.begin(), l.holders.end(),
+                               [&](const Holder& h) { return h.session_id == session_id; });
+    FL_CHECK(holder != l.holders.end(), "session {} lists lock {} it neither holds nor waits for",
+             session_id, lock->first);
+    l.holders.erase(holder);
+    // Chubby lock-delay: a holder that vanished may still be acting on the
+    // resource, so nobody else gets the lock for a while.
+    if (expired && l.lock_delay_ms > 0) start_lock_delay(lock, now_ms, result);
+  }
+  sessions_.erase(session);
+  for (LockIt lock : locks) {
+    grant_waiters(lock, result);
+    erase_if_unused(lock);
+  }
+}
+
+// --- Locks ---
+
+bool LockStateMachine::can_grant(const Lock& lock, lockpb::LockMode mode) const {
+  if (lock.in_delay) return false;
+  if (mode == lockpb::EXCLUSIVE) return lock.holders.empty();
+  if (!lock.holders.empty() && lock.holders.front().mode == lockpb::EXCLUSIVE) return false;
+  return lock.max_holders == 0 || lock.holders.size() < lock.max_holders;
+}
+
+void LockStateMachine::grant_waiters(LockIt lock, ApplyResult& result) {
+  Lock& l = lock->second;
+  size_t granted = 0;
+  while (granted < l.waiters.size() && can_grant(l, l.waiters[granted].mode)) {
+    Waiter& waiter = l.waiters[granted];
+    FL_CHECK(sessions_.count(waiter.session_id) == 1, "waiter of {} has no session {}",
+             lock->first, waiter.session_id);
+    const uint64_t token = next_token_++;
+    l.holders.push_back(Holder{waiter.session_id, token, waiter.mode, std::move(waiter.value)});
+    result.grants.push_back(Grant{waiter.session_id, waiter.wait_id,
+                                  make_sequencer(lock->first, waiter.mode, token,
+                                                 waiter.session_id)});
+    ++granted;
+  }
+  l.waiters.erase(l.waiters.begin(), l.waiters.begin() + static_cast<ptrdiff_t>(granted));
+}
+
+void LockStateMachine::erase_if_unused(LockIt lock) {
+  const Lock& l = lock->second;
+  if (l.holders.empty() && l.waiters.empty() && !l.in_delay) locks_.erase(lock);
+}
+
+void LockStateMachine::forget_lock(Session& session, LockIt lock) {
+  auto it = std::find(session.locks.begin(), session.locks.end(), lock);
+  FL_CHECK(it != session.locks.end(), "session does not list lock {}", lock->first);
+  *it = session.locks.back();
+  session.locks.pop_back();
+}
+
+void LockStateMachine::start_lock_delay(LockIt lock, uint64_t now_ms, ApplyResult& result) {
+  Lock& l = lock->second;
+  const uint64_t until_ms = saturating_add(now_ms, l.lock_delay_ms);
+  if (l.in_delay && l.delay_until_ms >= until_ms) return;
+  l.in_delay = true;
+  l.delay_until_ms = until_ms;
+  result.lock_delays_started.push_back(LockDelay{lock->first, until_ms});
+}
+
+ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& command) {
+  ApplyResult result;
+  SessionIt session_it;
+  if (check_key(command.key(), RequestKind::kAcquire, session_it, result) == KeyCheck::kDone) {
+    if (result.duplicate && session_it != sessions_.end()) {
+      answer_duplicate_acquire(session_it->first, session_it->second, command, result);
+    }
+    return result;
+  }
+  const uint64_t session_id = session_it->first;
+  Session& session = session_it->second;
+  const uint64_t sequence = command.key().sequence();
+  auto fail = [&](ErrorCode code, std::string message) {
+    result.status = error(code, std::move(message));
+    record(session, sequence, RequestKind::kAcquire, result);
+    return result;
+  };
+
+  if (Status status = validate_lock_name(command.lock()); !status.ok()) {
+    return fail(status.code(), status.message());
+  }
+  if (!valid_mode(command.mode())) return fail(lockpb::INVALID_ARGUMENT, "unknown lock mode");
+  if (command.value().size() > kMaxValueBytes) {
+    return fail(lockpb::INVALID_ARGUMENT, "value is longer than 1 KiB");
+  }
+  if (command.lock_delay_ms() > kMaxLockDelayMs) {
+    return fail(lockpb::INVALID_ARGUMENT, "lock_delay_ms is longer than 60 s");
+  }
+  const lockpb::LockMode mode = command.mode();
+
+  auto lock = locks_.find(command.lock());
+  if (lock != locks_.end()) {
+    Lock& l = lock->second;
+    for (const Holder& holder : l.holders) {
+      if (holder.session_id != session_id) continue;
+      if (holder.mode != mode) {
+        return fail(lockpb::FAILED_PRECONDITION, "session holds the lock in the other mode");
+      }
+      result.granted = make_sequencer(lock->first, mode, holder.token, session_id);
+      record(session, sequence, RequestKind::kAcquire, result);
+      return result;
+    }
+    for (const Waiter& waiter : l.waiters) {
+      if (waiter.session_id == session_id) {
+        return fail(lockpb::FAILED_PRECONDITION, "session already waits for the lock");
+      }
+    }
+    if (command.max_holders() != 0 && command.max_holders() != l.max_holders) {
+      return fail(lockpb::FAILED_PRECONDITION, "lock exists with another max_holders");
+    }
+  }
+  if (session.locks.size() >= limits_.max_locks_per_session) {
+    return fail(lockpb::RESOURCE_EXHAUSTED, "session holds or waits for too many locks");
+  }
+  if (lock == locks_.end()) {
+    if (locks_.size() >= limits_.max_locks) {
+      return fail(lockpb::RESOURCE_EXHAUSTED, "too many locks");
+    }
+    lock = locks_.emplace(command.lock(), Lock()).first;
+    lock->second.max_holders = command.max_holders();
+    lock->second.lock_delay_ms = static_cast<uint32_t>(command.lock_delay_ms());
+  }
+  Lock& l = lock->second;
+  // No barging: with anyone queued, a newcomer queues behind them even when
+  // its mode is compatible with the holders, so writers never starve.
+  if (l.waiters.empty() && can_grant(l, mode)) {
+    const uint64_t token = next_token_++;
+    l.holders.push_back(Holder{session_id, token, mode, command.value()});
+    session.locks.push_back(lock);
+    result.granted = make_sequencer(lock->first, mode, token, session_id);
+  } else if (command.wait_ms() == 0) {
+    // A try-acquire is a wait of zero that has expired.
+    return fail(lockpb::TIMEOUT, "lock is busy");
+  } else if (l.waiters.size() >= limits_.max_waiters_per_lock) {
+    return fail(lockpb::RESOURCE_EXHAUSTED, "too many waiters for the lock");
+  } else {
+    const uint64_t deadline_ms = saturating_add(command.now_ms(), command.wait_ms());
+    l.waiters.push_back(Waiter{session_id, index, deadline_ms, mode, command.value()});
+    session.locks.push_back(lock);
+    result.queued = true;
+    result.wait_id = index;
+    result.wait_deadline_ms = deadline_ms;
+  }
+  record(session, sequence, RequestKind::kAcquire, result);
+  return result;
+}
+
+ApplyResult LockStateMachine::release(const lockpb::Release& command) {
+  ApplyResult result;
+  SessionIt session_it;
+  if (check_key(command.key(), RequestKind::kRelease, session_it, result) == KeyCheck::kDone) {
+    return result;
+  }
+  const uint64_t session_id = session_it->first;
+  Session& session = session_it->second;
+  auto lock = locks_.find(command.lock());
+  if (lock == locks_.end()) {
+    result.status = validate_lock_name(command.lock());
+    if (result.status.ok()) result.status = error(lockpb::LOCK_NOT_HELD, "lock is not held");
+  } else {
+    Lock& l = lock->second;
+    auto holder = std::find_if(l.holders.begin(), l.holders.end(), [&](const Holder& h) {
+      return h.session_id == session_id && h.token == command.token();
+    });
+    if (holder == l.holders.end()) {
+      result.status = error(lockpb::LOCK_NOT_HELD, "session does not hold the lock with that token");
+    } else {
+      l.holders.erase(holder);
+      forget_lock(session, lock);
+      grant_waiters(lock, result);
+      erase_if_unused(lock);
+    }
+  }
+  record(session, command.key().sequence(), RequestKind::kRelease, result);
+  return result;
+}
+
+ApplyResult LockStateMachine::cancel_wait(const lockpb::CancelWait& command) {
+  ApplyResult result;
+  // sequence 0: the leader ends a wait whose deadline passed. Otherwise the
+  // client cancels its own wait, exactly once.
+  const bool by_leader = command.key().sequence() == 0;
+  SessionIt session_it;
+  if (by_leader) {
+    session_it = sessions_.find(command.key().session_id());
+    if (session_it == sessions_.end()) {
+      result.status = error(lockpb::SESSION_EXPIRED, "unknown session");
+      return result;
+    }
+  } else if (check_key(command.key(), RequestKind::kCancelWait, session_it, result) ==
+             KeyCheck::kDone) {
+    return result;
+  }
+  const uint64_t session_id = session_it->first;
+  Session& session = session_it->second;
+  auto lock = locks_.find(command.lock());
+  bool found = false;
+  if (lock != locks_.end()) {
+    Lock& l = lock->second;
+    auto waiter = std::find_if(l.waiters.begin(), l.waiters.end(), [&](const Waiter& w) {
+      return w.session_id == session_id &&
+             (command.wait_id() == 0 || w.wait_id == command.wait_id());
+    });
+    if (waiter != l.waiters.end()) {
+      found = true;
+      result.ended_waits.push_back(EndedWait{session_id, lock->first, waiter->wait_id,
+                                             by_leader ? lockpb::TIMEOUT : lockpb::CANCELLED});
+      l.waiters.erase(waiter);
+      forget_lock(session, lock);
+      // The cancelled waiter may have been what blocked those behind it.
+      grant_waiters(lock, result);
+      erase_if_unused(lock);
+    }
+  }
+  if (!found) result.status = error(lockpb::NOT_FOUND, "no such wait");
+  if (!by_leader) record(session, command.key().sequence(), RequestKind::kCancelWait, result);
+  return result;
+}
+
+ApplyResult LockStateMachine::end_lock_delay(const lockpb::EndLockDelay& command) {
+  ApplyResult result;
+  auto lock = locks_.find(command.lock());
+  if (lock == locks_.end()) {
+    result.status = error(lockpb::NOT_FOUND, "no such lock");
+    return result;
+  }
+  Lock& l = lock->second;
+  if (!l.in_delay || (command.until_ms() != 0 && command.until_ms() != l.delay_until_ms)) {
+    result.status = error(lockpb::FAILED_PRECONDITION, "lock is not in that lock-delay");
+    return result;
+  }
+  l.in_delay = false;
+  l.delay_until_ms = 0;
+  grant_waiters(lock, result);
+  erase_if_unused(lock);
+  return result;
+}
+
+ApplyResult LockStateMachine::force_release(const lockpb::ForceRelease& command) {
+  ApplyResult result;
+  auto lock = locks_.find(command.lock());
+  if (lock == locks_.end()) {
+    result.status = error(lockpb::NOT_FOUND, "no such lock");
+    return result;
+  }
+  Lock& l = lock->second;
+  if (!l.holders.empty()) {
+    for (const Holder& holder : l.holders) {
+      auto session = sessions_.find(holder.session_id);
+      FL_CHECK(session != sessions_.end(), "holder of {} has no session {}", lock->first,
+               holder.session_id);
+      forget_lock(session->second, lock);
+    }
+    l.holders.clear();
+    // The holders did not release: they may still act on the resource.
+    if (l.lock_delay_ms > 0) start_lock_delay(lock, command.now_ms(), result);
+  }
+  grant_waiters(lock, result);
+  erase_if_unused(lock);
+  return result;
+}
+
+// --- Reads ---
+
+Result<clientpb::LockInfo> LockStateMachine::describe(std::string_view name) const {
+  if (Status status = validate_lock_name(name); !status.ok()) return status;
+  auto lock = locks_.find(name);
+  if (lock == locks_.end()) return Status(lockpb::NOT_FOUND, "no such lock");
+  const Lock& l = lock->second;
+  clientpb::LockInfo info;
+  info.set_name(lock->first);
+  for (const Holder& holder : l.holders) {
+    clientpb::Holder* out = info.add_holders();
+    out->set_session_id(holder.session_id);
+    out->set_token(holder.token);
+    out->set_mode(holder.mode);
+    out->set_value(holder.value);
+  }
+  for (const Waiter& waiter : l.waiters) {
+    clientpb::Waiter* out = info.add_waiters();
+    out->set_session_id(waiter.session_id);
+    out->set_mode(waiter.mode);
+    out->set_wait_id(waiter.wait_id);
+    out->set_deadline_ms(waiter.deadline_ms);
+  }
+  info.set_max_holders(l.max_holders);
+  info.set_lock_delay_ms(l.lock_delay_ms);
+  info.set_in_lock_delay(l.in_delay);
+  info.set_lock_delay_until_ms(l.delay_until_ms);
+  return info;
+}
+
+clientpb::LockList LockStateMachine::list_locks(std::string_view prefix,
+                                                std::string_view start_after,
+                                                uint32_t limit) const {
+  clientpb::LockList list;
+  const uint32_t page = page_size(limit);
+  auto it = start_after < prefix ? locks_.lower_bound(prefix) : locks_.upper_bound(start_after);
+  for (; it != locks_.end() && std::string_view(it->first).starts_with(prefix); ++it) {
+    if (static_cast<uint32_t>(list.locks_size()) == page) {
+      list.set_next_start_after(list.locks(list.locks_size() - 1).name());
+      break;
+    }
+    *list.add_locks() = describe(it->first).value();
+  }
+  return list;
+}
+
+clientpb::SequencerStatus LockStateMachine::check_sequencer(
+    const lockpb::Sequencer& sequencer) const {
+  clientpb::SequencerStatus status;
+  auto lock = locks_.find(sequencer.lock());
+  if (lock == locks_.end()) return status;
+  for (const Holder& holder : lock->second.holders) {
+    if (holder.session_id == sequencer.session_id() && holder.token == sequencer.token() &&
+        holder.mode == sequencer.mode()) {
+      status.set_current(true);
+    }
+  }
+  return status;
+}
+
+clientpb::SessionList LockStateMachine::list_sessions(uint64_t start_after,
+                                                      uint32_t limit) const {
+  clientpb::SessionList list;
+  const uint32_t page = page_size(limit);
+  for (auto it = sessions_.upper_bound(start_after); it != sessions_.end(); ++it) {
+    if (static_cast<uint32_t>(list.sessions_size()) == page) {
+      list.set_next_start_after(list.sessions(list.sessions_size() - 1).session_id());
+      break;
+    }
+    clientpb::SessionInfo* info = list.add_sessions();
+    info->set_session_id(it->first);
+    info->set_client_name(it->second.client_name);
+    info->set_ttl_ms(it->second.ttl_ms);
+    uint32_t held = 0;
+    for (const LockIt& lock : it->second.locks) {
+      const auto& holders = lock->second.holders;
+      held += std::any_of(holders.begin(), holders.end(),
+                          [&](const Holder& h) { return h.session_id == it->first; });
+    }
+    info->set_held_locks(held);
+    info->set_waiting_locks(static_cast<uint32_t>(it->second.locks.size()) - held);
+  }
+  return list;
+}
+
+std::vector<SessionTtl> LockStateMachine::sessions() const {
+  std::vector<SessionTtl> out;
+  out.reserve(sessions_.size());
+  for (const auto& [id, session] : sessions_) out.push_back(SessionTtl{id, session.ttl_ms});
+  return out;
+}
+
+std::vector<PendingWait> LockStateMachine::pending_waits() const {
+  std::vector<PendingWait> out;
+  for (const auto& [name, lock] : locks_) {
+    for (const Waiter& waiter : lock.waiters) {
+      out.push_back(PendingWait{waiter.session_id, name, waiter.wait_id, waiter.deadline_ms});
+    }
+  }
+  return out;
+}
+
+std::vector<LockDelay> LockStateMachine::lock_delays() const {
+  std::vector<LockDelay> out;
+  for (const auto& [name, lock] : locks_) {
+    if (lock.in_delay) out.push_back(LockDelay{name, lock.delay_until_ms});
+  }
+  return out;
+}
+
+// --- Snapshots ---
+//
+// Layout (integers little-endian): magic u32, version u32, applied_index
+// u64, next_token u64; session count u64, then per session in id order: id
+// u64, ttl_ms u32, last_sequence u64, last_kind u8, last_code u8,
+// last_queued u8, last_token u64, client_name bytes; lock count u64, then
+// per lock in name order: name bytes, max_holders u32, lock_delay_ms u32,
+// in_delay u8, delay_until_ms u64, holder count u32 and per holder
+// session_id u64, token u64, mode u8, value bytes; waiter count u32 and per
+// waiter session_id u64, wait_id u64, deadline_ms u64, mode u8, value bytes.
+// Then the FNV-1a 64 checksum of all of it.
+
+std::string LockStateMachine::snapshot() const {
+  detail::SnapshotWriter w;
+  w.put_u32(kSnapshotMagic);
+  w.put_u32(kSnapshotVersion);
+  w.put_u64(applied_index_);
+  w.put_u64(next_token_);
+  w.put_u64(sessions_.size());
+  for (const auto& [id, s] : sessions_) {
+    w.put_u64(id);
+    w.put_u32(s.ttl_ms);
+    w.put_u64(s.last_sequence);
+    w.put_u8(static_cast<uint8_t>(s.last_kind));
+    w.put_u8(s.last_code);
+    w.put_u8(s.last_queued ? 1 : 0);
+    w.put_u64(s.last_token);
+    w.put_bytes(s.client_name);
+  }
+  w.put_u64(locks_.size());
+  for (const auto& [name, l] : locks_) {
+    w.put_bytes(name);
+    w.put_u32(l.max_holders);
+    w.put_u32(l.lock_delay_ms);
+    w.put_u8(l.in_delay ? 1 : 0);
+    w.put_u64(l.delay_until_ms);
+    w.put_u32(static_cast<uint32_t>(l.holders.size()));
+    for (const Holder& h : l.holders) {
+      w.put_u64(h.session_id);
+      w.put_u64(h.token);
+      w.put_u8(static_cast<uint8_t>(h.mode));
+      w.put_bytes(h.value);
+    }
+    w.put_u32(static_cast<uint32_t>(l.waiters.size()));
+    for (const Waiter& waiter : l.waiters) {
+      w.put_u64(waiter.session_id);
+      w.put_u64(waiter.wait_id);
+      w.put_u64(waiter.deadline_ms);
+      w.put_u8(static_cast<uint8_t>(waiter.mode));
+      w.put_bytes(waiter.value);
+    }
+  }
+  return std::move(w).finish();
+}
+
+Status LockStateMachine::restore(std::string_view bytes) {
+  auto damaged = [](std::string what) {
+    return Status(lockpb::INVALID_ARGUMENT, "damaged snapshot: " + what);
+  };
+  detail::SnapshotReader r(bytes);
+  if (!r.ok()) return damaged("checksum mismatch or truncated");
+  uint32_t magic = 0, version = 0;
+  r.get_u32(magic);
+  r.get_u32(version);
+  if (!r.ok() || magic != kSnapshotMagic) return damaged("bad magic");
+  if (version != kSnapshotVersion) return damaged("unknown version");
+
+  LockStateMachine next(limits_);
+  uint64_t session_count = 0;
+  r.get_u64(next.applied_index_);
+  r.get_u64(next.next_token_);
+  r.get_u64(session_count);
+  if (!r.ok() || next.next_token_ == 0) return damaged("bad header");
+  uint64_t previous_id = 0;
+  for (uint64_t i = 0; i < session_count; ++i) {
+    uint64_t id = 0;
+    Session s;
+    uint8_t kind = 0, queued = 0;
+    r.get_u64(id);
+    r.get_u32(s.ttl_ms);
+    r.get_u64(s.last_sequence);
+    r.get_u8(kind);
+    r.get_u8(s.last_code);
+    r.get_u8(queued);
+    r.get_u64(s.last_token);
+    r.get_bytes(s.client_name);
+    if (!r.ok()) return damaged("truncated session");
+    if (id <= previous_id || id > next.applied_index_) return damaged("bad session id");
+    if (s.ttl_ms < kMinTtlMs || s.ttl_ms > kMaxTtlMs) return damaged("bad session ttl");
+    if (kind > static_cast<uint8_t>(RequestKind::kCancelWait) ||
+        !lockpb::ErrorCode_IsValid(s.last_code) || queued > 1 ||
+        s.last_token >= next.next_token_) {
+      return damaged("bad session last request");
+    }
+    if (s.client_name.size() > kMaxClientNameBytes || !is_valid_utf8(s.client_name)) {
+      return damaged("bad client name");
+    }
+    s.last_kind = static_cast<RequestKind>(kind);
+    s.last_queued = queued == 1;
+    next.sessions_.emplace_hint(next.sessions_.end(), id, std::move(s));
+    previous_id = id;
+  }
+
+  uint64_t lock_count = 0;
+  r.get_u64(lock_count);
+  std::set<uint64_t> tokens;
+  std::string previous_name;
+  for (uint64_t i = 0; i < lock_count; ++i) {
+    std::string name;
+    Lock l;
+    uint8_t in_delay = 0;
+    uint32_t holder_count = 0;
+    r.get_bytes(name);
+    r.get_u32(l.max_holders);
+    r.get_u32(l.lock_delay_ms);
+    r.get_u8(in_delay);
+    r.get_u64(l.delay_until_ms);
+    r.get_u32(holder_count);
+    if (!r.ok()) return damaged("truncated lock");
+    if (!validate_lock_name(name).ok() || (i > 0 && name <= previous_name)) {
+      return damaged("bad lock name");
+    }
+    if (in_delay > 1 || l.lock_delay_ms > kMaxLockDelayMs || (in_delay == 0 && l.delay_until_ms != 0)) {
+      return damaged("bad lock-delay");
+    }
+    l.in_delay = in_delay == 1;
+    if (holder_count > r.remaining()) return damaged("bad holder count");
+    std::set<uint64_t> members;
+    for (uint32_t j = 0; j < holder_count; ++j) {
+      Holder h;
+      uint8_t mode = 0;
+      r.get_u64(h.session_id);
+      r.get_u64(h.token);
+      r.get_u8(mode);
+      r.get_bytes(h.value);
+      if (!r.ok()) return damaged("truncated holder");
+      if (!valid_mode(mode) || h.value.size() > kMaxValueBytes) return damaged("bad holder");
+      h.mode = static_cast<lockpb::LockMode>(mode);
+      if (h.token == 0 || h.token >= next.next_token_ || !tokens.insert(h.token).second ||
+          (!l.holders.empty() && h.token <= l.holders.back().token)) {
+        return damaged("bad token");
+      }
+      if (!next.sessions_.count(h.session_id) || !members.insert(h.session_id).second) {
+        return damaged("bad holder session");
+      }
+      l.holders.push_back(std::move(h));
+    }
+    for (const Holder& h : l.holders) {
+      if (h.mode == lockpb::EXCLUSIVE && l.holders.size() != 1) return damaged("bad exclusive");
+    }
+    if (l.max_holders != 0 && l.holders.size() > l.max_holders &&
+        l.holders.front().mode == lockpb::SHARED) {
+      return damaged("too many holders");
+    }
+    uint32_t waiter_count = 0;
+    r.get_u32(waiter_count);
+    if (!r.ok() || waiter_count > r.remaining()) return damaged("bad waiter count");
+    for (uint32_t j = 0; j < waiter_count; ++j) {
+      Waiter w;
+      uint8_t mode = 0;
+      r.get_u64(w.session_id);
+      r.get_u64(w.wait_id);
+      r.get_u64(w.deadline_ms);
+      r.get_u8(mode);
+      r.get_bytes(w.value);
+      if (!r.ok()) return damaged("truncated waiter");
+      if (!valid_mode(mode) || w.value.size() > kMaxValueBytes || w.wait_id == 0 ||
+          w.wait_id > next.applied_index_) {
+        return damaged("bad waiter");
+      }
+      w.mode = static_cast<lockpb::LockMode>(mode);
+      if (!next.sessions_.count(w.session_id) || !members.insert(w.session_id).second) {
+        return damaged("bad waiter session");
+      }
+      l.waiters.push_back(std::move(w));
+    }
+    // A state apply() can reach: the lock exists only while used, and the
+    // head of the queue is blocked (otherwise it would have been granted).
+    if (l.holders.empty() && l.waiters.empty() && !l.in_delay) return damaged("unused lock");
+    if (!l.waiters.empty() && next.can_grant(l, l.waiters.front().mode)) {
+      return damaged("grantable head of queue");
+    }
+    auto lock = next.locks_.emplace_hint(next.locks_.end(), name, std::move(l));
+    for (const Holder& h : lock->second.holders) next.sessions_[h.session_id].locks.push_back(lock);
+    for (const Waiter& w : lock->second.waiters) next.sessions_[w.session_id].locks.push_back(lock);
+    previous_name = std::move(name);
+  }
+  if (!r.ok() || !r.at_end()) return damaged("trailing bytes");
+  *this = std::move(next);
+  return Status();
+}
+
+}  // namespace fencelock::sm

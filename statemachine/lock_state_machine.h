@@ -1,0 +1,286 @@
+#pragma once
+// LockStateMachine: the deterministic lock state machine of DESIGN.md
+// ("Lock state machine"). Sessions, exclusive/shared/semaphore locks with
+// strictly FIFO wait queues, fencing-token sequencers from one cluster-wide
+// counter, Chubby's lock-delay, and exactly-once application of client
+// requests. docs/locks.md states the semantics users rely on.
+//
+// It is driven by calls only: apply() one committed Raft entry at a time, in
+// index order; the state machine never reads a clock (time enters through
+// the now_ms fields of commands the leader proposes), owns no thread, file or
+// global. The same entries give byte-identical snapshot() on every node.
+//
+// Thread-safety: not thread-safe. One thread (the server's event loop or the
+// simulator) owns an instance; const methods may run concurrently with each
+// other but not with apply() or restore().
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "proto/client.pb.h"
+#include "proto/command.pb.h"
+#include "statemachine/validation.h"
+
+namespace fencelock::sm {
+
+// Bounds on the state's size; a command that would exceed one fails with
+// RESOURCE_EXHAUSTED and changes nothing. Configuration, not replicated
+// state: every node of a cluster must use the same values.
+struct Limits {
+  uint64_t max_sessions = 100'000;
+  uint64_t max_locks = 1'000'000;
+  uint64_t max_waiters_per_lock = 10'000;
+  // Locks a session holds or waits for, together.
+  uint64_t max_locks_per_session = 10'000;
+};
+
+// Fixed rules of the protocol (docs/locks.md).
+inline constexpr uint64_t kDefaultTtlMs = 10'000;
+inline constexpr uint64_t kMinTtlMs = 500;
+inline constexpr uint64_t kMaxTtlMs = 600'000;
+inline constexpr uint64_t kMaxLockDelayMs = 60'000;
+inline constexpr size_t kMaxLockNameBytes = 512;
+inline constexpr size_t kMaxValueBytes = 1024;
+inline constexpr size_t kMaxClientNameBytes = 256;
+inline constexpr uint32_t kDefaultPageSize = 100;
+inline constexpr uint32_t kMaxPageSize = 1000;
+
+// A queued Acquire that a later command granted: the server answers the
+// client whose Acquire (session, wait_id) is waiting with `sequencer`.
+struct Grant {
+  uint64_t session_id = 0;
+  uint64_t wait_id = 0;  // Raft index of the Acquire that queued
+  lockpb::Sequencer sequencer;
+};
+
+// A queued Acquire that ended without a grant. `reason` is the code the
+// server answers the waiting client with: TIMEOUT (leader-proposed
+// CancelWait), CANCELLED (the client's CancelWait) or SESSION_EXPIRED (its
+// session closed or expired).
+struct EndedWait {
+  uint64_t session_id = 0;
+  std::string lock;
+  uint64_t wait_id = 0;
+  ErrorCode reason = lockpb::OK;
+};
+
+// A lock that entered (or extended) its lock-delay: the leader arms a timer
+// and proposes EndLockDelay{lock, until_ms} when it fires.
+struct LockDelay {
+  std::string lock;
+  uint64_t until_ms = 0;
+};
+
+// A pending wait, for the leader to arm its deadline timer.
+struct PendingWait {
+  uint64_t session_id = 0;
+  std::string lock;
+  uint64_t wait_id = 0;
+  uint64_t deadline_ms = 0;  // leader clock of the leader that proposed the Acquire
+};
+
+// A live session, for the leader to arm its TTL timer.
+struct SessionTtl {
+  uint64_t session_id = 0;
+  uint64_t ttl_ms = 0;
+};
+
+// What one apply() did. `status` is the command's own outcome; the other
+// fields are set as listed. `grants` and `ended_waits` concern OTHER, earlier
+// queued Acquires and are filled whatever `status` says (only successful
+// commands cause them); the command's own immediate grant is in `granted`,
+// never in `grants`.
+struct ApplyResult {
+  Status status;
+  // Set when the command was a retry of the session's last request: the
+  // recorded outcome is returned and nothing was applied again.
+  bool duplicate = false;
+  // OpenSession: the new session's id (= the entry's index) and TTL.
+  uint64_t session_id = 0;
+  uint64_t ttl_ms = 0;
+  // Acquire: the grant, with status OK (also when re-acquiring a lock the
+  // session already holds in that mode: the existing grant).
+  std::optional<lockpb::Sequencer> granted;
+  // Acquire: queued (status OK, no `granted`); the wait ends later through a
+  // Grant or an EndedWait with this wait_id (= the entry's index).
+  bool queued = false;
+  uint64_t wait_id = 0;
+  uint64_t wait_deadline_ms = 0;
+  std::vector<Grant> grants;
+  std::vector<EndedWait> ended_waits;
+  std::vector<LockDelay> lock_delays_started;
+};
+
+class LockStateMachine {
+ public:
+  // An empty state (applied_index() == 0, first token 1) bounded by `limits`.
+  explicit LockStateMachine(Limits limits = {});
+
+  LockStateMachine(const LockStateMachine&) = delete;
+  LockStateMachine& operator=(const LockStateMachine&) = delete;
+  LockStateMachine(LockStateMachine&&) = default;
+  LockStateMachine& operator=(LockStateMachine&&) = default;
+
+  // Applies the committed entry at `index`, which must be greater than
+  // applied_index() (entries the state machine never sees, such as leader
+  // no-ops, may leave gaps); a smaller index is a driver bug and aborts
+  // through FL_CHECK. Never fails otherwise: whatever `command` contains,
+  // the outcome is in ApplyResult::status (an empty oneof is
+  // INVALID_ARGUMENT) and every invariant holds afterwards. Sets
+  // applied_index() to `index` whatever the outcome.
+  ApplyResult apply(uint64_t index, const lockpb::Command& command);
+
+  // Parses `entry_bytes` as a lockpb::Command and applies it as above; bytes
+  // that do not parse are INVALID_ARGUMENT (still advancing applied_index()).
+  ApplyResult apply(uint64_t index, std::string_view entry_bytes);
+
+  // The index of the last applied entry; 0 for a new state machine.
+  uint64_t applied_index() const { return applied_index_; }
+
+  // The token the next grant will carry (starts at 1, never reused).
+  uint64_t next_token() const { return next_token_; }
+
+  // The number of live sessions, and of existing locks (held, waited for or
+  // in lock-delay).
+  size_t session_count() const { return sessions_.size(); }
+  size_t lock_count() const { return locks_.size(); }
+
+  // --- Reads: linearizable when the server calls them after ReadIndex. ---
+
+  // The lock `name`: holders in grant order, waiters in grant order.
+  // INVALID_ARGUMENT for a malformed name, NOT_FOUND when nobody holds,
+  // waits for or lock-delays it (a lock exists only while one of those is
+  // true).
+  Result<clientpb::LockInfo> describe(std::string_view name) const;
+
+  // Locks whose name starts with `prefix` and sorts after `start_after`, in
+  // byte order, at most `limit` of them (0 = kDefaultPageSize, capped at
+  // kMaxPageSize). next_start_after is empty on the last page.
+  clientpb::LockList list_locks(std::string_view prefix, std::string_view start_after,
+                                uint32_t limit) const;
+
+  // Whether `sequencer` is still current: its session holds its lock in its
+  // mode with its token. A malformed sequencer is simply not current.
+  clientpb::SequencerStatus check_sequencer(const lockpb::Sequencer& sequencer) const;
+
+  // Sessions with id > start_after in id order, at most `limit` (as above).
+  // next_start_after is 0 on the last page.
+  clientpb::SessionList list_sessions(uint64_t start_after, uint32_t limit) const;
+
+  // --- Timer state for a new leader (sorted; ids, then names). ---
+
+  // Every live session with its TTL, by id.
+  std::vector<SessionTtl> sessions() const;
+  // Every queued Acquire with its deadline, by lock name then queue order.
+  std::vector<PendingWait> pending_waits() const;
+  // Every lock in lock-delay with the end of its delay, by name.
+  std::vector<LockDelay> lock_delays() const;
+
+  // --- Snapshots ---
+
+  // The whole state (including applied_index() and next_token(), not the
+  // Limits) as bytes ending in a checksum. Deterministic: equal states give
+  // equal bytes.
+  std::string snapshot() const;
+
+  // Replaces the state with the one `bytes` encodes. A damaged, truncated
+  // or inconsistent snapshot returns INVALID_ARGUMENT (DATA_LOSS-like; the
+  // message says what is wrong) and leaves the current state unchanged.
+  Status restore(std::string_view bytes);
+
+ private:
+  struct Lock;
+  using LockMap = std::map<std::string, Lock, std::less<>>;
+  using LockIt = LockMap::iterator;
+
+  // The last request of a session, kept for exactly-once answers.
+  enum class RequestKind : uint8_t { kNone, kCloseSession, kAcquire, kRelease, kCancelWait };
+
+  struct Session {
+    uint64_t last_sequence = 0;
+    uint64_t last_token = 0;  // kAcquire granted: its token
+    uint32_t ttl_ms = 0;
+    uint8_t last_code = 0;    // lockpb::ErrorCode
+    RequestKind last_kind = RequestKind::kNone;
+    bool last_queued = false;
+    std::string client_name;
+    // Locks this session holds or waits for (no order; sorted by name when
+    // the order reaches output).
+    std::vector<LockIt> locks;
+  };
+  using SessionMap = std::map<uint64_t, Session>;
+  using SessionIt = SessionMap::iterator;
+
+  struct Holder {
+    uint64_t session_id = 0;
+    uint64_t token = 0;
+    lockpb::LockMode mode = lockpb::EXCLUSIVE;
+    std::string value;
+  };
+  struct Waiter {
+    uint64_t session_id = 0;
+    uint64_t wait_id = 0;
+    uint64_t deadline_ms = 0;
+    lockpb::LockMode mode = lockpb::EXCLUSIVE;
+    std::string value;
+  };
+  struct Lock {
+    std::vector<Holder> holders;  // grant order (tokens increase)
+    std::vector<Waiter> waiters;  // FIFO
+    uint64_t delay_until_ms = 0;
+    uint32_t max_holders = 0;     // 0 = unbounded SHARED holders
+    uint32_t lock_delay_ms = 0;
+    bool in_delay = false;
+  };
+
+  // The outcome of the RequestKey check of a client request.
+  enum class KeyCheck { kApply, kDone };
+
+  ApplyResult apply_command(uint64_t index, const lockpb::Command& command);
+  ApplyResult open_session(uint64_t index, const lockpb::OpenSession& command);
+  ApplyResult close_session(const lockpb::CloseSession& command);
+  ApplyResult expire_session(const lockpb::ExpireSession& command);
+  ApplyResult acquire(uint64_t index, const lockpb::Acquire& command);
+  ApplyResult release(const lockpb::Release& command);
+  ApplyResult cancel_wait(const lockpb::CancelWait& command);
+  ApplyResult end_lock_delay(const lockpb::EndLockDelay& command);
+  ApplyResult force_release(const lockpb::ForceRelease& command);
+
+  // Finds the session of `key` and checks its sequence number. kDone: the
+  // result is final (unknown session, stale or duplicate request); kApply:
+  // `session` is set and the request is new.
+  KeyCheck check_key(const lockpb::RequestKey& key, RequestKind kind, SessionIt& session,
+                     ApplyResult& result);
+  // Records `result` as the session's last request.
+  static void record(Session& session, uint64_t sequence, RequestKind kind,
+                     const ApplyResult& result);
+  // The recorded answer to a retry of an Acquire.
+  void answer_duplicate_acquire(uint64_t session_id, const Session& session,
+                                const lockpb::Acquire& command, ApplyResult& result) const;
+
+  bool can_grant(const Lock& lock, lockpb::LockMode mode) const;
+  // Grants the head of the queue while it is grantable (FIFO, no barging),
+  // appending to result.grants.
+  void grant_waiters(LockIt lock, ApplyResult& result);
+  // Erases `lock` if nobody holds, waits for or lock-delays it.
+  void erase_if_unused(LockIt lock);
+  static void forget_lock(Session& session, LockIt lock);
+  void start_lock_delay(LockIt lock, uint64_t now_ms, ApplyResult& result);
+  // Ends `session`: cancels its waits (reason SESSION_EXPIRED), releases its
+  // locks (with lock-delay when `expired`), erases it, then grants each
+  // affected lock's next waiters, all in lock name order.
+  void end_session(SessionIt session, bool expired, uint64_t now_ms, ApplyResult& result);
+
+  Limits limits_;
+  uint64_t applied_index_ = 0;
+  uint64_t next_token_ = 1;
+  SessionMap sessions_;
+  LockMap locks_;
+};
+
+}  // namespace fencelock::sm

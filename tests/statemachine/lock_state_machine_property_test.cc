@@ -1,0 +1,810 @@
+// Property test: random command sequences, garbage included, against a naive
+// reference model written separately from the state machine. After every
+// command it checks the lock invariants of DESIGN.md on the state machine's
+// own reads, then compares results and whole state with the model; at random
+// points it swaps in a state restored from a snapshot.
+//
+// Replay a failure with: statemachine_property_test --rng-seed <seed>
+// (the seed and the failing sequence number are printed).
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "statemachine/lock_state_machine.h"
+#include "tests/statemachine/sm_test_util.h"
+
+namespace fencelock::sm {
+namespace {
+
+// ---------------------------------------------------------------------------
+// The reference model: plain structures, linear scans, no cleverness.
+
+struct ModelOutcome {
+  int code = 0;
+  uint64_t session_id = 0;
+  uint64_t ttl_ms = 0;
+  bool has_grant = false;
+  uint64_t grant_token = 0;
+  int grant_mode = 0;
+  bool queued = false;
+  uint64_t wait_id = 0;
+  uint64_t deadline_ms = 0;
+  std::vector<std::string> grants;       // "session/wait_id/lock/token/mode"
+  std::vector<std::string> ended_waits;  // "session/lock/wait_id/reason"
+  std::vector<std::string> delays;       // "lock/until"
+};
+
+class Model {
+ public:
+  explicit Model(Limits limits) : limits_(limits) {}
+
+  ModelOutcome apply(uint64_t index, const lockpb::Command& c) {
+    ModelOutcome out;
+    switch (c.kind_case()) {
+      case lockpb::Command::kOpenSession:
+        open(index, c.open_session(), out);
+        break;
+      case lockpb::Command::kCloseSession:
+        close(c.close_session(), out);
+        break;
+      case lockpb::Command::kExpireSession:
+        if (!sessions_.count(c.expire_session().session_id())) {
+          out.code = lockpb::SESSION_EXPIRED;
+        } else {
+          end(c.expire_session().session_id(), true, c.expire_session().now_ms(), out);
+        }
+        break;
+      case lockpb::Command::kAcquire:
+        acquire(index, c.acquire(), out);
+        break;
+      case lockpb::Command::kRelease:
+        release(c.release(), out);
+        break;
+      case lockpb::Command::kCancelWait:
+        cancel(c.cancel_wait(), out);
+        break;
+      case lockpb::Command::kEndLockDelay:
+        end_delay(c.end_lock_delay(), out);
+        break;
+      case lockpb::Command::kForceRelease:
+        force(c.force_release(), out);
+        break;
+      default:
+        out.code = lockpb::INVALID_ARGUMENT;
+    }
+    return out;
+  }
+
+  // Canonical text of the whole state, same format as dump(LockStateMachine).
+  std::string dump(uint64_t applied_index) const {
+    std::ostringstream s;
+    s << "applied " << applied_index << " next " << next_token_ << "\n";
+    for (const auto& [id, session] : sessions_) {
+      int held = 0, waiting = 0;
+      for (const auto& [name, lock] : locks_) {
+        for (const auto& h : lock.holders) held += h.session == id;
+        for (const auto& w : lock.waiters) waiting += w.session == id;
+      }
+      s << "session " << id << " " << session.name << " " << session.ttl << " " << held << " "
+        << waiting << "\n";
+    }
+    for (const auto& [name, lock] : locks_) {
+      s << "lock " << name << " max " << lock.max << " delay " << lock.delay_ms << " "
+        << lock.in_delay << " " << lock.until << "\n";
+      for (const auto& h : lock.holders) {
+        s << " holder " << h.session << " " << h.token << " " << h.mode << " " << h.value << "\n";
+      }
+      for (const auto& w : lock.waiters) {
+        s << " waiter " << w.session << " " << w.mode << " " << w.wait_id << " " << w.deadline
+          << "\n";
+      }
+    }
+    return s.str();
+  }
+
+ private:
+  struct MHolder {
+    uint64_t session;
+    uint64_t token;
+    int mode;
+    std::string value;
+  };
+  struct MWaiter {
+    uint64_t session;
+    uint64_t wait_id;
+    uint64_t deadline;
+    int mode;
+    std::string value;
+  };
+  struct MLock {
+    std::vector<MHolder> holders;
+    std::vector<MWaiter> waiters;
+    uint32_t max = 0;
+    uint64_t delay_ms = 0;
+    bool in_delay = false;
+    uint64_t until = 0;
+  };
+  struct MSession {
+    uint64_t ttl = 0;
+    std::string name;
+    uint64_t last_seq = 0;
+    int last_kind = 0;  // Command kind case of the last request
+    int last_code = 0;
+    bool last_queued = false;
+    uint64_t last_token = 0;
+  };
+
+  static bool name_ok(const std::string& n) { return validate_lock_name(n).ok(); }
+
+  bool grantable(const MLock& l, int mode) const {
+    if (l.in_delay) return false;
+    bool exclusive_held = false;
+    for (const auto& h : l.holders) exclusive_held |= h.mode == lockpb::EXCLUSIVE;
+    if (mode == lockpb::EXCLUSIVE) return l.holders.empty();
+    if (exclusive_held) return false;
+    return l.max == 0 || l.holders.size() < l.max;
+  }
+
+  void grant_queue(const std::string& name, MLock& l, ModelOutcome& out) {
+    while (!l.waiters.empty() && grantable(l, l.waiters.front().mode)) {
+      MWaiter w = l.waiters.front();
+      l.waiters.erase(l.waiters.begin());
+      uint64_t token = next_token_++;
+      l.holders.push_back({w.session, token, w.mode, w.value});
+      out.grants.push_back(std::to_string(w.session) + "/" + std::to_string(w.wait_id) + "/" +
+                           name + "/" + std::to_string(token) + "/" + std::to_string(w.mode));
+    }
+  }
+
+  void drop_if_unused(const std::string& name) {
+    auto it = locks_.find(name);
+    if (it != locks_.end() && it->second.holders.empty() && it->second.waiters.empty() &&
+        !it->second.in_delay) {
+      locks_.erase(it);
+    }
+  }
+
+  void delay(const std::string& name, MLock& l, uint64_t now, ModelOutcome& out) {
+    uint64_t until = now + l.delay_ms < now ? UINT64_MAX : now + l.delay_ms;
+    if (l.in_delay && l.until >= until) return;
+    l.in_delay = true;
+    l.until = until;
+    out.delays.push_back(name + "/" + std::to_string(until));
+  }
+
+  void open(uint64_t index, const lockpb::OpenSession& c, ModelOutcome& out) {
+    uint64_t ttl = c.ttl_ms() ? c.ttl_ms() : 10'000;
+    if (ttl < 500 || ttl > 600'000 || c.client_name().size() > 256 ||
+        !is_valid_utf8(c.client_name())) {
+      out.code = lockpb::INVALID_ARGUMENT;
+    } else if (sessions_.size() >= limits_.max_sessions) {
+      out.code = lockpb::RESOURCE_EXHAUSTED;
+    } else {
+      sessions_[index] = MSession{ttl, c.client_name()};
+      out.session_id = index;
+      out.ttl_ms = ttl;
+    }
+  }
+
+  void end(uint64_t id, bool expired, uint64_t now, ModelOutcome& out) {
+    for (auto& [name, l] : locks_) {
+      for (size_t i = 0; i < l.waiters.size(); ++i) {
+        if (l.waiters[i].session == id) {
+          out.ended_waits.push_back(std::to_string(id) + "/" + name + "/" +
+                                    std::to_string(l.waiters[i].wait_id) + "/" +
+                                    std::to_string(lockpb::SESSION_EXPIRED));
+          l.waiters.erase(l.waiters.begin() + i);
+          break;
+        }
+      }
+      for (size_t i = 0; i < l.holders.size(); ++i) {
+        if (l.holders[i].session == id) {
+          l.holders.erase(l.holders.begin() + i);
+          if (expired && l.delay_ms > 0) delay(name, l, now, out);
+          break;
+        }
+      }
+    }
+    sessions_.erase(id);
+    std::vector<std::string> names;
+    for (auto& [name, l] : locks_) {
+      grant_queue(name, l, out);
+      names.push_back(name);
+    }
+    for (const auto& name : names) drop_if_unused(name);
+  }
+
+  // The exactly-once check; returns true when the request must be applied.
+  bool key_ok(const lockpb::RequestKey& key, int kind, ModelOutcome& out,
+              bool* duplicate = nullptr) {
+    auto it = sessions_.find(key.session_id());
+    if (it == sessions_.end()) {
+      out.code = lockpb::SESSION_EXPIRED;
+      return false;
+    }
+    MSession& s = it->second;
+    if (key.sequence() == 0) {
+      out.code = lockpb::INVALID_ARGUMENT;
+    } else if (key.sequence() < s.last_seq) {
+      out.code = lockpb::STALE_SEQUENCE;
+    } else if (key.sequence() == s.last_seq) {
+      out.code = s.last_kind == kind ? s.last_code : lockpb::INVALID_ARGUMENT;
+      if (duplicate != nullptr) *duplicate = true;
+    } else {
+      return true;
+    }
+    return false;
+  }
+
+  void remember(uint64_t session, uint64_t seq, int kind, const ModelOutcome& out) {
+    MSession& s = sessions_.at(session);
+    s.last_seq = seq;
+    s.last_kind = kind;
+    s.last_code = out.code;
+    s.last_queued = out.queued;
+    s.last_token = out.has_grant ? out.grant_token : 0;
+  }
+
+  void close(const lockpb::CloseSession& c, ModelOutcome& out) {
+    if (!key_ok(c.key(), lockpb::Command::kCloseSession, out)) return;
+    end(c.key().session_id(), false, 0, out);
+  }
+
+  void acquire(uint64_t index, const lockpb::Acquire& c, ModelOutcome& out) {
+    const uint64_t sid = c.key().session_id();
+    bool duplicate = false;
+    if (!key_ok(c.key(), lockpb::Command::kAcquire, out, &duplicate)) {
+      if (duplicate && out.code == lockpb::OK) {
+        const MSession& s = sessions_.at(sid);
+        if (!s.last_queued) {
+          out.has_grant = true;
+          out.grant_token = s.last_token;
+          out.grant_mode = c.mode();
+          return;
+        }
+        auto it = locks_.find(c.lock());
+        if (it != locks_.end()) {
+          for (const auto& h : it->second.holders) {
+            if (h.session == sid && h.mode == c.mode()) {
+              out.has_grant = true;
+              out.grant_token = h.token;
+              out.grant_mode = h.mode;
+              return;
+            }
+          }
+          for (const auto& w : it->second.waiters) {
+            if (w.session == sid) {
+              out.queued = true;
+              out.wait_id = w.wait_id;
+              out.deadline_ms = w.deadline;
+              return;
+            }
+          }
+        }
+        out.code = lockpb::TIMEOUT;
+      }
+      return;
+    }
+    const int kind = lockpb::Command::kAcquire;
+    auto finish = [&](int code) {
+      out.code = code;
+      remember(sid, c.key().sequence(), kind, out);
+    };
+    if (!name_ok(c.lock())) return finish(lockpb::INVALID_ARGUMENT);
+    if (c.mode() != lockpb::EXCLUSIVE && c.mode() != lockpb::SHARED) {
+      return finish(lockpb::INVALID_ARGUMENT);
+    }
+    if (c.value().size() > 1024 || c.lock_delay_ms() > 60'000) {
+      return finish(lockpb::INVALID_ARGUMENT);
+    }
+    auto it = locks_.find(c.lock());
+    if (it != locks_.end()) {
+      for (const auto& h : it->second.holders) {
+        if (h.session != sid) continue;
+        if (h.mode != c.mode()) return finish(lockpb::FAILED_PRECONDITION);
+        out.has_grant = true;
+        out.grant_token = h.token;
+        out.grant_mode = h.mode;
+        return finish(lockpb::OK);
+      }
+      for (const auto& w : it->second.waiters) {
+        if (w.session == sid) return finish(lockpb::FAILED_PRECONDITION);
+      }
+      if (c.max_holders() != 0 && c.max_holders() != it->second.max) {
+        return finish(lockpb::FAILED_PRECONDITION);
+      }
+    }
+    size_t mine = 0;
+    for (const auto& [name, l] : locks_) {
+      for (const auto& h : l.holders) mine += h.session == sid;
+      for (const auto& w : l.waiters) mine += w.session == sid;
+    }
+    if (mine >= limits_.max_locks_per_session) return finish(lockpb::RESOURCE_EXHAUSTED);
+    if (it == locks_.end()) {
+      if (locks_.size() >= limits_.max_locks) return finish(lockpb::RESOURCE_EXHAUSTED);
+      MLock fresh;
+      fresh.max = c.max_holders();
+      fresh.delay_ms = c.lock_delay_ms();
+      it = locks_.emplace(c.lock(), fresh).first;
+    }
+    MLock& l = it->second;
+    if (l.waiters.empty() && grantable(l, c.mode())) {
+      uint64_t token = next_token_++;
+      l.holders.push_back({sid, token, c.mode(), c.value()});
+      out.has_grant = true;
+      out.grant_token = token;
+      out.grant_mode = c.mode();
+      return finish(lockpb::OK);
+    }
+    if (c.wait_ms() == 0) return finish(lockpb::TIMEOUT);
+    if (l.waiters.size() >= limits_.max_waiters_per_lock) {
+      return finish(lockpb::RESOURCE_EXHAUSTED);
+    }
+    uint64_t deadline = c.now_ms() + c.wait_ms() < c.now_ms() ? UINT64_MAX : c.now_ms() + c.wait_ms();
+    l.waiters.push_back({sid, index, deadline, c.mode(), c.value()});
+    out.queued = true;
+    out.wait_id = index;
+    out.deadline_ms = deadline;
+    finish(lockpb::OK);
+  }
+
+  void release(const lockpb::Release& c, ModelOutcome& out) {
+    if (!key_ok(c.key(), lockpb::Command::kRelease, out)) return;
+    const uint64_t sid = c.key().session_id();
+    out.code = lockpb::LOCK_NOT_HELD;
+    auto it = locks_.find(c.lock());
+    if (it == locks_.end() && !name_ok(c.lock())) out.code = lockpb::INVALID_ARGUMENT;
+    if (it != locks_.end()) {
+      auto& holders = it->second.holders;
+      for (size_t i = 0; i < holders.size(); ++i) {
+        if (holders[i].session == sid && holders[i].token == c.token()) {
+          holders.erase(holders.begin() + i);
+          out.code = lockpb::OK;
+          grant_queue(it->first, it->second, out);
+          drop_if_unused(c.lock());
+          break;
+        }
+      }
+    }
+    remember(sid, c.key().sequence(), lockpb::Command::kRelease, out);
+  }
+
+  void cancel(const lockpb::CancelWait& c, ModelOutcome& out) {
+    const uint64_t sid = c.key().session_id();
+    const bool leader = c.key().sequence() == 0;
+    if (leader) {
+      if (!sessions_.count(sid)) {
+        out.code = lockpb::SESSION_EXPIRED;
+        return;
+      }
+    } else if (!key_ok(c.key(), lockpb::Command::kCancelWait, out)) {
+      return;
+    }
+    out.code = lockpb::NOT_FOUND;
+    auto it = locks_.find(c.lock());
+    if (it != locks_.end()) {
+      auto& waiters = it->second.waiters;
+      for (size_t i = 0; i < waiters.size(); ++i) {
+        if (waiters[i].session == sid && (c.wait_id() == 0 || c.wait_id() == waiters[i].wait_id)) {
+          out.ended_waits.push_back(std::to_string(sid) + "/" + it->first + "/" +
+                                    std::to_string(waiters[i].wait_id) + "/" +
+                                    std::to_string(leader ? lockpb::TIMEOUT : lockpb::CANCELLED));
+          waiters.erase(waiters.begin() + i);
+          out.code = lockpb::OK;
+          grant_queue(it->first, it->second, out);
+          drop_if_unused(c.lock());
+          break;
+        }
+      }
+    }
+    if (!leader) remember(sid, c.key().sequence(), lockpb::Command::kCancelWait, out);
+  }
+
+  void end_delay(const lockpb::EndLockDelay& c, ModelOutcome& out) {
+    auto it = locks_.find(c.lock());
+    if (it == locks_.end()) {
+      out.code = lockpb::NOT_FOUND;
+      return;
+    }
+    MLock& l = it->second;
+    if (!l.in_delay || (c.until_ms() != 0 && c.until_ms() != l.until)) {
+      out.code = lockpb::FAILED_PRECONDITION;
+      return;
+    }
+    l.in_delay = false;
+    l.until = 0;
+    grant_queue(it->first, l, out);
+    drop_if_unused(c.lock());
+  }
+
+  void force(const lockpb::ForceRelease& c, ModelOutcome& out) {
+    auto it = locks_.find(c.lock());
+    if (it == locks_.end()) {
+      out.code = lockpb::NOT_FOUND;
+      return;
+    }
+    MLock& l = it->second;
+    if (!l.holders.empty()) {
+      l.holders.clear();
+      if (l.delay_ms > 0) delay(it->first, l, c.now_ms(), out);
+    }
+    grant_queue(it->first, l, out);
+    drop_if_unused(c.lock());
+  }
+
+  Limits limits_;
+  uint64_t next_token_ = 1;
+  std::map<uint64_t, MSession> sessions_;
+  std::map<std::string, MLock> locks_;
+};
+
+// ---------------------------------------------------------------------------
+// Reading the state machine back in the model's format.
+
+std::vector<clientpb::LockInfo> all_locks(const LockStateMachine& sm) {
+  std::vector<clientpb::LockInfo> out;
+  std::string after;
+  while (true) {
+    clientpb::LockList page = sm.list_locks("", after, 2);
+    for (const auto& info : page.locks()) out.push_back(info);
+    if (page.next_start_after().empty()) return out;
+    after = page.next_start_after();
+  }
+}
+
+std::string dump(const LockStateMachine& sm) {
+  std::ostringstream s;
+  s << "applied " << sm.applied_index() << " next " << sm.next_token() << "\n";
+  uint64_t after = 0;
+  while (true) {
+    clientpb::SessionList page = sm.list_sessions(after, 3);
+    for (const auto& info : page.sessions()) {
+      s << "session " << info.session_id() << " " << info.client_name() << " " << info.ttl_ms()
+        << " " << info.held_locks() << " " << info.waiting_locks() << "\n";
+    }
+    if (page.next_start_after() == 0) break;
+    after = page.next_start_after();
+  }
+  for (const auto& lock : all_locks(sm)) {
+    s << "lock " << lock.name() << " max " << lock.max_holders() << " delay "
+      << lock.lock_delay_ms() << " " << lock.in_lock_delay() << " "
+      << lock.lock_delay_until_ms() << "\n";
+    for (const auto& h : lock.holders()) {
+      s << " holder " << h.session_id() << " " << h.token() << " " << h.mode() << " " << h.value()
+        << "\n";
+    }
+    for (const auto& w : lock.waiters()) {
+      s << " waiter " << w.session_id() << " " << w.mode() << " " << w.wait_id() << " "
+        << w.deadline_ms() << "\n";
+    }
+  }
+  return s.str();
+}
+
+ModelOutcome outcome_of(const ApplyResult& r) {
+  ModelOutcome out;
+  out.code = r.status.code();
+  out.session_id = r.session_id;
+  out.ttl_ms = r.ttl_ms;
+  if (r.granted) {
+    out.has_grant = true;
+    out.grant_token = r.granted->token();
+    out.grant_mode = r.granted->mode();
+  }
+  out.queued = r.queued;
+  out.wait_id = r.wait_id;
+  out.deadline_ms = r.wait_deadline_ms;
+  for (const Grant& g : r.grants) {
+    out.grants.push_back(std::to_string(g.session_id) + "/" + std::to_string(g.wait_id) + "/" +
+                         g.sequencer.lock() + "/" + std::to_string(g.sequencer.token()) + "/" +
+                         std::to_string(g.sequencer.mode()));
+  }
+  for (const EndedWait& e : r.ended_waits) {
+    out.ended_waits.push_back(std::to_string(e.session_id) + "/" + e.lock + "/" +
+                              std::to_string(e.wait_id) + "/" + std::to_string(e.reason));
+  }
+  for (const LockDelay& d : r.lock_delays_started) {
+    out.delays.push_back(d.lock + "/" + std::to_string(d.until_ms));
+  }
+  return out;
+}
+
+std::string describe(const ModelOutcome& o) {
+  std::ostringstream s;
+  s << "code " << o.code << " session " << o.session_id << " ttl " << o.ttl_ms << " grant "
+    << o.has_grant << ":" << o.grant_token << ":" << o.grant_mode << " queued " << o.queued << ":"
+    << o.wait_id << ":" << o.deadline_ms << " grants [";
+  for (const auto& g : o.grants) s << g << " ";
+  s << "] ended [";
+  for (const auto& e : o.ended_waits) s << e << " ";
+  s << "] delays [";
+  for (const auto& d : o.delays) s << d << " ";
+  s << "]";
+  return s.str();
+}
+
+// ---------------------------------------------------------------------------
+// Invariants of DESIGN.md, checked on the state machine's own reads.
+
+struct History {
+  uint64_t max_token = 0;                          // tokens grow globally
+  std::map<std::string, uint64_t> last_token;      // and per lock
+  std::map<std::string, uint64_t> last_wait_id;    // grants follow queue order
+};
+
+void check_grant_order(History& h, const std::string& lock, uint64_t token, uint64_t wait_id) {
+  REQUIRE(token > h.max_token);
+  h.max_token = token;
+  REQUIRE(token > h.last_token[lock]);
+  h.last_token[lock] = token;
+  if (wait_id != 0) {
+    REQUIRE(wait_id > h.last_wait_id[lock]);
+    h.last_wait_id[lock] = wait_id;
+  }
+}
+
+void check_invariants(const LockStateMachine& sm, const ApplyResult& r, History& history) {
+  if (r.granted && !r.duplicate) {
+    uint64_t token = r.granted->token();
+    // A new grant, or the existing grant of a re-acquire.
+    if (token > history.max_token) check_grant_order(history, r.granted->lock(), token, 0);
+  }
+  for (const Grant& g : r.grants) {
+    check_grant_order(history, g.sequencer.lock(), g.sequencer.token(), g.wait_id);
+  }
+  std::set<uint64_t> sessions;
+  for (const SessionTtl& s : sm.sessions()) sessions.insert(s.session_id);
+  std::set<uint64_t> tokens;
+  for (const auto& lock : all_locks(sm)) {
+    REQUIRE(validate_lock_name(lock.name()).ok());
+    REQUIRE((lock.holders_size() > 0 || lock.waiters_size() > 0 || lock.in_lock_delay()));
+    bool exclusive = false;
+    uint64_t previous_token = 0;
+    std::set<uint64_t> members;
+    for (const auto& h : lock.holders()) {
+      exclusive |= h.mode() == lockpb::EXCLUSIVE;
+      REQUIRE(h.token() > previous_token);
+      previous_token = h.token();
+      REQUIRE(h.token() < sm.next_token());
+      REQUIRE(tokens.insert(h.token()).second);       // globally unique
+      REQUIRE(sessions.count(h.session_id()) == 1);   // a session's locks end with it
+      REQUIRE(members.insert(h.session_id()).second);
+    }
+    if (exclusive) REQUIRE(lock.holders_size() == 1);
+    if (!exclusive && lock.max_holders() > 0) {
+      REQUIRE(static_cast<uint32_t>(lock.holders_size()) <= lock.max_holders());
+    }
+    uint64_t previous_wait = 0;
+    for (const auto& w : lock.waiters()) {
+      REQUIRE(sessions.count(w.session_id()) == 1);
+      REQUIRE(members.insert(w.session_id()).second);
+      REQUIRE(w.wait_id() > previous_wait);  // FIFO: queue in arrival order
+      previous_wait = w.wait_id();
+    }
+    // No grantable head left behind: every grant happens in the step that
+    // allowed it.
+    if (lock.waiters_size() > 0 && !lock.in_lock_delay()) {
+      const auto& head = lock.waiters(0);
+      bool blocked = head.mode() == lockpb::EXCLUSIVE
+                         ? lock.holders_size() > 0
+                         : exclusive || (lock.max_holders() > 0 &&
+                                         static_cast<uint32_t>(lock.holders_size()) >=
+                                             lock.max_holders());
+      REQUIRE(blocked);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Random commands.
+
+class Generator {
+ public:
+  explicit Generator(uint64_t seed) : rng_(seed) {}
+
+  uint64_t below(uint64_t n) { return rng_() % n; }
+  bool chance(int percent) { return below(100) < static_cast<uint64_t>(percent); }
+
+  std::string lock_name() {
+    static const char* const kNames[] = {"a", "b", "jobs/c", "jobs/d"};
+    if (chance(4)) {
+      static const char* const kBad[] = {"", "\xC0\xAF", "\xED\xA0\x80", "x\xE2\x82"};
+      std::string bad = kBad[below(4)];
+      if (chance(20)) bad = std::string(513, 'n');
+      if (chance(20)) bad = std::string("a\0b", 3);
+      return bad;
+    }
+    return kNames[below(4)];
+  }
+
+  // Mostly a live session; sometimes an ended or never-opened one.
+  uint64_t session(const std::vector<uint64_t>& known, const LockStateMachine& sm) {
+    std::vector<SessionTtl> live = sm.sessions();
+    if (!live.empty() && chance(90)) return live[below(live.size())].session_id;
+    if (known.empty() || chance(30)) return below(50);
+    return known[below(known.size())];
+  }
+
+  lockpb::Command next(const std::vector<uint64_t>& known, std::map<uint64_t, uint64_t>& seq,
+                       const LockStateMachine& sm) {
+    uint64_t kind = below(100);
+    if (sm.session_count() < 3 && chance(50)) kind = 0;  // keep a few sessions alive
+    auto key_for = [&](lockpb::RequestKey* key, uint64_t sid) {
+      key->set_session_id(sid);
+      uint64_t& last = seq[sid];
+      uint64_t r = below(100);
+      if (r < 85) {
+        key->set_sequence(++last);
+      } else if (r < 93) {
+        key->set_sequence(last);  // retry
+      } else if (r < 97) {
+        key->set_sequence(last > 0 ? below(last) : 0);
+      } else {
+        key->set_sequence(0);
+      }
+    };
+    lockpb::Command c;
+    if (kind < 8) {
+      uint64_t ttls[] = {0, 500, 499, 600'000, 600'001, 1234};
+      c.mutable_open_session()->set_ttl_ms(ttls[below(6)]);
+      c.mutable_open_session()->set_client_name(chance(5) ? "\xFF" : "c" + std::to_string(below(3)));
+    } else if (kind < 55) {
+      lockpb::Acquire* a = c.mutable_acquire();
+      key_for(a->mutable_key(), session(known, sm));
+      a->set_lock(lock_name());
+      a->set_mode(chance(3) ? static_cast<lockpb::LockMode>(5)
+                            : static_cast<lockpb::LockMode>(below(2)));
+      a->set_wait_ms(chance(30) ? 0 : (chance(3) ? UINT64_MAX : 100 + below(1000)));
+      a->set_now_ms(below(10'000));
+      if (chance(30)) a->set_value(chance(3) ? std::string(1025, 'v') : "v" + std::to_string(below(9)));
+      if (chance(30)) a->set_max_holders(static_cast<uint32_t>(below(4)));
+      if (chance(30)) a->set_lock_delay_ms(chance(5) ? 60'001 : below(3) * 1000);
+    } else if (kind < 75) {
+      lockpb::Release* r = c.mutable_release();
+      uint64_t sid = session(known, sm);
+      key_for(r->mutable_key(), sid);
+      r->set_lock(lock_name());
+      // Usually the right token.
+      uint64_t token = below(sm.next_token() + 2);
+      auto info = sm.describe(r->lock());
+      if (info.ok() && chance(80)) {
+        for (const auto& h : info.value().holders()) {
+          if (h.session_id() == sid) token = h.token();
+        }
+      }
+      r->set_token(token);
+    } else if (kind < 83) {
+      lockpb::CancelWait* w = c.mutable_cancel_wait();
+      uint64_t sid = session(known, sm);
+      w->set_lock(lock_name());
+      if (chance(50)) {
+        w->mutable_key()->set_session_id(sid);  // leader proposed
+        auto waits = sm.pending_waits();
+        if (!waits.empty() && chance(70)) {
+          const PendingWait& p = waits[below(waits.size())];
+          w->mutable_key()->set_session_id(p.session_id);
+          w->set_lock(p.lock);
+          w->set_wait_id(p.wait_id);
+        } else {
+          w->set_wait_id(below(30));
+        }
+      } else {
+        key_for(w->mutable_key(), sid);
+      }
+    } else if (kind < 86) {
+      key_for(c.mutable_close_session()->mutable_key(), session(known, sm));
+    } else if (kind < 90) {
+      c.mutable_expire_session()->set_session_id(session(known, sm));
+      c.mutable_expire_session()->set_now_ms(chance(3) ? UINT64_MAX - 5 : below(10'000));
+    } else if (kind < 96) {
+      c.mutable_end_lock_delay()->set_lock(lock_name());
+      auto delays = sm.lock_delays();
+      if (!delays.empty() && chance(70)) {
+        const LockDelay& d = delays[below(delays.size())];
+        c.mutable_end_lock_delay()->set_lock(d.lock);
+        c.mutable_end_lock_delay()->set_until_ms(chance(80) ? d.until_ms : d.until_ms + 1);
+      }
+    } else if (kind < 99) {
+      c.mutable_force_release()->set_lock(lock_name());
+      c.mutable_force_release()->set_now_ms(below(10'000));
+    }
+    // else: an empty command.
+    return c;
+  }
+
+  std::string garbage() {
+    std::string bytes(below(12), '\0');
+    for (char& b : bytes) b = static_cast<char>(below(256));
+    return bytes;
+  }
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+void run_sequence(uint64_t seed, uint64_t sequence_number, int length) {
+  Limits limits;
+  limits.max_sessions = 5;
+  limits.max_locks = 3;
+  limits.max_waiters_per_lock = 3;
+  limits.max_locks_per_session = 3;
+  Generator gen(seed * 1'000'003 + sequence_number);
+  auto sm = std::make_unique<LockStateMachine>(limits);
+  // After the first snapshot swap, the machine that was swapped out keeps
+  // running beside the restored one: both must give identical results.
+  std::unique_ptr<LockStateMachine> twin;
+  Model model(limits);
+  History history;
+  std::vector<uint64_t> known;
+  std::map<uint64_t, uint64_t> seq;
+  uint64_t index = 0;
+  for (int step = 0; step < length; ++step) {
+    INFO("replay: statemachine_property_test --rng-seed " << seed << "  (sequence "
+                                                          << sequence_number << ", step " << step
+                                                          << ")");
+    index += 1 + (gen.chance(10) ? gen.below(3) : 0);  // gaps: entries not for the SM
+    lockpb::Command command;
+    ApplyResult result;
+    if (gen.chance(2)) {
+      // Raw entry bytes; what does not parse is an empty command to the model.
+      std::string bytes = gen.garbage();
+      result = sm->apply(index, std::string_view(bytes));
+      if (!command.ParseFromString(bytes)) command.Clear();
+      if (twin) {
+        REQUIRE(describe(outcome_of(twin->apply(index, std::string_view(bytes)))) ==
+                describe(outcome_of(result)));
+      }
+    } else {
+      command = gen.next(known, seq, *sm);
+      result = sm->apply(index, command);
+      if (twin) {
+        REQUIRE(describe(outcome_of(twin->apply(index, command))) ==
+                describe(outcome_of(result)));
+      }
+    }
+    ModelOutcome expected = model.apply(index, command);
+    if (result.status.ok() && result.session_id != 0) known.push_back(result.session_id);
+
+    INFO("command: " << command.ShortDebugString());
+    REQUIRE(describe(outcome_of(result)) == describe(expected));
+    check_invariants(*sm, result, history);
+    REQUIRE(dump(*sm) == model.dump(index));
+
+    if (gen.chance(5)) {
+      std::string bytes = sm->snapshot();
+      auto restored = std::make_unique<LockStateMachine>(limits);
+      REQUIRE(restored->restore(bytes).ok());
+      REQUIRE(restored->snapshot() == bytes);
+      REQUIRE(dump(*restored) == dump(*sm));
+      if (!twin) twin = std::move(sm);
+      sm = std::move(restored);
+    }
+  }
+  if (twin) REQUIRE(twin->snapshot() == sm->snapshot());
+}
+
+}  // namespace
+
+TEST_CASE("random command sequences keep the lock invariants and match the reference model",
+          "[sm][property]") {
+  const uint64_t seed = Catch::rngSeed();
+  constexpr uint64_t kSequences = 10'000;
+  constexpr int kLength = 40;
+  for (uint64_t i = 0; i < kSequences; ++i) run_sequence(seed, i, kLength);
+}
+
+// The sweep: `statemachine_property_test "[sweep]" --rng-seed <n>`.
+TEST_CASE("a sweep of 200,000 longer random sequences", "[.][sweep]") {
+  const uint64_t seed = Catch::rngSeed();
+  for (uint64_t i = 0; i < 200'000; ++i) run_sequence(seed, i, 80);
+}
+
+}  // namespace fencelock::sm

@@ -1,0 +1,740 @@
+#include "statemachine/lock_state_machine.h"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "statemachine/snapshot_codec.h"
+#include "tests/statemachine/sm_test_util.h"
+
+namespace fencelock::sm {
+namespace {
+
+using testing::AcquireArgs;
+using testing::Driver;
+
+AcquireArgs shared_args(uint64_t wait_ms = 0, uint32_t max_holders = 0) {
+  AcquireArgs args;
+  args.mode = lockpb::SHARED;
+  args.wait_ms = wait_ms;
+  args.max_holders = max_holders;
+  return args;
+}
+
+std::vector<uint64_t> granted_sessions(const ApplyResult& r) {
+  std::vector<uint64_t> out;
+  for (const Grant& g : r.grants) out.push_back(g.session_id);
+  return out;
+}
+
+std::vector<uint64_t> holder_sessions(const LockStateMachine& sm, const std::string& lock) {
+  std::vector<uint64_t> out;
+  auto info = sm.describe(lock);
+  if (!info.ok()) return out;
+  for (const auto& h : info.value().holders()) out.push_back(h.session_id());
+  return out;
+}
+
+std::vector<uint64_t> waiter_sessions(const LockStateMachine& sm, const std::string& lock) {
+  std::vector<uint64_t> out;
+  auto info = sm.describe(lock);
+  if (!info.ok()) return out;
+  for (const auto& w : info.value().waiters()) out.push_back(w.session_id());
+  return out;
+}
+
+}  // namespace
+
+// --- Sessions ---
+
+TEST_CASE("a session id is the index of its OpenSession entry and the TTL defaults to 10 s",
+          "[sm][session]") {
+  Driver d;
+  d.index = 41;
+  ApplyResult r = d.apply(testing::open_cmd(0, "worker-1"));
+  REQUIRE(r.status.ok());
+  CHECK(r.session_id == 42);
+  CHECK(r.ttl_ms == 10'000);
+  auto list = d.sm.list_sessions(0, 0);
+  REQUIRE(list.sessions_size() == 1);
+  CHECK(list.sessions(0).client_name() == "worker-1");
+}
+
+TEST_CASE("a TTL outside 500 ms..10 min is INVALID_ARGUMENT", "[sm][session]") {
+  Driver d;
+  CHECK(d.apply(testing::open_cmd(499)).status.code() == lockpb::INVALID_ARGUMENT);
+  CHECK(d.apply(testing::open_cmd(600'001)).status.code() == lockpb::INVALID_ARGUMENT);
+  CHECK(d.apply(testing::open_cmd(500)).status.ok());
+  CHECK(d.apply(testing::open_cmd(600'000)).status.ok());
+  CHECK(d.apply(testing::open_cmd(0, std::string(257, 'x'))).status.code() ==
+        lockpb::INVALID_ARGUMENT);
+  CHECK(d.apply(testing::open_cmd(0, "\xC0\xAF")).status.code() == lockpb::INVALID_ARGUMENT);
+  CHECK(d.sm.session_count() == 2);
+}
+
+TEST_CASE("closing a session releases its locks, ends its waits and grants the next waiters "
+          "in the same step",
+          "[sm][session]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open(), c = d.open();
+  REQUIRE(d.take(a, "x") != 0);
+  REQUIRE(d.take(b, "y") != 0);
+  REQUIRE(d.wait(b, "x").queued);
+  REQUIRE(d.wait(a, "y").queued);
+  REQUIRE(d.wait(c, "x").queued);
+
+  ApplyResult r = d.close(a);
+  REQUIRE(r.status.ok());
+  REQUIRE(r.grants.size() == 1);
+  CHECK(r.grants[0].session_id == b);
+  CHECK(r.grants[0].sequencer.lock() == "x");
+  REQUIRE(r.ended_waits.size() == 1);
+  CHECK(r.ended_waits[0].session_id == a);
+  CHECK(r.ended_waits[0].lock == "y");
+  CHECK(r.ended_waits[0].reason == lockpb::SESSION_EXPIRED);
+  CHECK(holder_sessions(d.sm, "x") == std::vector<uint64_t>{b});
+  CHECK(waiter_sessions(d.sm, "x") == std::vector<uint64_t>{c});
+  CHECK(waiter_sessions(d.sm, "y").empty());
+  CHECK(d.sm.session_count() == 2);
+  // A request of the ended session finds no session.
+  CHECK(d.take(a, "z") == 0);
+  CHECK(d.acquire(a, "z").status.code() == lockpb::SESSION_EXPIRED);
+}
+
+TEST_CASE("an expired session's waits are never granted (etcd issue 11456)", "[sm][session]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open(), c = d.open();
+  uint64_t token = d.take(a, "x");
+  REQUIRE(d.wait(b, "x").queued);
+  REQUIRE(d.wait(c, "x").queued);
+  ApplyResult expired = d.apply(testing::expire_cmd(b, 1000));
+  REQUIRE(expired.status.ok());
+  CHECK(expired.grants.empty());
+  REQUIRE(expired.ended_waits.size() == 1);
+  CHECK(expired.ended_waits[0].reason == lockpb::SESSION_EXPIRED);
+
+  ApplyResult r = d.release(a, "x", token);
+  REQUIRE(r.status.ok());
+  CHECK(granted_sessions(r) == std::vector<uint64_t>{c});
+  CHECK(d.apply(testing::expire_cmd(b)).status.code() == lockpb::SESSION_EXPIRED);
+}
+
+TEST_CASE("a session that ends while holding and waiting leaves no trace in any lock",
+          "[sm][session]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  REQUIRE(d.take(a, "p", shared_args()) != 0);
+  REQUIRE(d.take(b, "p", shared_args()) != 0);
+  REQUIRE(d.take(b, "q") != 0);
+  REQUIRE(d.wait(a, "q").queued);
+  REQUIRE(d.apply(testing::expire_cmd(a)).status.ok());
+  CHECK(holder_sessions(d.sm, "p") == std::vector<uint64_t>{b});
+  CHECK(holder_sessions(d.sm, "q") == std::vector<uint64_t>{b});
+  CHECK(waiter_sessions(d.sm, "q").empty());
+  CHECK(d.sm.pending_waits().empty());
+}
+
+// --- Modes ---
+
+TEST_CASE("an exclusive lock has one holder; a try-acquire of a held lock is TIMEOUT",
+          "[sm][mode]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  REQUIRE(d.take(a, "x") != 0);
+  ApplyResult r = d.acquire(b, "x");
+  CHECK(r.status.code() == lockpb::TIMEOUT);
+  CHECK_FALSE(r.queued);
+  CHECK(d.acquire(b, "x", shared_args()).status.code() == lockpb::TIMEOUT);
+  CHECK(holder_sessions(d.sm, "x") == std::vector<uint64_t>{a});
+}
+
+TEST_CASE("shared holders coexist and exclude an exclusive acquirer", "[sm][mode]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open(), c = d.open();
+  REQUIRE(d.take(a, "r", shared_args()) != 0);
+  REQUIRE(d.take(b, "r", shared_args()) != 0);
+  CHECK(d.acquire(c, "r").status.code() == lockpb::TIMEOUT);
+  CHECK(holder_sessions(d.sm, "r") == std::vector<uint64_t>{a, b});
+}
+
+TEST_CASE("a semaphore admits at most max_holders shared holders", "[sm][mode]") {
+  Driver d;
+  uint64_t s[4] = {d.open(), d.open(), d.open(), d.open()};
+  REQUIRE(d.take(s[0], "pool", shared_args(0, 2)) != 0);
+  REQUIRE(d.take(s[1], "pool", shared_args()) != 0);
+  CHECK(d.acquire(s[2], "pool", shared_args()).status.code() == lockpb::TIMEOUT);
+  REQUIRE(d.acquire(s[3], "pool", shared_args(1000)).queued);
+  CHECK(d.sm.describe("pool").value().max_holders() == 2);
+  ApplyResult r = d.release(s[0], "pool", d.sm.describe("pool").value().holders(0).token());
+  CHECK(granted_sessions(r) == std::vector<uint64_t>{s[3]});
+}
+
+TEST_CASE("a max_holders that differs from the existing lock's is FAILED_PRECONDITION",
+          "[sm][mode]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  REQUIRE(d.take(a, "pool", shared_args(0, 3)) != 0);
+  CHECK(d.acquire(b, "pool", shared_args(0, 4)).status.code() == lockpb::FAILED_PRECONDITION);
+  CHECK(d.take(b, "pool", shared_args(0, 3)) != 0);
+}
+
+TEST_CASE("re-acquiring a held lock in the same mode returns the existing grant; in the other "
+          "mode it is FAILED_PRECONDITION",
+          "[sm][mode]") {
+  Driver d;
+  uint64_t a = d.open();
+  uint64_t token = d.take(a, "x");
+  REQUIRE(token != 0);
+  ApplyResult again = d.acquire(a, "x");
+  REQUIRE(again.granted);
+  CHECK(again.granted->token() == token);
+  CHECK(d.acquire(a, "x", shared_args()).status.code() == lockpb::FAILED_PRECONDITION);
+  CHECK(d.sm.next_token() == token + 1);
+}
+
+TEST_CASE("a second wait for the same lock by one session is FAILED_PRECONDITION", "[sm][mode]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  REQUIRE(d.take(a, "x") != 0);
+  REQUIRE(d.wait(b, "x").queued);
+  CHECK(d.wait(b, "x").status.code() == lockpb::FAILED_PRECONDITION);
+}
+
+// --- FIFO ---
+
+TEST_CASE("a release grants the next waiters in FIFO order in the same step", "[sm][fifo]") {
+  Driver d;
+  uint64_t w = d.open(), r1 = d.open(), r2 = d.open(), x = d.open(), r3 = d.open();
+  uint64_t token = d.take(w, "doc");
+  REQUIRE(d.wait(r1, "doc", lockpb::SHARED).queued);
+  REQUIRE(d.wait(r2, "doc", lockpb::SHARED).queued);
+  REQUIRE(d.wait(x, "doc").queued);
+  REQUIRE(d.wait(r3, "doc", lockpb::SHARED).queued);
+
+  ApplyResult r = d.release(w, "doc", token);
+  REQUIRE(r.status.ok());
+  REQUIRE(granted_sessions(r) == std::vector<uint64_t>{r1, r2});
+  CHECK(r.grants[0].sequencer.token() < r.grants[1].sequencer.token());
+  CHECK(r.grants[0].sequencer.mode() == lockpb::SHARED);
+  CHECK(waiter_sessions(d.sm, "doc") == std::vector<uint64_t>{x, r3});
+
+  d.release(r1, "doc", r.grants[0].sequencer.token());
+  ApplyResult r_x = d.release(r2, "doc", r.grants[1].sequencer.token());
+  REQUIRE(granted_sessions(r_x) == std::vector<uint64_t>{x});
+  ApplyResult r_3 = d.release(x, "doc", r_x.grants[0].sequencer.token());
+  CHECK(granted_sessions(r_3) == std::vector<uint64_t>{r3});
+}
+
+TEST_CASE("a compatible waiter is not granted while an earlier waiter is blocked (no barging)",
+          "[sm][fifo]") {
+  Driver d;
+  uint64_t r1 = d.open(), x = d.open(), r2 = d.open(), r4 = d.open();
+  REQUIRE(d.take(r1, "doc", shared_args()) != 0);
+  REQUIRE(d.wait(x, "doc").queued);
+  // r2 is compatible with the shared holder but must queue behind x.
+  ApplyResult r = d.wait(r2, "doc", lockpb::SHARED);
+  CHECK(r.queued);
+  CHECK_FALSE(r.granted);
+  // A try-acquire does not barge either.
+  CHECK(d.acquire(r4, "doc", shared_args()).status.code() == lockpb::TIMEOUT);
+  CHECK(holder_sessions(d.sm, "doc") == std::vector<uint64_t>{r1});
+  CHECK(waiter_sessions(d.sm, "doc") == std::vector<uint64_t>{x, r2});
+}
+
+TEST_CASE("a cancelled wait ends with CANCELLED and unblocks the waiters behind it",
+          "[sm][fifo]") {
+  Driver d;
+  uint64_t r1 = d.open(), x = d.open(), r2 = d.open();
+  REQUIRE(d.take(r1, "doc", shared_args()) != 0);
+  REQUIRE(d.wait(x, "doc").queued);
+  REQUIRE(d.wait(r2, "doc", lockpb::SHARED).queued);
+  ApplyResult r = d.cancel(x, "doc");
+  REQUIRE(r.status.ok());
+  REQUIRE(r.ended_waits.size() == 1);
+  CHECK(r.ended_waits[0].session_id == x);
+  CHECK(r.ended_waits[0].reason == lockpb::CANCELLED);
+  CHECK(granted_sessions(r) == std::vector<uint64_t>{r2});
+  CHECK(d.cancel(x, "doc").status.code() == lockpb::NOT_FOUND);
+}
+
+TEST_CASE("a leader CancelWait names the wait, so a late one never ends a newer wait",
+          "[sm][fifo]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  REQUIRE(d.take(a, "x") != 0);
+  uint64_t first_wait = d.wait(b, "x").wait_id;
+  REQUIRE(d.cancel(b, "x").status.ok());
+  ApplyResult second = d.wait(b, "x");
+  REQUIRE(second.queued);
+  CHECK(d.apply(testing::cancel_cmd(b, 0, "x", first_wait)).status.code() == lockpb::NOT_FOUND);
+  CHECK(waiter_sessions(d.sm, "x") == std::vector<uint64_t>{b});
+  ApplyResult timed_out = d.apply(testing::cancel_cmd(b, 0, "x", second.wait_id));
+  REQUIRE(timed_out.status.ok());
+  REQUIRE(timed_out.ended_waits.size() == 1);
+  CHECK(timed_out.ended_waits[0].reason == lockpb::TIMEOUT);
+  CHECK(timed_out.ended_waits[0].wait_id == second.wait_id);
+}
+
+TEST_CASE("a queued acquire records its deadline from the leader's now_ms", "[sm][fifo]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  REQUIRE(d.take(a, "x") != 0);
+  AcquireArgs args;
+  args.wait_ms = 250;
+  args.now_ms = 1'000;
+  ApplyResult r = d.acquire(b, "x", args);
+  REQUIRE(r.queued);
+  CHECK(r.wait_deadline_ms == 1'250);
+  auto waits = d.sm.pending_waits();
+  REQUIRE(waits.size() == 1);
+  CHECK(waits[0].session_id == b);
+  CHECK(waits[0].lock == "x");
+  CHECK(waits[0].wait_id == r.wait_id);
+  CHECK(waits[0].deadline_ms == 1'250);
+}
+
+// --- Sequencers ---
+
+TEST_CASE("tokens come from one cluster-wide counter starting at 1 and are never reused",
+          "[sm][sequencer]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  CHECK(d.sm.next_token() == 1);
+  uint64_t t1 = d.take(a, "x");
+  uint64_t t2 = d.take(b, "y");
+  CHECK(t1 == 1);
+  CHECK(t2 == 2);
+  REQUIRE(d.release(a, "x", t1).status.ok());
+  CHECK(d.take(a, "x") == 3);
+}
+
+TEST_CASE("check_sequencer is current only while the grant stands", "[sm][sequencer]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  ApplyResult r = d.acquire(a, "x");
+  REQUIRE(r.granted);
+  lockpb::Sequencer seq = *r.granted;
+  CHECK(seq.lock() == "x");
+  CHECK(seq.session_id() == a);
+  CHECK(d.sm.check_sequencer(seq).current());
+  lockpb::Sequencer wrong_mode = seq;
+  wrong_mode.set_mode(lockpb::SHARED);
+  CHECK_FALSE(d.sm.check_sequencer(wrong_mode).current());
+  REQUIRE(d.release(a, "x", seq.token()).status.ok());
+  CHECK_FALSE(d.sm.check_sequencer(seq).current());
+  REQUIRE(d.take(b, "x") != 0);
+  CHECK_FALSE(d.sm.check_sequencer(seq).current());
+}
+
+// --- Lock-delay ---
+
+TEST_CASE("an expired holder's lock is granted to no one until EndLockDelay", "[sm][delay]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open(), c = d.open();
+  AcquireArgs args;
+  args.lock_delay_ms = 5'000;
+  REQUIRE(d.take(a, "x", args) != 0);
+  REQUIRE(d.wait(b, "x").queued);
+  ApplyResult expired = d.apply(testing::expire_cmd(a, 100));
+  REQUIRE(expired.status.ok());
+  CHECK(expired.grants.empty());
+  REQUIRE(expired.lock_delays_started.size() == 1);
+  CHECK(expired.lock_delays_started[0].until_ms == 5'100);
+  CHECK(d.sm.describe("x").value().in_lock_delay());
+  CHECK(d.acquire(c, "x").status.code() == lockpb::TIMEOUT);
+  REQUIRE(d.sm.lock_delays().size() == 1);
+  CHECK(d.sm.lock_delays()[0].until_ms == 5'100);
+
+  CHECK(d.apply(testing::end_delay_cmd("x", 4'000)).status.code() ==
+        lockpb::FAILED_PRECONDITION);
+  ApplyResult ended = d.apply(testing::end_delay_cmd("x", 5'100));
+  REQUIRE(ended.status.ok());
+  CHECK(granted_sessions(ended) == std::vector<uint64_t>{b});
+  CHECK(d.sm.lock_delays().empty());
+}
+
+TEST_CASE("a lock in lock-delay with nobody waiting exists until the delay ends",
+          "[sm][delay]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  AcquireArgs args;
+  args.lock_delay_ms = 1'000;
+  REQUIRE(d.take(a, "x", args) != 0);
+  REQUIRE(d.apply(testing::expire_cmd(a, 0)).status.ok());
+  REQUIRE(d.sm.describe("x").ok());
+  REQUIRE(d.wait(b, "x").queued);
+  REQUIRE(d.apply(testing::end_delay_cmd("x")).status.ok());
+  CHECK(holder_sessions(d.sm, "x") == std::vector<uint64_t>{b});
+  REQUIRE(d.close(b).status.ok());
+  CHECK(d.sm.lock_count() == 0);
+  CHECK(d.apply(testing::end_delay_cmd("x")).status.code() == lockpb::NOT_FOUND);
+}
+
+TEST_CASE("a lock-delay above 60 s is INVALID_ARGUMENT", "[sm][delay]") {
+  Driver d;
+  uint64_t a = d.open();
+  AcquireArgs args;
+  args.lock_delay_ms = 60'001;
+  CHECK(d.acquire(a, "x", args).status.code() == lockpb::INVALID_ARGUMENT);
+  args.lock_delay_ms = 60'000;
+  CHECK(d.take(a, "x", args) != 0);
+}
+
+TEST_CASE("a clean close or release starts no lock-delay", "[sm][delay]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  AcquireArgs args;
+  args.lock_delay_ms = 5'000;
+  REQUIRE(d.take(a, "x", args) != 0);
+  REQUIRE(d.wait(b, "x").queued);
+  ApplyResult r = d.close(a);
+  CHECK(r.lock_delays_started.empty());
+  CHECK(granted_sessions(r) == std::vector<uint64_t>{b});
+}
+
+TEST_CASE("ForceRelease releases every holder, starts the lock-delay and then grants",
+          "[sm][delay]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open(), c = d.open();
+  REQUIRE(d.take(a, "x", shared_args()) != 0);
+  REQUIRE(d.take(b, "x", shared_args()) != 0);
+  REQUIRE(d.wait(c, "x").queued);
+  ApplyResult r = d.apply(testing::force_cmd("x"));
+  REQUIRE(r.status.ok());
+  CHECK(granted_sessions(r) == std::vector<uint64_t>{c});
+  CHECK(d.sm.list_sessions(0, 0).sessions(0).held_locks() == 0);
+
+  AcquireArgs delayed;
+  delayed.lock_delay_ms = 2'000;
+  REQUIRE(d.take(a, "y", delayed) != 0);
+  REQUIRE(d.wait(b, "y").queued);
+  ApplyResult forced = d.apply(testing::force_cmd("y", 10));
+  CHECK(forced.grants.empty());
+  REQUIRE(forced.lock_delays_started.size() == 1);
+  CHECK(forced.lock_delays_started[0].until_ms == 2'010);
+  CHECK(d.apply(testing::force_cmd("nope")).status.code() == lockpb::NOT_FOUND);
+}
+
+// --- Exactly-once ---
+
+TEST_CASE("a retried request returns the recorded result without applying again",
+          "[sm][exactly-once]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  ApplyResult first = d.apply(testing::acquire_cmd(a, 7, "x"));
+  REQUIRE(first.granted);
+  ApplyResult retry = d.apply(testing::acquire_cmd(a, 7, "x"));
+  CHECK(retry.duplicate);
+  REQUIRE(retry.granted);
+  CHECK(retry.granted->token() == first.granted->token());
+  CHECK(d.sm.next_token() == first.granted->token() + 1);
+
+  ApplyResult busy = d.apply(testing::acquire_cmd(b, 1, "x"));
+  CHECK(busy.status.code() == lockpb::TIMEOUT);
+  CHECK(d.apply(testing::acquire_cmd(b, 1, "x")).status.code() == lockpb::TIMEOUT);
+
+  ApplyResult released = d.apply(testing::release_cmd(a, 8, "x", first.granted->token()));
+  REQUIRE(released.status.ok());
+  ApplyResult released_again = d.apply(testing::release_cmd(a, 8, "x", first.granted->token()));
+  CHECK(released_again.status.ok());
+  CHECK(released_again.duplicate);
+  // A sequence number reused for another kind of request is rejected.
+  CHECK(d.apply(testing::acquire_cmd(a, 8, "x")).status.code() == lockpb::INVALID_ARGUMENT);
+}
+
+TEST_CASE("an older sequence number is STALE_SEQUENCE", "[sm][exactly-once]") {
+  Driver d;
+  uint64_t a = d.open();
+  REQUIRE(d.apply(testing::acquire_cmd(a, 5, "x")).granted);
+  CHECK(d.apply(testing::acquire_cmd(a, 4, "y")).status.code() == lockpb::STALE_SEQUENCE);
+  CHECK(d.apply(testing::acquire_cmd(a, 0, "y")).status.code() == lockpb::INVALID_ARGUMENT);
+  CHECK_FALSE(d.sm.describe("y").ok());
+}
+
+TEST_CASE("a retried Acquire that queued answers with the grant it later received",
+          "[sm][exactly-once]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  uint64_t token = d.take(a, "x");
+  AcquireArgs args;
+  args.wait_ms = 1000;
+  REQUIRE(d.apply(testing::acquire_cmd(b, 3, "x", args)).queued);
+  ApplyResult still = d.apply(testing::acquire_cmd(b, 3, "x", args));
+  CHECK(still.queued);
+  REQUIRE(d.release(a, "x", token).grants.size() == 1);
+  ApplyResult retry = d.apply(testing::acquire_cmd(b, 3, "x", args));
+  REQUIRE(retry.granted);
+  CHECK(retry.granted->token() == token + 1);
+}
+
+// --- Validation and limits ---
+
+TEST_CASE("lock names are non-empty UTF-8 of at most 512 bytes without NUL", "[sm][validation]") {
+  CHECK(validate_lock_name("jobs/nightly").ok());
+  CHECK(validate_lock_name("verrou/\xC3\xA9t\xC3\xA9/\xF0\x9F\x94\x92").ok());
+  CHECK(validate_lock_name(std::string(512, 'a')).ok());
+  CHECK_FALSE(validate_lock_name("").ok());
+  CHECK_FALSE(validate_lock_name(std::string(513, 'a')).ok());
+  CHECK_FALSE(validate_lock_name(std::string("a\0b", 3)).ok());
+  CHECK_FALSE(validate_lock_name("\xC0\xAF").ok());              // overlong '/'
+  CHECK_FALSE(validate_lock_name("\xE0\x80\xAF").ok());          // overlong
+  CHECK_FALSE(validate_lock_name("\xED\xA0\x80").ok());          // surrogate U+D800
+  CHECK_FALSE(validate_lock_name("\xF4\x90\x80\x80").ok());      // above U+10FFFF
+  CHECK_FALSE(validate_lock_name("\xE2\x82").ok());              // truncated
+  CHECK_FALSE(validate_lock_name("\x80").ok());                  // lone continuation
+  CHECK_FALSE(validate_lock_name("\xFF").ok());
+
+  Driver d;
+  uint64_t a = d.open();
+  CHECK(d.acquire(a, "").status.code() == lockpb::INVALID_ARGUMENT);
+  CHECK(d.acquire(a, "\xED\xA0\x80").status.code() == lockpb::INVALID_ARGUMENT);
+  CHECK(d.sm.lock_count() == 0);
+}
+
+TEST_CASE("a value of at most 1 KiB is stored with the grant", "[sm][validation]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  AcquireArgs args;
+  args.value = std::string(1025, 'v');
+  CHECK(d.acquire(a, "leader", args).status.code() == lockpb::INVALID_ARGUMENT);
+  args.value = "10.0.0.7:9000";
+  REQUIRE(d.take(a, "leader", args) != 0);
+  CHECK(d.sm.describe("leader").value().holders(0).value() == "10.0.0.7:9000");
+  args.value = "10.0.0.8:9000";
+  args.wait_ms = 1000;
+  REQUIRE(d.acquire(b, "leader", args).queued);
+  REQUIRE(d.close(a).grants.size() == 1);
+  CHECK(d.sm.describe("leader").value().holders(0).value() == "10.0.0.8:9000");
+}
+
+TEST_CASE("an unknown lock mode is INVALID_ARGUMENT", "[sm][validation]") {
+  Driver d;
+  uint64_t a = d.open();
+  lockpb::Command c = testing::acquire_cmd(a, 1, "x");
+  c.mutable_acquire()->set_mode(static_cast<lockpb::LockMode>(7));
+  CHECK(d.apply(c).status.code() == lockpb::INVALID_ARGUMENT);
+  CHECK(d.sm.lock_count() == 0);
+}
+
+TEST_CASE("releasing a lock you do not hold is LOCK_NOT_HELD; an unknown session is "
+          "SESSION_EXPIRED",
+          "[sm][validation]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  uint64_t token = d.take(a, "x");
+  CHECK(d.release(b, "x", token).status.code() == lockpb::LOCK_NOT_HELD);
+  CHECK(d.release(a, "x", token + 1).status.code() == lockpb::LOCK_NOT_HELD);
+  CHECK(d.release(a, "nope", token).status.code() == lockpb::LOCK_NOT_HELD);
+  CHECK(d.release(999, "x", token).status.code() == lockpb::SESSION_EXPIRED);
+  CHECK(d.acquire(999, "x").status.code() == lockpb::SESSION_EXPIRED);
+  CHECK(d.close(999).status.code() == lockpb::SESSION_EXPIRED);
+  CHECK(holder_sessions(d.sm, "x") == std::vector<uint64_t>{a});
+}
+
+TEST_CASE("limits on sessions, locks and waiters are RESOURCE_EXHAUSTED", "[sm][validation]") {
+  Limits limits;
+  limits.max_sessions = 3;
+  limits.max_locks = 2;
+  limits.max_waiters_per_lock = 1;
+  limits.max_locks_per_session = 2;
+  Driver d(limits);
+  uint64_t a = d.open(), b = d.open(), c = d.open();
+  CHECK(d.apply(testing::open_cmd()).status.code() == lockpb::RESOURCE_EXHAUSTED);
+  REQUIRE(d.take(a, "x") != 0);
+  REQUIRE(d.take(a, "y") != 0);
+  CHECK(d.acquire(b, "z").status.code() == lockpb::RESOURCE_EXHAUSTED);
+  CHECK(d.acquire(a, "z").status.code() == lockpb::RESOURCE_EXHAUSTED);
+  REQUIRE(d.wait(b, "x").queued);
+  CHECK(d.wait(c, "x").status.code() == lockpb::RESOURCE_EXHAUSTED);
+  CHECK(d.sm.lock_count() == 2);
+}
+
+TEST_CASE("an empty command or garbage entry bytes are INVALID_ARGUMENT", "[sm][validation]") {
+  Driver d;
+  CHECK(d.apply(lockpb::Command()).status.code() == lockpb::INVALID_ARGUMENT);
+  CHECK(d.sm.apply(++d.index, std::string_view("\xFF\xFF\xFF\x01", 4)).status.code() ==
+        lockpb::INVALID_ARGUMENT);
+  CHECK(d.sm.applied_index() == d.index);
+  std::string bytes = testing::open_cmd().SerializeAsString();
+  ApplyResult r = d.sm.apply(++d.index, bytes);
+  CHECK(r.status.ok());
+  CHECK(r.session_id == d.index);
+}
+
+// --- Reads ---
+
+TEST_CASE("list_locks pages through a prefix in name order", "[sm][read]") {
+  Driver d;
+  uint64_t a = d.open();
+  for (const char* name : {"jobs/c", "jobs/a", "other", "jobs/b", "jobs", "jobt"}) {
+    REQUIRE(d.take(a, name) != 0);
+  }
+  auto page1 = d.sm.list_locks("jobs/", "", 2);
+  REQUIRE(page1.locks_size() == 2);
+  CHECK(page1.locks(0).name() == "jobs/a");
+  CHECK(page1.locks(1).name() == "jobs/b");
+  CHECK(page1.next_start_after() == "jobs/b");
+  auto page2 = d.sm.list_locks("jobs/", page1.next_start_after(), 2);
+  REQUIRE(page2.locks_size() == 1);
+  CHECK(page2.locks(0).name() == "jobs/c");
+  CHECK(page2.next_start_after().empty());
+  CHECK(d.sm.list_locks("", "", 0).locks_size() == 6);
+}
+
+TEST_CASE("list_sessions pages by id and counts held and waited locks", "[sm][read]") {
+  Driver d;
+  uint64_t a = d.open(1000), b = d.open(), c = d.open();
+  REQUIRE(d.take(a, "x") != 0);
+  REQUIRE(d.take(a, "y") != 0);
+  REQUIRE(d.wait(b, "x").queued);
+  auto page1 = d.sm.list_sessions(0, 2);
+  REQUIRE(page1.sessions_size() == 2);
+  CHECK(page1.sessions(0).session_id() == a);
+  CHECK(page1.sessions(0).ttl_ms() == 1000);
+  CHECK(page1.sessions(0).held_locks() == 2);
+  CHECK(page1.sessions(1).waiting_locks() == 1);
+  CHECK(page1.next_start_after() == b);
+  auto page2 = d.sm.list_sessions(page1.next_start_after(), 2);
+  REQUIRE(page2.sessions_size() == 1);
+  CHECK(page2.sessions(0).session_id() == c);
+  CHECK(page2.next_start_after() == 0);
+  auto ttls = d.sm.sessions();
+  REQUIRE(ttls.size() == 3);
+  CHECK(ttls[0].session_id == a);
+  CHECK(ttls[0].ttl_ms == 1000);
+}
+
+TEST_CASE("describe shows holders and waiters in grant order", "[sm][read]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open(), c = d.open();
+  REQUIRE(d.take(a, "x", shared_args()) != 0);
+  REQUIRE(d.wait(b, "x").queued);
+  REQUIRE(d.wait(c, "x", lockpb::SHARED).queued);
+  auto info = d.sm.describe("x");
+  REQUIRE(info.ok());
+  CHECK(info.value().holders(0).mode() == lockpb::SHARED);
+  CHECK(info.value().waiters(0).mode() == lockpb::EXCLUSIVE);
+  CHECK(info.value().waiters(1).session_id() == c);
+  CHECK(d.sm.describe("nope").code() == lockpb::NOT_FOUND);
+  CHECK(d.sm.describe("").code() == lockpb::INVALID_ARGUMENT);
+}
+
+// --- Snapshots ---
+
+TEST_CASE("a snapshot restores the exact state, applied index and token counter",
+          "[sm][snapshot]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open(), c = d.open(2000);
+  AcquireArgs args;
+  args.lock_delay_ms = 3000;
+  args.value = "payload";
+  REQUIRE(d.take(a, "x", args) != 0);
+  REQUIRE(d.wait(b, "x").queued);
+  REQUIRE(d.take(c, "y", shared_args(0, 2)) != 0);
+  REQUIRE(d.apply(testing::expire_cmd(a, 50)).status.ok());
+
+  std::string bytes = d.sm.snapshot();
+  LockStateMachine copy;
+  REQUIRE(copy.restore(bytes).ok());
+  CHECK(copy.snapshot() == bytes);
+  CHECK(copy.applied_index() == d.sm.applied_index());
+  CHECK(copy.next_token() == d.sm.next_token());
+  CHECK(copy.describe("x").value().SerializeAsString() ==
+        d.sm.describe("x").value().SerializeAsString());
+
+  // The same next command gives the same result on both.
+  ApplyResult r1 = d.sm.apply(d.index + 1, testing::end_delay_cmd("x"));
+  ApplyResult r2 = copy.apply(d.index + 1, testing::end_delay_cmd("x"));
+  REQUIRE(r1.grants.size() == 1);
+  REQUIRE(r2.grants.size() == 1);
+  CHECK(r1.grants[0].sequencer.SerializeAsString() == r2.grants[0].sequencer.SerializeAsString());
+  CHECK(copy.snapshot() == d.sm.snapshot());
+}
+
+TEST_CASE("a damaged or truncated snapshot is an error and leaves the state unchanged",
+          "[sm][snapshot]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  REQUIRE(d.take(a, "x") != 0);
+  REQUIRE(d.wait(b, "x").queued);
+  std::string good = d.sm.snapshot();
+
+  Driver other;
+  uint64_t o = other.open();
+  REQUIRE(other.take(o, "mine") != 0);
+  const std::string before = other.sm.snapshot();
+
+  for (size_t i = 0; i < good.size(); ++i) {
+    std::string bad = good;
+    bad[i] = static_cast<char>(bad[i] ^ 0x20);
+    CHECK_FALSE(other.sm.restore(bad).ok());
+  }
+  for (size_t n = 0; n < good.size(); ++n) {
+    CHECK_FALSE(other.sm.restore(std::string_view(good).substr(0, n)).ok());
+  }
+  CHECK_FALSE(other.sm.restore(good + "x").ok());
+  CHECK(other.sm.snapshot() == before);
+  REQUIRE(other.sm.restore(good).ok());
+  CHECK(other.sm.snapshot() == good);
+}
+
+TEST_CASE("a snapshot with a valid checksum but a broken invariant is refused",
+          "[sm][snapshot]") {
+  // Two exclusive holders of one lock, checksum correct.
+  auto craft = [](uint64_t second_token, uint8_t second_mode) {
+    detail::SnapshotWriter w;
+    w.put_u32(0x4D534C46);
+    w.put_u32(1);
+    w.put_u64(10);  // applied_index
+    w.put_u64(5);   // next_token
+    w.put_u64(2);
+    for (uint64_t id : {1, 2}) {
+      w.put_u64(id);
+      w.put_u32(10'000);
+      w.put_u64(0);
+      w.put_u8(0);
+      w.put_u8(0);
+      w.put_u8(0);
+      w.put_u64(0);
+      w.put_bytes("c");
+    }
+    w.put_u64(1);
+    w.put_bytes("x");
+    w.put_u32(0);
+    w.put_u32(0);
+    w.put_u8(0);
+    w.put_u64(0);
+    w.put_u32(2);
+    w.put_u64(1);
+    w.put_u64(1);
+    w.put_u8(lockpb::SHARED);
+    w.put_bytes("");
+    w.put_u64(2);
+    w.put_u64(second_token);
+    w.put_u8(second_mode);
+    w.put_bytes("");
+    w.put_u32(0);
+    return std::move(w).finish();
+  };
+  LockStateMachine sm;
+  REQUIRE(sm.restore(craft(2, lockpb::SHARED)).ok());  // the well-formed variant
+  CHECK(sm.describe("x").value().holders_size() == 2);
+  const std::string before = sm.snapshot();
+  CHECK_FALSE(sm.restore(craft(2, lockpb::EXCLUSIVE)).ok());  // exclusive + shared
+  CHECK_FALSE(sm.restore(craft(1, lockpb::SHARED)).ok());     // token reused
+  CHECK_FALSE(sm.restore(craft(7, lockpb::SHARED)).ok());     // token not yet issued
+  CHECK_FALSE(sm.restore(craft(2, 9)).ok());                  // unknown mode
+  CHECK(sm.snapshot() == before);
+}
+
+TEST_CASE("applied_index follows every applied entry, failed ones included", "[sm][snapshot]") {
+  LockStateMachine sm;
+  CHECK(sm.applied_index() == 0);
+  sm.apply(3, testing::open_cmd());
+  CHECK(sm.applied_index() == 3);
+  sm.apply(10, testing::open_cmd(1));  // invalid TTL
+  CHECK(sm.applied_index() == 10);
+}
+
+}  // namespace fencelock::sm
