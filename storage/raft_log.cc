@@ -102,6 +102,11 @@ Result<std::unique_ptr<RaftLog>> RaftLog::open(const RaftLogOptions& options) {
   rocksdb::Options db_options;
   db_options.create_if_missing = fresh;
   db_options.paranoid_checks = true;
+  // An acknowledged write must never be rolled back: tolerate only a torn
+  // last record (a crash while writing it, before its fsync returned) and
+  // refuse to open on corruption anywhere else, where the default
+  // (kPointInTimeRecovery) would silently stop replay before it.
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   db_options.keep_log_file_num = 4;
   db_options.max_manifest_file_size = 64 * 1024 * 1024;
   rocksdb::DB* raw_db = nullptr;

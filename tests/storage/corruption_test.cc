@@ -130,6 +130,38 @@ TEST_CASE("a truncated RocksDB table file is reported by open", "[storage][corru
   require_open_fails(options, (options.dir / "db").string(), "Corruption");
 }
 
+TEST_CASE("a damaged record in the middle of the RocksDB WAL is reported by open",
+          "[storage][corruption]") {
+  TempDir dir;
+  RaftLogOptions options = options_for(dir);
+  {
+    // 60 synced batches, one WAL record each, never flushed to a table.
+    auto log = RaftLog::open(options);
+    REQUIRE(log.ok());
+    for (uint64_t i = 1; i <= 60; ++i) {
+      raftpb::Entry entry;
+      entry.set_index(i);
+      entry.set_term(1);
+      entry.set_data(std::string(200, 'w'));
+      REQUIRE(log.value()->save(nullptr, {entry}).ok());
+    }
+  }
+  std::filesystem::path wal;
+  for (const auto& file : std::filesystem::directory_iterator(options.dir / "db")) {
+    if (file.path().extension() == ".log" && std::filesystem::file_size(file.path()) > 10000) {
+      wal = file.path();
+    }
+  }
+  REQUIRE_FALSE(wal.empty());
+  {
+    std::fstream file(wal, std::ios::in | std::ios::out | std::ios::binary);
+    auto middle = static_cast<std::streamoff>(std::filesystem::file_size(wal) / 2);
+    file.seekp(middle);
+    file.write("\xde\xad\xbe\xef", 4);
+  }
+  require_open_fails(options, (options.dir / "db").string(), "Corruption");
+}
+
 TEST_CASE("an entry missing inside the live range is reported by open",
           "[storage][corruption]") {
   TempDir dir;
