@@ -18,8 +18,7 @@ uint64_t EntryCache::last_index() const {
 }
 
 bool EntryCache::contains(uint64_t index) const {
-  return !entries_.empty() && index >= entries_.front().index() &&
-         index <= entries_.back().index();
+  return !entries_.empty() && index >= entries_.front().index() && index <= entries_.back().index();
 }
 
 const raftpb::Entry& EntryCache::at(uint64_t index) const {

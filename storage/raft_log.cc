@@ -36,6 +36,16 @@ void put_u64(std::string& out, uint64_t value) {
   for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(value >> shift));
 }
 
+void put_u32(std::string& out, uint32_t value) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(value >> shift));
+}
+
+uint32_t get_u32(std::string_view in) {
+  uint32_t value = 0;
+  for (size_t i = 0; i < 4; ++i) value = (value << 8) | static_cast<unsigned char>(in[i]);
+  return value;
+}
+
 uint64_t get_u64(std::string_view in) {
   uint64_t value = 0;
   for (size_t i = 0; i < 8; ++i) value = (value << 8) | static_cast<unsigned char>(in[i]);
@@ -55,7 +65,9 @@ std::string encode_pair(uint64_t a, uint64_t b) {
   return out;
 }
 
-rocksdb::Slice slice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+rocksdb::Slice slice(std::string_view s) {
+  return rocksdb::Slice(s.data(), s.size());
+}
 
 std::string describe(const raftpb::HardState& hs) {
   return fmt::format("term {} vote {} commit {}", hs.term(), hs.vote(), hs.commit());
@@ -130,8 +142,8 @@ Result<std::unique_ptr<RaftLog>> RaftLog::open(const RaftLogOptions& options) {
 Status RaftLog::initialize() {
   rocksdb::WriteBatch batch;
   std::string version;
-  put_u64(version, kFormatVersion);
-  batch.Put(slice(kVersionKey), slice(std::string_view(version).substr(4)));
+  put_u32(version, kFormatVersion);
+  batch.Put(slice(kVersionKey), version);
   batch.Put(slice(kIdentityKey), encode_pair(options_.cluster_id, options_.node_id));
   batch.Put(slice(kHardStateKey), raftpb::HardState().SerializeAsString());
   raftpb::SnapshotMetadata metadata;
@@ -192,7 +204,7 @@ Status RaftLog::recover() {
   found = get(kVersionKey, value);
   if (!found.ok()) return found.status();
   if (!found.value() || value.size() != 4) return damaged("missing format version");
-  uint32_t version = static_cast<uint32_t>(get_u64(std::string(4, '\0') + value));
+  uint32_t version = get_u32(value);
   if (version != kFormatVersion) {
     return Status(lockpb::FAILED_PRECONDITION,
                   fmt::format("data directory {} has format version {}, this build reads {}", path,
@@ -284,8 +296,7 @@ void RaftLog::remove_snapshot_files_except(const std::string& keep_name) const {
     if (std::filesystem::remove(file.path(), ec)) {
       removed = true;
     } else {
-      logger()->warn("cannot remove old snapshot file {}: {}", file.path().string(),
-                     ec.message());
+      logger()->warn("cannot remove old snapshot file {}: {}", file.path().string(), ec.message());
     }
   }
   if (ec) logger()->warn("cannot list {}: {}", snap_dir_.string(), ec.message());
@@ -306,11 +317,17 @@ raft::InitialState RaftLog::initial_state() const {
   return raft::InitialState{hard_state_, snapshot_.metadata().conf_state()};
 }
 
-uint64_t RaftLog::first_index() const { return base_index_ + 1; }
+uint64_t RaftLog::first_index() const {
+  return base_index_ + 1;
+}
 
-uint64_t RaftLog::last_index() const { return last_index_; }
+uint64_t RaftLog::last_index() const {
+  return last_index_;
+}
 
-raftpb::Snapshot RaftLog::snapshot() const { return snapshot_; }
+raftpb::Snapshot RaftLog::snapshot() const {
+  return snapshot_;
+}
 
 raftpb::Entry RaftLog::read_entry(uint64_t index) const {
   std::string value;
@@ -378,8 +395,8 @@ Status RaftLog::save(const raftpb::HardState* hard_state,
   for (size_t i = 1; i < entries.size(); ++i) {
     if (entries[i].index() != entries[i - 1].index() + 1) {
       return Status(lockpb::INVALID_ARGUMENT,
-                    fmt::format("save of non-contiguous entries: {} follows {}",
-                                entries[i].index(), entries[i - 1].index()));
+                    fmt::format("save of non-contiguous entries: {} follows {}", entries[i].index(),
+                                entries[i - 1].index()));
     }
   }
   auto first_new = entries.begin();
@@ -420,18 +437,17 @@ Status RaftLog::save(const raftpb::HardState* hard_state,
   return Status::ok_status();
 }
 
-Status RaftLog::write_snapshot(const raftpb::Snapshot& snapshot) {
+void RaftLog::write_snapshot_or_die(const raftpb::Snapshot& snapshot) {
   std::filesystem::path path = snapshot_path(snapshot.metadata());
-  Status status = write_snapshot_file(path, snapshot.metadata().index(),
-                                      snapshot.metadata().term(), snapshot.data(), options_.sync);
+  Status status = write_snapshot_file(path, snapshot.metadata().index(), snapshot.metadata().term(),
+                                      snapshot.data(), options_.sync);
   FL_CHECK(status.ok(), "{}", status.message());
-  return status;
 }
 
 Status RaftLog::apply_snapshot(const raftpb::Snapshot& snapshot) {
   const raftpb::SnapshotMetadata& metadata = snapshot.metadata();
   if (metadata.index() <= snapshot_.metadata().index()) return Status::ok_status();
-  write_snapshot(snapshot);
+  write_snapshot_or_die(snapshot);
 
   rocksdb::WriteBatch batch;
   batch.Put(slice(kSnapshotKey), metadata.SerializeAsString());
@@ -454,9 +470,8 @@ Status RaftLog::create_snapshot(uint64_t index, const raftpb::ConfState& conf_st
                                 std::string_view data) {
   if (index <= snapshot_.metadata().index()) return Status::ok_status();
   if (index < base_index_ || index > last_index_) {
-    return Status(lockpb::INVALID_ARGUMENT,
-                  fmt::format("snapshot at {} outside the log [{}, {}]", index, base_index_,
-                              last_index_));
+    return Status(lockpb::INVALID_ARGUMENT, fmt::format("snapshot at {} outside the log [{}, {}]",
+                                                        index, base_index_, last_index_));
   }
   raftpb::Snapshot snapshot;
   raftpb::SnapshotMetadata* metadata = snapshot.mutable_metadata();
@@ -464,7 +479,7 @@ Status RaftLog::create_snapshot(uint64_t index, const raftpb::ConfState& conf_st
   metadata->set_term(term(index));
   *metadata->mutable_conf_state() = conf_state;
   snapshot.set_data(std::string(data));
-  write_snapshot(snapshot);
+  write_snapshot_or_die(snapshot);
 
   rocksdb::WriteBatch batch;
   batch.Put(slice(kSnapshotKey), metadata->SerializeAsString());

@@ -146,6 +146,7 @@ class RaftLog final : public raft::LogStorage {
   // a no-op when that is not past the compaction point.
   Status compact_to_snapshot();
 
+  // The data directory this log was opened on.
   const std::filesystem::path& dir() const { return options_.dir; }
 
  private:
@@ -154,7 +155,9 @@ class RaftLog final : public raft::LogStorage {
   Status recover();
   Status initialize();
   std::filesystem::path snapshot_path(const raftpb::SnapshotMetadata& metadata) const;
-  Status write_snapshot(const raftpb::Snapshot& snapshot);
+  // Writes the snapshot file durably; aborts (FL_CHECK) naming the path and
+  // the system error when it cannot (e.g. a full disk).
+  void write_snapshot_or_die(const raftpb::Snapshot& snapshot);
   void remove_snapshot_files_except(const std::string& keep_name) const;
   raftpb::Entry read_entry(uint64_t index) const;
   // Appends entries [lo, hi) read from RocksDB to `out` while the running
@@ -162,6 +165,8 @@ class RaftLog final : public raft::LogStorage {
   // Returns false when it stopped because of max_bytes.
   bool append_from_db(uint64_t lo, uint64_t hi, uint64_t max_bytes, uint64_t& bytes,
                       std::vector<raftpb::Entry>& out) const;
+  // Writes `batch` (synced unless options_.sync is false); aborts
+  // (FL_CHECK) naming `what` and the path when RocksDB fails.
   void write_or_die(rocksdb::WriteBatch& batch, const char* what);
 
   RaftLogOptions options_;

@@ -2,14 +2,13 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <spdlog/fmt/fmt.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
 #include <cstring>
 #include <memory>
-
-#include <spdlog/fmt/fmt.h>
 
 namespace fencelock::storage {
 namespace {
@@ -33,7 +32,9 @@ uint64_t get_u64(const char* in) {
   return value;
 }
 
-std::string system_error() { return std::strerror(errno); }
+std::string system_error() {
+  return std::strerror(errno);
+}
 
 // SHA-256 of header[0, 32) followed by data.
 std::array<unsigned char, kChecksumBytes> checksum(std::string_view header_prefix,

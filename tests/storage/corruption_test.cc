@@ -4,7 +4,6 @@
 #include <rocksdb/options.h>
 
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <fstream>
 
@@ -42,7 +41,8 @@ void build_log(const RaftLogOptions& options) {
   hs.set_term(1);
   hs.set_commit(30);
   REQUIRE(log.value()->save(&hs, entries).ok());
-  REQUIRE(log.value()->create_snapshot(30, options.initial_conf_state, std::string(5000, 's')).ok());
+  REQUIRE(
+      log.value()->create_snapshot(30, options.initial_conf_state, std::string(5000, 's')).ok());
 }
 
 // Runs `change` on the raw RocksDB of the log (the log must be closed).
@@ -162,8 +162,7 @@ TEST_CASE("a damaged record in the middle of the RocksDB WAL is reported by open
   require_open_fails(options, (options.dir / "db").string(), "Corruption");
 }
 
-TEST_CASE("an entry missing inside the live range is reported by open",
-          "[storage][corruption]") {
+TEST_CASE("an entry missing inside the live range is reported by open", "[storage][corruption]") {
   TempDir dir;
   RaftLogOptions options = options_for(dir);
   build_log(options);
@@ -190,9 +189,8 @@ TEST_CASE("a RocksDB store without our identity is refused", "[storage][corrupti
   TempDir dir;
   RaftLogOptions options = options_for(dir);
   build_log(options);
-  with_raw_db(options, [](rocksdb::DB& db) {
-    REQUIRE(db.Delete(rocksdb::WriteOptions(), "i").ok());
-  });
+  with_raw_db(options,
+              [](rocksdb::DB& db) { REQUIRE(db.Delete(rocksdb::WriteOptions(), "i").ok()); });
   require_open_fails(options, options.dir.string(), "no identity");
 }
 

@@ -77,8 +77,8 @@ int main(int argc, char** argv) {
   hard_state.set_vote(1);
   uint64_t last = log->last_index();
   // Overwrite up to 3 uncommitted entries with the new term (Raft §5.3).
-  uint64_t overwritable = std::min<uint64_t>(3, last - std::max(hard_state.commit(),
-                                                                 log->first_index() - 1));
+  uint64_t overwritable =
+      std::min<uint64_t>(3, last - std::max(hard_state.commit(), log->first_index() - 1));
   uint64_t next = last + 1 - pick(0, overwritable);
 
   for (uint64_t batch_number = 1;; ++batch_number) {
@@ -102,8 +102,8 @@ int main(int argc, char** argv) {
     next += count;
     if (batch_number % 40 == 0) {
       uint64_t index = hard_state.commit();
-      status = log->create_snapshot(index, options.initial_conf_state,
-                                    "snap:" + std::to_string(index));
+      status =
+          log->create_snapshot(index, options.initial_conf_state, "snap:" + std::to_string(index));
       if (status.ok()) status = log->compact_to_snapshot();
       if (!status.ok()) {
         std::fprintf(stderr, "snapshot: %s\n", status.to_string().c_str());

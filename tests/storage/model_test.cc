@@ -3,7 +3,6 @@
 // reopening RaftLog. Seeded by Catch::rngSeed(); replay a failure with
 //   storage_test "RaftLog reads exactly what MemoryStorage reads" --rng-seed <seed>
 #include <catch2/catch.hpp>
-
 #include <random>
 
 #include "raft/memory_storage.h"
@@ -60,8 +59,9 @@ class ModelCheck {
 
 TEST_CASE("RaftLog reads exactly what MemoryStorage reads", "[storage][model]") {
   uint64_t seed = Catch::rngSeed();
-  INFO("seed " << seed << "; replay: storage_test \"RaftLog reads exactly what MemoryStorage "
-                          "reads\" --rng-seed "
+  INFO("seed " << seed
+               << "; replay: storage_test \"RaftLog reads exactly what MemoryStorage "
+                  "reads\" --rng-seed "
                << seed);
   std::mt19937_64 rng(seed);
   auto pick = [&](uint64_t lo, uint64_t hi) {
@@ -140,8 +140,8 @@ TEST_CASE("RaftLog reads exactly what MemoryStorage reads", "[storage][model]") 
     } else if (op < 85) {
       // A snapshot from the leader, newer than anything committed here.
       raftpb::Snapshot snapshot;
-      uint64_t floor = std::max({model.snapshot().metadata().index(),
-                                 model.initial_state().hard_state.commit(), last});
+      uint64_t floor = std::max(
+          {model.snapshot().metadata().index(), model.initial_state().hard_state.commit(), last});
       snapshot.mutable_metadata()->set_index(floor + pick(1, 5));
       snapshot.mutable_metadata()->set_term(++term);
       snapshot.mutable_metadata()->mutable_conf_state()->add_voters(pick(1, 5));

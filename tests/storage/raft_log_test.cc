@@ -1,7 +1,6 @@
 #include "storage/raft_log.h"
 
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <fstream>
 
@@ -61,8 +60,7 @@ void require_terms(const RaftLog& log, uint64_t lo, uint64_t hi, uint64_t term) 
   }
 }
 
-TEST_CASE("a fresh directory starts with an empty log and the initial configuration",
-          "[storage]") {
+TEST_CASE("a fresh directory starts with an empty log and the initial configuration", "[storage]") {
   TempDir dir;
   auto log = open_or_fail(options_for(dir));
   CHECK(log->first_index() == 1);
@@ -143,12 +141,12 @@ TEST_CASE("entries honours max_bytes from RocksDB and from the cache alike", "[s
   options.cache_max_entries = 5;
   auto log = open_or_fail(options);
   REQUIRE(log->save(nullptr, make_entries(1, 21, 1)).ok());
-  uint64_t small = make_entry(1, 1).ByteSizeLong();  // indices 1..9
-  uint64_t large = make_entry(10, 1).ByteSizeLong();  // indices 10..99
-  CHECK(log->entries(1, 21, 0).size() == 1);            // at least one entry
-  CHECK(log->entries(1, 21, 3 * small).size() == 3);    // all from RocksDB
-  CHECK(log->entries(14, 21, 4 * large).size() == 4);   // across the cache boundary
-  CHECK(log->entries(17, 21, 2 * large).size() == 2);   // all from the cache
+  uint64_t small = make_entry(1, 1).ByteSizeLong();    // indices 1..9
+  uint64_t large = make_entry(10, 1).ByteSizeLong();   // indices 10..99
+  CHECK(log->entries(1, 21, 0).size() == 1);           // at least one entry
+  CHECK(log->entries(1, 21, 3 * small).size() == 3);   // all from RocksDB
+  CHECK(log->entries(14, 21, 4 * large).size() == 4);  // across the cache boundary
+  CHECK(log->entries(17, 21, 2 * large).size() == 2);  // all from the cache
   CHECK(log->entries(3, 3, 100).empty());
   auto all = log->entries(1, 21, UINT64_MAX);
   REQUIRE(all.size() == 20);
@@ -254,6 +252,18 @@ TEST_CASE("opening a directory with another cluster or node id is a clear error"
   CHECK_THAT(message, Catch::Contains((dir.path() / "node").string()));
   CHECK_THAT(message, Catch::Contains("cluster 7 node 2"));
   CHECK_THAT(message, Catch::Contains("cluster 7 node 3"));
+}
+
+TEST_CASE("a data directory that cannot be created is a clear error", "[storage]") {
+  TempDir dir;
+  std::ofstream(dir.path() / "file") << "not a directory";
+  RaftLogOptions options = options_for(dir);
+  options.dir = dir.path() / "file" / "node";
+  auto log = RaftLog::open(options);
+  REQUIRE_FALSE(log.ok());
+  CHECK(log.code() == lockpb::INTERNAL);
+  CHECK_THAT(log.status().message(), Catch::Contains("cannot create data directory"));
+  CHECK_THAT(log.status().message(), Catch::Contains(options.dir.string()));
 }
 
 TEST_CASE("a directory is opened by one RaftLog at a time", "[storage]") {

@@ -7,10 +7,9 @@
 // The directory defaults to $TMPDIR, then /tmp. Compare BM_Append's
 // entries_per_second with BM_Fdatasync's syncs_per_second: with one fsync per
 // save(), batch 256 should reach at least 100 times the fsync rate.
+#include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <unistd.h>
-
-#include <benchmark/benchmark.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -28,8 +27,8 @@ class BenchDir {
   BenchDir() {
     const char* base = std::getenv("FENCELOCK_BENCH_DIR");
     if (base == nullptr || *base == '\0') base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-                          "/fencelock-bench-XXXXXX";
+    std::string pattern =
+        std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/fencelock-bench-XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) std::abort();
     path_ = pattern;
   }
