@@ -1,0 +1,319 @@
+#include "storage/raft_log.h"
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "storage/snapshot_file.h"
+#include "tests/storage/temp_dir.h"
+
+namespace fencelock::storage {
+namespace {
+
+using testing::TempDir;
+
+raftpb::Entry make_entry(uint64_t index, uint64_t term, std::string data = {}) {
+  raftpb::Entry entry;
+  entry.set_index(index);
+  entry.set_term(term);
+  entry.set_data(data.empty() ? "cmd-" + std::to_string(index) + "-" + std::to_string(term)
+                              : std::move(data));
+  return entry;
+}
+
+std::vector<raftpb::Entry> make_entries(uint64_t lo, uint64_t hi, uint64_t term) {
+  std::vector<raftpb::Entry> out;
+  for (uint64_t i = lo; i < hi; ++i) out.push_back(make_entry(i, term));
+  return out;
+}
+
+raftpb::HardState make_hard_state(uint64_t term, uint64_t vote, uint64_t commit) {
+  raftpb::HardState hs;
+  hs.set_term(term);
+  hs.set_vote(vote);
+  hs.set_commit(commit);
+  return hs;
+}
+
+RaftLogOptions options_for(const TempDir& dir) {
+  RaftLogOptions options;
+  options.dir = dir.path() / "node";
+  options.cluster_id = 7;
+  options.node_id = 2;
+  options.initial_conf_state.add_voters(1);
+  options.initial_conf_state.add_voters(2);
+  options.initial_conf_state.add_voters(3);
+  return options;
+}
+
+std::unique_ptr<RaftLog> open_or_fail(const RaftLogOptions& options) {
+  auto log = RaftLog::open(options);
+  INFO(log.status().to_string());
+  REQUIRE(log.ok());
+  return std::move(log).value();
+}
+
+void require_terms(const RaftLog& log, uint64_t lo, uint64_t hi, uint64_t term) {
+  for (uint64_t i = lo; i < hi; ++i) {
+    INFO("index " << i);
+    REQUIRE(log.term(i) == term);
+  }
+}
+
+TEST_CASE("a fresh directory starts with an empty log and the initial configuration", "[storage]") {
+  TempDir dir;
+  auto log = open_or_fail(options_for(dir));
+  CHECK(log->first_index() == 1);
+  CHECK(log->last_index() == 0);
+  CHECK(log->term(0) == 0);
+  CHECK(log->snapshot().metadata().index() == 0);
+  raft::InitialState state = log->initial_state();
+  CHECK(state.hard_state.term() == 0);
+  REQUIRE(state.conf_state.voters_size() == 3);
+  CHECK(state.conf_state.voters(2) == 3);
+  CHECK(std::filesystem::is_directory(dir.path() / "node" / "db"));
+  CHECK(std::filesystem::is_directory(dir.path() / "node" / "snap"));
+}
+
+TEST_CASE("appended entries and hard state survive a reopen", "[storage]") {
+  TempDir dir;
+  RaftLogOptions options = options_for(dir);
+  {
+    auto log = open_or_fail(options);
+    raftpb::HardState hs = make_hard_state(1, 2, 0);
+    REQUIRE(log->save(&hs, make_entries(1, 11, 1)).ok());
+    hs.set_commit(8);
+    REQUIRE(log->save(&hs, {}).ok());
+    REQUIRE(log->save(nullptr, make_entries(11, 21, 2)).ok());
+    CHECK(log->last_index() == 20);
+  }
+  auto log = open_or_fail(options);
+  CHECK(log->first_index() == 1);
+  CHECK(log->last_index() == 20);
+  require_terms(*log, 1, 11, 1);
+  require_terms(*log, 11, 21, 2);
+  auto entries = log->entries(5, 15, UINT64_MAX);
+  REQUIRE(entries.size() == 10);
+  CHECK(entries[0].data() == "cmd-5-1");
+  CHECK(entries[9].data() == "cmd-14-2");
+  raftpb::HardState hs = log->initial_state().hard_state;
+  CHECK(hs.term() == 1);
+  CHECK(hs.vote() == 2);
+  CHECK(hs.commit() == 8);
+}
+
+TEST_CASE("an append at an existing index replaces the conflicting suffix (§5.3)", "[storage]") {
+  TempDir dir;
+  RaftLogOptions options = options_for(dir);
+  uint64_t tail = GENERATE(10, 200);  // point deletes and DeleteRange
+  {
+    auto log = open_or_fail(options);
+    REQUIRE(log->save(nullptr, make_entries(1, tail + 1, 1)).ok());
+    REQUIRE(log->save(nullptr, make_entries(4, 6, 3)).ok());
+    CHECK(log->last_index() == 5);
+    require_terms(*log, 1, 4, 1);
+    require_terms(*log, 4, 6, 3);
+    REQUIRE(log->save(nullptr, make_entries(6, 8, 3)).ok());
+  }
+  auto log = open_or_fail(options);
+  CHECK(log->last_index() == 7);
+  require_terms(*log, 1, 4, 1);
+  require_terms(*log, 4, 8, 3);
+  CHECK(log->entries(1, 8, UINT64_MAX).back().data() == "cmd-7-3");
+}
+
+TEST_CASE("save rejects gaps and non-contiguous entries and writes nothing", "[storage]") {
+  TempDir dir;
+  auto log = open_or_fail(options_for(dir));
+  REQUIRE(log->save(nullptr, make_entries(1, 4, 1)).ok());
+  Status gap = log->save(nullptr, make_entries(6, 8, 1));
+  CHECK(gap.code() == lockpb::INVALID_ARGUMENT);
+  std::vector<raftpb::Entry> holes = {make_entry(4, 1), make_entry(6, 1)};
+  raftpb::HardState hs = make_hard_state(9, 9, 1);
+  CHECK(log->save(&hs, holes).code() == lockpb::INVALID_ARGUMENT);
+  CHECK(log->last_index() == 3);
+  CHECK(log->initial_state().hard_state.term() == 0);
+}
+
+TEST_CASE("entries honours max_bytes from RocksDB and from the cache alike", "[storage]") {
+  TempDir dir;
+  RaftLogOptions options = options_for(dir);
+  options.cache_max_entries = 5;
+  auto log = open_or_fail(options);
+  REQUIRE(log->save(nullptr, make_entries(1, 21, 1)).ok());
+  uint64_t small = make_entry(1, 1).ByteSizeLong();    // indices 1..9
+  uint64_t large = make_entry(10, 1).ByteSizeLong();   // indices 10..99
+  CHECK(log->entries(1, 21, 0).size() == 1);           // at least one entry
+  CHECK(log->entries(1, 21, 3 * small).size() == 3);   // all from RocksDB
+  CHECK(log->entries(14, 21, 4 * large).size() == 4);  // across the cache boundary
+  CHECK(log->entries(17, 21, 2 * large).size() == 2);  // all from the cache
+  CHECK(log->entries(3, 3, 100).empty());
+  auto all = log->entries(1, 21, UINT64_MAX);
+  REQUIRE(all.size() == 20);
+  for (uint64_t i = 0; i < 20; ++i) CHECK(all[i].index() == i + 1);
+}
+
+TEST_CASE("a local snapshot is durable and replaces the previous snapshot file", "[storage]") {
+  TempDir dir;
+  RaftLogOptions options = options_for(dir);
+  raftpb::ConfState conf;
+  conf.add_voters(2);
+  conf.add_learners(4);
+  {
+    auto log = open_or_fail(options);
+    REQUIRE(log->save(nullptr, make_entries(1, 6, 1)).ok());
+    REQUIRE(log->save(nullptr, make_entries(6, 11, 2)).ok());
+    REQUIRE(log->create_snapshot(4, conf, "state-at-4").ok());
+    REQUIRE(log->create_snapshot(8, conf, "state-at-8").ok());
+    CHECK(log->create_snapshot(7, conf, "older").ok());  // ignored
+    CHECK(log->create_snapshot(11, conf, "x").code() == lockpb::INVALID_ARGUMENT);
+    CHECK(log->first_index() == 1);  // entries are kept until compaction
+  }
+  std::vector<std::string> files;
+  for (const auto& f : std::filesystem::directory_iterator(options.dir / "snap")) {
+    files.push_back(f.path().filename().string());
+  }
+  REQUIRE(files == std::vector<std::string>{snapshot_file_name(2, 8)});
+
+  auto log = open_or_fail(options);
+  raftpb::Snapshot snapshot = log->snapshot();
+  CHECK(snapshot.metadata().index() == 8);
+  CHECK(snapshot.metadata().term() == 2);
+  CHECK(snapshot.data() == "state-at-8");
+  CHECK(log->initial_state().conf_state.learners_size() == 1);
+  CHECK(log->first_index() == 1);
+  CHECK(log->last_index() == 10);
+}
+
+TEST_CASE("a snapshot from the leader replaces the whole log", "[storage]") {
+  TempDir dir;
+  RaftLogOptions options = options_for(dir);
+  {
+    auto log = open_or_fail(options);
+    REQUIRE(log->save(nullptr, make_entries(1, 31, 1)).ok());
+    raftpb::Snapshot snapshot;
+    snapshot.mutable_metadata()->set_index(20);
+    snapshot.mutable_metadata()->set_term(4);
+    snapshot.mutable_metadata()->mutable_conf_state()->add_voters(9);
+    snapshot.set_data("leader-state");
+    REQUIRE(log->apply_snapshot(snapshot).ok());
+    CHECK(log->first_index() == 21);
+    CHECK(log->last_index() == 20);
+    CHECK(log->term(20) == 4);
+    raftpb::HardState hs = make_hard_state(4, 0, 20);
+    REQUIRE(log->save(&hs, make_entries(21, 23, 4)).ok());
+  }
+  auto log = open_or_fail(options);
+  CHECK(log->first_index() == 21);
+  CHECK(log->last_index() == 22);
+  CHECK(log->term(20) == 4);
+  require_terms(*log, 21, 23, 4);
+  CHECK(log->snapshot().data() == "leader-state");
+  CHECK(log->initial_state().conf_state.voters(0) == 9);
+}
+
+TEST_CASE("compaction discards the prefix and keeps the compaction point's term", "[storage]") {
+  TempDir dir;
+  RaftLogOptions options = options_for(dir);
+  options.keep_entries_after_snapshot = 5;
+  options.cache_max_entries = 8;
+  {
+    auto log = open_or_fail(options);
+    REQUIRE(log->save(nullptr, make_entries(1, 51, 1)).ok());
+    REQUIRE(log->save(nullptr, make_entries(51, 101, 2)).ok());
+    REQUIRE(log->compact(10).ok());
+    CHECK(log->first_index() == 11);
+    CHECK(log->term(10) == 1);
+    CHECK(log->compact(5).ok());  // no-op
+    CHECK(log->compact(101).code() == lockpb::INVALID_ARGUMENT);
+    REQUIRE(log->create_snapshot(60, {}, "s60").ok());
+    REQUIRE(log->compact_to_snapshot().ok());
+    CHECK(log->first_index() == 56);
+    CHECK(log->term(55) == 2);
+  }
+  auto log = open_or_fail(options);
+  CHECK(log->first_index() == 56);
+  CHECK(log->last_index() == 100);
+  CHECK(log->term(55) == 2);
+  auto entries = log->entries(56, 101, UINT64_MAX);
+  REQUIRE(entries.size() == 45);
+  CHECK(entries.front().index() == 56);
+}
+
+TEST_CASE("opening a directory with another cluster or node id is a clear error", "[storage]") {
+  TempDir dir;
+  RaftLogOptions options = options_for(dir);
+  { open_or_fail(options); }
+  options.node_id = 3;
+  auto log = RaftLog::open(options);
+  REQUIRE_FALSE(log.ok());
+  CHECK(log.code() == lockpb::FAILED_PRECONDITION);
+  const std::string& message = log.status().message();
+  CHECK_THAT(message, Catch::Contains((dir.path() / "node").string()));
+  CHECK_THAT(message, Catch::Contains("cluster 7 node 2"));
+  CHECK_THAT(message, Catch::Contains("cluster 7 node 3"));
+}
+
+TEST_CASE("a data directory that cannot be created is a clear error", "[storage]") {
+  TempDir dir;
+  std::ofstream(dir.path() / "file") << "not a directory";
+  RaftLogOptions options = options_for(dir);
+  options.dir = dir.path() / "file" / "node";
+  auto log = RaftLog::open(options);
+  REQUIRE_FALSE(log.ok());
+  CHECK(log.code() == lockpb::INTERNAL);
+  CHECK_THAT(log.status().message(), Catch::Contains("cannot create data directory"));
+  CHECK_THAT(log.status().message(), Catch::Contains(options.dir.string()));
+}
+
+TEST_CASE("a directory is opened by one RaftLog at a time", "[storage]") {
+  TempDir dir;
+  auto first = open_or_fail(options_for(dir));
+  auto second = RaftLog::open(options_for(dir));
+  REQUIRE_FALSE(second.ok());
+  CHECK(second.code() == lockpb::INTERNAL);
+}
+
+TEST_CASE("leftover temporary snapshot files are removed on open", "[storage]") {
+  TempDir dir;
+  RaftLogOptions options = options_for(dir);
+  { open_or_fail(options); }
+  std::filesystem::path stray = options.dir / "snap" / (snapshot_file_name(1, 5) + ".tmp");
+  std::ofstream(stray) << "half";
+  std::filesystem::path keep = options.dir / "snap" / "README";
+  std::ofstream(keep) << "not ours";
+  open_or_fail(options);
+  CHECK_FALSE(std::filesystem::exists(stray));
+  CHECK(std::filesystem::exists(keep));
+}
+
+TEST_CASE("sync = false still persists across a clean reopen", "[storage]") {
+  TempDir dir;
+  RaftLogOptions options = options_for(dir);
+  options.sync = false;
+  {
+    auto log = open_or_fail(options);
+    REQUIRE(log->save(nullptr, make_entries(1, 4, 1)).ok());
+    REQUIRE(log->create_snapshot(2, {}, "two").ok());
+  }
+  auto log = open_or_fail(options);
+  CHECK(log->last_index() == 3);
+  CHECK(log->snapshot().data() == "two");
+}
+
+TEST_CASE("snapshot files round-trip and reject a wrong index", "[storage]") {
+  TempDir dir;
+  std::filesystem::path path = dir.path() / snapshot_file_name(3, 9);
+  std::string data(100000, 'x');
+  REQUIRE(write_snapshot_file(path, 9, 3, data, true).ok());
+  auto read = read_snapshot_file(path, 9, 3);
+  REQUIRE(read.ok());
+  CHECK(read.value() == data);
+  auto wrong = read_snapshot_file(path, 10, 3);
+  REQUIRE_FALSE(wrong.ok());
+  CHECK_THAT(wrong.status().message(), Catch::Contains("expected index 10"));
+  CHECK(snapshot_file_name(3, 42) == "0000000000000003-000000000000002a.snap");
+}
+
+}  // namespace
+}  // namespace fencelock::storage
