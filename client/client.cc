@@ -5,6 +5,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/logging.h"
 #include "net/address.h"
 #include "net/connection.h"
 
@@ -25,7 +26,10 @@ namespace detail {
 class Core : public std::enable_shared_from_this<Core> {
  public:
   explicit Core(ClientOptions options)
-      : options_(std::move(options)), work_(asio::make_work_guard(io_)), sweep_(io_) {}
+      : options_(std::move(options)),
+        logger_(get_logger("fencelock-client")),
+        work_(asio::make_work_guard(io_)),
+        sweep_(io_) {}
 
   void start() {
     thread_ = std::thread([this] { io_.run(); });
@@ -157,6 +161,7 @@ class Core : public std::enable_shared_from_this<Core> {
         if (!ec && !socket.is_open()) ec = asio::error::timed_out;
       }
       if (stopped_) break;
+      logger_->debug("connect to {}: {}", endpoint, ec ? ec.message() : "ok");
       if (!ec) {
         net::ConnectionOptions connection_options;
         connection_options.max_frame_bytes = options_.max_frame_bytes;
@@ -194,6 +199,7 @@ class Core : public std::enable_shared_from_this<Core> {
   }
 
   void on_closed(net::FramedConnection* which, const std::string& reason) {
+    logger_->debug("connection closed: {} (current: {})", reason, connection_.get() == which);
     if (connection_.get() != which) return;
     connected_ = false;
     connection_.reset();
@@ -240,6 +246,7 @@ class Core : public std::enable_shared_from_this<Core> {
   // The node we talk to is not the leader: go to the hinted one, or try the
   // next endpoint after a pause (an election may be under way).
   void redirect(const std::string& hint) {
+    logger_->debug("not the leader: {}; hint '{}'", current_endpoint(), hint);
     if (!hint.empty() && hint == current_endpoint() && connection_ && connection_->open()) return;
     hint_ = hint;
     if (connection_) {
@@ -282,6 +289,7 @@ class Core : public std::enable_shared_from_this<Core> {
   }
 
   ClientOptions options_;
+  std::shared_ptr<spdlog::logger> logger_;
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::thread thread_;

@@ -76,6 +76,11 @@ bool PeerTransport::connected(uint64_t peer) const {
          it->second->connection->open();
 }
 
+std::string PeerTransport::client_address(uint64_t peer) const {
+  auto it = client_addresses_.find(peer);
+  return it == client_addresses_.end() ? std::string() : it->second;
+}
+
 void PeerTransport::stop() {
   if (stopped_) return;
   stopped_ = true;
@@ -156,6 +161,7 @@ void PeerTransport::on_inbound(std::shared_ptr<FramedConnection> connection) {
             return;
           }
           *from = envelope.hello().from();
+          client_addresses_[*from] = envelope.hello().client_address();
           return;
         }
         if (!envelope.has_raft() || envelope.raft().from() != *from ||
@@ -254,6 +260,7 @@ awaitable<void> PeerTransport::dial_loop(std::shared_ptr<Peer> peer, std::shared
       hello.mutable_hello()->set_cluster_id(options_.cluster_id);
       hello.mutable_hello()->set_from(options_.self_id);
       hello.mutable_hello()->set_to(peer->id);
+      hello.mutable_hello()->set_client_address(options_.self_client_address);
       connection->send(hello);
       // Wait until the connection closes.
       while (connection->open() && !stopped_) {

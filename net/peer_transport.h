@@ -38,6 +38,7 @@ struct PeerTransportOptions {
   uint64_t self_id = 0;
   std::string cluster_id;
   std::map<uint64_t, std::string> peer_addresses;  // id -> "host:port", self included or not
+  std::string self_client_address;                 // announced in Hello
   // Peer frames carry InstallSnapshot, so they may be much larger than
   // client frames.
   uint32_t max_frame_bytes = 512u << 20;
@@ -74,6 +75,9 @@ class PeerTransport {
   // Whether the outbound connection to `peer` is up.
   bool connected(uint64_t peer) const;
 
+  // The client address `peer` announced in its last Hello; empty if unknown.
+  std::string client_address(uint64_t peer) const;
+
   // Closes every connection and stops dialing. Idempotent.
   void stop();
 
@@ -95,6 +99,7 @@ class PeerTransport {
   Tcp::acceptor acceptor_;
   std::map<uint64_t, std::shared_ptr<Peer>> peers_;
   std::map<uint64_t, std::shared_ptr<FramedConnection>> inbound_;  // keyed by a local counter
+  std::map<uint64_t, std::string> client_addresses_;  // learned from inbound Hellos
   uint64_t next_inbound_ = 1;
   MessageHandler on_message_;
   StatusHandler on_status_;

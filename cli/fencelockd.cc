@@ -1,0 +1,120 @@
+// fencelockd: one fencelock cluster member.
+//
+//   fencelockd --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
+//              --client-addr 127.0.0.1:8001 --data-dir var/n1
+//
+// Every flag can also come from a TOML file given with --config (same keys,
+// e.g. `client-addr = "127.0.0.1:8001"`). A wrong flag, an unknown id, a
+// port in use or an unusable data directory prints one line and exits 2.
+// SIGTERM/SIGINT stop it gracefully (a leader hands leadership over first)
+// with exit code 0.
+
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "common/logging.h"
+#include "net/asio.h"
+#include "server/node.h"
+
+namespace {
+
+constexpr int kExitUsage = 2;
+
+// Raises the open-file limit to the hard limit: each client is a socket,
+// and RocksDB keeps files open too.
+void raise_fd_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "fencelockd: %s\n", message.c_str());
+  return kExitUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using fencelock::server::NodeConfig;
+  NodeConfig config;
+  std::string peers;
+  std::string data_dir;
+  std::string log_level = "info";
+
+  CLI::App app{"fencelockd: a fencelock lock service node"};
+  app.set_config("--config", "", "read options from a TOML file (same keys as the flags)");
+  app.add_option("--id", config.id, "this node's id, one of --peers")->required();
+  app.add_option("--peers", peers, "every member: ID=HOST:PORT,... (peer addresses)")->required();
+  app.add_option("--client-addr", config.client_addr, "address clients connect to, HOST:PORT")
+      ->required();
+  app.add_option("--peer-addr", config.peer_addr,
+                 "address to listen on for peers (default: this node's --peers entry)");
+  app.add_option("--data-dir", data_dir, "data directory (created when missing)")->required();
+  app.add_option("--cluster-id", config.cluster_id, "cluster name; every member must agree")
+      ->capture_default_str();
+  app.add_option("--tick-ms", config.tick_ms, "length of one Raft tick")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  app.add_option("--election-ticks", config.election_ticks, "election timeout in ticks")
+      ->capture_default_str()
+      ->check(CLI::Range(3, 1000));
+  app.add_option("--snapshot-every", config.snapshot_every,
+                 "applied entries between snapshots (the log is compacted after each)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  app.add_option("--keep-log-entries", config.keep_entries_after_snapshot,
+                 "log entries kept behind each snapshot, so a follower slightly behind catches up "
+                 "from the log instead of by InstallSnapshot")
+      ->capture_default_str();
+  app.add_option("--max-frame-bytes", config.max_frame_bytes, "largest client frame accepted")
+      ->capture_default_str()
+      ->check(CLI::Range(uint32_t{1024}, uint32_t{1} << 30));
+  app.add_option("--seed", config.seed, "election randomness seed (0 = random, logged)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_flag("--unsafe-no-fsync", config.unsafe_no_fsync,
+               "do not fsync (tests only: a machine crash loses acknowledged writes)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    return fail(e.what());
+  }
+
+  auto parsed_peers = fencelock::server::parse_peers(peers);
+  if (!parsed_peers.ok()) return fail("--peers: " + parsed_peers.status().message());
+  config.peers = std::move(parsed_peers).value();
+  config.data_dir = data_dir;
+  fencelock::set_log_level(log_level);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
+  raise_fd_limit();
+
+  boost::asio::io_context io(1);
+  auto node = fencelock::server::Node::open(io, config);
+  if (!node.ok()) return fail(node.status().message());
+  node.value()->start();
+  spdlog::info("node {} serving clients on {}, peers on {}", config.id,
+               node.value()->client_endpoint(), node.value()->peer_endpoint());
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    spdlog::info("node {} received signal {}, stopping", config.id, signal);
+    node.value()->shutdown([&io] { io.stop(); });
+  });
+  io.run();
+  node.value().reset();
+  spdlog::info("node {} stopped", config.id);
+  spdlog::shutdown();
+  return 0;
+}

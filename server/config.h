@@ -1,0 +1,56 @@
+#pragma once
+// NodeConfig: everything a fencelockd node is started with (cli/fencelockd
+// fills it from flags or a config file; tests fill it directly).
+//
+// Thread-safety: a value type.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "common/status.h"
+#include "statemachine/lock_state_machine.h"
+
+namespace fencelock::server {
+
+struct NodeConfig {
+  uint64_t id = 0;
+  // Nodes of one cluster share a cluster id; a node refuses peers of
+  // another cluster and a data directory made for another cluster.
+  std::string cluster_id = "fencelock";
+  // Every member's peer address, this node's included: id -> "ip:port".
+  std::map<uint64_t, std::string> peers;
+  std::string client_addr;  // where clients connect, "ip:port"
+  std::string peer_addr;    // where peers connect; empty = peers[id]
+  std::filesystem::path data_dir;
+
+  uint32_t tick_ms = 100;
+  int election_ticks = 10;  // election timeout = election_ticks * tick_ms (randomized up to 2x)
+  int heartbeat_ticks = 1;
+  uint64_t snapshot_every = 10000;  // applied entries between state machine snapshots
+  uint64_t keep_entries_after_snapshot = 1000;
+  bool unsafe_no_fsync = false;     // tests only: acknowledged writes may be lost on a crash
+  uint64_t seed = 0;                // election randomness; 0 = pick one (logged)
+
+  uint32_t max_frame_bytes = 4u << 20;
+  size_t max_connections = 10000;
+  size_t max_in_flight_per_connection = 10000;
+  uint32_t idle_timeout_ms = 5 * 60 * 1000;
+  sm::Limits limits;
+};
+
+// Parses "1=127.0.0.1:7001,2=127.0.0.1:7002" into id -> address.
+// INVALID_ARGUMENT naming the bad part.
+Result<std::map<uint64_t, std::string>> parse_peers(const std::string& text);
+
+// Checks a config for what would stop the node at once: id not among the
+// peers, an even or empty membership is allowed but a missing address is
+// not, tick and election settings out of range. INVALID_ARGUMENT naming
+// the field.
+Status validate(const NodeConfig& config);
+
+// A stable 64-bit id for a cluster name (FNV-1a), stored in the data directory.
+uint64_t cluster_hash(const std::string& cluster_id);
+
+}  // namespace fencelock::server

@@ -1,0 +1,760 @@
+#include "server/node.h"
+
+#include <spdlog/spdlog.h>
+
+#include <random>
+
+#include "common/check.h"
+#include "common/logging.h"
+
+namespace fencelock::server {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// Reads and keepalives not confirmed by a ReadIndex round within this many
+// election timeouts are answered UNAVAILABLE (leadership was lost).
+constexpr int kReadTimeoutElections = 2;
+// How long a graceful shutdown waits for leadership to move and in-flight
+// proposals to be applied.
+constexpr auto kShutdownGrace = std::chrono::seconds(3);
+
+bool is_mutation(clientpb::Request::KindCase kind) {
+  switch (kind) {
+    case clientpb::Request::kOpenSession:
+    case clientpb::Request::kCloseSession:
+    case clientpb::Request::kAcquire:
+    case clientpb::Request::kRelease:
+    case clientpb::Request::kCancelWait:
+    case clientpb::Request::kForceRelease:
+      return true;
+    default:
+      return false;
+  }
+}
+
+uint64_t pick_seed(uint64_t configured, uint64_t id) {
+  if (configured != 0) return configured;
+  std::random_device device;
+  return (uint64_t{device()} << 32) ^ device() ^ id;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Node>> Node::open(asio::io_context& io, NodeConfig config) {
+  if (Status status = validate(config); !status.ok()) return status;
+  storage::RaftLogOptions options;
+  options.dir = config.data_dir;
+  options.cluster_id = cluster_hash(config.cluster_id);
+  options.node_id = config.id;
+  for (const auto& [id, address] : config.peers) options.initial_conf_state.add_voters(id);
+  options.sync = !config.unsafe_no_fsync;
+  options.keep_entries_after_snapshot = config.keep_entries_after_snapshot;
+  auto log = storage::RaftLog::open(options);
+  if (!log.ok()) return log.status();
+  std::unique_ptr<Node> node(new Node(io, std::move(config), std::move(log).value()));
+  if (Status status = node->listen(); !status.ok()) return status;
+  return node;
+}
+
+Node::Node(asio::io_context& io, NodeConfig config, std::unique_ptr<storage::RaftLog> log)
+    : io_(io),
+      config_(std::move(config)),
+      logger_(get_logger("node")),
+      log_(std::move(log)),
+      state_(config_.limits),
+      tick_timer_(io) {
+  config_.seed = pick_seed(config_.seed, config_.id);
+  raftpb::Snapshot snapshot = log_->snapshot();
+  if (snapshot.metadata().index() > 0) {
+    Status status = state_.restore(snapshot.data());
+    FL_CHECK(status.ok(), "snapshot at index {} in {} does not restore: {}",
+             snapshot.metadata().index(), log_->dir().string(), status.to_string());
+    last_snapshot_index_ = snapshot.metadata().index();
+  }
+  applied_index_ = std::max(state_.applied_index(), snapshot.metadata().index());
+  raft::Config raft_config;
+  raft_config.id = config_.id;
+  for (const auto& [id, address] : config_.peers) raft_config.voters.push_back(id);
+  raft_config.election_ticks = config_.election_ticks;
+  raft_config.heartbeat_ticks = config_.heartbeat_ticks;
+  raft_config.applied = applied_index_;
+  raft_config.seed = config_.seed;
+  raft_ = std::make_unique<raft::Node>(raft_config, *log_, get_logger("raft"));
+
+  net::PeerTransportOptions transport_options;
+  transport_options.self_id = config_.id;
+  transport_options.cluster_id = config_.cluster_id;
+  transport_options.peer_addresses = config_.peers;
+  transport_options.self_client_address = config_.client_addr;
+  transport_options.seed = config_.seed;
+  transport_ = std::make_unique<net::PeerTransport>(io_, transport_options, get_logger("peer"));
+
+  net::ClientListenerOptions listener_options;
+  listener_options.max_frame_bytes = config_.max_frame_bytes;
+  listener_options.max_connections = config_.max_connections;
+  listener_options.max_in_flight = config_.max_in_flight_per_connection;
+  listener_options.idle_timeout = std::chrono::milliseconds(config_.idle_timeout_ms);
+  listener_ = std::make_unique<net::ClientListener>(io_, listener_options, get_logger("client"));
+
+  logger_->info("{} starting: cluster {}, {} members, data {}, seed {}, applied {}, term {}",
+                config_.id, config_.cluster_id, config_.peers.size(), log_->dir().string(),
+                config_.seed, applied_index_, raft_->term());
+  if (config_.unsafe_no_fsync) {
+    logger_->warn("{} --unsafe-no-fsync: acknowledged writes can be lost if the machine crashes",
+                  config_.id);
+  }
+}
+
+Node::~Node() {
+  if (listener_) listener_->stop();
+  if (transport_) transport_->stop();
+  tick_timer_.cancel();
+}
+
+Status Node::listen() {
+  std::string peer_addr = config_.peer_addr.empty() ? config_.peers.at(config_.id) : config_.peer_addr;
+  if (Status status = transport_->listen(peer_addr); !status.ok()) return status;
+  return listener_->listen(config_.client_addr);
+}
+
+std::string Node::client_endpoint() const {
+  auto endpoint = listener_->local_endpoint();
+  return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+}
+
+std::string Node::peer_endpoint() const {
+  auto endpoint = transport_->local_endpoint();
+  return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+}
+
+void Node::start() {
+  transport_->start([this](raftpb::Message message) { on_peer_message(std::move(message)); },
+                    [](uint64_t, bool) {});
+  listener_->start(
+      [this](ConnectionId from, clientpb::Request request) { on_request(from, std::move(request)); },
+      [this](ConnectionId id) {
+        // Forget callers on a closed connection; their commands still apply.
+        for (auto it = waiting_acquires_.begin(); it != waiting_acquires_.end();) {
+          it = it->second.connection == id ? waiting_acquires_.erase(it) : std::next(it);
+        }
+      });
+  asio::co_spawn(io_, tick_loop(), asio::detached);
+  schedule_ready();
+}
+
+// --- Inputs ------------------------------------------------------------------
+
+asio::awaitable<void> Node::tick_loop() {
+  auto next = Clock::now();
+  while (true) {
+    next += std::chrono::milliseconds(config_.tick_ms);
+    tick_timer_.expires_at(next);
+    boost::system::error_code ec;
+    co_await tick_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || !raft_) co_return;
+    on_tick();
+  }
+}
+
+void Node::on_tick() {
+  raft_->tick();
+  auto now = Clock::now();
+  // Requests whose ReadIndex round never completed: leadership moved.
+  for (auto it = reads_in_flight_.begin(); it != reads_in_flight_.end();) {
+    if (it->second.deadline > now) {
+      ++it;
+      continue;
+    }
+    for (auto& [caller, request] : it->second.requests) {
+      respond_not_leader(caller);
+    }
+    it = reads_in_flight_.erase(it);
+  }
+  if (soft_state_.role == raft::Role::kLeader) run_leader_timers();
+  if (shutting_down_) {
+    bool moved = !transferring_ || soft_state_.role != raft::Role::kLeader;
+    if ((moved && proposals_.empty()) || now >= shutdown_deadline_) {
+      if (!proposals_.empty()) {
+        logger_->warn("{} shutting down with {} proposals not yet applied", config_.id,
+                      proposals_.size());
+      }
+      shutting_down_ = false;
+      listener_->stop();
+      transport_->stop();
+      tick_timer_.cancel();
+      auto done = std::move(shutdown_done_);
+      if (done) asio::post(io_, std::move(done));
+      return;
+    }
+  }
+  schedule_ready();
+}
+
+void Node::on_peer_message(raftpb::Message message) {
+  Status status = raft_->step(message);
+  if (!status.ok()) {
+    logger_->debug("{} dropped peer message: {}", config_.id, status.to_string());
+  }
+  schedule_ready();
+}
+
+void Node::on_request(ConnectionId from, clientpb::Request request) {
+  Caller caller{from, request.id()};
+  auto kind = request.kind_case();
+  if (kind == clientpb::Request::kClusterStatus) {
+    clientpb::Response response;
+    *response.mutable_cluster_status() = cluster_status();
+    respond(caller, std::move(response));
+    return;
+  }
+  if (shutting_down_ || soft_state_.role != raft::Role::kLeader) {
+    respond_not_leader(caller);
+    return;
+  }
+  if (!is_mutation(kind)) {
+    queue_read(caller, std::move(request));
+    return;
+  }
+  lockpb::Command command;
+  uint64_t now = wall_ms();
+  switch (kind) {
+    case clientpb::Request::kOpenSession:
+      *command.mutable_open_session() = request.open_session();
+      command.mutable_open_session()->set_now_ms(now);
+      break;
+    case clientpb::Request::kCloseSession:
+      *command.mutable_close_session() = request.close_session();
+      break;
+    case clientpb::Request::kAcquire:
+      *command.mutable_acquire() = request.acquire();
+      command.mutable_acquire()->set_now_ms(now);
+      break;
+    case clientpb::Request::kRelease:
+      *command.mutable_release() = request.release();
+      break;
+    case clientpb::Request::kCancelWait:
+      *command.mutable_cancel_wait() = request.cancel_wait();
+      // wait_id is for the leader's own deadline proposals only.
+      command.mutable_cancel_wait()->set_wait_id(0);
+      if (request.cancel_wait().key().sequence() == 0) {
+        respond_error(caller, lockpb::INVALID_ARGUMENT, "cancel_wait needs a sequence number");
+        return;
+      }
+      break;
+    case clientpb::Request::kForceRelease:
+      *command.mutable_force_release() = request.force_release();
+      command.mutable_force_release()->set_now_ms(now);
+      break;
+    default:
+      respond_error(caller, lockpb::UNKNOWN_REQUEST, "unknown request");
+      return;
+  }
+  propose(caller, command);
+}
+
+void Node::propose(const Caller& caller, const lockpb::Command& command) {
+  std::string data;
+  command.SerializeToString(&data);
+  auto proposed = raft_->propose(std::move(data));
+  if (!proposed.ok()) {
+    respond_not_leader(caller);
+    return;
+  }
+  proposals_[proposed.value().index] = PendingProposal{caller, proposed.value().term};
+  schedule_ready();
+}
+
+void Node::propose_internal(const lockpb::Command& command) {
+  if (in_ready_) {
+    deferred_proposals_.push_back(command);
+    return;
+  }
+  std::string data;
+  command.SerializeToString(&data);
+  if (raft_->propose(std::move(data)).ok()) schedule_ready();
+}
+
+// --- The driver ----------------------------------------------------------------
+
+void Node::schedule_ready() {
+  if (ready_scheduled_) return;
+  ready_scheduled_ = true;
+  // Posted, not called: every request and message already queued on the
+  // loop is handled first, so they share one append and one fsync.
+  asio::post(io_, [this] { handle_ready(); });
+}
+
+void Node::handle_ready() {
+  ready_scheduled_ = false;
+  flush_reads();
+  while (raft_->has_ready()) {
+    in_ready_ = true;
+    raft::Ready rd = raft_->ready();
+    // raft/ready.h step 1: the leader's own messages may go out while it writes.
+    for (const auto& message : rd.messages) transport_->send(message);
+    if (rd.snapshot) {
+      Status status = log_->apply_snapshot(*rd.snapshot);
+      FL_CHECK(status.ok(), "{} cannot install snapshot at {}: {}", config_.id,
+               rd.snapshot->metadata().index(), status.to_string());
+    }
+    if (rd.hard_state || !rd.entries.empty()) {
+      Status status = log_->save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries);
+      FL_CHECK(status.ok(), "{} cannot persist ready: {}", config_.id, status.to_string());
+    }
+    // Step 2: messages that promise durable state, only now.
+    for (const auto& message : rd.messages_after_persist) transport_->send(message);
+    // Step 3: apply.
+    if (rd.soft_state) on_soft_state(*rd.soft_state);
+    if (rd.snapshot) restore_snapshot(*rd.snapshot);
+    for (const auto& entry : rd.committed_entries) apply_entry(entry);
+    for (const auto& read_state : rd.read_states) on_read_state(read_state);
+    // Step 4.
+    raft_->advance();
+    in_ready_ = false;
+    maybe_snapshot();
+    for (auto& command : std::exchange(deferred_proposals_, {})) propose_internal(command);
+  }
+  // Reads whose index has now been applied.
+  while (!reads_awaiting_apply_.empty() &&
+         reads_awaiting_apply_.begin()->first <= applied_index_) {
+    ReadBatch batch = std::move(reads_awaiting_apply_.begin()->second);
+    reads_awaiting_apply_.erase(reads_awaiting_apply_.begin());
+    serve_read_batch(batch);
+  }
+}
+
+void Node::on_soft_state(const raft::SoftState& soft) {
+  bool was_leader = soft_state_.role == raft::Role::kLeader;
+  bool is_leader = soft.role == raft::Role::kLeader;
+  if (soft.leader_id != soft_state_.leader_id) {
+    logger_->info("{} leader is now {} at term {}", config_.id, soft.leader_id, raft_->term());
+  }
+  soft_state_ = soft;
+  if (is_leader && !was_leader) become_leader_timers();
+  if (was_leader && !is_leader) {
+    clear_leader_timers();
+    fail_reads(lockpb::NOT_LEADER, "leadership lost");
+  }
+}
+
+void Node::apply_entry(const raftpb::Entry& entry) {
+  if (entry.index() <= applied_index_) return;  // already in the snapshot
+  applied_index_ = entry.index();
+  auto pending = proposals_.find(entry.index());
+  std::optional<PendingProposal> caller;
+  if (pending != proposals_.end()) {
+    caller = pending->second;
+    proposals_.erase(pending);
+  }
+  // Proposals at lower indices that never appeared were overwritten.
+  while (!proposals_.empty() && proposals_.begin()->first < entry.index()) {
+    respond_error(proposals_.begin()->second.caller, lockpb::UNAVAILABLE,
+                  "proposal lost in a leader change; retry");
+    proposals_.erase(proposals_.begin());
+  }
+  if (entry.type() != raftpb::ENTRY_NORMAL || entry.data().empty()) {
+    if (caller) {
+      respond_error(caller->caller, lockpb::UNAVAILABLE, "proposal lost in a leader change; retry");
+    }
+    return;
+  }
+  lockpb::Command command;
+  bool parsed = command.ParseFromString(entry.data());
+  sm::ApplyResult result = state_.apply(entry.index(), std::string_view(entry.data()));
+  if (logger_->should_log(spdlog::level::debug)) {
+    logger_->debug("{} applied {} at term {}: {} -> {}", config_.id, entry.index(), entry.term(),
+                   command.ShortDebugString(), result.status.to_string());
+  }
+  if (caller) {
+    if (caller->term != entry.term()) {
+      respond_error(caller->caller, lockpb::UNAVAILABLE, "proposal lost in a leader change; retry");
+    } else {
+      clientpb::Request::KindCase kind = clientpb::Request::KIND_NOT_SET;
+      switch (command.kind_case()) {
+        case lockpb::Command::kOpenSession: kind = clientpb::Request::kOpenSession; break;
+        case lockpb::Command::kCloseSession: kind = clientpb::Request::kCloseSession; break;
+        case lockpb::Command::kAcquire: kind = clientpb::Request::kAcquire; break;
+        case lockpb::Command::kRelease: kind = clientpb::Request::kRelease; break;
+        case lockpb::Command::kCancelWait: kind = clientpb::Request::kCancelWait; break;
+        case lockpb::Command::kForceRelease: kind = clientpb::Request::kForceRelease; break;
+        default: break;
+      }
+      answer_applied(caller->caller, kind, result);
+    }
+  }
+  answer_waits(result);
+
+  if (soft_state_.role != raft::Role::kLeader || !parsed) return;
+  // Leader bookkeeping for timers.
+  if (command.has_open_session() && result.status.ok()) {
+    track_session(result.session_id, result.ttl_ms);
+  }
+  if (command.has_close_session() && result.status.ok()) {
+    session_seen_.erase(command.close_session().key().session_id());
+  }
+  if (command.has_expire_session()) session_seen_.erase(command.expire_session().session_id());
+  if (result.queued && result.wait_deadline_ms > 0) {
+    wait_deadlines_.emplace(result.wait_deadline_ms, command.acquire().key().session_id(),
+                            command.acquire().lock(), result.wait_id);
+  }
+  for (const auto& delay : result.lock_delays_started) delay_ends_.emplace(delay.until_ms, delay.lock);
+}
+
+void Node::restore_snapshot(const raftpb::Snapshot& snapshot) {
+  Status status = state_.restore(snapshot.data());
+  FL_CHECK(status.ok(), "{} snapshot at index {} from the leader does not restore: {}", config_.id,
+           snapshot.metadata().index(), status.to_string());
+  last_snapshot_index_ = snapshot.metadata().index();
+  applied_index_ = std::max(applied_index_, snapshot.metadata().index());
+  logger_->info("{} restored snapshot at index {} term {}", config_.id, snapshot.metadata().index(),
+                snapshot.metadata().term());
+  if (soft_state_.role == raft::Role::kLeader) {
+    clear_leader_timers();
+    become_leader_timers();
+  }
+}
+
+void Node::maybe_snapshot() {
+  uint64_t applied = applied_index_;
+  if (applied < last_snapshot_index_ + config_.snapshot_every) return;
+  raftpb::ConfState conf_state;
+  for (uint64_t voter : raft_->voters()) conf_state.add_voters(voter);
+  Status status = log_->create_snapshot(applied, conf_state, state_.snapshot());
+  FL_CHECK(status.ok(), "{} cannot save snapshot at {}: {}", config_.id, applied, status.to_string());
+  status = log_->compact_to_snapshot();
+  FL_CHECK(status.ok(), "{} cannot compact log: {}", config_.id, status.to_string());
+  last_snapshot_index_ = applied;
+  logger_->info("{} saved snapshot at index {} ({} sessions, {} locks)", config_.id, applied,
+                state_.session_count(), state_.lock_count());
+}
+
+// --- Answers -------------------------------------------------------------------
+
+void Node::respond(const Caller& caller, clientpb::Response response) {
+  response.set_id(caller.request_id);
+  listener_->respond(caller.connection, response);
+}
+
+void Node::respond_error(const Caller& caller, ErrorCode code, std::string message) {
+  clientpb::Response response;
+  response.set_code(code);
+  response.set_message(std::move(message));
+  respond(caller, std::move(response));
+}
+
+void Node::respond_not_leader(const Caller& caller) {
+  clientpb::Response response;
+  response.set_code(lockpb::NOT_LEADER);
+  uint64_t leader = soft_state_.leader_id;
+  if (leader != 0 && leader != config_.id) {
+    response.set_leader_hint(transport_->client_address(leader));
+    response.set_message("node " + std::to_string(config_.id) + " is not the leader; node " +
+                         std::to_string(leader) + " is");
+  } else {
+    response.set_message("node " + std::to_string(config_.id) +
+                         " is not the leader and knows no leader");
+  }
+  respond(caller, std::move(response));
+}
+
+void Node::answer_applied(const Caller& caller, clientpb::Request::KindCase kind,
+                          const sm::ApplyResult& result) {
+  clientpb::Response response;
+  response.set_code(result.status.code());
+  response.set_message(result.status.message());
+  if (!result.status.ok()) {
+    respond(caller, std::move(response));
+    return;
+  }
+  switch (kind) {
+    case clientpb::Request::kOpenSession:
+      response.mutable_session_opened()->set_session_id(result.session_id);
+      response.mutable_session_opened()->set_ttl_ms(result.ttl_ms);
+      break;
+    case clientpb::Request::kAcquire:
+      if (result.granted) {
+        *response.mutable_granted() = *result.granted;
+      } else if (result.queued) {
+        // Answered later, by a grant or an ended wait.
+        waiting_acquires_.emplace(result.wait_id, caller);
+        return;
+      }
+      break;
+    default:
+      break;
+  }
+  respond(caller, std::move(response));
+}
+
+void Node::answer_waits(const sm::ApplyResult& result) {
+  for (const auto& grant : result.grants) {
+    auto [begin, end] = waiting_acquires_.equal_range(grant.wait_id);
+    for (auto it = begin; it != end; ++it) {
+      clientpb::Response response;
+      *response.mutable_granted() = grant.sequencer;
+      respond(it->second, std::move(response));
+    }
+    waiting_acquires_.erase(begin, end);
+  }
+  for (const auto& ended : result.ended_waits) {
+    auto [begin, end] = waiting_acquires_.equal_range(ended.wait_id);
+    for (auto it = begin; it != end; ++it) {
+      std::string message = ended.reason == lockpb::TIMEOUT ? "lock not granted before the wait deadline"
+                            : ended.reason == lockpb::CANCELLED ? "wait cancelled"
+                                                                : "session ended while waiting";
+      respond_error(it->second, ended.reason, std::move(message));
+    }
+    waiting_acquires_.erase(begin, end);
+  }
+}
+
+// --- Reads and keepalives ------------------------------------------------------
+
+void Node::queue_read(const Caller& caller, clientpb::Request request) {
+  unsent_reads_.emplace_back(caller, std::move(request));
+  schedule_ready();
+}
+
+void Node::flush_reads() {
+  if (unsent_reads_.empty()) return;
+  if (soft_state_.role != raft::Role::kLeader) {
+    for (auto& [caller, request] : std::exchange(unsent_reads_, {})) respond_not_leader(caller);
+    return;
+  }
+  // One ReadIndex round confirms leadership for every read queued since the
+  // last one (batching).
+  std::string context = std::to_string(config_.id) + "/" + std::to_string(next_read_context_++);
+  Status status = raft_->read_index(context);
+  if (!status.ok()) {
+    for (auto& [caller, request] : std::exchange(unsent_reads_, {})) respond_not_leader(caller);
+    return;
+  }
+  ReadBatch batch;
+  batch.requests = std::exchange(unsent_reads_, {});
+  batch.deadline = Clock::now() + std::chrono::milliseconds(kReadTimeoutElections *
+                                                            config_.election_ticks * config_.tick_ms);
+  reads_in_flight_.emplace(std::move(context), std::move(batch));
+}
+
+void Node::on_read_state(const raft::ReadState& read_state) {
+  auto it = reads_in_flight_.find(read_state.context);
+  if (it == reads_in_flight_.end()) return;
+  ReadBatch batch = std::move(it->second);
+  reads_in_flight_.erase(it);
+  batch.index = read_state.index;
+  // Keepalives are confirmed now: the leader was still the leader after they arrived.
+  auto now = Clock::now();
+  for (auto& [caller, request] : batch.requests) {
+    if (!request.has_keep_alive()) continue;
+    uint64_t session = request.keep_alive().session_id();
+    auto seen = session_seen_.find(session);
+    if (seen != session_seen_.end()) seen->second.first = now;
+  }
+  reads_awaiting_apply_.emplace(batch.index, std::move(batch));
+}
+
+void Node::serve_read_batch(ReadBatch& batch) {
+  for (auto& [caller, request] : batch.requests) serve_read(caller, request);
+}
+
+void Node::serve_read(const Caller& caller, const clientpb::Request& request) {
+  clientpb::Response response;
+  switch (request.kind_case()) {
+    case clientpb::Request::kKeepAlive: {
+      uint64_t session = request.keep_alive().session_id();
+      auto seen = session_seen_.find(session);
+      if (seen == session_seen_.end()) {
+        respond_error(caller, lockpb::SESSION_EXPIRED,
+                      "session " + std::to_string(session) + " does not exist or has expired");
+        return;
+      }
+      response.mutable_keep_alive_ack()->set_ttl_ms(seen->second.second);
+      break;
+    }
+    case clientpb::Request::kDescribe: {
+      auto info = state_.describe(request.describe().lock());
+      if (!info.ok()) {
+        respond_error(caller, info.code(), info.status().message());
+        return;
+      }
+      *response.mutable_lock_info() = std::move(info).value();
+      break;
+    }
+    case clientpb::Request::kListLocks:
+      *response.mutable_lock_list() =
+          state_.list_locks(request.list_locks().prefix(), request.list_locks().start_after(),
+                            request.list_locks().limit());
+      break;
+    case clientpb::Request::kCheckSequencer:
+      *response.mutable_sequencer_status() =
+          state_.check_sequencer(request.check_sequencer().sequencer());
+      break;
+    case clientpb::Request::kListSessions:
+      *response.mutable_session_list() = state_.list_sessions(
+          request.list_sessions().start_after(), request.list_sessions().limit());
+      break;
+    default:
+      respond_error(caller, lockpb::UNKNOWN_REQUEST, "unknown request");
+      return;
+  }
+  respond(caller, std::move(response));
+}
+
+void Node::fail_reads(ErrorCode code, const std::string& message) {
+  auto fail = [&](std::vector<std::pair<Caller, clientpb::Request>>& requests) {
+    for (auto& [caller, request] : requests) {
+      if (code == lockpb::NOT_LEADER) {
+        respond_not_leader(caller);
+      } else {
+        respond_error(caller, code, message);
+      }
+    }
+  };
+  for (auto& [context, batch] : reads_in_flight_) fail(batch.requests);
+  reads_in_flight_.clear();
+  fail(unsent_reads_);
+  unsent_reads_.clear();
+  // Reads already confirmed stay: their index is valid and they are served
+  // once applied.
+}
+
+clientpb::ClusterStatusResult Node::cluster_status() const {
+  clientpb::ClusterStatusResult result;
+  std::map<uint64_t, uint64_t> match;
+  for (const auto& progress : raft_->progress()) match[progress.id] = progress.match_index;
+  for (const auto& [id, address] : config_.peers) {
+    auto* member = result.add_members();
+    member->set_id(id);
+    member->set_address(address);
+    if (id == config_.id) {
+      member->set_role(std::string(raft::role_name(raft_->role())));
+      member->set_term(raft_->term());
+      member->set_commit_index(raft_->commit_index());
+      member->set_applied_index(applied_index_);
+      member->set_reachable(true);
+      member->set_address(config_.client_addr);
+      continue;
+    }
+    std::string client_address = transport_->client_address(id);
+    if (!client_address.empty()) member->set_address(client_address);
+    member->set_role(id == soft_state_.leader_id ? "leader" : "follower");
+    member->set_term(id == soft_state_.leader_id ? raft_->term() : 0);
+    if (auto it = match.find(id); it != match.end()) member->set_commit_index(it->second);
+    member->set_reachable(transport_->connected(id));
+  }
+  return result;
+}
+
+// --- Leader timers ---------------------------------------------------------------
+
+uint64_t Node::wall_ms() const {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+void Node::track_session(uint64_t session_id, uint64_t ttl_ms) {
+  auto now = Clock::now();
+  session_seen_[session_id] = {now, ttl_ms};
+  session_deadlines_.emplace(now + std::chrono::milliseconds(ttl_ms), session_id);
+}
+
+void Node::become_leader_timers() {
+  clear_leader_timers();
+  // DESIGN.md: a new leader gives every session a full TTL from now.
+  for (const auto& session : state_.sessions()) track_session(session.session_id, session.ttl_ms);
+  for (const auto& wait : state_.pending_waits()) {
+    if (wait.deadline_ms > 0) {
+      wait_deadlines_.emplace(wait.deadline_ms, wait.session_id, wait.lock, wait.wait_id);
+    }
+  }
+  for (const auto& delay : state_.lock_delays()) delay_ends_.emplace(delay.until_ms, delay.lock);
+  logger_->info("{} took office at term {}: {} sessions, {} waits, {} lock delays armed",
+                config_.id, raft_->term(), session_seen_.size(), wait_deadlines_.size(),
+                delay_ends_.size());
+}
+
+void Node::clear_leader_timers() {
+  session_seen_.clear();
+  session_deadlines_ = {};
+  wait_deadlines_ = {};
+  delay_ends_ = {};
+}
+
+void Node::run_leader_timers() {
+  auto now = Clock::now();
+  uint64_t now_ms = wall_ms();
+  while (!session_deadlines_.empty() && session_deadlines_.top().first <= now) {
+    uint64_t session = session_deadlines_.top().second;
+    session_deadlines_.pop();
+    auto seen = session_seen_.find(session);
+    if (seen == session_seen_.end()) continue;  // ended
+    auto deadline = seen->second.first + std::chrono::milliseconds(seen->second.second);
+    if (deadline > now) {
+      session_deadlines_.emplace(deadline, session);  // kept alive since armed
+      continue;
+    }
+    logger_->info("{} session {} expired after {} ms without keepalive", config_.id, session,
+                  seen->second.second);
+    lockpb::Command command;
+    command.mutable_expire_session()->set_session_id(session);
+    command.mutable_expire_session()->set_now_ms(now_ms);
+    propose_internal(command);
+    // Re-armed in case the proposal is lost; applying it erases the session.
+    session_deadlines_.emplace(now + std::chrono::milliseconds(config_.election_ticks * config_.tick_ms),
+                               session);
+  }
+  while (!wait_deadlines_.empty() && std::get<0>(wait_deadlines_.top()) <= now_ms) {
+    auto [deadline, session, lock, wait_id] = wait_deadlines_.top();
+    wait_deadlines_.pop();
+    lockpb::Command command;
+    auto* cancel = command.mutable_cancel_wait();
+    cancel->mutable_key()->set_session_id(session);
+    cancel->set_lock(lock);
+    cancel->set_wait_id(wait_id);
+    propose_internal(command);
+  }
+  while (!delay_ends_.empty() && delay_ends_.top().first <= now_ms) {
+    auto [until, lock] = delay_ends_.top();
+    delay_ends_.pop();
+    lockpb::Command command;
+    command.mutable_end_lock_delay()->set_lock(lock);
+    command.mutable_end_lock_delay()->set_until_ms(until);
+    propose_internal(command);
+  }
+}
+
+// --- Shutdown --------------------------------------------------------------------
+
+void Node::shutdown(std::function<void()> done) {
+  if (shutting_down_ || shutdown_done_) return;
+  shutting_down_ = true;
+  shutdown_done_ = std::move(done);
+  shutdown_deadline_ = Clock::now() + kShutdownGrace;
+  if (raft_->role() == raft::Role::kLeader && raft_->voters().size() > 1) {
+    uint64_t best = 0;
+    uint64_t best_match = 0;
+    for (const auto& progress : raft_->progress()) {
+      if (progress.id == config_.id) continue;
+      if (best == 0 || progress.match_index > best_match) {
+        best = progress.id;
+        best_match = progress.match_index;
+      }
+    }
+    if (best != 0) {
+      logger_->info("{} shutting down: transferring leadership to {}", config_.id, best);
+      Status status = raft_->transfer_leadership(best);
+      transferring_ = status.ok();
+      if (!status.ok()) {
+        logger_->warn("{} leadership transfer failed: {}", config_.id, status.to_string());
+      }
+      schedule_ready();
+    }
+  } else {
+    logger_->info("{} shutting down", config_.id);
+  }
+}
+
+}  // namespace fencelock::server
