@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"fencelockd: a fencelock lock service node"};
   app.set_config("--config", "", "read options from a TOML file (same keys as the flags)");
+  app.allow_config_extras(CLI::config_extras_mode::error);
   app.add_option("--id", config.id, "this node's id, one of --peers")->required();
   app.add_option("--peers", peers, "every member: ID=HOST:PORT,... (peer addresses)")->required();
   app.add_option("--client-addr", config.client_addr, "address clients connect to, HOST:PORT")
@@ -96,6 +97,7 @@ int main(int argc, char** argv) {
   config.peers = std::move(parsed_peers).value();
   config.data_dir = data_dir;
   fencelock::set_log_level(log_level);
+  spdlog::set_default_logger(fencelock::get_logger("fencelockd"));  // stderr, like every logger
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
   raise_fd_limit();
 

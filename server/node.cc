@@ -44,6 +44,28 @@ uint64_t pick_seed(uint64_t configured, uint64_t id) {
 
 Result<std::unique_ptr<Node>> Node::open(asio::io_context& io, NodeConfig config) {
   if (Status status = validate(config); !status.ok()) return status;
+  config.seed = pick_seed(config.seed, config.id);
+
+  // Bind both listeners before touching the data directory, so a port in
+  // use fails before anything is written.
+  net::PeerTransportOptions transport_options;
+  transport_options.self_id = config.id;
+  transport_options.cluster_id = config.cluster_id;
+  transport_options.peer_addresses = config.peers;
+  transport_options.self_client_address = config.client_addr;
+  transport_options.seed = config.seed;
+  auto transport = std::make_unique<net::PeerTransport>(io, transport_options, get_logger("peer"));
+  std::string peer_addr = config.peer_addr.empty() ? config.peers.at(config.id) : config.peer_addr;
+  if (Status status = transport->listen(peer_addr); !status.ok()) return status;
+
+  net::ClientListenerOptions listener_options;
+  listener_options.max_frame_bytes = config.max_frame_bytes;
+  listener_options.max_connections = config.max_connections;
+  listener_options.max_in_flight = config.max_in_flight_per_connection;
+  listener_options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
+  auto listener = std::make_unique<net::ClientListener>(io, listener_options, get_logger("client"));
+  if (Status status = listener->listen(config.client_addr); !status.ok()) return status;
+
   storage::RaftLogOptions options;
   options.dir = config.data_dir;
   options.cluster_id = cluster_hash(config.cluster_id);
@@ -53,19 +75,21 @@ Result<std::unique_ptr<Node>> Node::open(asio::io_context& io, NodeConfig config
   options.keep_entries_after_snapshot = config.keep_entries_after_snapshot;
   auto log = storage::RaftLog::open(options);
   if (!log.ok()) return log.status();
-  std::unique_ptr<Node> node(new Node(io, std::move(config), std::move(log).value()));
-  if (Status status = node->listen(); !status.ok()) return status;
-  return node;
+  return std::unique_ptr<Node>(new Node(io, std::move(config), std::move(log).value(),
+                                        std::move(transport), std::move(listener)));
 }
 
-Node::Node(asio::io_context& io, NodeConfig config, std::unique_ptr<storage::RaftLog> log)
+Node::Node(asio::io_context& io, NodeConfig config, std::unique_ptr<storage::RaftLog> log,
+           std::unique_ptr<net::PeerTransport> transport,
+           std::unique_ptr<net::ClientListener> listener)
     : io_(io),
       config_(std::move(config)),
       logger_(get_logger("node")),
       log_(std::move(log)),
       state_(config_.limits),
+      transport_(std::move(transport)),
+      listener_(std::move(listener)),
       tick_timer_(io) {
-  config_.seed = pick_seed(config_.seed, config_.id);
   raftpb::Snapshot snapshot = log_->snapshot();
   if (snapshot.metadata().index() > 0) {
     Status status = state_.restore(snapshot.data());
@@ -83,21 +107,6 @@ Node::Node(asio::io_context& io, NodeConfig config, std::unique_ptr<storage::Raf
   raft_config.seed = config_.seed;
   raft_ = std::make_unique<raft::Node>(raft_config, *log_, get_logger("raft"));
 
-  net::PeerTransportOptions transport_options;
-  transport_options.self_id = config_.id;
-  transport_options.cluster_id = config_.cluster_id;
-  transport_options.peer_addresses = config_.peers;
-  transport_options.self_client_address = config_.client_addr;
-  transport_options.seed = config_.seed;
-  transport_ = std::make_unique<net::PeerTransport>(io_, transport_options, get_logger("peer"));
-
-  net::ClientListenerOptions listener_options;
-  listener_options.max_frame_bytes = config_.max_frame_bytes;
-  listener_options.max_connections = config_.max_connections;
-  listener_options.max_in_flight = config_.max_in_flight_per_connection;
-  listener_options.idle_timeout = std::chrono::milliseconds(config_.idle_timeout_ms);
-  listener_ = std::make_unique<net::ClientListener>(io_, listener_options, get_logger("client"));
-
   logger_->info("{} starting: cluster {}, {} members, data {}, seed {}, applied {}, term {}",
                 config_.id, config_.cluster_id, config_.peers.size(), log_->dir().string(),
                 config_.seed, applied_index_, raft_->term());
@@ -111,12 +120,6 @@ Node::~Node() {
   if (listener_) listener_->stop();
   if (transport_) transport_->stop();
   tick_timer_.cancel();
-}
-
-Status Node::listen() {
-  std::string peer_addr = config_.peer_addr.empty() ? config_.peers.at(config_.id) : config_.peer_addr;
-  if (Status status = transport_->listen(peer_addr); !status.ok()) return status;
-  return listener_->listen(config_.client_addr);
 }
 
 std::string Node::client_endpoint() const {

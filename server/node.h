@@ -96,8 +96,8 @@ class Node {
   template <typename T>
   using MinHeap = std::priority_queue<T, std::vector<T>, std::greater<T>>;
 
-  Node(boost::asio::io_context& io, NodeConfig config, std::unique_ptr<storage::RaftLog> log);
-  Status listen();
+  Node(boost::asio::io_context& io, NodeConfig config, std::unique_ptr<storage::RaftLog> log,
+       std::unique_ptr<net::PeerTransport> transport, std::unique_ptr<net::ClientListener> listener);
 
   // Inputs.
   void on_request(ConnectionId from, clientpb::Request request);
