@@ -14,9 +14,13 @@ namespace {
 constexpr uint32_t kSnapshotMagic = 0x4D534C46;  // "FLSM"
 constexpr uint32_t kSnapshotVersion = 1;
 
-Status error(ErrorCode code, std::string message) { return Status(code, std::move(message)); }
+Status error(ErrorCode code, std::string message) {
+  return Status(code, std::move(message));
+}
 
-bool valid_mode(int mode) { return mode == lockpb::EXCLUSIVE || mode == lockpb::SHARED; }
+bool valid_mode(int mode) {
+  return mode == lockpb::EXCLUSIVE || mode == lockpb::SHARED;
+}
 
 uint64_t saturating_add(uint64_t a, uint64_t b) {
   return a > std::numeric_limits<uint64_t>::max() - b ? std::numeric_limits<uint64_t>::max()
@@ -132,8 +136,7 @@ void LockStateMachine::answer_duplicate_acquire(uint64_t session_id, const Sessi
                                                 ApplyResult& result) const {
   if (!result.status.ok()) return;
   if (!session.last_queued) {
-    result.granted =
-        make_sequencer(command.lock(), command.mode(), session.last_token, session_id);
+    result.granted = make_sequencer(command.lock(), command.mode(), session.last_token, session_id);
     return;
   }
   // The original queued; answer with what became of that wait, so a client
@@ -253,13 +256,13 @@ void LockStateMachine::grant_waiters(LockIt lock, ApplyResult& result) {
   size_t granted = 0;
   while (granted < l.waiters.size() && can_grant(l, l.waiters[granted].mode)) {
     Waiter& waiter = l.waiters[granted];
-    FL_CHECK(sessions_.count(waiter.session_id) == 1, "waiter of {} has no session {}",
-             lock->first, waiter.session_id);
+    FL_CHECK(sessions_.count(waiter.session_id) == 1, "waiter of {} has no session {}", lock->first,
+             waiter.session_id);
     const uint64_t token = next_token_++;
     l.holders.push_back(Holder{waiter.session_id, token, waiter.mode, std::move(waiter.value)});
-    result.grants.push_back(Grant{waiter.session_id, waiter.wait_id,
-                                  make_sequencer(lock->first, waiter.mode, token,
-                                                 waiter.session_id)});
+    result.grants.push_back(
+        Grant{waiter.session_id, waiter.wait_id,
+              make_sequencer(lock->first, waiter.mode, token, waiter.session_id)});
     ++granted;
   }
   l.waiters.erase(l.waiters.begin(), l.waiters.begin() + static_cast<ptrdiff_t>(granted));
@@ -391,7 +394,8 @@ ApplyResult LockStateMachine::release(const lockpb::Release& command) {
       return h.session_id == session_id && h.token == command.token();
     });
     if (holder == l.holders.end()) {
-      result.status = error(lockpb::LOCK_NOT_HELD, "session does not hold the lock with that token");
+      result.status =
+          error(lockpb::LOCK_NOT_HELD, "session does not hold the lock with that token");
     } else {
       l.holders.erase(holder);
       forget_lock(session, lock);
@@ -548,8 +552,7 @@ clientpb::SequencerStatus LockStateMachine::check_sequencer(
   return status;
 }
 
-clientpb::SessionList LockStateMachine::list_sessions(uint64_t start_after,
-                                                      uint32_t limit) const {
+clientpb::SessionList LockStateMachine::list_sessions(uint64_t start_after, uint32_t limit) const {
   clientpb::SessionList list;
   const uint32_t page = page_size(limit);
   for (auto it = sessions_.upper_bound(start_after); it != sessions_.end(); ++it) {
@@ -688,8 +691,7 @@ Status LockStateMachine::restore(std::string_view bytes) {
     if (id <= previous_id || id > next.applied_index_) return damaged("bad session id");
     if (s.ttl_ms < kMinTtlMs || s.ttl_ms > kMaxTtlMs) return damaged("bad session ttl");
     if (kind > static_cast<uint8_t>(RequestKind::kCancelWait) ||
-        !lockpb::ErrorCode_IsValid(s.last_code) || queued > 1 ||
-        s.last_token >= next.next_token_) {
+        !lockpb::ErrorCode_IsValid(s.last_code) || queued > 1 || s.last_token >= next.next_token_) {
       return damaged("bad session last request");
     }
     if (s.client_name.size() > kMaxClientNameBytes || !is_valid_utf8(s.client_name)) {
@@ -720,7 +722,8 @@ Status LockStateMachine::restore(std::string_view bytes) {
     if (!validate_lock_name(name).ok() || (i > 0 && name <= previous_name)) {
       return damaged("bad lock name");
     }
-    if (in_delay > 1 || l.lock_delay_ms > kMaxLockDelayMs || (in_delay == 0 && l.delay_until_ms != 0)) {
+    if (in_delay > 1 || l.lock_delay_ms > kMaxLockDelayMs ||
+        (in_delay == 0 && l.delay_until_ms != 0)) {
       return damaged("bad lock-delay");
     }
     l.in_delay = in_delay == 1;

@@ -205,7 +205,7 @@ class LockStateMachine {
     uint64_t last_sequence = 0;
     uint64_t last_token = 0;  // kAcquire granted: its token
     uint32_t ttl_ms = 0;
-    uint8_t last_code = 0;    // lockpb::ErrorCode
+    uint8_t last_code = 0;  // lockpb::ErrorCode
     RequestKind last_kind = RequestKind::kNone;
     bool last_queued = false;
     std::string client_name;
@@ -233,7 +233,7 @@ class LockStateMachine {
     std::vector<Holder> holders;  // grant order (tokens increase)
     std::vector<Waiter> waiters;  // FIFO
     uint64_t delay_until_ms = 0;
-    uint32_t max_holders = 0;     // 0 = unbounded SHARED holders
+    uint32_t max_holders = 0;  // 0 = unbounded SHARED holders
     uint32_t lock_delay_ms = 0;
     bool in_delay = false;
   };

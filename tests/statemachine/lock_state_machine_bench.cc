@@ -39,7 +39,9 @@ void operator delete(void* p) noexcept {
                               std::memory_order_relaxed);
   std::free(p);
 }
-void operator delete(void* p, size_t) noexcept { operator delete(p); }
+void operator delete(void* p, size_t) noexcept {
+  operator delete(p);
+}
 
 namespace fencelock::sm {
 namespace {
@@ -131,7 +133,8 @@ void BM_ContendedHandOff(benchmark::State& state) {
   uint64_t seq_a = 0, seq_b = 0;
   testing::AcquireArgs wait;
   wait.wait_ms = 10'000;
-  uint64_t holder = a, token = sm.apply(++index, acquire_cmd(a, ++seq_a, "hot", wait)).granted->token();
+  uint64_t holder = a,
+           token = sm.apply(++index, acquire_cmd(a, ++seq_a, "hot", wait)).granted->token();
   for (auto _ : state) {
     // The other session queues; the holder releases, which grants it.
     uint64_t other = holder == a ? b : a;
@@ -179,7 +182,10 @@ void BM_MemoryPerSessionWithLock(benchmark::State& state) {
     state.ResumeTiming();
   }
 }
-BENCHMARK(BM_MemoryPerSessionWithLock)->Arg(1'000'000)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MemoryPerSessionWithLock)
+    ->Arg(1'000'000)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace fencelock::sm
