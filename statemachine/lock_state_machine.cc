@@ -356,7 +356,7 @@ ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& com
   // its mode is compatible with the holders, so writers never starve.
   if (l.waiters.empty() && can_grant(l, mode)) {
     const uint64_t token = next_token_++;
-    l.holders.push_back(Holder{session_id, token, mode, command.value()});
+    l.holders.push_back(Holder{session_id, token, mode, detail::Payload(command.value())});
     session.locks.push_back(lock);
     result.granted = make_sequencer(lock->first, mode, token, session_id);
   } else if (command.wait_ms() == 0) {
@@ -366,7 +366,8 @@ ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& com
     return fail(lockpb::RESOURCE_EXHAUSTED, "too many waiters for the lock");
   } else {
     const uint64_t deadline_ms = saturating_add(command.now_ms(), command.wait_ms());
-    l.waiters.push_back(Waiter{session_id, index, deadline_ms, mode, command.value()});
+    l.waiters.push_back(
+        Waiter{session_id, index, deadline_ms, mode, detail::Payload(command.value())});
     session.locks.push_back(lock);
     result.queued = true;
     result.wait_id = index;
@@ -506,7 +507,7 @@ Result<clientpb::LockInfo> LockStateMachine::describe(std::string_view name) con
     out->set_session_id(holder.session_id);
     out->set_token(holder.token);
     out->set_mode(holder.mode);
-    out->set_value(holder.value);
+    out->set_value(std::string(holder.value.view()));
   }
   for (const Waiter& waiter : l.waiters) {
     clientpb::Waiter* out = info.add_waiters();
@@ -642,7 +643,7 @@ std::string LockStateMachine::snapshot() const {
       w.put_u64(h.session_id);
       w.put_u64(h.token);
       w.put_u8(static_cast<uint8_t>(h.mode));
-      w.put_bytes(h.value);
+      w.put_bytes(h.value.view());
     }
     w.put_u32(static_cast<uint32_t>(l.waiters.size()));
     for (const Waiter& waiter : l.waiters) {
@@ -650,7 +651,7 @@ std::string LockStateMachine::snapshot() const {
       w.put_u64(waiter.wait_id);
       w.put_u64(waiter.deadline_ms);
       w.put_u8(static_cast<uint8_t>(waiter.mode));
-      w.put_bytes(waiter.value);
+      w.put_bytes(waiter.value.view());
     }
   }
   return std::move(w).finish();
@@ -707,6 +708,7 @@ Status LockStateMachine::restore(std::string_view bytes) {
   r.get_u64(lock_count);
   std::set<uint64_t> tokens;
   std::string previous_name;
+  std::string value;
   for (uint64_t i = 0; i < lock_count; ++i) {
     std::string name;
     Lock l;
@@ -735,9 +737,10 @@ Status LockStateMachine::restore(std::string_view bytes) {
       r.get_u64(h.session_id);
       r.get_u64(h.token);
       r.get_u8(mode);
-      r.get_bytes(h.value);
+      r.get_bytes(value);
       if (!r.ok()) return damaged("truncated holder");
-      if (!valid_mode(mode) || h.value.size() > kMaxValueBytes) return damaged("bad holder");
+      if (!valid_mode(mode) || value.size() > kMaxValueBytes) return damaged("bad holder");
+      h.value = detail::Payload(value);
       h.mode = static_cast<lockpb::LockMode>(mode);
       if (h.token == 0 || h.token >= next.next_token_ || !tokens.insert(h.token).second ||
           (!l.holders.empty() && h.token <= l.holders.back().token)) {
@@ -765,9 +768,10 @@ Status LockStateMachine::restore(std::string_view bytes) {
       r.get_u64(w.wait_id);
       r.get_u64(w.deadline_ms);
       r.get_u8(mode);
-      r.get_bytes(w.value);
+      r.get_bytes(value);
       if (!r.ok()) return damaged("truncated waiter");
-      if (!valid_mode(mode) || w.value.size() > kMaxValueBytes || w.wait_id == 0 ||
+      w.value = detail::Payload(value);
+      if (!valid_mode(mode) || value.size() > kMaxValueBytes || w.wait_id == 0 ||
           w.wait_id > next.applied_index_) {
         return damaged("bad waiter");
       }

@@ -24,6 +24,7 @@
 #include "common/status.h"
 #include "proto/client.pb.h"
 #include "proto/command.pb.h"
+#include "statemachine/compact.h"
 #include "statemachine/validation.h"
 
 namespace fencelock::sm {
@@ -220,18 +221,18 @@ class LockStateMachine {
     uint64_t session_id = 0;
     uint64_t token = 0;
     lockpb::LockMode mode = lockpb::EXCLUSIVE;
-    std::string value;
+    detail::Payload value;
   };
   struct Waiter {
     uint64_t session_id = 0;
     uint64_t wait_id = 0;
     uint64_t deadline_ms = 0;
     lockpb::LockMode mode = lockpb::EXCLUSIVE;
-    std::string value;
+    detail::Payload value;
   };
   struct Lock {
-    std::vector<Holder> holders;  // grant order (tokens increase)
-    std::vector<Waiter> waiters;  // FIFO
+    std::vector<Holder> holders;         // grant order (tokens increase)
+    detail::LazyVector<Waiter> waiters;  // FIFO
     uint64_t delay_until_ms = 0;
     uint32_t max_holders = 0;  // 0 = unbounded SHARED holders
     uint32_t lock_delay_ms = 0;
