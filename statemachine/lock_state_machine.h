@@ -153,7 +153,7 @@ class LockStateMachine {
 
   // --- Reads: linearizable when the server calls them after ReadIndex. ---
 
-  // The lock `name`: holders in grant order, waiters in grant order.
+  // The lock `name`: holders in grant order, waiters in queue order.
   // INVALID_ARGUMENT for a malformed name, NOT_FOUND when nobody holds,
   // waits for or lock-delays it (a lock exists only while one of those is
   // true).
@@ -189,9 +189,10 @@ class LockStateMachine {
   // equal bytes.
   std::string snapshot() const;
 
-  // Replaces the state with the one `bytes` encodes. A damaged, truncated
-  // or inconsistent snapshot returns INVALID_ARGUMENT (DATA_LOSS-like; the
-  // message says what is wrong) and leaves the current state unchanged.
+  // Replaces the state with the one `bytes` encodes (Limits stay this
+  // object's). A damaged, truncated or inconsistent snapshot returns
+  // INVALID_ARGUMENT whose message starts "damaged snapshot:" and says what
+  // is wrong, and leaves the current state unchanged.
   Status restore(std::string_view bytes);
 
  private:

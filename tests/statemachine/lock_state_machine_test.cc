@@ -179,6 +179,29 @@ TEST_CASE("a max_holders that differs from the existing lock's is FAILED_PRECOND
   CHECK(d.take(b, "pool", shared_args(0, 3)) != 0);
 }
 
+TEST_CASE("a lock's options are set by the Acquire that creates it and vanish with it",
+          "[sm][mode]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  AcquireArgs first;
+  first.mode = lockpb::SHARED;
+  first.lock_delay_ms = 1'000;
+  first.max_holders = 2;
+  uint64_t token = d.take(a, "x", first);
+  AcquireArgs later = shared_args();
+  later.lock_delay_ms = 9'000;
+  REQUIRE(d.take(b, "x", later) != 0);
+  auto info = d.sm.describe("x").value();
+  CHECK(info.lock_delay_ms() == 1'000);
+  CHECK(info.max_holders() == 2);
+  REQUIRE(d.release(a, "x", token).status.ok());
+  REQUIRE(d.release(b, "x", info.holders(1).token()).status.ok());
+  CHECK(d.sm.lock_count() == 0);
+  REQUIRE(d.take(a, "x") != 0);
+  CHECK(d.sm.describe("x").value().max_holders() == 0);
+  CHECK(d.sm.describe("x").value().lock_delay_ms() == 0);
+}
+
 TEST_CASE(
     "re-acquiring a held lock in the same mode returns the existing grant; in the other "
     "mode it is FAILED_PRECONDITION",
