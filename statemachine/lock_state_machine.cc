@@ -706,7 +706,7 @@ Status LockStateMachine::restore(std::string_view bytes) {
 
   uint64_t lock_count = 0;
   r.get_u64(lock_count);
-  std::set<uint64_t> tokens;
+  std::vector<uint64_t> tokens;  // checked for duplicates at the end
   std::string previous_name;
   std::string value;
   for (uint64_t i = 0; i < lock_count; ++i) {
@@ -742,10 +742,11 @@ Status LockStateMachine::restore(std::string_view bytes) {
       if (!valid_mode(mode) || value.size() > kMaxValueBytes) return damaged("bad holder");
       h.value = detail::Payload(value);
       h.mode = static_cast<lockpb::LockMode>(mode);
-      if (h.token == 0 || h.token >= next.next_token_ || !tokens.insert(h.token).second ||
+      if (h.token == 0 || h.token >= next.next_token_ ||
           (!l.holders.empty() && h.token <= l.holders.back().token)) {
         return damaged("bad token");
       }
+      tokens.push_back(h.token);
       if (!next.sessions_.count(h.session_id) || !members.insert(h.session_id).second) {
         return damaged("bad holder session");
       }
@@ -793,6 +794,10 @@ Status LockStateMachine::restore(std::string_view bytes) {
     previous_name = std::move(name);
   }
   if (!r.ok() || !r.at_end()) return damaged("trailing bytes");
+  std::sort(tokens.begin(), tokens.end());
+  if (std::adjacent_find(tokens.begin(), tokens.end()) != tokens.end()) {
+    return damaged("token held twice");
+  }
   *this = std::move(next);
   return Status();
 }

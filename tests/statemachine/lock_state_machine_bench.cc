@@ -149,6 +149,31 @@ void BM_ContendedHandOff(benchmark::State& state) {
 }
 BENCHMARK(BM_ContendedHandOff);
 
+// Snapshot and restore of `sessions` sessions each holding one lock.
+void BM_SnapshotRestore(benchmark::State& state) {
+  const uint64_t n = static_cast<uint64_t>(state.range(0));
+  Limits limits;
+  limits.max_sessions = n;
+  LockStateMachine sm(limits);
+  uint64_t index = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint64_t session = sm.apply(++index, open_cmd()).session_id;
+    sm.apply(++index, acquire_cmd(session, 1, lock_name(i)));
+  }
+  size_t bytes = 0;
+  for (auto _ : state) {
+    std::string snapshot = sm.snapshot();
+    bytes = snapshot.size();
+    LockStateMachine copy(limits);
+    if (!copy.restore(snapshot).ok()) state.SkipWithError("restore failed");
+    state.PauseTiming();
+    { LockStateMachine discard = std::move(copy); }
+    state.ResumeTiming();
+  }
+  state.counters["snapshot_bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_SnapshotRestore)->Arg(100'000)->Unit(benchmark::kMillisecond);
+
 // Memory per session holding one lock, with 1,000,000 of them. The second
 // argument is the lock name length: 13 bytes fits std::string's inline
 // buffer, 27 bytes ("jobs/nightly-report/0000001") needs a heap block.
