@@ -14,9 +14,13 @@ namespace {
 constexpr uint32_t kSnapshotMagic = 0x4D534C46;  // "FLSM"
 constexpr uint32_t kSnapshotVersion = 1;
 
-Status error(ErrorCode code, std::string message) { return Status(code, std::move(message)); }
+Status error(ErrorCode code, std::string message) {
+  return Status(code, std::move(message));
+}
 
-bool valid_mode(int mode) { return mode == lockpb::EXCLUSIVE || mode == lockpb::SHARED; }
+bool valid_mode(int mode) {
+  return mode == lockpb::EXCLUSIVE || mode == lockpb::SHARED;
+}
 
 uint64_t saturating_add(uint64_t a, uint64_t b) {
   return a > std::numeric_limits<uint64_t>::max() - b ? std::numeric_limits<uint64_t>::max()
@@ -132,8 +136,7 @@ void LockStateMachine::answer_duplicate_acquire(uint64_t session_id, const Sessi
                                                 ApplyResult& result) const {
   if (!result.status.ok()) return;
   if (!session.last_queued) {
-    result.granted =
-        make_sequencer(command.lock(), command.mode(), session.last_token, session_id);
+    result.granted = make_sequencer(command.lock(), command.mode(), session.last_token, session_id);
     return;
   }
   // The original queued; answer with what became of that wait, so a client
@@ -253,13 +256,13 @@ void LockStateMachine::grant_waiters(LockIt lock, ApplyResult& result) {
   size_t granted = 0;
   while (granted < l.waiters.size() && can_grant(l, l.waiters[granted].mode)) {
     Waiter& waiter = l.waiters[granted];
-    FL_CHECK(sessions_.count(waiter.session_id) == 1, "waiter of {} has no session {}",
-             lock->first, waiter.session_id);
+    FL_CHECK(sessions_.count(waiter.session_id) == 1, "waiter of {} has no session {}", lock->first,
+             waiter.session_id);
     const uint64_t token = next_token_++;
     l.holders.push_back(Holder{waiter.session_id, token, waiter.mode, std::move(waiter.value)});
-    result.grants.push_back(Grant{waiter.session_id, waiter.wait_id,
-                                  make_sequencer(lock->first, waiter.mode, token,
-                                                 waiter.session_id)});
+    result.grants.push_back(
+        Grant{waiter.session_id, waiter.wait_id,
+              make_sequencer(lock->first, waiter.mode, token, waiter.session_id)});
     ++granted;
   }
   l.waiters.erase(l.waiters.begin(), l.waiters.begin() + static_cast<ptrdiff_t>(granted));
@@ -353,7 +356,7 @@ ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& com
   // its mode is compatible with the holders, so writers never starve.
   if (l.waiters.empty() && can_grant(l, mode)) {
     const uint64_t token = next_token_++;
-    l.holders.push_back(Holder{session_id, token, mode, command.value()});
+    l.holders.push_back(Holder{session_id, token, mode, detail::Payload(command.value())});
     session.locks.push_back(lock);
     result.granted = make_sequencer(lock->first, mode, token, session_id);
   } else if (command.wait_ms() == 0) {
@@ -363,7 +366,8 @@ ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& com
     return fail(lockpb::RESOURCE_EXHAUSTED, "too many waiters for the lock");
   } else {
     const uint64_t deadline_ms = saturating_add(command.now_ms(), command.wait_ms());
-    l.waiters.push_back(Waiter{session_id, index, deadline_ms, mode, command.value()});
+    l.waiters.push_back(
+        Waiter{session_id, index, deadline_ms, mode, detail::Payload(command.value())});
     session.locks.push_back(lock);
     result.queued = true;
     result.wait_id = index;
@@ -391,7 +395,8 @@ ApplyResult LockStateMachine::release(const lockpb::Release& command) {
       return h.session_id == session_id && h.token == command.token();
     });
     if (holder == l.holders.end()) {
-      result.status = error(lockpb::LOCK_NOT_HELD, "session does not hold the lock with that token");
+      result.status =
+          error(lockpb::LOCK_NOT_HELD, "session does not hold the lock with that token");
     } else {
       l.holders.erase(holder);
       forget_lock(session, lock);
@@ -502,7 +507,7 @@ Result<clientpb::LockInfo> LockStateMachine::describe(std::string_view name) con
     out->set_session_id(holder.session_id);
     out->set_token(holder.token);
     out->set_mode(holder.mode);
-    out->set_value(holder.value);
+    out->set_value(std::string(holder.value.view()));
   }
   for (const Waiter& waiter : l.waiters) {
     clientpb::Waiter* out = info.add_waiters();
@@ -548,8 +553,7 @@ clientpb::SequencerStatus LockStateMachine::check_sequencer(
   return status;
 }
 
-clientpb::SessionList LockStateMachine::list_sessions(uint64_t start_after,
-                                                      uint32_t limit) const {
+clientpb::SessionList LockStateMachine::list_sessions(uint64_t start_after, uint32_t limit) const {
   clientpb::SessionList list;
   const uint32_t page = page_size(limit);
   for (auto it = sessions_.upper_bound(start_after); it != sessions_.end(); ++it) {
@@ -639,7 +643,7 @@ std::string LockStateMachine::snapshot() const {
       w.put_u64(h.session_id);
       w.put_u64(h.token);
       w.put_u8(static_cast<uint8_t>(h.mode));
-      w.put_bytes(h.value);
+      w.put_bytes(h.value.view());
     }
     w.put_u32(static_cast<uint32_t>(l.waiters.size()));
     for (const Waiter& waiter : l.waiters) {
@@ -647,7 +651,7 @@ std::string LockStateMachine::snapshot() const {
       w.put_u64(waiter.wait_id);
       w.put_u64(waiter.deadline_ms);
       w.put_u8(static_cast<uint8_t>(waiter.mode));
-      w.put_bytes(waiter.value);
+      w.put_bytes(waiter.value.view());
     }
   }
   return std::move(w).finish();
@@ -688,8 +692,7 @@ Status LockStateMachine::restore(std::string_view bytes) {
     if (id <= previous_id || id > next.applied_index_) return damaged("bad session id");
     if (s.ttl_ms < kMinTtlMs || s.ttl_ms > kMaxTtlMs) return damaged("bad session ttl");
     if (kind > static_cast<uint8_t>(RequestKind::kCancelWait) ||
-        !lockpb::ErrorCode_IsValid(s.last_code) || queued > 1 ||
-        s.last_token >= next.next_token_) {
+        !lockpb::ErrorCode_IsValid(s.last_code) || queued > 1 || s.last_token >= next.next_token_) {
       return damaged("bad session last request");
     }
     if (s.client_name.size() > kMaxClientNameBytes || !is_valid_utf8(s.client_name)) {
@@ -703,8 +706,9 @@ Status LockStateMachine::restore(std::string_view bytes) {
 
   uint64_t lock_count = 0;
   r.get_u64(lock_count);
-  std::set<uint64_t> tokens;
+  std::vector<uint64_t> tokens;  // checked for duplicates at the end
   std::string previous_name;
+  std::string value;
   for (uint64_t i = 0; i < lock_count; ++i) {
     std::string name;
     Lock l;
@@ -720,7 +724,8 @@ Status LockStateMachine::restore(std::string_view bytes) {
     if (!validate_lock_name(name).ok() || (i > 0 && name <= previous_name)) {
       return damaged("bad lock name");
     }
-    if (in_delay > 1 || l.lock_delay_ms > kMaxLockDelayMs || (in_delay == 0 && l.delay_until_ms != 0)) {
+    if (in_delay > 1 || l.lock_delay_ms > kMaxLockDelayMs ||
+        (in_delay == 0 && l.delay_until_ms != 0)) {
       return damaged("bad lock-delay");
     }
     l.in_delay = in_delay == 1;
@@ -732,14 +737,16 @@ Status LockStateMachine::restore(std::string_view bytes) {
       r.get_u64(h.session_id);
       r.get_u64(h.token);
       r.get_u8(mode);
-      r.get_bytes(h.value);
+      r.get_bytes(value);
       if (!r.ok()) return damaged("truncated holder");
-      if (!valid_mode(mode) || h.value.size() > kMaxValueBytes) return damaged("bad holder");
+      if (!valid_mode(mode) || value.size() > kMaxValueBytes) return damaged("bad holder");
+      h.value = detail::Payload(value);
       h.mode = static_cast<lockpb::LockMode>(mode);
-      if (h.token == 0 || h.token >= next.next_token_ || !tokens.insert(h.token).second ||
+      if (h.token == 0 || h.token >= next.next_token_ ||
           (!l.holders.empty() && h.token <= l.holders.back().token)) {
         return damaged("bad token");
       }
+      tokens.push_back(h.token);
       if (!next.sessions_.count(h.session_id) || !members.insert(h.session_id).second) {
         return damaged("bad holder session");
       }
@@ -762,9 +769,10 @@ Status LockStateMachine::restore(std::string_view bytes) {
       r.get_u64(w.wait_id);
       r.get_u64(w.deadline_ms);
       r.get_u8(mode);
-      r.get_bytes(w.value);
+      r.get_bytes(value);
       if (!r.ok()) return damaged("truncated waiter");
-      if (!valid_mode(mode) || w.value.size() > kMaxValueBytes || w.wait_id == 0 ||
+      w.value = detail::Payload(value);
+      if (!valid_mode(mode) || value.size() > kMaxValueBytes || w.wait_id == 0 ||
           w.wait_id > next.applied_index_) {
         return damaged("bad waiter");
       }
@@ -786,6 +794,10 @@ Status LockStateMachine::restore(std::string_view bytes) {
     previous_name = std::move(name);
   }
   if (!r.ok() || !r.at_end()) return damaged("trailing bytes");
+  std::sort(tokens.begin(), tokens.end());
+  if (std::adjacent_find(tokens.begin(), tokens.end()) != tokens.end()) {
+    return damaged("token held twice");
+  }
   *this = std::move(next);
   return Status();
 }

@@ -24,6 +24,7 @@
 #include "common/status.h"
 #include "proto/client.pb.h"
 #include "proto/command.pb.h"
+#include "statemachine/compact.h"
 #include "statemachine/validation.h"
 
 namespace fencelock::sm {
@@ -152,7 +153,7 @@ class LockStateMachine {
 
   // --- Reads: linearizable when the server calls them after ReadIndex. ---
 
-  // The lock `name`: holders in grant order, waiters in grant order.
+  // The lock `name`: holders in grant order, waiters in queue order.
   // INVALID_ARGUMENT for a malformed name, NOT_FOUND when nobody holds,
   // waits for or lock-delays it (a lock exists only while one of those is
   // true).
@@ -188,9 +189,10 @@ class LockStateMachine {
   // equal bytes.
   std::string snapshot() const;
 
-  // Replaces the state with the one `bytes` encodes. A damaged, truncated
-  // or inconsistent snapshot returns INVALID_ARGUMENT (DATA_LOSS-like; the
-  // message says what is wrong) and leaves the current state unchanged.
+  // Replaces the state with the one `bytes` encodes (Limits stay this
+  // object's). A damaged, truncated or inconsistent snapshot returns
+  // INVALID_ARGUMENT whose message starts "damaged snapshot:" and says what
+  // is wrong, and leaves the current state unchanged.
   Status restore(std::string_view bytes);
 
  private:
@@ -205,7 +207,7 @@ class LockStateMachine {
     uint64_t last_sequence = 0;
     uint64_t last_token = 0;  // kAcquire granted: its token
     uint32_t ttl_ms = 0;
-    uint8_t last_code = 0;    // lockpb::ErrorCode
+    uint8_t last_code = 0;  // lockpb::ErrorCode
     RequestKind last_kind = RequestKind::kNone;
     bool last_queued = false;
     std::string client_name;
@@ -220,20 +222,20 @@ class LockStateMachine {
     uint64_t session_id = 0;
     uint64_t token = 0;
     lockpb::LockMode mode = lockpb::EXCLUSIVE;
-    std::string value;
+    detail::Payload value;
   };
   struct Waiter {
     uint64_t session_id = 0;
     uint64_t wait_id = 0;
     uint64_t deadline_ms = 0;
     lockpb::LockMode mode = lockpb::EXCLUSIVE;
-    std::string value;
+    detail::Payload value;
   };
   struct Lock {
-    std::vector<Holder> holders;  // grant order (tokens increase)
-    std::vector<Waiter> waiters;  // FIFO
+    std::vector<Holder> holders;         // grant order (tokens increase)
+    detail::LazyVector<Waiter> waiters;  // FIFO
     uint64_t delay_until_ms = 0;
-    uint32_t max_holders = 0;     // 0 = unbounded SHARED holders
+    uint32_t max_holders = 0;  // 0 = unbounded SHARED holders
     uint32_t lock_delay_ms = 0;
     bool in_delay = false;
   };

@@ -65,7 +65,8 @@ bool SnapshotReader::get_u32(uint32_t& value) {
   const char* p;
   if (!take(4, p)) return false;
   value = 0;
-  for (int i = 0; i < 4; ++i) value |= static_cast<uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  for (int i = 0; i < 4; ++i)
+    value |= static_cast<uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
   return true;
 }
 
@@ -73,7 +74,8 @@ bool SnapshotReader::get_u64(uint64_t& value) {
   const char* p;
   if (!take(8, p)) return false;
   value = 0;
-  for (int i = 0; i < 8; ++i) value |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    value |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
   return true;
 }
 

@@ -38,7 +38,7 @@ bool is_valid_utf8(std::string_view bytes) {
       if ((p[i] & 0xC0) != 0x80) return false;
       code_point = (code_point << 6) | (p[i] & 0x3F);
     }
-    if (code_point < min_code_point) return false;                    // overlong
+    if (code_point < min_code_point) return false;                   // overlong
     if (code_point >= 0xD800 && code_point <= 0xDFFF) return false;  // surrogate
     if (code_point > 0x10FFFF) return false;
     p += length;

@@ -39,7 +39,9 @@ void operator delete(void* p) noexcept {
                               std::memory_order_relaxed);
   std::free(p);
 }
-void operator delete(void* p, size_t) noexcept { operator delete(p); }
+void operator delete(void* p, size_t) noexcept {
+  operator delete(p);
+}
 
 namespace fencelock::sm {
 namespace {
@@ -131,7 +133,8 @@ void BM_ContendedHandOff(benchmark::State& state) {
   uint64_t seq_a = 0, seq_b = 0;
   testing::AcquireArgs wait;
   wait.wait_ms = 10'000;
-  uint64_t holder = a, token = sm.apply(++index, acquire_cmd(a, ++seq_a, "hot", wait)).granted->token();
+  uint64_t holder = a,
+           token = sm.apply(++index, acquire_cmd(a, ++seq_a, "hot", wait)).granted->token();
   for (auto _ : state) {
     // The other session queues; the holder releases, which grants it.
     uint64_t other = holder == a ? b : a;
@@ -146,9 +149,37 @@ void BM_ContendedHandOff(benchmark::State& state) {
 }
 BENCHMARK(BM_ContendedHandOff);
 
-// Memory per session holding one lock, with 1,000,000 of them.
+// Snapshot and restore of `sessions` sessions each holding one lock.
+void BM_SnapshotRestore(benchmark::State& state) {
+  const uint64_t n = static_cast<uint64_t>(state.range(0));
+  Limits limits;
+  limits.max_sessions = n;
+  LockStateMachine sm(limits);
+  uint64_t index = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint64_t session = sm.apply(++index, open_cmd()).session_id;
+    sm.apply(++index, acquire_cmd(session, 1, lock_name(i)));
+  }
+  size_t bytes = 0;
+  for (auto _ : state) {
+    std::string snapshot = sm.snapshot();
+    bytes = snapshot.size();
+    LockStateMachine copy(limits);
+    if (!copy.restore(snapshot).ok()) state.SkipWithError("restore failed");
+    state.PauseTiming();
+    { LockStateMachine discard = std::move(copy); }
+    state.ResumeTiming();
+  }
+  state.counters["snapshot_bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_SnapshotRestore)->Arg(100'000)->Unit(benchmark::kMillisecond);
+
+// Memory per session holding one lock, with 1,000,000 of them. The second
+// argument is the lock name length: 13 bytes fits std::string's inline
+// buffer, 27 bytes ("jobs/nightly-report/0000001") needs a heap block.
 void BM_MemoryPerSessionWithLock(benchmark::State& state) {
   const uint64_t n = static_cast<uint64_t>(state.range(0));
+  const bool long_names = state.range(1) > 15;
   for (auto _ : state) {
     malloc_trim(0);
     const int64_t rss_before = rss_bytes();
@@ -164,7 +195,8 @@ void BM_MemoryPerSessionWithLock(benchmark::State& state) {
       for (uint64_t i = 0; i < n; ++i) {
         const uint64_t session = sm->apply(++index, open).session_id;
         acquire.mutable_acquire()->mutable_key()->set_session_id(session);
-        acquire.mutable_acquire()->set_lock(lock_name(i));
+        acquire.mutable_acquire()->set_lock(
+            long_names ? "jobs/nightly-report/" + lock_name(i).substr(6) : lock_name(i));
         ApplyResult r = sm->apply(++index, acquire);
         if (!r.granted) state.SkipWithError("acquire failed");
       }
@@ -179,7 +211,11 @@ void BM_MemoryPerSessionWithLock(benchmark::State& state) {
     state.ResumeTiming();
   }
 }
-BENCHMARK(BM_MemoryPerSessionWithLock)->Arg(1'000'000)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MemoryPerSessionWithLock)
+    ->Args({1'000'000, 13})
+    ->Args({1'000'000, 27})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace fencelock::sm

@@ -8,7 +8,6 @@
 // (the seed and the failing sequence number are printed).
 
 #include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -348,7 +347,8 @@ class Model {
     if (l.waiters.size() >= limits_.max_waiters_per_lock) {
       return finish(lockpb::RESOURCE_EXHAUSTED);
     }
-    uint64_t deadline = c.now_ms() + c.wait_ms() < c.now_ms() ? UINT64_MAX : c.now_ms() + c.wait_ms();
+    uint64_t deadline =
+        c.now_ms() + c.wait_ms() < c.now_ms() ? UINT64_MAX : c.now_ms() + c.wait_ms();
     l.waiters.push_back({sid, index, deadline, c.mode(), c.value()});
     out.queued = true;
     out.wait_id = index;
@@ -475,8 +475,8 @@ std::string dump(const LockStateMachine& sm) {
   }
   for (const auto& lock : all_locks(sm)) {
     s << "lock " << lock.name() << " max " << lock.max_holders() << " delay "
-      << lock.lock_delay_ms() << " " << lock.in_lock_delay() << " "
-      << lock.lock_delay_until_ms() << "\n";
+      << lock.lock_delay_ms() << " " << lock.in_lock_delay() << " " << lock.lock_delay_until_ms()
+      << "\n";
     for (const auto& h : lock.holders()) {
       s << " holder " << h.session_id() << " " << h.token() << " " << h.mode() << " " << h.value()
         << "\n";
@@ -535,9 +535,9 @@ std::string describe(const ModelOutcome& o) {
 // Invariants of DESIGN.md, checked on the state machine's own reads.
 
 struct History {
-  uint64_t max_token = 0;                          // tokens grow globally
-  std::map<std::string, uint64_t> last_token;      // and per lock
-  std::map<std::string, uint64_t> last_wait_id;    // grants follow queue order
+  uint64_t max_token = 0;                        // tokens grow globally
+  std::map<std::string, uint64_t> last_token;    // and per lock
+  std::map<std::string, uint64_t> last_wait_id;  // grants follow queue order
 };
 
 void check_grant_order(History& h, const std::string& lock, uint64_t token, uint64_t wait_id) {
@@ -574,8 +574,8 @@ void check_invariants(const LockStateMachine& sm, const ApplyResult& r, History&
       REQUIRE(h.token() > previous_token);
       previous_token = h.token();
       REQUIRE(h.token() < sm.next_token());
-      REQUIRE(tokens.insert(h.token()).second);       // globally unique
-      REQUIRE(sessions.count(h.session_id()) == 1);   // a session's locks end with it
+      REQUIRE(tokens.insert(h.token()).second);      // globally unique
+      REQUIRE(sessions.count(h.session_id()) == 1);  // a session's locks end with it
       REQUIRE(members.insert(h.session_id()).second);
     }
     if (exclusive) REQUIRE(lock.holders_size() == 1);
@@ -593,11 +593,11 @@ void check_invariants(const LockStateMachine& sm, const ApplyResult& r, History&
     // allowed it.
     if (lock.waiters_size() > 0 && !lock.in_lock_delay()) {
       const auto& head = lock.waiters(0);
-      bool blocked = head.mode() == lockpb::EXCLUSIVE
-                         ? lock.holders_size() > 0
-                         : exclusive || (lock.max_holders() > 0 &&
-                                         static_cast<uint32_t>(lock.holders_size()) >=
-                                             lock.max_holders());
+      bool blocked =
+          head.mode() == lockpb::EXCLUSIVE
+              ? lock.holders_size() > 0
+              : exclusive || (lock.max_holders() > 0 &&
+                              static_cast<uint32_t>(lock.holders_size()) >= lock.max_holders());
       REQUIRE(blocked);
     }
   }
@@ -655,7 +655,8 @@ class Generator {
     if (kind < 8) {
       uint64_t ttls[] = {0, 500, 499, 600'000, 600'001, 1234};
       c.mutable_open_session()->set_ttl_ms(ttls[below(6)]);
-      c.mutable_open_session()->set_client_name(chance(5) ? "\xFF" : "c" + std::to_string(below(3)));
+      c.mutable_open_session()->set_client_name(chance(5) ? "\xFF"
+                                                          : "c" + std::to_string(below(3)));
     } else if (kind < 55) {
       lockpb::Acquire* a = c.mutable_acquire();
       key_for(a->mutable_key(), session(known, sm));
@@ -664,7 +665,8 @@ class Generator {
                             : static_cast<lockpb::LockMode>(below(2)));
       a->set_wait_ms(chance(30) ? 0 : (chance(3) ? UINT64_MAX : 100 + below(1000)));
       a->set_now_ms(below(10'000));
-      if (chance(30)) a->set_value(chance(3) ? std::string(1025, 'v') : "v" + std::to_string(below(9)));
+      if (chance(30))
+        a->set_value(chance(3) ? std::string(1025, 'v') : "v" + std::to_string(below(9)));
       if (chance(30)) a->set_max_holders(static_cast<uint32_t>(below(4)));
       if (chance(30)) a->set_lock_delay_ms(chance(5) ? 60'001 : below(3) * 1000);
     } else if (kind < 75) {
@@ -747,9 +749,8 @@ void run_sequence(uint64_t seed, uint64_t sequence_number, int length) {
   std::map<uint64_t, uint64_t> seq;
   uint64_t index = 0;
   for (int step = 0; step < length; ++step) {
-    INFO("replay: statemachine_property_test --rng-seed " << seed << "  (sequence "
-                                                          << sequence_number << ", step " << step
-                                                          << ")");
+    INFO("replay: statemachine_property_test --rng-seed "
+         << seed << "  (sequence " << sequence_number << ", step " << step << ")");
     index += 1 + (gen.chance(10) ? gen.below(3) : 0);  // gaps: entries not for the SM
     lockpb::Command command;
     ApplyResult result;
@@ -766,8 +767,7 @@ void run_sequence(uint64_t seed, uint64_t sequence_number, int length) {
       command = gen.next(known, seq, *sm);
       result = sm->apply(index, command);
       if (twin) {
-        REQUIRE(describe(outcome_of(twin->apply(index, command))) ==
-                describe(outcome_of(result)));
+        REQUIRE(describe(outcome_of(twin->apply(index, command))) == describe(outcome_of(result)));
       }
     }
     ModelOutcome expected = model.apply(index, command);

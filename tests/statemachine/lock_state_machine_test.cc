@@ -1,7 +1,6 @@
 #include "statemachine/lock_state_machine.h"
 
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <vector>
 
@@ -73,9 +72,10 @@ TEST_CASE("a TTL outside 500 ms..10 min is INVALID_ARGUMENT", "[sm][session]") {
   CHECK(d.sm.session_count() == 2);
 }
 
-TEST_CASE("closing a session releases its locks, ends its waits and grants the next waiters "
-          "in the same step",
-          "[sm][session]") {
+TEST_CASE(
+    "closing a session releases its locks, ends its waits and grants the next waiters "
+    "in the same step",
+    "[sm][session]") {
   Driver d;
   uint64_t a = d.open(), b = d.open(), c = d.open();
   REQUIRE(d.take(a, "x") != 0);
@@ -179,9 +179,33 @@ TEST_CASE("a max_holders that differs from the existing lock's is FAILED_PRECOND
   CHECK(d.take(b, "pool", shared_args(0, 3)) != 0);
 }
 
-TEST_CASE("re-acquiring a held lock in the same mode returns the existing grant; in the other "
-          "mode it is FAILED_PRECONDITION",
+TEST_CASE("a lock's options are set by the Acquire that creates it and vanish with it",
           "[sm][mode]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  AcquireArgs first;
+  first.mode = lockpb::SHARED;
+  first.lock_delay_ms = 1'000;
+  first.max_holders = 2;
+  uint64_t token = d.take(a, "x", first);
+  AcquireArgs later = shared_args();
+  later.lock_delay_ms = 9'000;
+  REQUIRE(d.take(b, "x", later) != 0);
+  auto info = d.sm.describe("x").value();
+  CHECK(info.lock_delay_ms() == 1'000);
+  CHECK(info.max_holders() == 2);
+  REQUIRE(d.release(a, "x", token).status.ok());
+  REQUIRE(d.release(b, "x", info.holders(1).token()).status.ok());
+  CHECK(d.sm.lock_count() == 0);
+  REQUIRE(d.take(a, "x") != 0);
+  CHECK(d.sm.describe("x").value().max_holders() == 0);
+  CHECK(d.sm.describe("x").value().lock_delay_ms() == 0);
+}
+
+TEST_CASE(
+    "re-acquiring a held lock in the same mode returns the existing grant; in the other "
+    "mode it is FAILED_PRECONDITION",
+    "[sm][mode]") {
   Driver d;
   uint64_t a = d.open();
   uint64_t token = d.take(a, "x");
@@ -242,8 +266,7 @@ TEST_CASE("a compatible waiter is not granted while an earlier waiter is blocked
   CHECK(waiter_sessions(d.sm, "doc") == std::vector<uint64_t>{x, r2});
 }
 
-TEST_CASE("a cancelled wait ends with CANCELLED and unblocks the waiters behind it",
-          "[sm][fifo]") {
+TEST_CASE("a cancelled wait ends with CANCELLED and unblocks the waiters behind it", "[sm][fifo]") {
   Driver d;
   uint64_t r1 = d.open(), x = d.open(), r2 = d.open();
   REQUIRE(d.take(r1, "doc", shared_args()) != 0);
@@ -346,16 +369,14 @@ TEST_CASE("an expired holder's lock is granted to no one until EndLockDelay", "[
   REQUIRE(d.sm.lock_delays().size() == 1);
   CHECK(d.sm.lock_delays()[0].until_ms == 5'100);
 
-  CHECK(d.apply(testing::end_delay_cmd("x", 4'000)).status.code() ==
-        lockpb::FAILED_PRECONDITION);
+  CHECK(d.apply(testing::end_delay_cmd("x", 4'000)).status.code() == lockpb::FAILED_PRECONDITION);
   ApplyResult ended = d.apply(testing::end_delay_cmd("x", 5'100));
   REQUIRE(ended.status.ok());
   CHECK(granted_sessions(ended) == std::vector<uint64_t>{b});
   CHECK(d.sm.lock_delays().empty());
 }
 
-TEST_CASE("a lock in lock-delay with nobody waiting exists until the delay ends",
-          "[sm][delay]") {
+TEST_CASE("a lock in lock-delay with nobody waiting exists until the delay ends", "[sm][delay]") {
   Driver d;
   uint64_t a = d.open(), b = d.open();
   AcquireArgs args;
@@ -477,12 +498,12 @@ TEST_CASE("lock names are non-empty UTF-8 of at most 512 bytes without NUL", "[s
   CHECK_FALSE(validate_lock_name("").ok());
   CHECK_FALSE(validate_lock_name(std::string(513, 'a')).ok());
   CHECK_FALSE(validate_lock_name(std::string("a\0b", 3)).ok());
-  CHECK_FALSE(validate_lock_name("\xC0\xAF").ok());              // overlong '/'
-  CHECK_FALSE(validate_lock_name("\xE0\x80\xAF").ok());          // overlong
-  CHECK_FALSE(validate_lock_name("\xED\xA0\x80").ok());          // surrogate U+D800
-  CHECK_FALSE(validate_lock_name("\xF4\x90\x80\x80").ok());      // above U+10FFFF
-  CHECK_FALSE(validate_lock_name("\xE2\x82").ok());              // truncated
-  CHECK_FALSE(validate_lock_name("\x80").ok());                  // lone continuation
+  CHECK_FALSE(validate_lock_name("\xC0\xAF").ok());          // overlong '/'
+  CHECK_FALSE(validate_lock_name("\xE0\x80\xAF").ok());      // overlong
+  CHECK_FALSE(validate_lock_name("\xED\xA0\x80").ok());      // surrogate U+D800
+  CHECK_FALSE(validate_lock_name("\xF4\x90\x80\x80").ok());  // above U+10FFFF
+  CHECK_FALSE(validate_lock_name("\xE2\x82").ok());          // truncated
+  CHECK_FALSE(validate_lock_name("\x80").ok());              // lone continuation
   CHECK_FALSE(validate_lock_name("\xFF").ok());
 
   Driver d;
@@ -517,9 +538,10 @@ TEST_CASE("an unknown lock mode is INVALID_ARGUMENT", "[sm][validation]") {
   CHECK(d.sm.lock_count() == 0);
 }
 
-TEST_CASE("releasing a lock you do not hold is LOCK_NOT_HELD; an unknown session is "
-          "SESSION_EXPIRED",
-          "[sm][validation]") {
+TEST_CASE(
+    "releasing a lock you do not hold is LOCK_NOT_HELD; an unknown session is "
+    "SESSION_EXPIRED",
+    "[sm][validation]") {
   Driver d;
   uint64_t a = d.open(), b = d.open();
   uint64_t token = d.take(a, "x");
@@ -679,8 +701,7 @@ TEST_CASE("a damaged or truncated snapshot is an error and leaves the state unch
   CHECK(other.sm.snapshot() == good);
 }
 
-TEST_CASE("a snapshot with a valid checksum but a broken invariant is refused",
-          "[sm][snapshot]") {
+TEST_CASE("a snapshot with a valid checksum but a broken invariant is refused", "[sm][snapshot]") {
   // Two exclusive holders of one lock, checksum correct.
   auto craft = [](uint64_t second_token, uint8_t second_mode) {
     detail::SnapshotWriter w;

@@ -122,9 +122,7 @@ class Driver {
   ApplyResult cancel(uint64_t session, std::string lock) {
     return apply(cancel_cmd(session, ++sequence[session], std::move(lock)));
   }
-  ApplyResult close(uint64_t session) {
-    return apply(close_cmd(session, ++sequence[session]));
-  }
+  ApplyResult close(uint64_t session) { return apply(close_cmd(session, ++sequence[session])); }
 
   LockStateMachine sm;
   uint64_t index = 0;
