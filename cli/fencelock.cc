@@ -1,0 +1,451 @@
+// fencelock: the command line for a fencelock cluster.
+//
+//   fencelock [--endpoints H:P,...] [--output table|json] COMMAND ...
+//   fencelock lock NAME [--shared | --semaphore N] [--ttl 10s] [--wait 30s | --no-wait] -- CMD ARGS...
+//   fencelock holder NAME | list [PREFIX] | check NAME TOKEN | sessions
+//   fencelock release --force NAME | status
+//
+// Endpoints come from --endpoints or FENCELOCK_ENDPOINTS. Exit codes are in
+// docs/cli.md: the command's own status for `lock`, 75 when the lock was not
+// acquired, 76 when it was lost while the command ran, 69 when no member
+// answered, 2 for a usage error, 1 for any other error.
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <google/protobuf/util/json_util.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "client/session.h"
+#include "common/logging.h"
+
+namespace {
+
+using fencelock::Status;
+using fencelock::client::Client;
+using fencelock::client::Session;
+using namespace std::chrono_literals;
+
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitUnavailable = 69;
+constexpr int kExitNotAcquired = 75;
+constexpr int kExitLockLost = 76;
+
+int fail(int code, const std::string& message) {
+  std::fprintf(stderr, "fencelock: %s\n", message.c_str());
+  return code;
+}
+
+int exit_code_for(const Status& status) {
+  switch (status.code()) {
+    case fencelock::lockpb::TIMEOUT:
+    case fencelock::lockpb::UNAVAILABLE:
+    case fencelock::lockpb::NOT_LEADER:
+      return kExitUnavailable;
+    case fencelock::lockpb::INVALID_ARGUMENT:
+      return kExitUsage;
+    default:
+      return kExitError;
+  }
+}
+
+// Parses "250ms", "10s", "2m", "1h" (a bare number is seconds).
+bool parse_duration(const std::string& text, std::chrono::milliseconds& out) {
+  if (text.empty()) return false;
+  uint64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr == text.data()) return false;
+  std::string unit(ptr, text.data() + text.size());
+  uint64_t scale = 0;
+  if (unit == "ms") scale = 1;
+  else if (unit == "s" || unit.empty()) scale = 1000;
+  else if (unit == "m") scale = 60'000;
+  else if (unit == "h") scale = 3'600'000;
+  else return false;
+  out = std::chrono::milliseconds(value * scale);
+  return true;
+}
+
+std::string to_json(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  return out;
+}
+
+std::string mode_name(fencelock::lockpb::LockMode mode) {
+  return mode == fencelock::lockpb::SHARED ? "shared" : "exclusive";
+}
+
+struct Globals {
+  std::string endpoints;
+  std::string output = "table";
+  std::string timeout = "10s";
+};
+
+fencelock::Result<std::shared_ptr<Client>> make_client(const Globals& globals) {
+  std::string text = globals.endpoints;
+  if (text.empty()) {
+    const char* env = std::getenv("FENCELOCK_ENDPOINTS");
+    if (env != nullptr) text = env;
+  }
+  if (text.empty()) {
+    return Status(fencelock::lockpb::INVALID_ARGUMENT,
+                  "no endpoints: give --endpoints HOST:PORT,... or set FENCELOCK_ENDPOINTS");
+  }
+  fencelock::client::ClientOptions options;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!part.empty()) options.endpoints.push_back(part);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  std::chrono::milliseconds timeout;
+  if (!parse_duration(globals.timeout, timeout)) {
+    return Status(fencelock::lockpb::INVALID_ARGUMENT, "bad duration '" + globals.timeout + "' for --timeout");
+  }
+  options.request_timeout = timeout;
+  return Client::connect(options);
+}
+
+// --- fencelock lock -----------------------------------------------------------
+
+struct LockArgs {
+  std::string name;
+  bool shared = false;
+  uint32_t semaphore = 0;
+  std::string ttl = "10s";
+  std::string wait = "30s";
+  bool no_wait = false;
+  std::string value;
+  std::string kill_grace;
+  std::vector<std::string> command;
+};
+
+std::atomic<pid_t> g_child{0};
+
+void forward_signal(int signal) {
+  pid_t child = g_child.load();
+  if (child > 0) kill(-child, signal);
+}
+
+int run_lock(const Globals& globals, const LockArgs& args) {
+  std::chrono::milliseconds ttl, wait, grace;
+  if (!parse_duration(args.ttl, ttl)) return fail(kExitUsage, "bad duration '" + args.ttl + "' for --ttl");
+  if (!parse_duration(args.wait, wait)) return fail(kExitUsage, "bad duration '" + args.wait + "' for --wait");
+  if (args.no_wait) wait = 0ms;
+  grace = ttl / 5;
+  if (!args.kill_grace.empty() && !parse_duration(args.kill_grace, grace)) {
+    return fail(kExitUsage, "bad duration '" + args.kill_grace + "' for --kill-grace");
+  }
+  if (args.command.empty()) return fail(kExitUsage, "lock needs a command after --");
+
+  auto client = make_client(globals);
+  if (!client.ok()) return fail(exit_code_for(client.status()), client.status().message());
+  fencelock::client::SessionOptions session_options;
+  session_options.ttl = ttl;
+  session_options.client_name = "fencelock lock " + args.name;
+  auto session = Session::open(client.value(), session_options);
+  if (!session.ok()) {
+    return fail(exit_code_for(session.status()), "cannot open a session: " + session.status().to_string());
+  }
+  fencelock::client::AcquireOptions acquire;
+  acquire.mode = args.shared || args.semaphore > 0 ? fencelock::lockpb::SHARED : fencelock::lockpb::EXCLUSIVE;
+  acquire.max_holders = args.semaphore;
+  acquire.wait = wait;
+  acquire.value = args.value;
+  auto lock = session.value()->acquire(args.name, acquire);
+  if (!lock.ok()) {
+    if (lock.status().code() == fencelock::lockpb::TIMEOUT) {
+      return fail(kExitNotAcquired, args.no_wait ? "lock " + args.name + " is held"
+                                                 : "lock " + args.name + " not acquired within " + args.wait);
+    }
+    return fail(exit_code_for(lock.status()), "cannot acquire " + args.name + ": " + lock.status().to_string());
+  }
+
+  std::atomic<bool> lost{false};
+  session.value()->on_lost([&lost] { lost = true; });
+
+  pid_t child = fork();
+  if (child < 0) return fail(kExitError, std::string("fork: ") + std::strerror(errno));
+  if (child == 0) {
+    setpgid(0, 0);
+    setenv("FENCELOCK_TOKEN", std::to_string(lock.value()->token()).c_str(), 1);
+    setenv("FENCELOCK_LOCK", args.name.c_str(), 1);
+    std::vector<char*> argv;
+    for (const auto& arg : args.command) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    std::fprintf(stderr, "fencelock: cannot run %s: %s\n", argv[0], std::strerror(errno));
+    _exit(127);
+  }
+  setpgid(child, child);
+  g_child = child;
+  signal(SIGTERM, forward_signal);
+  signal(SIGINT, forward_signal);
+  signal(SIGHUP, forward_signal);
+
+  // Watch the child and the session. The child must be dead before the
+  // cluster could grant the lock again: SIGTERM `grace` before safe-until,
+  // SIGKILL at safe-until (docs/client.md).
+  int status = 0;
+  bool terminated = false;
+  bool killed = false;
+  while (true) {
+    pid_t done = waitpid(child, &status, WNOHANG);
+    if (done == child) break;
+    auto now = fencelock::client::Clock::now();
+    auto safe_until = lock.value()->safe_until();
+    if (!killed && (lost.load() || now >= safe_until)) {
+      kill(-child, SIGKILL);
+      killed = true;
+    } else if (!terminated && now + grace >= safe_until) {
+      std::fprintf(stderr, "fencelock: lock %s in jeopardy (no keepalive acknowledged); stopping the command\n",
+                   args.name.c_str());
+      kill(-child, SIGTERM);
+      terminated = true;
+    }
+    std::this_thread::sleep_for(killed || terminated ? 2ms : 10ms);
+  }
+  g_child = 0;
+  if (terminated || killed) {
+    std::fprintf(stderr, "fencelock: lock %s lost; the command was %s\n", args.name.c_str(),
+                 killed ? "killed" : "terminated");
+    return kExitLockLost;
+  }
+  Status released = lock.value()->release();
+  if (!released.ok()) std::fprintf(stderr, "fencelock: release of %s: %s\n", args.name.c_str(), released.to_string().c_str());
+  session.value()->close();
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return kExitError;
+}
+
+// --- Reads ---------------------------------------------------------------------
+
+void print_lock_table(const fencelock::clientpb::LockInfo& info) {
+  std::printf("%-32s %-10s %-12s %-8s %s\n", "LOCK", "MODE", "TOKEN", "SESSION", "VALUE");
+  for (const auto& holder : info.holders()) {
+    std::printf("%-32s %-10s %-12lu %-8lu %s\n", info.name().c_str(), mode_name(holder.mode()).c_str(),
+                holder.token(), holder.session_id(), holder.value().c_str());
+  }
+  for (const auto& waiter : info.waiters()) {
+    std::printf("%-32s %-10s %-12s %-8lu %s\n", info.name().c_str(), mode_name(waiter.mode()).c_str(),
+                "(waiting)", waiter.session_id(), "");
+  }
+  if (info.in_lock_delay()) std::printf("%-32s in lock-delay\n", info.name().c_str());
+}
+
+int run_holder(const Globals& globals, const std::string& name) {
+  auto client = make_client(globals);
+  if (!client.ok()) return fail(exit_code_for(client.status()), client.status().message());
+  auto info = client.value()->describe(name);
+  if (info.code() == fencelock::lockpb::NOT_FOUND) {
+    if (globals.output == "json") std::printf("{\"name\": \"%s\", \"holders\": []}\n", name.c_str());
+    else std::printf("%s is not held\n", name.c_str());
+    return 1;
+  }
+  if (!info.ok()) return fail(exit_code_for(info.status()), info.status().to_string());
+  if (globals.output == "json") std::printf("%s", to_json(info.value()).c_str());
+  else print_lock_table(info.value());
+  return 0;
+}
+
+int run_list(const Globals& globals, const std::string& prefix) {
+  auto client = make_client(globals);
+  if (!client.ok()) return fail(exit_code_for(client.status()), client.status().message());
+  fencelock::clientpb::LockList all;
+  std::string after;
+  do {
+    auto page = client.value()->list(prefix, after, 0);
+    if (!page.ok()) return fail(exit_code_for(page.status()), page.status().to_string());
+    for (const auto& lock : page.value().locks()) *all.add_locks() = lock;
+    after = page.value().next_start_after();
+  } while (!after.empty());
+  if (globals.output == "json") {
+    std::printf("%s", to_json(all).c_str());
+    return 0;
+  }
+  std::printf("%-32s %-10s %-8s %-8s %s\n", "LOCK", "MODE", "HOLDERS", "WAITERS", "TOKENS");
+  for (const auto& lock : all.locks()) {
+    std::string tokens;
+    for (const auto& holder : lock.holders()) tokens += (tokens.empty() ? "" : ",") + std::to_string(holder.token());
+    std::string mode = lock.holders().empty() ? "-" : mode_name(lock.holders(0).mode());
+    std::printf("%-32s %-10s %-8d %-8d %s\n", lock.name().c_str(), mode.c_str(), lock.holders_size(),
+                lock.waiters_size(), tokens.c_str());
+  }
+  return 0;
+}
+
+int run_check(const Globals& globals, const std::string& name, uint64_t token) {
+  auto client = make_client(globals);
+  if (!client.ok()) return fail(exit_code_for(client.status()), client.status().message());
+  auto info = client.value()->describe(name);
+  bool current = false;
+  if (info.ok()) {
+    for (const auto& holder : info.value().holders()) current = current || holder.token() == token;
+  } else if (info.code() != fencelock::lockpb::NOT_FOUND) {
+    return fail(exit_code_for(info.status()), info.status().to_string());
+  }
+  if (globals.output == "json") {
+    std::printf("{\"lock\": \"%s\", \"token\": %lu, \"current\": %s}\n", name.c_str(), token, current ? "true" : "false");
+  } else {
+    std::printf("%s token %lu is %s\n", name.c_str(), token, current ? "current" : "not current");
+  }
+  return current ? 0 : 1;
+}
+
+int run_sessions(const Globals& globals) {
+  auto client = make_client(globals);
+  if (!client.ok()) return fail(exit_code_for(client.status()), client.status().message());
+  fencelock::clientpb::SessionList all;
+  uint64_t after = 0;
+  do {
+    auto page = client.value()->list_sessions(after, 0);
+    if (!page.ok()) return fail(exit_code_for(page.status()), page.status().to_string());
+    for (const auto& session : page.value().sessions()) *all.add_sessions() = session;
+    after = page.value().next_start_after();
+  } while (after != 0);
+  if (globals.output == "json") {
+    std::printf("%s", to_json(all).c_str());
+    return 0;
+  }
+  std::printf("%-10s %-10s %-6s %-8s %s\n", "SESSION", "TTL_MS", "HELD", "WAITING", "CLIENT");
+  for (const auto& session : all.sessions()) {
+    std::printf("%-10lu %-10lu %-6u %-8u %s\n", session.session_id(), session.ttl_ms(), session.held_locks(),
+                session.waiting_locks(), session.client_name().c_str());
+  }
+  return 0;
+}
+
+int run_release(const Globals& globals, const std::string& name, bool force) {
+  if (!force) return fail(kExitUsage, "release needs --force: it takes the lock from whoever holds it");
+  auto client = make_client(globals);
+  if (!client.ok()) return fail(exit_code_for(client.status()), client.status().message());
+  Status status = client.value()->force_release(name);
+  if (!status.ok()) return fail(status.code() == fencelock::lockpb::LOCK_NOT_HELD ? kExitError : exit_code_for(status),
+                                "release of " + name + ": " + status.to_string());
+  std::printf("released %s\n", name.c_str());
+  return 0;
+}
+
+int run_status(const Globals& globals) {
+  auto client = make_client(globals);
+  if (!client.ok()) return fail(exit_code_for(client.status()), client.status().message());
+  fencelock::clientpb::ClusterStatusResult result;
+  std::string endpoints = globals.endpoints.empty() && std::getenv("FENCELOCK_ENDPOINTS")
+                              ? std::getenv("FENCELOCK_ENDPOINTS") : globals.endpoints;
+  std::stringstream stream(endpoints);
+  bool any = false;
+  for (std::string endpoint; std::getline(stream, endpoint, ',');) {
+    if (endpoint.empty()) continue;
+    auto status = client.value()->member_status(endpoint);
+    auto* member = result.add_members();
+    member->set_address(endpoint);
+    if (!status.ok()) {
+      member->set_reachable(false);
+      member->set_role("unreachable");
+      continue;
+    }
+    any = true;
+    for (const auto& self : status.value().members()) {
+      if (self.address() == endpoint || (self.reachable() && self.term() != 0 && self.role() != "follower" &&
+                                         self.role() != "leader")) {
+      }
+    }
+    // A member describes itself as the entry whose commit and applied
+    // indices it knows: the one with a non-empty role from its own view.
+    for (const auto& self : status.value().members()) {
+      if (self.applied_index() != 0 || self.address() == endpoint) {
+        *member = self;
+        member->set_address(endpoint);
+        break;
+      }
+    }
+  }
+  if (globals.output == "json") {
+    std::printf("%s", to_json(result).c_str());
+  } else {
+    std::printf("%-4s %-22s %-13s %-6s %-10s %-10s %s\n", "ID", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "REACHABLE");
+    for (const auto& member : result.members()) {
+      std::printf("%-4lu %-22s %-13s %-6lu %-10lu %-10lu %s\n", member.id(), member.address().c_str(),
+                  member.role().c_str(), member.term(), member.commit_index(), member.applied_index(),
+                  member.reachable() ? "yes" : "no");
+    }
+  }
+  return any ? 0 : kExitUnavailable;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  fencelock::set_log_level("warn");
+  Globals globals;
+  CLI::App app{"fencelock: take locks and inspect a fencelock cluster"};
+  app.require_subcommand(1);
+  app.add_option("--endpoints", globals.endpoints, "cluster members, HOST:PORT,... (or FENCELOCK_ENDPOINTS)");
+  app.add_option("--output", globals.output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  app.add_option("--timeout", globals.timeout, "how long a request may take, e.g. 10s");
+
+  LockArgs lock_args;
+  auto* lock = app.add_subcommand("lock", "hold a lock while a command runs");
+  lock->add_option("name", lock_args.name, "lock name")->required();
+  auto* shared = lock->add_flag("--shared", lock_args.shared, "take the lock shared");
+  lock->add_option("--semaphore", lock_args.semaphore, "a semaphore of N holders")->excludes(shared);
+  lock->add_option("--ttl", lock_args.ttl, "session TTL, e.g. 10s");
+  auto* wait = lock->add_option("--wait", lock_args.wait, "how long to wait for the lock, e.g. 30s");
+  lock->add_flag("--no-wait", lock_args.no_wait, "fail at once (exit 75) if the lock is held")->excludes(wait);
+  lock->add_option("--value", lock_args.value, "a value stored with the grant (<= 1 KiB)");
+  lock->add_option("--kill-grace", lock_args.kill_grace, "SIGTERM this long before SIGKILL (default TTL/5)");
+  lock->add_option("command", lock_args.command, "the command to run, after --")->required();
+  lock->positionals_at_end(false);
+
+  std::string name;
+  auto* holder = app.add_subcommand("holder", "who holds a lock, and who waits");
+  holder->add_option("name", name, "lock name")->required();
+  std::string prefix;
+  auto* list = app.add_subcommand("list", "locks whose name starts with PREFIX");
+  list->add_option("prefix", prefix, "name prefix");
+  uint64_t token = 0;
+  auto* check = app.add_subcommand("check", "is TOKEN the current grant of NAME (exit 0) or not (exit 1)");
+  check->add_option("name", name, "lock name")->required();
+  check->add_option("token", token, "fencing token")->required();
+  auto* sessions = app.add_subcommand("sessions", "open sessions");
+  bool force = false;
+  auto* release = app.add_subcommand("release", "operator: take a lock from its holders");
+  release->add_option("name", name, "lock name")->required();
+  release->add_flag("--force", force, "required: the holders are not told");
+  auto* status = app.add_subcommand("status", "each member: id, address, role, term, commit, applied");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    return fail(kExitUsage, e.what());
+  }
+
+  if (*lock) return run_lock(globals, lock_args);
+  if (*holder) return run_holder(globals, name);
+  if (*list) return run_list(globals, prefix);
+  if (*check) return run_check(globals, name, token);
+  if (*sessions) return run_sessions(globals);
+  if (*release) return run_release(globals, name, force);
+  if (*status) return run_status(globals);
+  return fail(kExitUsage, "no command");
+}
