@@ -1,10 +1,16 @@
-// storage_crash_helper DIR SEED ACK_FD: the child of the crash test. Opens
+// storage_crash_helper DIR SEED ACK_FD [FILE_SIZE_LIMIT]: the child of the
+// crash test. Opens
 // the RaftLog in DIR (cluster 1, node 1, sync on), starts a new term,
 // overwrites a short uncommitted suffix, then appends batches forever. After
 // each save() returns it writes an acknowledgement of three big-endian
 // uint64 (first index of the batch, last index, term) to ACK_FD. Every
 // ~40 batches it takes a snapshot at the commit index and compacts. The
 // parent SIGKILLs it at a random moment. Exits 2 if the log cannot be opened.
+// With FILE_SIZE_LIMIT, after opening the log it ignores SIGXFSZ and sets
+// RLIMIT_FSIZE to that many bytes, so writes soon fail with EFBIG like on a
+// full disk, and the log must abort (FL_CHECK) rather than go on.
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -49,8 +55,8 @@ void acknowledge(int fd, uint64_t lo, uint64_t hi, uint64_t term) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: %s DIR SEED ACK_FD\n", argv[0]);
+  if (argc != 4 && argc != 5) {
+    std::fprintf(stderr, "usage: %s DIR SEED ACK_FD [FILE_SIZE_LIMIT]\n", argv[0]);
     return 1;
   }
   fencelock::set_log_level("warn");
@@ -72,6 +78,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::unique_ptr<RaftLog> log = std::move(opened).value();
+  if (argc == 5) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    rlim_t limit = std::strtoull(argv[4], nullptr, 10);
+    struct rlimit rl = {limit, limit};
+    if (::setrlimit(RLIMIT_FSIZE, &rl) != 0) return 5;
+  }
   raftpb::HardState hard_state = log->initial_state().hard_state;
   hard_state.set_term(hard_state.term() + 1);
   hard_state.set_vote(1);
