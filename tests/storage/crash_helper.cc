@@ -3,7 +3,8 @@
 // the RaftLog in DIR (cluster 1, node 1, sync on), starts a new term,
 // overwrites a short uncommitted suffix, then appends batches forever. After
 // each save() returns it writes an acknowledgement of three big-endian
-// uint64 (first index of the batch, last index, term) to ACK_FD. Every
+// uint64 (first index of the batch, last index, term) to ACK_FD; before
+// overwriting entries it writes (first overwritten index, 0, term). Every
 // ~40 batches it takes a snapshot at the commit index and compacts. The
 // parent SIGKILLs it at a random moment. Exits 2 if the log cannot be opened.
 // With FILE_SIZE_LIMIT, after opening the log it ignores SIGXFSZ and sets
@@ -92,6 +93,10 @@ int main(int argc, char** argv) {
   uint64_t overwritable =
       std::min<uint64_t>(3, last - std::max(hard_state.commit(), log->first_index() - 1));
   uint64_t next = last + 1 - pick(0, overwritable);
+  // Announce the overwrite before it happens (hi = 0): once it is durable,
+  // the old entries from `next` on are legitimately gone even if the kill
+  // comes before the acknowledgement.
+  if (next <= last) acknowledge(ack_fd, next, 0, hard_state.term());
 
   for (uint64_t batch_number = 1;; ++batch_number) {
     uint64_t count = pick(1, 16);
