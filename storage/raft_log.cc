@@ -105,10 +105,19 @@ Result<std::unique_ptr<RaftLog>> RaftLog::open(const RaftLogOptions& options) {
     return Status(lockpb::INTERNAL,
                   fmt::format("cannot read data directory {}: {}", dir.string(), ec.message()));
   }
-  if (fresh && std::filesystem::exists(db_dir, ec) && !std::filesystem::is_empty(db_dir, ec)) {
-    return Status(lockpb::INTERNAL,
-                  fmt::format("data directory {} is damaged: {} holds files but no CURRENT",
-                              dir.string(), db_dir.string()));
+  if (fresh) {
+    // A crash while RocksDB created the store leaves files but no CURRENT,
+    // and nothing was ever acknowledged: create it again. Table files or a
+    // WAL without CURRENT are a damaged store, never silently replaced.
+    std::filesystem::directory_iterator it(db_dir, ec);
+    for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+      std::string extension = it->path().extension().string();
+      if (extension == ".sst" || extension == ".log") {
+        return Status(lockpb::INTERNAL,
+                      fmt::format("data directory {} is damaged: {} holds {} but no CURRENT file",
+                                  dir.string(), db_dir.string(), it->path().filename().string()));
+      }
+    }
   }
 
   rocksdb::Options db_options;
@@ -290,13 +299,16 @@ std::filesystem::path RaftLog::snapshot_path(const raftpb::SnapshotMetadata& met
 void RaftLog::remove_snapshot_files_except(const std::string& keep_name) const {
   std::error_code ec;
   bool removed = false;
-  for (const auto& file : std::filesystem::directory_iterator(snap_dir_, ec)) {
-    std::string name = file.path().filename().string();
+  std::filesystem::directory_iterator it(snap_dir_, ec);
+  for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::string name = it->path().filename().string();
     if (name == keep_name || !is_snapshot_file_name(name)) continue;
-    if (std::filesystem::remove(file.path(), ec)) {
+    std::error_code remove_ec;
+    if (std::filesystem::remove(it->path(), remove_ec)) {
       removed = true;
     } else {
-      logger()->warn("cannot remove old snapshot file {}: {}", file.path().string(), ec.message());
+      logger()->warn("cannot remove old snapshot file {}: {}", it->path().string(),
+                     remove_ec.message());
     }
   }
   if (ec) logger()->warn("cannot list {}: {}", snap_dir_.string(), ec.message());

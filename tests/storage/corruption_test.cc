@@ -185,6 +185,26 @@ TEST_CASE("a log that ends before the committed index is reported by open",
   require_open_fails(options, options.dir.string(), "commits index 30 but the log ends at 20");
 }
 
+TEST_CASE("a store that lost its CURRENT file is refused", "[storage][corruption]") {
+  TempDir dir;
+  RaftLogOptions options = options_for(dir);
+  build_log(options);
+  std::filesystem::remove(options.dir / "db" / "CURRENT");
+  require_open_fails(options, (options.dir / "db").string(), "no CURRENT file");
+}
+
+TEST_CASE("a store whose creation was interrupted is created again", "[storage][corruption]") {
+  TempDir dir;
+  RaftLogOptions options = options_for(dir);
+  std::filesystem::create_directories(options.dir / "db");
+  std::ofstream(options.dir / "db" / "MANIFEST-000001") << "partial";
+  std::ofstream(options.dir / "db" / "IDENTITY") << "partial";
+  auto log = RaftLog::open(options);
+  INFO(log.status().to_string());
+  REQUIRE(log.ok());
+  CHECK(log.value()->last_index() == 0);
+}
+
 TEST_CASE("a RocksDB store without our identity is refused", "[storage][corruption]") {
   TempDir dir;
   RaftLogOptions options = options_for(dir);

@@ -1,10 +1,17 @@
-// storage_crash_helper DIR SEED ACK_FD: the child of the crash test. Opens
+// storage_crash_helper DIR SEED ACK_FD [FILE_SIZE_LIMIT]: the child of the
+// crash test. Opens
 // the RaftLog in DIR (cluster 1, node 1, sync on), starts a new term,
 // overwrites a short uncommitted suffix, then appends batches forever. After
 // each save() returns it writes an acknowledgement of three big-endian
-// uint64 (first index of the batch, last index, term) to ACK_FD. Every
+// uint64 (first index of the batch, last index, term) to ACK_FD; before
+// overwriting entries it writes (first overwritten index, 0, term). Every
 // ~40 batches it takes a snapshot at the commit index and compacts. The
 // parent SIGKILLs it at a random moment. Exits 2 if the log cannot be opened.
+// With FILE_SIZE_LIMIT, after opening the log it ignores SIGXFSZ and sets
+// RLIMIT_FSIZE to that many bytes, so writes soon fail with EFBIG like on a
+// full disk, and the log must abort (FL_CHECK) rather than go on.
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -49,8 +56,8 @@ void acknowledge(int fd, uint64_t lo, uint64_t hi, uint64_t term) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: %s DIR SEED ACK_FD\n", argv[0]);
+  if (argc != 4 && argc != 5) {
+    std::fprintf(stderr, "usage: %s DIR SEED ACK_FD [FILE_SIZE_LIMIT]\n", argv[0]);
     return 1;
   }
   fencelock::set_log_level("warn");
@@ -72,6 +79,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::unique_ptr<RaftLog> log = std::move(opened).value();
+  if (argc == 5) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    rlim_t limit = std::strtoull(argv[4], nullptr, 10);
+    struct rlimit rl = {limit, limit};
+    if (::setrlimit(RLIMIT_FSIZE, &rl) != 0) return 5;
+  }
   raftpb::HardState hard_state = log->initial_state().hard_state;
   hard_state.set_term(hard_state.term() + 1);
   hard_state.set_vote(1);
@@ -80,6 +93,10 @@ int main(int argc, char** argv) {
   uint64_t overwritable =
       std::min<uint64_t>(3, last - std::max(hard_state.commit(), log->first_index() - 1));
   uint64_t next = last + 1 - pick(0, overwritable);
+  // Announce the overwrite before it happens (hi = 0): once it is durable,
+  // the old entries from `next` on are legitimately gone even if the kill
+  // comes before the acknowledgement.
+  if (next <= last) acknowledge(ack_fd, next, 0, hard_state.term());
 
   for (uint64_t batch_number = 1;; ++batch_number) {
     uint64_t count = pick(1, 16);

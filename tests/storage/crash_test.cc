@@ -2,14 +2,17 @@
 // batch over a pipe; the parent SIGKILLs it at random moments and reopens the
 // log after each kill. Every acknowledged entry must be there, the log must
 // be contiguous, and the hard state must match. Seeded by Catch::rngSeed().
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -52,23 +55,42 @@ bool read_ack(int fd, Ack& ack) {
 
 class Child {
  public:
-  Child(const std::string& dir, uint64_t seed) {
+  // Starts the helper on `dir`; with a non-empty `file_size_limit` the
+  // helper's writes fail past that size, and its stdout and stderr go to
+  // `stderr_path`.
+  Child(const std::string& dir, uint64_t seed, std::string file_size_limit = {},
+        const std::string& stderr_path = {}) {
     int fds[2];
     REQUIRE(::pipe(fds) == 0);
     std::string helper = FENCELOCK_CRASH_HELPER;
     std::string seed_arg = std::to_string(seed);
     std::string fd_arg = "3";
-    char* argv[] = {helper.data(), const_cast<char*>(dir.c_str()), seed_arg.data(), fd_arg.data(),
+    char* argv[] = {helper.data(),
+                    const_cast<char*>(dir.c_str()),
+                    seed_arg.data(),
+                    fd_arg.data(),
+                    file_size_limit.empty() ? nullptr : file_size_limit.data(),
                     nullptr};
+    int stderr_fd = -1;
+    if (!stderr_path.empty()) {
+      stderr_fd = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      REQUIRE(stderr_fd >= 0);
+    }
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
       // Only async-signal-safe calls between fork and exec.
       ::dup2(fds[1], 3);
+      if (stderr_fd >= 0) {
+        // FL_CHECK logs through spdlog's default logger, which is stdout.
+        ::dup2(stderr_fd, 1);
+        ::dup2(stderr_fd, 2);
+      }
       ::execv(argv[0], argv);
       ::_exit(127);
     }
     ::close(fds[1]);
+    if (stderr_fd >= 0) ::close(stderr_fd);
     read_fd_ = fds[0];
   }
   ~Child() {
@@ -81,6 +103,11 @@ class Child {
   // SIGKILLs the child and returns its wait status.
   int kill_and_wait() {
     ::kill(pid_, SIGKILL);
+    return wait();
+  }
+
+  // Waits for the child to end and returns its wait status.
+  int wait() {
     int status = 0;
     ::waitpid(pid_, &status, 0);
     pid_ = -1;
@@ -115,6 +142,7 @@ TEST_CASE("every acknowledged entry survives SIGKILL at random moments", "[stora
   // index -> term of every acknowledged entry still in the log.
   std::map<uint64_t, uint64_t> acked;
   uint64_t last_ack_term = 0;
+  uint64_t last_ack_lo = 0;
   uint64_t total_acks = 0;
   uint64_t entries_verified = 0;
   auto started = std::chrono::steady_clock::now();
@@ -129,13 +157,15 @@ TEST_CASE("every acknowledged entry survives SIGKILL at random moments", "[stora
       uint64_t acks = 0;
       auto record = [&](const Ack& a) {
         acked.erase(acked.lower_bound(a.lo), acked.end());  // overwritten suffix
+        if (a.hi == 0) return;  // announced overwrite: may or may not be durable
         for (uint64_t i = a.lo; i <= a.hi; ++i) acked[i] = a.term;
         last_ack_term = a.term;
+        last_ack_lo = a.lo;
         ++total_acks;
       };
       while (acks < acks_before_kill && read_ack(child.read_fd(), ack)) {
         record(ack);
-        ++acks;
+        if (ack.hi != 0) ++acks;
       }
       REQUIRE(acks == acks_before_kill);  // the child did not die on its own
       std::this_thread::sleep_for(std::chrono::microseconds(pick(0, 5000)));
@@ -167,12 +197,17 @@ TEST_CASE("every acknowledged entry survives SIGKILL at random moments", "[stora
       REQUIRE(log->term(index) == term);
       ++entries_verified;
     }
-    // The hard state was written in the same batch as the entries.
+    // The hard state was written in the same batch as the entries: the
+    // helper's commit is the index before the batch's first entry, so the
+    // last batch (1..16 entries) is exactly (commit, last].
     raftpb::HardState hard_state = log->initial_state().hard_state;
     if (last_ack_term > 0) {
       REQUIRE(hard_state.term() >= last_ack_term);
       REQUIRE(hard_state.vote() == 1);
       REQUIRE(hard_state.term() == log->term(last));
+      REQUIRE(hard_state.commit() + 1 >= last_ack_lo);
+      REQUIRE(last - hard_state.commit() >= 1);
+      REQUIRE(last - hard_state.commit() <= 16);
     }
     REQUIRE(hard_state.commit() <= last);
     raftpb::Snapshot snapshot = log->snapshot();
@@ -184,6 +219,46 @@ TEST_CASE("every acknowledged entry survives SIGKILL at random moments", "[stora
   WARN("crash test: " << kKills << " kills, " << total_acks << " batches acknowledged, "
                       << entries_verified << " acknowledged entries verified after reopening, "
                       << "seed " << seed);
+}
+
+TEST_CASE("a write that fails like on a full disk stops the node and loses nothing acknowledged",
+          "[storage][crash]") {
+  TempDir dir;
+  RaftLogOptions options;
+  options.dir = dir.path() / "node";
+  options.cluster_id = 1;
+  options.node_id = 1;
+  options.initial_conf_state.add_voters(1);
+  std::filesystem::path stderr_path = dir.path() / "stderr";
+  std::map<uint64_t, uint64_t> acked;
+  {
+    // Writes past 256 KiB per file fail with EFBIG, as on a full disk.
+    Child child(options.dir.string(), 1, std::to_string(256 * 1024), stderr_path.string());
+    Ack ack;
+    while (read_ack(child.read_fd(), ack)) {
+      for (uint64_t i = ack.lo; i <= ack.hi; ++i) acked[i] = ack.term;
+    }
+    int status = child.wait();
+    REQUIRE(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGABRT);
+  }
+  std::ostringstream child_stderr;
+  child_stderr << std::ifstream(stderr_path).rdbuf();
+  INFO("child stderr: " << child_stderr.str());
+  CHECK_THAT(child_stderr.str(), Catch::Contains("cannot persist"));
+  CHECK_THAT(child_stderr.str(), Catch::Contains((options.dir / "db").string()));
+  REQUIRE(acked.size() > 100);
+
+  auto opened = RaftLog::open(options);
+  INFO(opened.status().to_string());
+  REQUIRE(opened.ok());
+  std::unique_ptr<RaftLog> log = std::move(opened).value();
+  for (const auto& [index, term] : acked) {
+    if (index < log->first_index()) continue;
+    INFO("acknowledged entry " << index);
+    REQUIRE(index <= log->last_index());
+    REQUIRE(log->term(index) == term);
+  }
 }
 
 }  // namespace
