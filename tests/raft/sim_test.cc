@@ -38,6 +38,19 @@ TEST_CASE("the real core passes every check over 200 simulated seeds", "[sim]") 
   }
 }
 
+TEST_CASE("sweep: 5000 simulated seeds of 3 and 5 nodes pass every check", "[.sweep][sim]") {
+  for (uint64_t seed = 1; seed <= 5000; ++seed) {
+    for (int nodes : {3, 5}) {
+      SimOptions options;
+      options.seed = seed;
+      options.nodes = nodes;
+      auto result = run_simulation(options);
+      INFO("replay: fencelock-sim --seed " << seed << " --nodes " << nodes);
+      REQUIRE(result.ok);
+    }
+  }
+}
+
 TEST_CASE("the simulator catches a vote granted without the up-to-date check (§5.4.1)", "[sim]") {
   bool caught = false;
   for (uint64_t seed = 1; seed <= 500 && !caught; ++seed) {

@@ -4,6 +4,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <random>
@@ -113,6 +114,7 @@ class Simulation {
   void read();
   void check_step();
   bool liveness_reached();
+  void check_teardown();
 
   SimOptions options_;
   std::mt19937_64 rng_;
@@ -474,6 +476,29 @@ bool Simulation::liveness_reached() {
   return false;
 }
 
+// Log matching over whole logs, once at the end: any two nodes agree on
+// every index both hold up to the smaller commit index.
+void Simulation::check_teardown() {
+  for (size_t a = 0; a < nodes_.size(); ++a) {
+    for (size_t b = a + 1; b < nodes_.size(); ++b) {
+      const raft::MemoryStorage& sa = nodes_[a].storage;
+      const raft::MemoryStorage& sb = nodes_[b].storage;
+      uint64_t hi = std::min({sa.initial_state().hard_state.commit(),
+                              sb.initial_state().hard_state.commit(), sa.last_index(),
+                              sb.last_index()});
+      uint64_t lo = std::max(sa.first_index(), sb.first_index());
+      for (uint64_t i = lo; i <= hi; ++i) {
+        if (sa.term(i) != sb.term(i)) {
+          checker_.fail(fmt::format("log matching at teardown: nodes {} and {} differ at "
+                                    "committed index {}",
+                                    nodes_[a].id, nodes_[b].id, i));
+          return;
+        }
+      }
+    }
+  }
+}
+
 SimResult Simulation::run() {
   trace("seed {} nodes {}: heartbeat_ticks={} max_inflight={} max_size_per_msg={} pre_vote={} "
         "check_quorum={} snapshot_every={} fault_gap_max_ms={} drop={} duplicate={} "
@@ -535,6 +560,7 @@ SimResult Simulation::run() {
       break;
     }
   }
+  if (checker_.ok()) check_teardown();
   result.ok = checker_.ok();
   if (!result.ok) {
     result.violation = *checker_.violation();
