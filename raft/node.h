@@ -146,6 +146,10 @@ class Node {
   // persisted entries toward the commit quorum.
   void advance();
 
+  // Read-only accessors, for the server's status and routing. Cheap; may be
+  // called at any time, also between ready() and advance(). They describe
+  // the in-memory state, which may be ahead of what is persisted until the
+  // pending Ready is handled.
   uint64_t id() const { return id_; }
   uint64_t term() const { return term_; }
   uint64_t voted_for() const { return vote_; }

@@ -19,8 +19,9 @@
 //   3. APPLY: if rd.snapshot is set, restore the state machine from it; then
 //      apply rd.committed_entries in order. rd.read_states name a commit
 //      index: serve that read once the state machine has applied it.
-//   4. node.advance() — nothing else may be called on the node between
-//      ready() and advance() (the node aborts otherwise).
+//   4. node.advance() — no mutating call (tick, step, propose, read_index,
+//      transfer_leadership, report_snapshot, ready) may come between ready()
+//      and advance(); the node aborts otherwise. Const accessors are fine.
 //
 // The leader counts its own log in a commit quorum only at advance(), i.e.
 // after its entries are persisted, never before.
