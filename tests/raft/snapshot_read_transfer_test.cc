@@ -69,6 +69,29 @@ TEST_CASE("a lost snapshot is retried after an election timeout", "[raft][snapsh
   CHECK(c.storage(3).last_index() == 6);
 }
 
+TEST_CASE("report_snapshot lets the leader probe again without waiting for a timeout",
+          "[raft][snapshot]") {
+  TestCluster c({1, 2, 3});
+  c.start();
+  c.campaign(1);
+  c.isolate(3);
+  for (int i = 0; i < 5; ++i) REQUIRE(c.node(1).propose("p").ok());
+  c.stabilize();
+  c.storage(1).create_snapshot(6, testing::conf_of({1, 2, 3}), "s");
+  c.storage(1).compact(6);
+  c.heal();
+  c.set_drop([](const raftpb::Message& m) { return m.type() == raftpb::MSG_SNAP; });
+  c.tick_all(1);
+  auto progress = c.node(1).progress();
+  REQUIRE(progress[2].state == ProgressState::kSnapshot);
+  c.set_drop(nullptr);
+  c.node(1).report_snapshot(3, false);
+  CHECK(c.node(1).progress()[2].state == ProgressState::kProbe);
+  c.tick_all(2);
+  CHECK(c.storage(3).last_index() == 6);
+  CHECK(c.node(1).progress()[2].state == ProgressState::kReplicate);
+}
+
 TEST_CASE("the leader answers ReadIndex with its commit index once a heartbeat round confirms "
           "its leadership (dissertation §6.4)",
           "[raft][readindex]") {
