@@ -415,7 +415,9 @@ Result<ProposalId> Node::propose(std::string data) {
   entry.set_index(log_.last_index() + 1);
   entry.set_data(std::move(data));
   ProposalId id{entry.index(), entry.term()};
-  log_.append({std::move(entry)});
+  std::vector<raftpb::Entry> batch;
+  batch.push_back(std::move(entry));
+  log_.append(std::move(batch));
   pending_broadcast_ = true;
   return id;
 }
@@ -766,7 +768,7 @@ void Node::handle_append(const Message& m) {
     return;
   }
   std::vector<raftpb::Entry> entries(m.entries().begin(), m.entries().end());
-  if (auto last_new = log_.maybe_append(m.index(), m.log_term(), m.commit(), entries)) {
+  if (auto last_new = log_.maybe_append(m.index(), m.log_term(), m.commit(), std::move(entries))) {
     resp.set_index(*last_new);
     send(std::move(resp));
     return;

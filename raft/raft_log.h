@@ -54,11 +54,11 @@ class RaftLog {
   // last new index; otherwise returns nullopt and changes nothing.
   // Aborts if a committed entry would be replaced.
   std::optional<uint64_t> maybe_append(uint64_t index, uint64_t log_term, uint64_t committed,
-                                       const std::vector<raftpb::Entry>& entries);
+                                       std::vector<raftpb::Entry> entries);
 
   // Appends entries (contiguous, starting at most at last_index() + 1,
   // above committed()) to the unstable part, truncating a conflicting suffix.
-  void append(const std::vector<raftpb::Entry>& entries);
+  void append(std::vector<raftpb::Entry> entries);
 
   // The largest index <= `index` whose term is <= `term` (or whose term is
   // unknown because it is compacted): the fast-backtracking hint.

@@ -108,14 +108,14 @@ class TestCluster {
     Node& n = node(id);
     while (n.has_ready()) {
       Ready rd = n.ready();
-      for (auto& m : rd.messages) queue_.push_back(m);
+      for (auto& m : rd.messages) queue_.push_back(std::move(m));
       MemoryStorage& s = storage(id);
       if (rd.snapshot) s.apply_snapshot(*rd.snapshot);
       s.append(rd.entries);
       if (rd.hard_state) s.set_hard_state(*rd.hard_state);
-      for (auto& m : rd.messages_after_persist) queue_.push_back(m);
-      for (auto& e : rd.committed_entries) applied_[id].push_back(e);
-      for (auto& r : rd.read_states) read_states_[id].push_back(r);
+      for (auto& m : rd.messages_after_persist) queue_.push_back(std::move(m));
+      for (auto& e : rd.committed_entries) applied_[id].push_back(std::move(e));
+      for (auto& r : rd.read_states) read_states_[id].push_back(std::move(r));
       n.advance();
     }
   }
