@@ -42,7 +42,8 @@ std::optional<uint64_t> RaftLog::term(uint64_t index) const {
   if (index > last_index()) return std::nullopt;
   if (index >= unstable_offset_) return unstable_[index - unstable_offset_].term();
   if (unstable_snapshot_) {
-    if (index == unstable_snapshot_->metadata().index()) return unstable_snapshot_->metadata().term();
+    if (index == unstable_snapshot_->metadata().index())
+      return unstable_snapshot_->metadata().term();
     return std::nullopt;
   }
   if (index + 1 < storage_.first_index()) return std::nullopt;  // compacted
@@ -59,8 +60,7 @@ bool RaftLog::is_up_to_date(uint64_t index, uint64_t term) const {
   return term > our_term || (term == our_term && index >= last_index());
 }
 
-std::optional<uint64_t> RaftLog::maybe_append(uint64_t index, uint64_t log_term,
-                                              uint64_t committed,
+std::optional<uint64_t> RaftLog::maybe_append(uint64_t index, uint64_t log_term, uint64_t committed,
                                               std::vector<raftpb::Entry> entries) {
   if (!match_term(index, log_term)) return std::nullopt;
   uint64_t last_new = index + entries.size();

@@ -58,14 +58,14 @@ struct ReadState {
 };
 
 struct Ready {
-  std::optional<SoftState> soft_state;             // set when leader or role changed
-  std::optional<raftpb::HardState> hard_state;     // persist (step 1) when set
-  std::vector<raftpb::Entry> entries;              // persist (step 1)
-  std::optional<raftpb::Snapshot> snapshot;        // persist (step 1), restore (step 3)
-  std::vector<raftpb::Message> messages;           // may go out immediately
+  std::optional<SoftState> soft_state;                  // set when leader or role changed
+  std::optional<raftpb::HardState> hard_state;          // persist (step 1) when set
+  std::vector<raftpb::Entry> entries;                   // persist (step 1)
+  std::optional<raftpb::Snapshot> snapshot;             // persist (step 1), restore (step 3)
+  std::vector<raftpb::Message> messages;                // may go out immediately
   std::vector<raftpb::Message> messages_after_persist;  // only after step 1
-  std::vector<raftpb::Entry> committed_entries;    // apply (step 3)
-  std::vector<ReadState> read_states;              // serve after applying their index
+  std::vector<raftpb::Entry> committed_entries;         // apply (step 3)
+  std::vector<ReadState> read_states;                   // serve after applying their index
 
   // Whether step 1 has anything to write.
   bool must_persist() const { return hard_state || !entries.empty() || snapshot; }

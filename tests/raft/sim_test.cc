@@ -1,7 +1,6 @@
 // The simulator itself: deterministic, clean on the real core, and able to
 // catch deliberately broken cores.
 #include <catch2/catch.hpp>
-
 #include <sstream>
 
 #include "tests/sim/simulation.h"

@@ -9,9 +9,10 @@ namespace {
 
 using testing::TestCluster;
 
-TEST_CASE("a follower that needs compacted entries gets a snapshot, which Ready hands to the "
-          "driver (§7)",
-          "[raft][snapshot]") {
+TEST_CASE(
+    "a follower that needs compacted entries gets a snapshot, which Ready hands to the "
+    "driver (§7)",
+    "[raft][snapshot]") {
   TestCluster c({1, 2, 3});
   c.start();
   c.campaign(1);
@@ -92,9 +93,10 @@ TEST_CASE("report_snapshot lets the leader probe again without waiting for a tim
   CHECK(c.node(1).progress()[2].state == ProgressState::kReplicate);
 }
 
-TEST_CASE("the leader answers ReadIndex with its commit index once a heartbeat round confirms "
-          "its leadership (dissertation §6.4)",
-          "[raft][readindex]") {
+TEST_CASE(
+    "the leader answers ReadIndex with its commit index once a heartbeat round confirms "
+    "its leadership (dissertation §6.4)",
+    "[raft][readindex]") {
   TestCluster c({1, 2, 3});
   c.start();
   c.campaign(1);
@@ -115,9 +117,10 @@ TEST_CASE("the leader answers ReadIndex with its commit index once a heartbeat r
   CHECK(c.read_states(1).size() == 1);
 }
 
-TEST_CASE("a new leader holds ReadIndex requests until an entry of its term commits "
-          "(dissertation §6.4)",
-          "[raft][readindex]") {
+TEST_CASE(
+    "a new leader holds ReadIndex requests until an entry of its term commits "
+    "(dissertation §6.4)",
+    "[raft][readindex]") {
   TestCluster c({1, 2, 3});
   c.start();
   c.set_drop([](const raftpb::Message& m) { return m.type() == raftpb::MSG_APP; });
@@ -133,9 +136,10 @@ TEST_CASE("a new leader holds ReadIndex requests until an entry of its term comm
   CHECK(c.read_states(1)[0].index == 1);
 }
 
-TEST_CASE("a follower forwards ReadIndex to the leader and gets the read state; without a "
-          "leader it answers NOT_LEADER",
-          "[raft][readindex]") {
+TEST_CASE(
+    "a follower forwards ReadIndex to the leader and gets the read state; without a "
+    "leader it answers NOT_LEADER",
+    "[raft][readindex]") {
   TestCluster c({1, 2, 3});
   c.start();
   CHECK(c.node(2).read_index("x").code() == lockpb::NOT_LEADER);
@@ -147,9 +151,10 @@ TEST_CASE("a follower forwards ReadIndex to the leader and gets the read state; 
   CHECK(c.read_states(2)[0].index == 1);
 }
 
-TEST_CASE("leadership transfer sends TimeoutNow once the target is up to date, and the target "
-          "wins at once (dissertation §3.10)",
-          "[raft][transfer]") {
+TEST_CASE(
+    "leadership transfer sends TimeoutNow once the target is up to date, and the target "
+    "wins at once (dissertation §3.10)",
+    "[raft][transfer]") {
   TestCluster c({1, 2, 3});
   c.start();
   c.campaign(1);
@@ -168,9 +173,10 @@ TEST_CASE("leadership transfer sends TimeoutNow once the target is up to date, a
   CHECK(c.terms_of(3) == std::vector<uint64_t>{1, 1, 2});
 }
 
-TEST_CASE("leadership transfer is refused off the leader and to a non-voter, and abandoned "
-          "after an election timeout",
-          "[raft][transfer]") {
+TEST_CASE(
+    "leadership transfer is refused off the leader and to a non-voter, and abandoned "
+    "after an election timeout",
+    "[raft][transfer]") {
   TestCluster c({1, 2, 3});
   c.start();
   c.campaign(1);

@@ -21,8 +21,8 @@
 namespace fencelock::raft::testing {
 
 inline std::shared_ptr<spdlog::logger> null_logger() {
-  static auto logger =
-      std::make_shared<spdlog::logger>("raft-test", std::make_shared<spdlog::sinks::null_sink_st>());
+  static auto logger = std::make_shared<spdlog::logger>(
+      "raft-test", std::make_shared<spdlog::sinks::null_sink_st>());
   return logger;
 }
 
@@ -50,8 +50,7 @@ inline raftpb::ConfState conf_of(const std::vector<uint64_t>& ids) {
 class TestCluster {
  public:
   // Nodes `ids`, each with a fresh storage; `tweak` may edit each config.
-  explicit TestCluster(std::vector<uint64_t> ids,
-                       std::function<void(Config&)> tweak = nullptr)
+  explicit TestCluster(std::vector<uint64_t> ids, std::function<void(Config&)> tweak = nullptr)
       : ids_(std::move(ids)), tweak_(std::move(tweak)) {
     for (uint64_t id : ids_) storages_.emplace(id, MemoryStorage(conf_of(ids_)));
   }
