@@ -168,8 +168,8 @@ void Node::campaign(CampaignKind kind) {
     type = raftpb::MSG_VOTE;
     vote_term = term_;
   }
-  logger_->info("{} is starting a new {} at term {}",
-                id_, kind == CampaignKind::kPreElection ? "pre-election" : "election", term_);
+  logger_->info("{} is starting a new {} at term {}", id_,
+                kind == CampaignKind::kPreElection ? "pre-election" : "election", term_);
   size_t rejections = 0;
   if (poll(id_, true, &rejections)) {
     // A single-voter cluster wins at once.
@@ -403,19 +403,21 @@ void Node::on_commit_advanced() {
 Result<ProposalId> Node::propose(std::string data) {
   check_not_awaiting_advance("propose");
   if (role_ != Role::kLeader) {
-    return Result<ProposalId>(lockpb::NOT_LEADER, lead_ != 0 ? fmt::format("leader is {}", lead_)
-                                                             : "no leader known");
+    return Result<ProposalId>(lockpb::NOT_LEADER,
+                              lead_ != 0 ? fmt::format("leader is {}", lead_) : "no leader known");
   }
   if (lead_transferee_ != 0) {
-    return Result<ProposalId>(lockpb::NOT_LEADER,
-                              fmt::format("leadership transfer to {} in progress", lead_transferee_));
+    return Result<ProposalId>(
+        lockpb::NOT_LEADER, fmt::format("leadership transfer to {} in progress", lead_transferee_));
   }
   raftpb::Entry entry;
   entry.set_term(term_);
   entry.set_index(log_.last_index() + 1);
   entry.set_data(std::move(data));
   ProposalId id{entry.index(), entry.term()};
-  log_.append({std::move(entry)});
+  std::vector<raftpb::Entry> batch;
+  batch.push_back(std::move(entry));
+  log_.append(std::move(batch));
   pending_broadcast_ = true;
   return id;
 }
@@ -522,8 +524,8 @@ Status Node::step(const Message& m) {
   if (m.term() > term_) {
     if (m.type() == raftpb::MSG_VOTE || m.type() == raftpb::MSG_PRE_VOTE) {
       bool force = m.context() == kCampaignTransfer;
-      bool in_lease = config_.check_quorum && lead_ != 0 &&
-                      election_elapsed_ < config_.election_ticks;
+      bool in_lease =
+          config_.check_quorum && lead_ != 0 && election_elapsed_ < config_.election_ticks;
       if (!force && in_lease) {
         // Dissertation §4.2.3: while we hear from a leader, ignore a
         // removed or partitioned server's campaign.
@@ -704,9 +706,8 @@ void Node::step_candidate(const Message& m) {
       if (pre != (role_ == Role::kPreCandidate)) return;  // answers another campaign
       size_t rejections = 0;
       bool won = poll(m.from(), !m.reject(), &rejections);
-      logger_->info("{} received {} {} from {} at term {}", id_,
-                    raftpb::MessageType_Name(m.type()), m.reject() ? "rejection" : "grant",
-                    m.from(), term_);
+      logger_->info("{} received {} {} from {} at term {}", id_, raftpb::MessageType_Name(m.type()),
+                    m.reject() ? "rejection" : "grant", m.from(), term_);
       if (won) {
         if (pre) {
           campaign(CampaignKind::kElection);
@@ -766,7 +767,7 @@ void Node::handle_append(const Message& m) {
     return;
   }
   std::vector<raftpb::Entry> entries(m.entries().begin(), m.entries().end());
-  if (auto last_new = log_.maybe_append(m.index(), m.log_term(), m.commit(), entries)) {
+  if (auto last_new = log_.maybe_append(m.index(), m.log_term(), m.commit(), std::move(entries))) {
     resp.set_index(*last_new);
     send(std::move(resp));
     return;
@@ -900,8 +901,8 @@ void Node::advance() {
 std::vector<PeerProgress> Node::progress() const {
   std::vector<PeerProgress> out;
   for (const auto& [voter, pr] : progress_) {
-    out.push_back(PeerProgress{voter, pr.match_index(), pr.next_index(), pr.state(),
-                               pr.recent_active()});
+    out.push_back(
+        PeerProgress{voter, pr.match_index(), pr.next_index(), pr.state(), pr.recent_active()});
   }
   return out;
 }

@@ -19,6 +19,8 @@
 // Thread-safety: not thread-safe. One thread (the node's event loop) makes
 // every call.
 
+#include <spdlog/logger.h>
+
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -28,8 +30,6 @@
 #include <set>
 #include <string>
 #include <vector>
-
-#include <spdlog/logger.h>
 
 #include "common/status.h"
 #include "raft/log_storage.h"
@@ -57,10 +57,10 @@ struct Config {
   std::vector<uint64_t> voters;
   int election_ticks = 10;  // election timeout is drawn from [election_ticks, 2*election_ticks)
   int heartbeat_ticks = 1;  // leader sends heartbeats every heartbeat_ticks; < election_ticks
-  size_t max_inflight_msgs = 256;         // AppendEntries in flight per follower (replicate state)
-  uint64_t max_size_per_msg = 1 << 20;    // bytes of entries per AppendEntries (at least one entry)
-  bool pre_vote = true;                   // dissertation §9.6
-  bool check_quorum = true;               // dissertation §6.2: leader steps down without a quorum
+  size_t max_inflight_msgs = 256;       // AppendEntries in flight per follower (replicate state)
+  uint64_t max_size_per_msg = 1 << 20;  // bytes of entries per AppendEntries (at least one entry)
+  bool pre_vote = true;                 // dissertation §9.6
+  bool check_quorum = true;             // dissertation §6.2: leader steps down without a quorum
   uint64_t applied = 0;  // last index the state machine has applied (restart), <= commit
   uint64_t seed = 0;     // seeds the election-timeout generator; logged at start-up
   InjectedBug test_only_inject_bug = InjectedBug::kNone;  // TEST ONLY, see InjectedBug
@@ -146,6 +146,10 @@ class Node {
   // persisted entries toward the commit quorum.
   void advance();
 
+  // Read-only accessors, for the server's status and routing. Cheap; may be
+  // called at any time, also between ready() and advance(). They describe
+  // the in-memory state, which may be ahead of what is persisted until the
+  // pending Ready is handled.
   uint64_t id() const { return id_; }
   uint64_t term() const { return term_; }
   uint64_t voted_for() const { return vote_; }
@@ -235,8 +239,8 @@ class Node {
   uint64_t lead_transferee_ = 0;
   bool pending_broadcast_ = false;  // proposals not yet sent (batched until ready())
 
-  std::deque<ReadRequest> read_requests_;             // leader: awaiting heartbeat quorum
-  std::vector<ReadRequest> reads_awaiting_commit_;    // leader: before its first commit
+  std::deque<ReadRequest> read_requests_;           // leader: awaiting heartbeat quorum
+  std::vector<ReadRequest> reads_awaiting_commit_;  // leader: before its first commit
   std::vector<ReadState> read_states_;
 
   std::vector<raftpb::Message> messages_;

@@ -27,9 +27,14 @@ std::string_view progress_state_name(ProgressState state);
 
 class Progress {
  public:
+  // A follower about which nothing is known yet: probing from `next_index`,
+  // pipelining at most `max_inflight_msgs` appends once replicating.
   Progress(uint64_t next_index, size_t max_inflight_msgs)
       : next_index_(next_index), max_inflight_(max_inflight_msgs) {}
 
+  // Raft Figure 2: highest index known replicated on the follower, and the
+  // next index to send it. pending_snapshot is the index of the snapshot in
+  // flight (kSnapshot only); inflight_count the unacknowledged appends.
   uint64_t match_index() const { return match_index_; }
   uint64_t next_index() const { return next_index_; }
   ProgressState state() const { return state_; }

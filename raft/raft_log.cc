@@ -1,6 +1,8 @@
 #include "raft/raft_log.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <iterator>
 #include <limits>
 
 #include "common/check.h"
@@ -40,7 +42,8 @@ std::optional<uint64_t> RaftLog::term(uint64_t index) const {
   if (index > last_index()) return std::nullopt;
   if (index >= unstable_offset_) return unstable_[index - unstable_offset_].term();
   if (unstable_snapshot_) {
-    if (index == unstable_snapshot_->metadata().index()) return unstable_snapshot_->metadata().term();
+    if (index == unstable_snapshot_->metadata().index())
+      return unstable_snapshot_->metadata().term();
     return std::nullopt;
   }
   if (index + 1 < storage_.first_index()) return std::nullopt;  // compacted
@@ -57,9 +60,8 @@ bool RaftLog::is_up_to_date(uint64_t index, uint64_t term) const {
   return term > our_term || (term == our_term && index >= last_index());
 }
 
-std::optional<uint64_t> RaftLog::maybe_append(uint64_t index, uint64_t log_term,
-                                              uint64_t committed,
-                                              const std::vector<raftpb::Entry>& entries) {
+std::optional<uint64_t> RaftLog::maybe_append(uint64_t index, uint64_t log_term, uint64_t committed,
+                                              std::vector<raftpb::Entry> entries) {
   if (!match_term(index, log_term)) return std::nullopt;
   uint64_t last_new = index + entries.size();
   size_t first_conflict = entries.size();
@@ -74,13 +76,14 @@ std::optional<uint64_t> RaftLog::maybe_append(uint64_t index, uint64_t log_term,
     FL_CHECK(conflict_index > committed_,
              "entry {} conflicts with a committed entry (committed {})", conflict_index,
              committed_);
-    append(std::vector<raftpb::Entry>(entries.begin() + first_conflict, entries.end()));
+    entries.erase(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(first_conflict));
+    append(std::move(entries));
   }
   commit_to(std::min(committed, last_new));
   return last_new;
 }
 
-void RaftLog::append(const std::vector<raftpb::Entry>& entries) {
+void RaftLog::append(std::vector<raftpb::Entry> entries) {
   if (entries.empty()) return;
   uint64_t after = entries.front().index();
   FL_CHECK(after > committed_, "append at {} would overwrite committed {}", after, committed_);
@@ -95,7 +98,8 @@ void RaftLog::append(const std::vector<raftpb::Entry>& entries) {
   } else {
     unstable_.resize(after - unstable_offset_);
   }
-  unstable_.insert(unstable_.end(), entries.begin(), entries.end());
+  unstable_.insert(unstable_.end(), std::make_move_iterator(entries.begin()),
+                   std::make_move_iterator(entries.end()));
 }
 
 uint64_t RaftLog::find_conflict_by_term(uint64_t index, uint64_t term) const {

@@ -24,10 +24,15 @@ class RaftLog {
   // Starts from what `storage` holds: committed = applied = the snapshot index.
   explicit RaftLog(const LogStorage& storage);
 
+  // First index still in the log (a pending snapshot's index + 1, else storage's).
   uint64_t first_index() const;
+  // Last index, counting unstable entries and a pending snapshot.
   uint64_t last_index() const;
+  // Term of last_index(); aborts if unavailable (a damaged store).
   uint64_t last_term() const;
+  // commit_index: the highest index known committed. Never decreases.
   uint64_t committed() const { return committed_; }
+  // The last index handed to the driver to apply (in a Ready that was advanced).
   uint64_t applied() const { return applied_; }
 
   // Last index known to be persisted (0 while a received snapshot is unpersisted).
@@ -49,11 +54,11 @@ class RaftLog {
   // last new index; otherwise returns nullopt and changes nothing.
   // Aborts if a committed entry would be replaced.
   std::optional<uint64_t> maybe_append(uint64_t index, uint64_t log_term, uint64_t committed,
-                                       const std::vector<raftpb::Entry>& entries);
+                                       std::vector<raftpb::Entry> entries);
 
   // Appends entries (contiguous, starting at most at last_index() + 1,
   // above committed()) to the unstable part, truncating a conflicting suffix.
-  void append(const std::vector<raftpb::Entry>& entries);
+  void append(std::vector<raftpb::Entry> entries);
 
   // The largest index <= `index` whose term is <= `term` (or whose term is
   // unknown because it is compacted): the fast-backtracking hint.

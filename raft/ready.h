@@ -19,8 +19,9 @@
 //   3. APPLY: if rd.snapshot is set, restore the state machine from it; then
 //      apply rd.committed_entries in order. rd.read_states name a commit
 //      index: serve that read once the state machine has applied it.
-//   4. node.advance() — nothing else may be called on the node between
-//      ready() and advance() (the node aborts otherwise).
+//   4. node.advance() — no mutating call (tick, step, propose, read_index,
+//      transfer_leadership, report_snapshot, ready) may come between ready()
+//      and advance(); the node aborts otherwise. Const accessors are fine.
 //
 // The leader counts its own log in a commit quorum only at advance(), i.e.
 // after its entries are persisted, never before.
@@ -57,14 +58,14 @@ struct ReadState {
 };
 
 struct Ready {
-  std::optional<SoftState> soft_state;             // set when leader or role changed
-  std::optional<raftpb::HardState> hard_state;     // persist (step 1) when set
-  std::vector<raftpb::Entry> entries;              // persist (step 1)
-  std::optional<raftpb::Snapshot> snapshot;        // persist (step 1), restore (step 3)
-  std::vector<raftpb::Message> messages;           // may go out immediately
+  std::optional<SoftState> soft_state;                  // set when leader or role changed
+  std::optional<raftpb::HardState> hard_state;          // persist (step 1) when set
+  std::vector<raftpb::Entry> entries;                   // persist (step 1)
+  std::optional<raftpb::Snapshot> snapshot;             // persist (step 1), restore (step 3)
+  std::vector<raftpb::Message> messages;                // may go out immediately
   std::vector<raftpb::Message> messages_after_persist;  // only after step 1
-  std::vector<raftpb::Entry> committed_entries;    // apply (step 3)
-  std::vector<ReadState> read_states;              // serve after applying their index
+  std::vector<raftpb::Entry> committed_entries;         // apply (step 3)
+  std::vector<ReadState> read_states;                   // serve after applying their index
 
   // Whether step 1 has anything to write.
   bool must_persist() const { return hard_state || !entries.empty() || snapshot; }

@@ -1,7 +1,6 @@
 // Leader election: Raft §5.2, §5.4.1; pre-vote (dissertation §9.6);
 // check-quorum (dissertation §6.2).
 #include <catch2/catch.hpp>
-
 #include <random>
 
 #include "raft/random.h"
@@ -49,9 +48,10 @@ TEST_CASE("a follower that hears no leader for an election timeout starts an ele
   CHECK(n.term() == 0);  // pre-vote does not raise the term
 }
 
-TEST_CASE("a candidate with votes from a majority becomes leader and appends a no-op of its term "
-          "(§5.2, §8)",
-          "[raft][election]") {
+TEST_CASE(
+    "a candidate with votes from a majority becomes leader and appends a no-op of its term "
+    "(§5.2, §8)",
+    "[raft][election]") {
   TestCluster c({1, 2, 3});
   c.start();
   c.campaign(1);
@@ -119,9 +119,10 @@ TEST_CASE("candidate with a stale log is denied the vote (§5.4.1)", "[raft][ele
   }
 }
 
-TEST_CASE("election timeouts are randomized from election_ticks to 2*election_ticks-1 and "
-          "reproducible from the seed (§5.2)",
-          "[raft][election]") {
+TEST_CASE(
+    "election timeouts are randomized from election_ticks to 2*election_ticks-1 and "
+    "reproducible from the seed (§5.2)",
+    "[raft][election]") {
   auto timeout_of = [](uint64_t seed) {
     MemoryStorage storage(testing::conf_of({1, 2, 3}));
     Config cfg;
@@ -148,9 +149,10 @@ TEST_CASE("election timeouts are randomized from election_ticks to 2*election_ti
   for (int i = 0; i < 1000; ++i) CHECK(uniform_below(rng, 7) < 7);
 }
 
-TEST_CASE("a partitioned node's pre-vote fails without raising its term, so it does not "
-          "disrupt the leader when it returns (dissertation §9.6)",
-          "[raft][election][prevote]") {
+TEST_CASE(
+    "a partitioned node's pre-vote fails without raising its term, so it does not "
+    "disrupt the leader when it returns (dissertation §9.6)",
+    "[raft][election][prevote]") {
   TestCluster c({1, 2, 3});
   c.start();
   c.campaign(1);
@@ -168,9 +170,10 @@ TEST_CASE("a partitioned node's pre-vote fails without raising its term, so it d
   CHECK(c.node(1).term() == 1);
 }
 
-TEST_CASE("without pre-vote, a returning partitioned node with a higher term deposes the leader "
-          "(the problem pre-vote solves)",
-          "[raft][election][prevote]") {
+TEST_CASE(
+    "without pre-vote, a returning partitioned node with a higher term deposes the leader "
+    "(the problem pre-vote solves)",
+    "[raft][election][prevote]") {
   TestCluster c({1, 2, 3}, [](Config& cfg) {
     cfg.pre_vote = false;
     cfg.check_quorum = false;
@@ -190,9 +193,10 @@ TEST_CASE("without pre-vote, a returning partitioned node with a higher term dep
   CHECK(c.node(1).term() > 1);  // the leader learned a higher term
 }
 
-TEST_CASE("a leader that has not heard from a majority for an election timeout steps down "
-          "(check-quorum, dissertation §6.2)",
-          "[raft][election][checkquorum]") {
+TEST_CASE(
+    "a leader that has not heard from a majority for an election timeout steps down "
+    "(check-quorum, dissertation §6.2)",
+    "[raft][election][checkquorum]") {
   TestCluster c({1, 2, 3});
   c.start();
   c.campaign(1);
@@ -210,9 +214,10 @@ TEST_CASE("a leader that has not heard from a majority for an election timeout s
   CHECK_FALSE(c.node(1).propose("x").ok());
 }
 
-TEST_CASE("followers ignore a vote request while they hear from a leader (lease, "
-          "dissertation §4.2.3)",
-          "[raft][election][checkquorum]") {
+TEST_CASE(
+    "followers ignore a vote request while they hear from a leader (lease, "
+    "dissertation §4.2.3)",
+    "[raft][election][checkquorum]") {
   TestCluster c({1, 2, 3});
   c.start();
   c.campaign(1);

@@ -26,9 +26,10 @@ raftpb::Message append_response(uint64_t from, uint64_t to, uint64_t term, uint6
   return m;
 }
 
-TEST_CASE("a follower rejects an append whose previous entry does not match, hinting where to "
-          "retry (§5.3)",
-          "[raft][replication]") {
+TEST_CASE(
+    "a follower rejects an append whose previous entry does not match, hinting where to "
+    "retry (§5.3)",
+    "[raft][replication]") {
   TestCluster c({1, 2, 3});
   c.preload(2, log_with_terms({1, 1, 2, 2, 2}), 3);
   c.start();
@@ -51,9 +52,10 @@ TEST_CASE("a follower rejects an append whose previous entry does not match, hin
   CHECK(c.storage(2).last_index() == 5);  // nothing appended
 }
 
-TEST_CASE("the leader brings every follower of Figure 7 into agreement with its log (§5.3), "
-          "backtracking a term at a time",
-          "[raft][replication][figure7]") {
+TEST_CASE(
+    "the leader brings every follower of Figure 7 into agreement with its log (§5.3), "
+    "backtracking a term at a time",
+    "[raft][replication][figure7]") {
   const std::vector<uint64_t> leader_log = {1, 1, 1, 4, 4, 5, 5, 6, 6, 6};
   const std::vector<std::vector<uint64_t>> followers = {
       {1, 1, 1, 4, 4, 5, 5, 6, 6},           // (a) missing one entry
@@ -110,9 +112,10 @@ void figure8_setup(TestCluster& c) {
   c.deliver(append_response(3, 1, 4, 2));
 }
 
-TEST_CASE("a leader never commits a previous-term entry by counting replicas (§5.4.2, "
-          "Figure 8)",
-          "[raft][replication][figure8]") {
+TEST_CASE(
+    "a leader never commits a previous-term entry by counting replicas (§5.4.2, "
+    "Figure 8)",
+    "[raft][replication][figure8]") {
   TestCluster c({1, 2, 3, 4, 5}, no_pre_vote);
   figure8_setup(c);
   CHECK(c.node(1).commit_index() == 1);  // index 2 is on a majority but not committed
@@ -128,9 +131,10 @@ TEST_CASE("a leader never commits a previous-term entry by counting replicas (§
   // Had S1 committed index 2, a committed entry would now be lost.
 }
 
-TEST_CASE("with the §5.4.2 rule disabled (test-only bug), the Figure 8 leader commits an entry "
-          "a later leader overwrites",
-          "[raft][replication][figure8]") {
+TEST_CASE(
+    "with the §5.4.2 rule disabled (test-only bug), the Figure 8 leader commits an entry "
+    "a later leader overwrites",
+    "[raft][replication][figure8]") {
   TestCluster c({1, 2, 3, 4, 5}, [](Config& cfg) {
     no_pre_vote(cfg);
     cfg.test_only_inject_bug = InjectedBug::kCommitPreviousTermByCounting;
@@ -145,9 +149,10 @@ TEST_CASE("with the §5.4.2 rule disabled (test-only bug), the Figure 8 leader c
   CHECK(c.terms_of(2)[1] == 3);  // the "committed" term-2 entry is gone
 }
 
-TEST_CASE("a previous-term entry commits once an entry of the leader's term is on a majority "
-          "(§5.4.2, Figure 8 (e))",
-          "[raft][replication][figure8]") {
+TEST_CASE(
+    "a previous-term entry commits once an entry of the leader's term is on a majority "
+    "(§5.4.2, Figure 8 (e))",
+    "[raft][replication][figure8]") {
   TestCluster c({1, 2, 3, 4, 5}, no_pre_vote);
   figure8_setup(c);
   c.set_drop([](const raftpb::Message& m) { return m.to() == 4 || m.to() == 5; });
@@ -162,9 +167,10 @@ TEST_CASE("a previous-term entry commits once an entry of the leader's term is o
   CHECK(c.node(5).role() != Role::kLeader);
 }
 
-TEST_CASE("messages promising durable state wait for the persist; the leader's appends do not "
-          "(Ready contract)",
-          "[raft][ready]") {
+TEST_CASE(
+    "messages promising durable state wait for the persist; the leader's appends do not "
+    "(Ready contract)",
+    "[raft][ready]") {
   TestCluster c({1, 2, 3}, no_pre_vote);
   c.start();
   Node& n1 = c.node(1);
@@ -244,9 +250,10 @@ TEST_CASE("propose returns the entry's index and term on the leader, NOT_LEADER 
   CHECK(c.applied(3)[2].data() == "b");
 }
 
-TEST_CASE("proposals made between two ready() calls go out as one append per follower "
-          "(batching)",
-          "[raft][batching]") {
+TEST_CASE(
+    "proposals made between two ready() calls go out as one append per follower "
+    "(batching)",
+    "[raft][batching]") {
   TestCluster c({1, 2, 3});
   c.start();
   c.campaign(1);
@@ -262,9 +269,10 @@ TEST_CASE("proposals made between two ready() calls go out as one append per fol
   c.node(1).advance();
 }
 
-TEST_CASE("a replicating follower gets up to max_inflight_msgs appends without waiting for "
-          "acknowledgements (pipelining)",
-          "[raft][pipelining]") {
+TEST_CASE(
+    "a replicating follower gets up to max_inflight_msgs appends without waiting for "
+    "acknowledgements (pipelining)",
+    "[raft][pipelining]") {
   TestCluster c({1, 2, 3}, [](Config& cfg) { cfg.max_inflight_msgs = 3; });
   c.start();
   c.campaign(1);

@@ -1,7 +1,6 @@
 // The simulator itself: deterministic, clean on the real core, and able to
 // catch deliberately broken cores.
 #include <catch2/catch.hpp>
-
 #include <sstream>
 
 #include "tests/sim/simulation.h"
@@ -35,6 +34,19 @@ TEST_CASE("the real core passes every check over 200 simulated seeds", "[sim]") 
     auto result = run_simulation(options);
     INFO("replay: fencelock-sim --seed " << seed << " --nodes " << options.nodes);
     REQUIRE(result.ok);
+  }
+}
+
+TEST_CASE("sweep: 5000 simulated seeds of 3 and 5 nodes pass every check", "[.sweep][sim]") {
+  for (uint64_t seed = 1; seed <= 5000; ++seed) {
+    for (int nodes : {3, 5}) {
+      SimOptions options;
+      options.seed = seed;
+      options.nodes = nodes;
+      auto result = run_simulation(options);
+      INFO("replay: fencelock-sim --seed " << seed << " --nodes " << nodes);
+      REQUIRE(result.ok);
+    }
   }
 }
 

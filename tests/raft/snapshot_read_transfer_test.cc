@@ -9,9 +9,10 @@ namespace {
 
 using testing::TestCluster;
 
-TEST_CASE("a follower that needs compacted entries gets a snapshot, which Ready hands to the "
-          "driver (§7)",
-          "[raft][snapshot]") {
+TEST_CASE(
+    "a follower that needs compacted entries gets a snapshot, which Ready hands to the "
+    "driver (§7)",
+    "[raft][snapshot]") {
   TestCluster c({1, 2, 3});
   c.start();
   c.campaign(1);
@@ -69,9 +70,33 @@ TEST_CASE("a lost snapshot is retried after an election timeout", "[raft][snapsh
   CHECK(c.storage(3).last_index() == 6);
 }
 
-TEST_CASE("the leader answers ReadIndex with its commit index once a heartbeat round confirms "
-          "its leadership (dissertation §6.4)",
-          "[raft][readindex]") {
+TEST_CASE("report_snapshot lets the leader probe again without waiting for a timeout",
+          "[raft][snapshot]") {
+  TestCluster c({1, 2, 3});
+  c.start();
+  c.campaign(1);
+  c.isolate(3);
+  for (int i = 0; i < 5; ++i) REQUIRE(c.node(1).propose("p").ok());
+  c.stabilize();
+  c.storage(1).create_snapshot(6, testing::conf_of({1, 2, 3}), "s");
+  c.storage(1).compact(6);
+  c.heal();
+  c.set_drop([](const raftpb::Message& m) { return m.type() == raftpb::MSG_SNAP; });
+  c.tick_all(1);
+  auto progress = c.node(1).progress();
+  REQUIRE(progress[2].state == ProgressState::kSnapshot);
+  c.set_drop(nullptr);
+  c.node(1).report_snapshot(3, false);
+  CHECK(c.node(1).progress()[2].state == ProgressState::kProbe);
+  c.tick_all(2);
+  CHECK(c.storage(3).last_index() == 6);
+  CHECK(c.node(1).progress()[2].state == ProgressState::kReplicate);
+}
+
+TEST_CASE(
+    "the leader answers ReadIndex with its commit index once a heartbeat round confirms "
+    "its leadership (dissertation §6.4)",
+    "[raft][readindex]") {
   TestCluster c({1, 2, 3});
   c.start();
   c.campaign(1);
@@ -92,9 +117,10 @@ TEST_CASE("the leader answers ReadIndex with its commit index once a heartbeat r
   CHECK(c.read_states(1).size() == 1);
 }
 
-TEST_CASE("a new leader holds ReadIndex requests until an entry of its term commits "
-          "(dissertation §6.4)",
-          "[raft][readindex]") {
+TEST_CASE(
+    "a new leader holds ReadIndex requests until an entry of its term commits "
+    "(dissertation §6.4)",
+    "[raft][readindex]") {
   TestCluster c({1, 2, 3});
   c.start();
   c.set_drop([](const raftpb::Message& m) { return m.type() == raftpb::MSG_APP; });
@@ -110,9 +136,10 @@ TEST_CASE("a new leader holds ReadIndex requests until an entry of its term comm
   CHECK(c.read_states(1)[0].index == 1);
 }
 
-TEST_CASE("a follower forwards ReadIndex to the leader and gets the read state; without a "
-          "leader it answers NOT_LEADER",
-          "[raft][readindex]") {
+TEST_CASE(
+    "a follower forwards ReadIndex to the leader and gets the read state; without a "
+    "leader it answers NOT_LEADER",
+    "[raft][readindex]") {
   TestCluster c({1, 2, 3});
   c.start();
   CHECK(c.node(2).read_index("x").code() == lockpb::NOT_LEADER);
@@ -124,9 +151,10 @@ TEST_CASE("a follower forwards ReadIndex to the leader and gets the read state; 
   CHECK(c.read_states(2)[0].index == 1);
 }
 
-TEST_CASE("leadership transfer sends TimeoutNow once the target is up to date, and the target "
-          "wins at once (dissertation §3.10)",
-          "[raft][transfer]") {
+TEST_CASE(
+    "leadership transfer sends TimeoutNow once the target is up to date, and the target "
+    "wins at once (dissertation §3.10)",
+    "[raft][transfer]") {
   TestCluster c({1, 2, 3});
   c.start();
   c.campaign(1);
@@ -145,9 +173,10 @@ TEST_CASE("leadership transfer sends TimeoutNow once the target is up to date, a
   CHECK(c.terms_of(3) == std::vector<uint64_t>{1, 1, 2});
 }
 
-TEST_CASE("leadership transfer is refused off the leader and to a non-voter, and abandoned "
-          "after an election timeout",
-          "[raft][transfer]") {
+TEST_CASE(
+    "leadership transfer is refused off the leader and to a non-voter, and abandoned "
+    "after an election timeout",
+    "[raft][transfer]") {
   TestCluster c({1, 2, 3});
   c.start();
   c.campaign(1);

@@ -21,8 +21,8 @@
 namespace fencelock::raft::testing {
 
 inline std::shared_ptr<spdlog::logger> null_logger() {
-  static auto logger =
-      std::make_shared<spdlog::logger>("raft-test", std::make_shared<spdlog::sinks::null_sink_st>());
+  static auto logger = std::make_shared<spdlog::logger>(
+      "raft-test", std::make_shared<spdlog::sinks::null_sink_st>());
   return logger;
 }
 
@@ -50,8 +50,7 @@ inline raftpb::ConfState conf_of(const std::vector<uint64_t>& ids) {
 class TestCluster {
  public:
   // Nodes `ids`, each with a fresh storage; `tweak` may edit each config.
-  explicit TestCluster(std::vector<uint64_t> ids,
-                       std::function<void(Config&)> tweak = nullptr)
+  explicit TestCluster(std::vector<uint64_t> ids, std::function<void(Config&)> tweak = nullptr)
       : ids_(std::move(ids)), tweak_(std::move(tweak)) {
     for (uint64_t id : ids_) storages_.emplace(id, MemoryStorage(conf_of(ids_)));
   }
@@ -108,14 +107,14 @@ class TestCluster {
     Node& n = node(id);
     while (n.has_ready()) {
       Ready rd = n.ready();
-      for (auto& m : rd.messages) queue_.push_back(m);
+      for (auto& m : rd.messages) queue_.push_back(std::move(m));
       MemoryStorage& s = storage(id);
       if (rd.snapshot) s.apply_snapshot(*rd.snapshot);
       s.append(rd.entries);
       if (rd.hard_state) s.set_hard_state(*rd.hard_state);
-      for (auto& m : rd.messages_after_persist) queue_.push_back(m);
-      for (auto& e : rd.committed_entries) applied_[id].push_back(e);
-      for (auto& r : rd.read_states) read_states_[id].push_back(r);
+      for (auto& m : rd.messages_after_persist) queue_.push_back(std::move(m));
+      for (auto& e : rd.committed_entries) applied_[id].push_back(std::move(e));
+      for (auto& r : rd.read_states) read_states_[id].push_back(std::move(r));
       n.advance();
     }
   }

@@ -39,19 +39,21 @@ uint64_t Checker::entry_term_of(uint64_t index) const {
 void Checker::check_leader_holds(uint64_t id, uint64_t leader_term, uint64_t index,
                                  const raft::MemoryStorage& storage) {
   uint64_t entry_term = entry_term_of(index);
-  if (entry_term == 0) return;  // unknown: nothing to compare with
+  if (entry_term == 0) return;                    // unknown: nothing to compare with
   if (index + 1 < storage.first_index()) return;  // inside the leader's own snapshot
   if (index > storage.last_index()) {
-    fail(fmt::format("leader completeness: leader {} of term {} lacks committed index {} "
-                     "(its last index is {})",
-                     id, leader_term, index, storage.last_index()));
+    fail(
+        fmt::format("leader completeness: leader {} of term {} lacks committed index {} "
+                    "(its last index is {})",
+                    id, leader_term, index, storage.last_index()));
     return;
   }
   uint64_t have = storage.term(index);
   if (have != entry_term) {
-    fail(fmt::format("leader completeness: leader {} of term {} has term {} at committed "
-                     "index {}, which committed with term {}",
-                     id, leader_term, have, index, entry_term));
+    fail(
+        fmt::format("leader completeness: leader {} of term {} has term {} at committed "
+                    "index {}, which committed with term {}",
+                    id, leader_term, have, index, entry_term));
   }
 }
 
@@ -109,10 +111,10 @@ void Checker::check_electable(const std::vector<const raft::MemoryStorage*>& sto
       }
     }
     if (grant.size() >= storages.size() / 2 + 1) {
-      fail(fmt::format("leader completeness: node {} lacks committed index {} (term {}) yet its "
-                       "log (last term {}, last index {}) could win the votes of {}",
-                       n + 1, c, entry_term, candidate.first, candidate.second,
-                       fmt::join(grant, ",")));
+      fail(fmt::format(
+          "leader completeness: node {} lacks committed index {} (term {}) yet its "
+          "log (last term {}, last index {}) could win the votes of {}",
+          n + 1, c, entry_term, candidate.first, candidate.second, fmt::join(grant, ",")));
       return;
     }
   }
@@ -126,9 +128,10 @@ void Checker::observe_persist(uint64_t id, uint64_t leader_term,
     auto it = leader_logs_.find(id);
     if (it != leader_logs_.end() && it->second.first == leader_term &&
         entries.front().index() <= it->second.second) {
-      fail(fmt::format("leader append-only: leader {} of term {} rewrites index {} "
-                       "(it had entries up to {})",
-                       id, leader_term, entries.front().index(), it->second.second));
+      fail(
+          fmt::format("leader append-only: leader {} of term {} rewrites index {} "
+                      "(it had entries up to {})",
+                      id, leader_term, entries.front().index(), it->second.second));
       return;
     }
     leader_logs_[id] = {leader_term, entries.back().index()};
@@ -155,9 +158,10 @@ void Checker::observe_persist(uint64_t id, uint64_t leader_term,
         return;
       }
       if (prev_known && it->second.prev_term != 0 && it->second.prev_term != prev_term) {
-        fail(fmt::format("log matching: node {} has term {} before index {} term {}, "
-                         "another log has term {}",
-                         id, prev_term, e.index(), e.term(), it->second.prev_term));
+        fail(
+            fmt::format("log matching: node {} has term {} before index {} term {}, "
+                        "another log has term {}",
+                        id, prev_term, e.index(), e.term(), it->second.prev_term));
         return;
       }
     }
@@ -172,9 +176,10 @@ void Checker::observe_apply(uint64_t id, const raftpb::Entry& e, uint64_t state_
   if (index <= applied_.size()) {
     const Applied& a = applied_[index - 1];
     if (a.term != e.term() || a.data_hash != data_hash) {
-      fail(fmt::format("state machine safety: node {} applies term {} at index {}, another node "
-                       "applied term {} there with different data",
-                       id, e.term(), index, a.term));
+      fail(
+          fmt::format("state machine safety: node {} applies term {} at index {}, another node "
+                      "applied term {} there with different data",
+                      id, e.term(), index, a.term));
       return;
     }
     if (a.state_hash != state_hash) {
@@ -183,9 +188,10 @@ void Checker::observe_apply(uint64_t id, const raftpb::Entry& e, uint64_t state_
     return;
   }
   if (index != applied_.size() + 1) {
-    fail(fmt::format("state machine safety: node {} applies index {} but nothing is known "
-                     "applied after {}",
-                     id, index, applied_.size()));
+    fail(
+        fmt::format("state machine safety: node {} applies index {} but nothing is known "
+                    "applied after {}",
+                    id, index, applied_.size()));
     return;
   }
   uint64_t prev = applied_.empty() ? 0 : applied_.back().state_hash;
@@ -195,9 +201,10 @@ void Checker::observe_apply(uint64_t id, const raftpb::Entry& e, uint64_t state_
   }
   auto p = proposals_.find({index, e.term()});
   if (p != proposals_.end() && p->second != data_hash) {
-    fail(fmt::format("proposal id: entry applied at index {} term {} is not the proposal "
-                     "accepted there",
-                     index, e.term()));
+    fail(
+        fmt::format("proposal id: entry applied at index {} term {} is not the proposal "
+                    "accepted there",
+                    index, e.term()));
     return;
   }
   applied_.push_back(Applied{e.term(), data_hash, state_hash});
@@ -206,15 +213,17 @@ void Checker::observe_apply(uint64_t id, const raftpb::Entry& e, uint64_t state_
 void Checker::observe_restore(uint64_t id, uint64_t index, uint64_t state_hash) {
   if (index == 0) return;
   if (index > applied_.size()) {
-    fail(fmt::format("state machine safety: node {} restores a snapshot at {} beyond anything "
-                     "applied ({})",
-                     id, index, applied_.size()));
+    fail(
+        fmt::format("state machine safety: node {} restores a snapshot at {} beyond anything "
+                    "applied ({})",
+                    id, index, applied_.size()));
     return;
   }
   if (applied_[index - 1].state_hash != state_hash) {
-    fail(fmt::format("state machine safety: node {} restores a snapshot at {} whose state "
-                     "differs from the applied log",
-                     id, index));
+    fail(
+        fmt::format("state machine safety: node {} restores a snapshot at {} whose state "
+                    "differs from the applied log",
+                    id, index));
   }
 }
 

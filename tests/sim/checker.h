@@ -88,15 +88,16 @@ class Checker {
   uint64_t entry_term_of(uint64_t index) const;
 
   std::optional<std::string> violation_;
-  std::map<uint64_t, uint64_t> leaders_;                    // term -> leader id
+  std::map<uint64_t, uint64_t> leaders_;                           // term -> leader id
   std::map<uint64_t, std::pair<uint64_t, uint64_t>> leader_logs_;  // id -> (term, last index)
   std::map<std::pair<uint64_t, uint64_t>, Written> written_;       // (index, term) -> entry
-  std::vector<Applied> applied_;                            // applied_[i - 1] for index i
+  std::vector<Applied> applied_;                                   // applied_[i - 1] for index i
   // commit_terms_[i - 1]: (term at which index i was first seen committed,
   // entry term or 0 if unknown at the time).
   std::vector<std::pair<uint64_t, uint64_t>> commit_terms_;
   std::map<std::pair<uint64_t, uint64_t>, uint64_t> proposals_;  // (index, term) -> data hash
-  std::map<uint64_t, std::pair<uint64_t, uint64_t>> current_leaders_;  // id -> (term, checked up to)
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>>
+      current_leaders_;  // id -> (term, checked up to)
 };
 
 }  // namespace fencelock::sim

@@ -7,7 +7,6 @@
 //   fencelock-sim ... --expect-violation          exit 0 only if a violation is found
 
 #include <CLI/CLI.hpp>
-
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -24,7 +23,8 @@ volatile int g_current_nodes = 3;
 const char* g_current_bug = "none";
 
 void on_abort(int) {
-  std::fprintf(stderr, "aborted during seed %llu; replay: fencelock-sim --seed %llu --nodes %d%s%s\n",
+  std::fprintf(stderr,
+               "aborted during seed %llu; replay: fencelock-sim --seed %llu --nodes %d%s%s\n",
                static_cast<unsigned long long>(g_current_seed),
                static_cast<unsigned long long>(g_current_seed), g_current_nodes,
                std::string_view(g_current_bug) == "none" ? "" : " --inject-bug ",
@@ -34,7 +34,8 @@ void on_abort(int) {
 }
 
 std::string replay_command(uint64_t seed, int nodes, const std::string& bug) {
-  std::string out = "fencelock-sim --seed " + std::to_string(seed) + " --nodes " + std::to_string(nodes);
+  std::string out =
+      "fencelock-sim --seed " + std::to_string(seed) + " --nodes " + std::to_string(nodes);
   if (bug != "none") out += " --inject-bug " + bug;
   return out;
 }
@@ -54,7 +55,9 @@ int main(int argc, char** argv) {
   app.add_option("--first-seed", first_seed, "first seed of the sweep")->capture_default_str();
   auto* seed_opt = app.add_option("--seed", replay_seed, "replay one seed with a full trace");
   auto* soak_opt = app.add_option("--soak", soak_seconds, "run seeds until this many seconds pass");
-  app.add_option("--nodes", nodes, "cluster size")->check(CLI::IsMember({3, 5}))->capture_default_str();
+  app.add_option("--nodes", nodes, "cluster size")
+      ->check(CLI::IsMember({3, 5}))
+      ->capture_default_str();
   app.add_option("--inject-bug", bug,
                  "test only: none, commit-previous-term, vote-without-log-check")
       ->capture_default_str();
@@ -78,8 +81,8 @@ int main(int argc, char** argv) {
     options.trace = &std::cout;
     g_current_seed = replay_seed;
     auto result = fencelock::sim::run_simulation(options);
-    std::cout << "seed=" << replay_seed << " " << (result.ok ? "ok" : "VIOLATION") << " commits="
-              << result.commits << " elections=" << result.elections
+    std::cout << "seed=" << replay_seed << " " << (result.ok ? "ok" : "VIOLATION")
+              << " commits=" << result.commits << " elections=" << result.elections
               << " end_ms=" << result.end_time_ms << "\n";
     return result.ok ? 0 : 1;
   }

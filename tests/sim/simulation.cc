@@ -4,6 +4,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <random>
@@ -91,8 +92,8 @@ class Simulation {
   template <typename... Args>
   void trace(fmt::format_string<Args...> format, Args&&... args) {
     if (options_.trace == nullptr) return;
-    *options_.trace << fmt::format("t={:06} ", now_) << fmt::format(format, std::forward<Args>(args)...)
-                    << '\n';
+    *options_.trace << fmt::format("t={:06} ", now_)
+                    << fmt::format(format, std::forward<Args>(args)...) << '\n';
   }
 
   void schedule(uint64_t at, Event event) {
@@ -113,6 +114,7 @@ class Simulation {
   void read();
   void check_step();
   bool liveness_reached();
+  void check_teardown();
 
   SimOptions options_;
   std::mt19937_64 rng_;
@@ -158,7 +160,8 @@ Simulation::Simulation(const SimOptions& options)
     logger_ = std::make_shared<spdlog::logger>("raft", sink);
     logger_->set_level(spdlog::level::debug);
   } else {
-    logger_ = std::make_shared<spdlog::logger>("raft", std::make_shared<spdlog::sinks::null_sink_st>());
+    logger_ =
+        std::make_shared<spdlog::logger>("raft", std::make_shared<spdlog::sinks::null_sink_st>());
     logger_->set_level(spdlog::level::off);
   }
   heartbeat_ticks_ = static_cast<int>(uniform_between(rng_, 1, 3));
@@ -285,8 +288,8 @@ void Simulation::handle_ready(SimNode& n) {
     }
     for (const auto& e : rd.committed_entries) {
       if (e.index() != n.sm_index + 1) {
-        checker_.fail(fmt::format("node {} applies index {} after {}", n.id, e.index(),
-                                  n.sm_index));
+        checker_.fail(
+            fmt::format("node {} applies index {} after {}", n.id, e.index(), n.sm_index));
         return;
       }
       n.sm_hash = fold_hash(n.sm_hash, e.index(), hash_bytes(e.data()));
@@ -296,9 +299,10 @@ void Simulation::handle_ready(SimNode& n) {
     for (const auto& rs : rd.read_states) {
       auto it = read_floor_.find(rs.context);
       if (it != read_floor_.end() && rs.index < it->second) {
-        checker_.fail(fmt::format("linearizable read: read {} on node {} got index {} but {} "
-                                  "was committed before it started",
-                                  rs.context, n.id, rs.index, it->second));
+        checker_.fail(
+            fmt::format("linearizable read: read {} on node {} got index {} but {} "
+                        "was committed before it started",
+                        rs.context, n.id, rs.index, it->second));
       }
       trace("node {} read {} at index {}", n.id, rs.context, rs.index);
     }
@@ -316,7 +320,8 @@ void Simulation::maybe_snapshot(SimNode& n) {
   n.storage.create_snapshot(n.sm_index, conf, fmt::format("{} {}", n.sm_index, n.sm_hash));
   uint64_t keep = uniform_below(rng_, 3);
   if (n.sm_index > keep) n.storage.compact(n.sm_index - keep);
-  trace("node {} snapshots at {} and compacts to {}", n.id, n.sm_index, n.storage.first_index() - 1);
+  trace("node {} snapshots at {} and compacts to {}", n.id, n.sm_index,
+        n.storage.first_index() - 1);
 }
 
 void Simulation::fault() {
@@ -474,13 +479,38 @@ bool Simulation::liveness_reached() {
   return false;
 }
 
+// Log matching over whole logs, once at the end: any two nodes agree on
+// every index both hold up to the smaller commit index.
+void Simulation::check_teardown() {
+  for (size_t a = 0; a < nodes_.size(); ++a) {
+    for (size_t b = a + 1; b < nodes_.size(); ++b) {
+      const raft::MemoryStorage& sa = nodes_[a].storage;
+      const raft::MemoryStorage& sb = nodes_[b].storage;
+      uint64_t hi =
+          std::min({sa.initial_state().hard_state.commit(), sb.initial_state().hard_state.commit(),
+                    sa.last_index(), sb.last_index()});
+      uint64_t lo = std::max(sa.first_index(), sb.first_index());
+      for (uint64_t i = lo; i <= hi; ++i) {
+        if (sa.term(i) != sb.term(i)) {
+          checker_.fail(
+              fmt::format("log matching at teardown: nodes {} and {} differ at "
+                          "committed index {}",
+                          nodes_[a].id, nodes_[b].id, i));
+          return;
+        }
+      }
+    }
+  }
+}
+
 SimResult Simulation::run() {
-  trace("seed {} nodes {}: heartbeat_ticks={} max_inflight={} max_size_per_msg={} pre_vote={} "
-        "check_quorum={} snapshot_every={} fault_gap_max_ms={} drop={} duplicate={} "
-        "crash_mid_ready={} bug={}",
-        options_.seed, nodes_.size(), heartbeat_ticks_, max_inflight_, max_size_per_msg_,
-        pre_vote_, check_quorum_, snapshot_every_, fault_gap_max_ms_, drop_per_million_, duplicate_per_million_,
-        crash_mid_ready_per_million_, bug_name(options_.bug));
+  trace(
+      "seed {} nodes {}: heartbeat_ticks={} max_inflight={} max_size_per_msg={} pre_vote={} "
+      "check_quorum={} snapshot_every={} fault_gap_max_ms={} drop={} duplicate={} "
+      "crash_mid_ready={} bug={}",
+      options_.seed, nodes_.size(), heartbeat_ticks_, max_inflight_, max_size_per_msg_, pre_vote_,
+      check_quorum_, snapshot_every_, fault_gap_max_ms_, drop_per_million_, duplicate_per_million_,
+      crash_mid_ready_per_million_, bug_name(options_.bug));
   for (auto& n : nodes_) {
     start_node(n);
     schedule(uniform_below(rng_, kTickMs), Event{EventKind::kTick, n.id, {}});
@@ -496,9 +526,10 @@ SimResult Simulation::run() {
     Event& event = handle.mapped();
     if (!healed_ && now_ >= kChaosMs) heal();
     if (healed_ && now_ > heal_time_ + kLivenessMs) {
-      checker_.fail(fmt::format("liveness: no new proposal applied on every node within {} ms "
-                                "of healing",
-                                kLivenessMs));
+      checker_.fail(
+          fmt::format("liveness: no new proposal applied on every node within {} ms "
+                      "of healing",
+                      kLivenessMs));
       break;
     }
     switch (event.kind) {
@@ -535,6 +566,7 @@ SimResult Simulation::run() {
       break;
     }
   }
+  if (checker_.ok()) check_teardown();
   result.ok = checker_.ok();
   if (!result.ok) {
     result.violation = *checker_.violation();

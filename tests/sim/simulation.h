@@ -30,10 +30,10 @@ struct SimOptions {
 
 struct SimResult {
   bool ok = true;
-  std::string violation;      // empty when ok
-  uint64_t commits = 0;       // distinct log indices applied
-  uint64_t elections = 0;     // terms that had a leader
-  uint64_t end_time_ms = 0;   // virtual time at the end
+  std::string violation;     // empty when ok
+  uint64_t commits = 0;      // distinct log indices applied
+  uint64_t elections = 0;    // terms that had a leader
+  uint64_t end_time_ms = 0;  // virtual time at the end
 };
 
 SimResult run_simulation(const SimOptions& options);
