@@ -21,6 +21,8 @@
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <sstream>
 #include <iostream>
 #include <thread>
 
@@ -169,6 +171,7 @@ int run_lock(const Globals& globals, const LockArgs& args) {
   acquire.wait = wait;
   acquire.value = args.value;
   auto lock = session.value()->acquire(args.name, acquire);
+  if (!lock.ok()) session.value()->close();
   if (!lock.ok()) {
     if (lock.status().code() == fencelock::lockpb::TIMEOUT) {
       return fail(kExitNotAcquired, args.no_wait ? "lock " + args.name + " is held"
@@ -363,17 +366,9 @@ int run_status(const Globals& globals) {
     }
     any = true;
     for (const auto& self : status.value().members()) {
-      if (self.address() == endpoint || (self.reachable() && self.term() != 0 && self.role() != "follower" &&
-                                         self.role() != "leader")) {
-      }
-    }
-    // A member describes itself as the entry whose commit and applied
-    // indices it knows: the one with a non-empty role from its own view.
-    for (const auto& self : status.value().members()) {
-      if (self.applied_index() != 0 || self.address() == endpoint) {
+      if (self.id() == status.value().self_id()) {
         *member = self;
         member->set_address(endpoint);
-        break;
       }
     }
   }

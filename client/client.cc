@@ -33,7 +33,9 @@ class Core : public std::enable_shared_from_this<Core> {
 
   void start() {
     thread_ = std::thread([this] { io_.run(); });
-    asio::post(io_, [self = shared_from_this()] { self->arm_sweep(); });
+    asio::post(io_, [weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->arm_sweep();
+    });
   }
 
   void stop() {
@@ -50,7 +52,10 @@ class Core : public std::enable_shared_from_this<Core> {
         response.set_message("client closed");
         call.done(std::move(response));
       }
+      // Pending timers (keepalives, jeopardy checks) are abandoned, not
+      // waited for; they hold the core weakly and die with the io_context.
       self->work_.reset();
+      self->io_.stop();
     });
     if (thread_.joinable()) {
       if (thread_.get_id() == std::this_thread::get_id()) {
@@ -62,8 +67,10 @@ class Core : public std::enable_shared_from_this<Core> {
   }
 
   void call(clientpb::Request request, Client::Callback done, std::chrono::milliseconds extra) {
-    asio::post(io_, [self = shared_from_this(), request = std::move(request), done = std::move(done),
+    asio::post(io_, [weak = weak_from_this(), request = std::move(request), done = std::move(done),
                      extra]() mutable {
+      auto self = weak.lock();
+      if (!self) return;
       if (self->stopped_) {
         clientpb::Response response;
         response.set_code(lockpb::UNAVAILABLE);
@@ -82,9 +89,10 @@ class Core : public std::enable_shared_from_this<Core> {
 
   void schedule(std::chrono::milliseconds delay, std::function<void()> fn) {
     auto timer = std::make_shared<asio::steady_timer>(io_, delay);
-    timer->async_wait([timer, fn = std::move(fn), self = shared_from_this()](
+    timer->async_wait([timer, fn = std::move(fn), weak = weak_from_this()](
                           const boost::system::error_code& ec) {
-      if (!ec && !self->stopped_) fn();
+      auto self = weak.lock();
+      if (!ec && self && !self->stopped_) fn();
     });
   }
 
@@ -125,7 +133,7 @@ class Core : public std::enable_shared_from_this<Core> {
     if (connecting_ || stopped_) return;
     if (connection_ && connection_->open()) return;
     connecting_ = true;
-    asio::co_spawn(io_, connect_loop(shared_from_this()), asio::detached);
+    asio::co_spawn(io_, connect_loop(weak_from_this()), asio::detached);
   }
 
   std::string next_endpoint() {
@@ -139,7 +147,10 @@ class Core : public std::enable_shared_from_this<Core> {
     return endpoint;
   }
 
-  asio::awaitable<void> connect_loop(std::shared_ptr<Core> self) {
+  // Holds the core weakly: a suspended loop must not keep a closed client
+  // alive. If the core is destroyed, the frame is destroyed with its
+  // io_context without resuming.
+  asio::awaitable<void> connect_loop(std::weak_ptr<Core> self) {
     int failures = 0;
     while (!stopped_) {
       std::string endpoint = next_endpoint();
@@ -232,7 +243,7 @@ class Core : public std::enable_shared_from_this<Core> {
         call.last_error = response.message();
         call.sent = false;
         uint64_t id = response.id();
-        schedule(std::chrono::milliseconds(20), [self = shared_from_this(), id] { self->send_or_queue(id); });
+        schedule(std::chrono::milliseconds(20), [this, id] { send_or_queue(id); });
         return;
       }
       default:
@@ -256,7 +267,7 @@ class Core : public std::enable_shared_from_this<Core> {
     }
     for (auto& [id, call] : calls_) call.sent = false;
     if (hint.empty()) {
-      schedule(std::chrono::milliseconds(50), [self = shared_from_this()] { self->ensure_connecting(); });
+      schedule(std::chrono::milliseconds(50), [this] { ensure_connecting(); });
     } else {
       ensure_connecting();
     }
@@ -264,8 +275,9 @@ class Core : public std::enable_shared_from_this<Core> {
 
   void arm_sweep() {
     sweep_.expires_after(std::chrono::milliseconds(50));
-    sweep_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-      if (ec || self->stopped_) return;
+    sweep_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->stopped_) return;
       auto now = Clock::now();
       std::vector<std::pair<uint64_t, Call>> expired;
       for (auto it = self->calls_.begin(); it != self->calls_.end();) {

@@ -29,7 +29,14 @@ Session::Session(std::shared_ptr<Client> client, SessionOptions options, uint64_
       safe_until_(safe_until) {}
 
 Session::~Session() {
-  if (!closed_.load() && !lost_.load()) close();
+  // Never blocks: the last reference may be dropped on the client's I/O
+  // thread, which a blocking call would deadlock. The close is sent
+  // asynchronously; if it never arrives the session simply expires.
+  if (closed_.exchange(true) || lost_.load()) return;
+  clientpb::Request request;
+  request.mutable_close_session()->mutable_key()->set_session_id(id_);
+  request.mutable_close_session()->mutable_key()->set_sequence(next_sequence());
+  client_->call_async(std::move(request), [](clientpb::Response) {});
 }
 
 Clock::time_point Session::safe_until() const {
@@ -177,7 +184,9 @@ Lock::Lock(std::shared_ptr<Session> session, lockpb::Sequencer sequencer)
     : session_(std::move(session)), sequencer_(std::move(sequencer)) {}
 
 Lock::~Lock() {
-  if (!released_ && !session_->lost()) release();
+  // Asynchronous for the same reason as ~Session.
+  if (released_ || session_->lost()) return;
+  session_->release_async(sequencer_, [](Status) {});
 }
 
 Status Lock::release() {

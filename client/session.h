@@ -90,6 +90,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void release_async(const lockpb::Sequencer& sequencer, std::function<void(Status)> done);
 
   // Ends the session: its locks are released and its waits cancelled.
+  // Blocks until the cluster answers; the destructor closes without waiting.
   Status close();
 
  private:
@@ -115,6 +116,8 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 // A held lock; released when destroyed (unless released already or lost).
+// The destructor sends the release without waiting for it; call release()
+// to know it happened.
 class Lock {
  public:
   Lock(std::shared_ptr<Session> session, lockpb::Sequencer sequencer);

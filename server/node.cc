@@ -625,6 +625,7 @@ void Node::fail_reads(ErrorCode code, const std::string& message) {
 
 clientpb::ClusterStatusResult Node::cluster_status() const {
   clientpb::ClusterStatusResult result;
+  result.set_self_id(config_.id);
   std::map<uint64_t, uint64_t> match;
   for (const auto& progress : raft_->progress()) match[progress.id] = progress.match_index;
   for (const auto& [id, address] : config_.peers) {
