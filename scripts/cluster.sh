@@ -32,10 +32,19 @@ running_ids() {
   done
 }
 
+endpoints_of() {
+  local out=""
+  for i in $(seq 1 "$(cat "$var/cluster-size" 2>/dev/null || echo 3)"); do
+    out+="${out:+,}127.0.0.1:$((7000 + i))"
+  done
+  echo "$out"
+}
+
 leader_of() {
-  # The last "became leader" line across the logs names the current leader.
-  grep -h "became leader at term" "$var"/n*/fencelockd.log 2>/dev/null |
-    sort | tail -n 1 | sed -E 's/.*\] ([0-9]+) became leader at term ([0-9]+).*/\1 (term \2)/'
+  # Asks every member (fencelock status); prints "ID (term T)" of the one
+  # that reports itself leader, or nothing.
+  "$build_dir/cli/fencelock" --timeout 1s --endpoints "$(endpoints_of)" status 2>/dev/null |
+    awk '$3 == "leader" { print $1 " (term " $4 ")"; exit }'
 }
 
 cmd_start() {
@@ -45,7 +54,16 @@ cmd_start() {
     echo "cluster.sh: a cluster is already running (scripts/cluster.sh stop first)" >&2
     exit 1
   fi
-  if [ ! -x "$daemon" ]; then
+  # Membership is fixed at first start: the data of a 3-node cluster cannot
+  # be restarted as 5 nodes.
+  if [ -f "$var/cluster-size" ] && [ "$(cat "$var/cluster-size")" != "$n" ]; then
+    echo "cluster.sh: $var holds a $(cat "$var/cluster-size")-node cluster; start it with that size," \
+      "or remove $var to start afresh" >&2
+    exit 1
+  fi
+  mkdir -p "$var"
+  echo "$n" >"$var/cluster-size"
+  if [ ! -x "$daemon" ] || [ ! -x "$build_dir/cli/fencelock" ]; then
     echo "cluster.sh: building (scripts/setup.sh)..."
     "$root/scripts/setup.sh"
   fi
@@ -107,7 +125,7 @@ cmd_status() {
     return 1
   fi
   echo "running nodes: $(echo $ids)"
-  echo "leader: node $(leader_of)"
+  "$build_dir/cli/fencelock" --timeout 1s --endpoints "$(endpoints_of)" status || true
 }
 
 case "${1:-}" in
