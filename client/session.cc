@@ -148,7 +148,7 @@ Result<std::unique_ptr<Lock>> Session::acquire(const std::string& name, AcquireO
                 [&promise](Result<lockpb::Sequencer> result) { promise.set_value(std::move(result)); });
   auto result = future.get();
   if (!result.ok()) return result.status();
-  return std::make_unique<Lock>(shared_from_this(), std::move(result).value());
+  return std::make_unique<Lock>(shared_from_this(), std::move(result).value(), options.value);
 }
 
 void Session::release_async(const lockpb::Sequencer& sequencer, std::function<void(Status)> done) {
@@ -180,8 +180,8 @@ Status Session::close() {
   return response_status(response);
 }
 
-Lock::Lock(std::shared_ptr<Session> session, lockpb::Sequencer sequencer)
-    : session_(std::move(session)), sequencer_(std::move(sequencer)) {}
+Lock::Lock(std::shared_ptr<Session> session, lockpb::Sequencer sequencer, std::string value)
+    : session_(std::move(session)), sequencer_(std::move(sequencer)), value_(std::move(value)) {}
 
 Lock::~Lock() {
   // Asynchronous for the same reason as ~Session.

@@ -120,7 +120,7 @@ class Session : public std::enable_shared_from_this<Session> {
 // to know it happened.
 class Lock {
  public:
-  Lock(std::shared_ptr<Session> session, lockpb::Sequencer sequencer);
+  Lock(std::shared_ptr<Session> session, lockpb::Sequencer sequencer, std::string value = {});
   ~Lock();
   Lock(const Lock&) = delete;
   Lock& operator=(const Lock&) = delete;
@@ -128,6 +128,8 @@ class Lock {
   const lockpb::Sequencer& sequencer() const { return sequencer_; }
   uint64_t token() const { return sequencer_.token(); }
   const std::string& name() const { return sequencer_.lock(); }
+  // The value stored with this grant (AcquireOptions::value).
+  const std::string& value() const { return value_; }
   // The session is lost: the lock must be treated as no longer held.
   bool lost() const { return session_->lost(); }
   Clock::time_point safe_until() const { return session_->safe_until(); }
@@ -136,6 +138,7 @@ class Lock {
  private:
   std::shared_ptr<Session> session_;
   lockpb::Sequencer sequencer_;
+  std::string value_;
   bool released_ = false;
 };
 

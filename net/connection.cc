@@ -48,18 +48,16 @@ void FramedConnection::start(FrameHandler on_frame, OversizeHandler on_oversize,
 bool FramedConnection::send(const google::protobuf::MessageLite& message) {
   if (stopped_ || closing_) return false;
   if (!append_frame(message, pending_, options_.max_frame_bytes)) return false;
-  if (queued_bytes() > options_.max_queued_bytes) {
-    stop("peer is not reading: send queue over " + std::to_string(options_.max_queued_bytes) +
-         " bytes");
-    return false;
-  }
-  wake_writer();
-  return true;
+  return after_enqueue();
 }
 
 bool FramedConnection::send_framed(std::string_view frames) {
   if (stopped_ || closing_) return false;
   pending_.append(frames);
+  return after_enqueue();
+}
+
+bool FramedConnection::after_enqueue() {
   if (queued_bytes() > options_.max_queued_bytes) {
     stop("peer is not reading: send queue over " + std::to_string(options_.max_queued_bytes) +
          " bytes");

@@ -76,6 +76,9 @@ class FramedConnection : public std::enable_shared_from_this<FramedConnection> {
   boost::asio::awaitable<void> writer();
   boost::asio::awaitable<void> watchdog();
   void wake_writer();
+  // Closes the connection if the queue is over its bound, else wakes the
+  // writer. Returns whether the connection is still open.
+  bool after_enqueue();
 
   Tcp::socket socket_;
   ConnectionOptions options_;

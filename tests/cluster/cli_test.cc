@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <sstream>
 
 #include "client/session.h"
@@ -181,6 +182,52 @@ TEST_CASE("the library survives a leader kill mid-acquire without a duplicate gr
   CHECK(info.value().holders(0).session_id() == waiter->id());
   CHECK(info.value().holders(0).token() == granted.value().token());
   CHECK(info.value().waiters_size() == 0);
+}
+
+TEST_CASE("one client keeps thousands of requests in flight", "[cli]") {
+  Fixture f;
+  auto client = f.cluster.client();
+  constexpr int kSessions = 1000;
+  // 1,000 OpenSession requests at once, then 1,000 acquires (one per
+  // session) and 2,000 reads at once, all on the client's one connection.
+  std::mutex mutex;
+  std::vector<uint64_t> session_ids;
+  std::atomic<int> failed{0};
+  for (int i = 0; i < kSessions; ++i) {
+    clientpb::Request request;
+    request.mutable_open_session()->set_ttl_ms(30000);
+    client->call_async(request, [&](clientpb::Response response) {
+      if (response.code() != lockpb::OK) {
+        ++failed;
+        return;
+      }
+      std::lock_guard guard(mutex);
+      session_ids.push_back(response.session_opened().session_id());
+    });
+  }
+  REQUIRE(eventually([&] { std::lock_guard guard(mutex); return session_ids.size() + failed == kSessions; }, 30s));
+  REQUIRE(failed == 0);
+  std::atomic<int> granted{0}, read{0};
+  for (uint64_t session : session_ids) {
+    clientpb::Request request;
+    request.mutable_acquire()->mutable_key()->set_session_id(session);
+    request.mutable_acquire()->mutable_key()->set_sequence(1);
+    request.mutable_acquire()->set_lock("inflight/" + std::to_string(session));
+    client->call_async(request, [&](clientpb::Response response) {
+      (response.code() == lockpb::OK && response.has_granted() ? granted : failed)++;
+    });
+  }
+  for (int i = 0; i < 2000; ++i) {
+    clientpb::Request request;
+    request.mutable_list_sessions()->set_limit(1);
+    client->call_async(request, [&](clientpb::Response response) {
+      (response.code() == lockpb::OK ? read : failed)++;
+    });
+  }
+  REQUIRE(eventually([&] { return granted + read + failed == 3000; }, 30s));
+  CHECK(failed == 0);
+  CHECK(granted == kSessions);
+  CHECK(client->list("inflight/", "", 1000).value().locks_size() == kSessions);
 }
 
 TEST_CASE("status, holder, list, check and sessions print what the cluster holds", "[cli]") {
