@@ -137,7 +137,7 @@ TEST_CASE("a session that ends while holding and waiting leaves no trace in any 
 
 // --- Modes ---
 
-TEST_CASE("an exclusive lock has one holder; a try-acquire of a held lock is TIMEOUT",
+TEST_CASE("an exclusive lock has one holder, and a try-acquire of a held lock is TIMEOUT",
           "[sm][mode]") {
   Driver d;
   uint64_t a = d.open(), b = d.open();
@@ -203,7 +203,7 @@ TEST_CASE("a lock's options are set by the Acquire that creates it and vanish wi
 }
 
 TEST_CASE(
-    "re-acquiring a held lock in the same mode returns the existing grant; in the other "
+    "re-acquiring a held lock in the same mode returns the existing grant, and in the other "
     "mode it is FAILED_PRECONDITION",
     "[sm][mode]") {
   Driver d;
