@@ -87,6 +87,24 @@ std::string to_json(const google::protobuf::Message& message) {
   return out;
 }
 
+// A JSON string literal for `text` (lock names may hold any UTF-8).
+std::string json_quote(const std::string& text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+      out += escaped;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
 std::string mode_name(fencelock::lockpb::LockMode mode) {
   return mode == fencelock::lockpb::SHARED ? "shared" : "exclusive";
 }
@@ -258,7 +276,7 @@ int run_holder(const Globals& globals, const std::string& name) {
   if (!client.ok()) return fail(exit_code_for(client.status()), client.status().message());
   auto info = client.value()->describe(name);
   if (info.code() == fencelock::lockpb::NOT_FOUND) {
-    if (globals.output == "json") std::printf("{\"name\": \"%s\", \"holders\": []}\n", name.c_str());
+    if (globals.output == "json") std::printf("{\"name\": %s, \"holders\": []}\n", json_quote(name).c_str());
     else std::printf("%s is not held\n", name.c_str());
     return 1;
   }
@@ -305,7 +323,8 @@ int run_check(const Globals& globals, const std::string& name, uint64_t token) {
     return fail(exit_code_for(info.status()), info.status().to_string());
   }
   if (globals.output == "json") {
-    std::printf("{\"lock\": \"%s\", \"token\": %lu, \"current\": %s}\n", name.c_str(), token, current ? "true" : "false");
+    std::printf("{\"lock\": %s, \"token\": %lu, \"current\": %s}\n", json_quote(name).c_str(), token,
+                current ? "true" : "false");
   } else {
     std::printf("%s token %lu is %s\n", name.c_str(), token, current ? "current" : "not current");
   }
@@ -342,7 +361,11 @@ int run_release(const Globals& globals, const std::string& name, bool force) {
   Status status = client.value()->force_release(name);
   if (!status.ok()) return fail(status.code() == fencelock::lockpb::LOCK_NOT_HELD ? kExitError : exit_code_for(status),
                                 "release of " + name + ": " + status.to_string());
-  std::printf("released %s\n", name.c_str());
+  if (globals.output == "json") {
+    std::printf("{\"released\": %s}\n", json_quote(name).c_str());
+  } else {
+    std::printf("released %s\n", name.c_str());
+  }
   return 0;
 }
 

@@ -151,6 +151,12 @@ Result<std::unique_ptr<Lock>> Session::acquire(const std::string& name, AcquireO
   return std::make_unique<Lock>(shared_from_this(), std::move(result).value(), options.value);
 }
 
+Result<std::unique_ptr<Lock>> Session::try_acquire(const std::string& name, lockpb::LockMode mode) {
+  AcquireOptions options;
+  options.mode = mode;
+  return acquire(name, options);
+}
+
 void Session::release_async(const lockpb::Sequencer& sequencer, std::function<void(Status)> done) {
   clientpb::Request request;
   auto* release = request.mutable_release();

@@ -82,6 +82,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // else), FAILED_PRECONDITION (held by this session in another mode),
   // SESSION_EXPIRED, INVALID_ARGUMENT, RESOURCE_EXHAUSTED.
   Result<std::unique_ptr<Lock>> acquire(const std::string& name, AcquireOptions options = {});
+  // acquire() with no wait: TIMEOUT at once when the lock is held.
+  Result<std::unique_ptr<Lock>> try_acquire(const std::string& name,
+                                            lockpb::LockMode mode = lockpb::EXCLUSIVE);
   // The asynchronous form: `done` gets the sequencer or the error.
   void acquire_async(const std::string& name, const AcquireOptions& options,
                      std::function<void(Result<lockpb::Sequencer>)> done);

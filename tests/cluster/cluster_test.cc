@@ -78,7 +78,7 @@ TEST_CASE("a cluster elects a leader and serves acquire, describe and release", 
 
   // Another session's try-acquire fails while it is held.
   auto other = open_session(client);
-  auto denied = other->acquire("jobs/nightly");
+  auto denied = other->try_acquire("jobs/nightly");
   REQUIRE_FALSE(denied.ok());
   CHECK(denied.status().code() == lockpb::TIMEOUT);
 
