@@ -11,6 +11,7 @@
 // answered, 2 for a usage error, 1 for any other error.
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -198,13 +199,18 @@ int run_lock(const Globals& globals, const LockArgs& args) {
     return fail(exit_code_for(lock.status()), "cannot acquire " + args.name + ": " + lock.status().to_string());
   }
 
-  std::atomic<bool> lost{false};
-  session.value()->on_lost([&lost] { lost = true; });
+  // Shared with the callback, which may run on the client's thread after
+  // this function returns.
+  auto lost = std::make_shared<std::atomic<bool>>(false);
+  session.value()->on_lost([lost] { *lost = true; });
 
   pid_t child = fork();
   if (child < 0) return fail(kExitError, std::string("fork: ") + std::strerror(errno));
   if (child == 0) {
     setpgid(0, 0);
+    // If fencelock itself dies, the command must not run on unguarded.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1) _exit(kExitLockLost);
     setenv("FENCELOCK_TOKEN", std::to_string(lock.value()->token()).c_str(), 1);
     setenv("FENCELOCK_LOCK", args.name.c_str(), 1);
     std::vector<char*> argv;
@@ -231,7 +237,10 @@ int run_lock(const Globals& globals, const LockArgs& args) {
     if (done == child) break;
     auto now = fencelock::client::Clock::now();
     auto safe_until = lock.value()->safe_until();
-    if (!killed && (lost.load() || now >= safe_until)) {
+    // SIGKILL a little before safe-until: this loop's poll interval and the
+    // kill itself must fit before the cluster can grant the lock again.
+    auto kill_at = safe_until - std::min<std::chrono::milliseconds>(50ms, grace / 2);
+    if (!killed && (lost->load() || now >= kill_at)) {
       kill(-child, SIGKILL);
       killed = true;
     } else if (!terminated && now + grace >= safe_until) {

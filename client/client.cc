@@ -32,7 +32,9 @@ class Core : public std::enable_shared_from_this<Core> {
         sweep_(io_) {}
 
   void start() {
-    thread_ = std::thread([this] { io_.run(); });
+    // The thread holds the core: if the last Client reference is dropped on
+    // this thread, the core is destroyed after run() returns, not inside it.
+    thread_ = std::thread([self = shared_from_this()] { self->io_.run(); });
     asio::post(io_, [weak = weak_from_this()] {
       if (auto self = weak.lock()) self->arm_sweep();
     });

@@ -83,10 +83,18 @@ void Session::send_keepalive() {
 }
 
 void Session::extend(Clock::time_point sent) {
-  std::lock_guard lock(mutex_);
-  if (lost_.load()) return;  // once lost, locks stay lost: a holder must reacquire
-  auto safe = sent + std::chrono::duration_cast<Clock::duration>(ttl_ * (1.0 - options_.clock_drift));
-  if (safe > safe_until_) safe_until_ = safe;
+  {
+    std::lock_guard lock(mutex_);
+    if (lost_.load()) return;  // once lost, locks stay lost: a holder must reacquire
+    if (Clock::now() < safe_until_) {
+      auto safe = sent + std::chrono::duration_cast<Clock::duration>(ttl_ * (1.0 - options_.clock_drift));
+      if (safe > safe_until_) safe_until_ = safe;
+      return;
+    }
+  }
+  // The acknowledgement came after safe-until: the locks may already have
+  // been granted to someone else in between, so they are lost.
+  mark_lost("keepalive acknowledged after safe-until");
 }
 
 void Session::check_jeopardy() {

@@ -71,8 +71,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Until when the session is certainly alive on the cluster.
   Clock::time_point safe_until() const;
-  // safe_until() has passed, the cluster said the session expired, or it was closed.
-  bool lost() const { return lost_.load(); }
+  // safe_until() has passed, the cluster said the session expired, or it
+  // was closed. Reads the clock itself, so it never lags the jeopardy timer.
+  bool lost() const { return lost_.load() || Clock::now() >= safe_until(); }
   // Calls `callback` once when the session is lost (at once if it already
   // is), on the client's I/O thread.
   void on_lost(LostCallback callback);

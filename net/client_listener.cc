@@ -89,9 +89,13 @@ void ClientListener::on_accept(Tcp::socket socket) {
                                  std::to_string(options_.max_frame_bytes),
                              true);
                     },
-                    [this, id](const std::string& reason) {
+                    [this, id, alive = alive_](const std::string& reason) {
                       logger_->debug("client connection {} closed: {}", id, reason);
-                      if (connections_.erase(id) && on_close_) on_close_(id);
+                      // Deferred: a close can happen inside respond(), and the
+                      // node's handler must not run in the middle of its caller.
+                      asio::post(io_, [this, id, alive] {
+                        if (*alive && connections_.erase(id) && on_close_) on_close_(id);
+                      });
                     });
 }
 
@@ -123,7 +127,8 @@ void ClientListener::respond(ConnectionId to, const clientpb::Response& response
   auto it = connections_.find(to);
   if (it == connections_.end()) return;
   if (it->second.in_flight > 0) --it->second.in_flight;
-  it->second.connection->send(response);
+  auto connection = it->second.connection;  // send() may close it
+  if (connection->open()) connection->send(response);
 }
 
 void ClientListener::reject(ConnectionId id, uint64_t request_id, lockpb::ErrorCode code,

@@ -265,18 +265,27 @@ void Node::propose(const Caller& caller, const lockpb::Command& command) {
     respond_not_leader(caller);
     return;
   }
-  proposals_[proposed.value().index] = PendingProposal{caller, proposed.value().term};
+  auto [it, inserted] = proposals_.try_emplace(proposed.value().index,
+                                               PendingProposal{caller, proposed.value().term});
+  if (!inserted) {
+    // An older proposal at this index was truncated away by another
+    // leader: it will never apply.
+    respond_error(it->second.caller, lockpb::UNAVAILABLE, "proposal lost in a leader change; retry");
+    it->second = PendingProposal{caller, proposed.value().term};
+  }
   schedule_ready();
 }
 
-void Node::propose_internal(const lockpb::Command& command) {
+bool Node::propose_internal(const lockpb::Command& command) {
   if (in_ready_) {
     deferred_proposals_.push_back(command);
-    return;
+    return true;
   }
   std::string data;
   command.SerializeToString(&data);
-  if (raft_->propose(std::move(data)).ok()) schedule_ready();
+  if (!raft_->propose(std::move(data)).ok()) return false;
+  schedule_ready();
+  return true;
 }
 
 // --- The driver ----------------------------------------------------------------
@@ -396,8 +405,12 @@ void Node::apply_entry(const raftpb::Entry& entry) {
   }
   if (command.has_close_session() && result.status.ok()) {
     session_seen_.erase(command.close_session().key().session_id());
+    expiring_sessions_.erase(command.close_session().key().session_id());
   }
-  if (command.has_expire_session()) session_seen_.erase(command.expire_session().session_id());
+  if (command.has_expire_session()) {
+    session_seen_.erase(command.expire_session().session_id());
+    expiring_sessions_.erase(command.expire_session().session_id());
+  }
   if (result.queued && result.wait_deadline_ms > 0) {
     wait_deadlines_.emplace(result.wait_deadline_ms, command.acquire().key().session_id(),
                             command.acquire().lock(), result.wait_id);
@@ -411,11 +424,36 @@ void Node::restore_snapshot(const raftpb::Snapshot& snapshot) {
            snapshot.metadata().index(), status.to_string());
   last_snapshot_index_ = snapshot.metadata().index();
   applied_index_ = std::max(applied_index_, snapshot.metadata().index());
+  fail_callers_after_snapshot(snapshot.metadata().index());
   logger_->info("{} restored snapshot at index {} term {}", config_.id, snapshot.metadata().index(),
                 snapshot.metadata().term());
   if (soft_state_.role == raft::Role::kLeader) {
     clear_leader_timers();
     become_leader_timers();
+  }
+}
+
+void Node::fail_callers_after_snapshot(uint64_t snapshot_index) {
+  // Commands inside the snapshot were applied where this node cannot see
+  // their results. UNAVAILABLE makes the client retry with the same request
+  // key, and the state machine answers the retry with the recorded result.
+  std::vector<Caller> callers;
+  while (!proposals_.empty() && proposals_.begin()->first <= snapshot_index) {
+    callers.push_back(proposals_.begin()->second.caller);
+    proposals_.erase(proposals_.begin());
+  }
+  std::set<uint64_t> pending;
+  for (const auto& wait : state_.pending_waits()) pending.insert(wait.wait_id);
+  for (auto it = waiting_acquires_.begin(); it != waiting_acquires_.end();) {
+    if (pending.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    callers.push_back(it->second);
+    it = waiting_acquires_.erase(it);
+  }
+  for (const Caller& caller : callers) {
+    respond_error(caller, lockpb::UNAVAILABLE, "state installed from a snapshot; retry");
   }
 }
 
@@ -491,25 +529,31 @@ void Node::answer_applied(const Caller& caller, clientpb::Request::KindCase kind
   respond(caller, std::move(response));
 }
 
+std::vector<Node::Caller> Node::take_waiting(uint64_t wait_id) {
+  // Taken out before answering: an answer can close a connection, whose
+  // close handler edits waiting_acquires_.
+  std::vector<Caller> callers;
+  auto [begin, end] = waiting_acquires_.equal_range(wait_id);
+  for (auto it = begin; it != end; ++it) callers.push_back(it->second);
+  waiting_acquires_.erase(begin, end);
+  return callers;
+}
+
 void Node::answer_waits(const sm::ApplyResult& result) {
   for (const auto& grant : result.grants) {
-    auto [begin, end] = waiting_acquires_.equal_range(grant.wait_id);
-    for (auto it = begin; it != end; ++it) {
+    for (const Caller& caller : take_waiting(grant.wait_id)) {
       clientpb::Response response;
       *response.mutable_granted() = grant.sequencer;
-      respond(it->second, std::move(response));
+      respond(caller, std::move(response));
     }
-    waiting_acquires_.erase(begin, end);
   }
   for (const auto& ended : result.ended_waits) {
-    auto [begin, end] = waiting_acquires_.equal_range(ended.wait_id);
-    for (auto it = begin; it != end; ++it) {
-      std::string message = ended.reason == lockpb::TIMEOUT ? "lock not granted before the wait deadline"
-                            : ended.reason == lockpb::CANCELLED ? "wait cancelled"
-                                                                : "session ended while waiting";
-      respond_error(it->second, ended.reason, std::move(message));
+    std::string message = ended.reason == lockpb::TIMEOUT    ? "lock not granted before the wait deadline"
+                          : ended.reason == lockpb::CANCELLED ? "wait cancelled"
+                                                              : "session ended while waiting";
+    for (const Caller& caller : take_waiting(ended.wait_id)) {
+      respond_error(caller, ended.reason, message);
     }
-    waiting_acquires_.erase(begin, end);
   }
 }
 
@@ -553,7 +597,8 @@ void Node::on_read_state(const raft::ReadState& read_state) {
     if (!request.has_keep_alive()) continue;
     uint64_t session = request.keep_alive().session_id();
     auto seen = session_seen_.find(session);
-    if (seen != session_seen_.end()) seen->second.first = now;
+    if (seen == session_seen_.end() || expiring_sessions_.contains(session)) continue;
+    seen->second.first = now;
   }
   reads_awaiting_apply_.emplace(batch.index, std::move(batch));
 }
@@ -566,9 +611,15 @@ void Node::serve_read(const Caller& caller, const clientpb::Request& request) {
   clientpb::Response response;
   switch (request.kind_case()) {
     case clientpb::Request::kKeepAlive: {
+      // Only the leader vouches for a session; one that lost office after
+      // confirming this keepalive says so instead of guessing.
+      if (soft_state_.role != raft::Role::kLeader) {
+        respond_not_leader(caller);
+        return;
+      }
       uint64_t session = request.keep_alive().session_id();
       auto seen = session_seen_.find(session);
-      if (seen == session_seen_.end()) {
+      if (seen == session_seen_.end() || expiring_sessions_.contains(session)) {
         respond_error(caller, lockpb::SESSION_EXPIRED,
                       "session " + std::to_string(session) + " does not exist or has expired");
         return;
@@ -682,6 +733,7 @@ void Node::become_leader_timers() {
 
 void Node::clear_leader_timers() {
   session_seen_.clear();
+  expiring_sessions_.clear();
   session_deadlines_ = {};
   wait_deadlines_ = {};
   delay_ends_ = {};
@@ -696,12 +748,18 @@ void Node::run_leader_timers() {
     auto seen = session_seen_.find(session);
     if (seen == session_seen_.end()) continue;  // ended
     auto deadline = seen->second.first + std::chrono::milliseconds(seen->second.second);
-    if (deadline > now) {
-      session_deadlines_.emplace(deadline, session);  // kept alive since armed
+    // A node handing leadership over refuses keepalives (NOT_LEADER), so it
+    // must not expire sessions for missing them.
+    if (deadline > now || shutting_down_) {
+      session_deadlines_.emplace(std::max(deadline, now + std::chrono::milliseconds(config_.tick_ms)),
+                                 session);
       continue;
     }
-    logger_->info("{} session {} expired after {} ms without keepalive", config_.id, session,
-                  seen->second.second);
+    if (!expiring_sessions_.contains(session)) {
+      logger_->info("{} session {} expired after {} ms without keepalive", config_.id, session,
+                    seen->second.second);
+    }
+    expiring_sessions_.insert(session);
     lockpb::Command command;
     command.mutable_expire_session()->set_session_id(session);
     command.mutable_expire_session()->set_now_ms(now_ms);
@@ -710,6 +768,10 @@ void Node::run_leader_timers() {
     session_deadlines_.emplace(now + std::chrono::milliseconds(config_.election_ticks * config_.tick_ms),
                                session);
   }
+  // Proposals refused for now (a leadership transfer under way) are tried
+  // again a tick later; a stale one is ignored by the state machine.
+  std::vector<std::tuple<uint64_t, uint64_t, std::string, uint64_t>> retry_waits;
+  std::vector<std::pair<uint64_t, std::string>> retry_delays;
   while (!wait_deadlines_.empty() && std::get<0>(wait_deadlines_.top()) <= now_ms) {
     auto [deadline, session, lock, wait_id] = wait_deadlines_.top();
     wait_deadlines_.pop();
@@ -718,16 +780,20 @@ void Node::run_leader_timers() {
     cancel->mutable_key()->set_session_id(session);
     cancel->set_lock(lock);
     cancel->set_wait_id(wait_id);
-    propose_internal(command);
+    if (!propose_internal(command)) {
+      retry_waits.emplace_back(deadline + config_.tick_ms, session, lock, wait_id);
+    }
   }
+  for (auto& wait : retry_waits) wait_deadlines_.push(std::move(wait));
   while (!delay_ends_.empty() && delay_ends_.top().first <= now_ms) {
     auto [until, lock] = delay_ends_.top();
     delay_ends_.pop();
     lockpb::Command command;
     command.mutable_end_lock_delay()->set_lock(lock);
     command.mutable_end_lock_delay()->set_until_ms(until);
-    propose_internal(command);
+    if (!propose_internal(command)) retry_delays.emplace_back(until + config_.tick_ms, lock);
   }
+  for (auto& delay : retry_delays) delay_ends_.push(std::move(delay));
 }
 
 // --- Shutdown --------------------------------------------------------------------

@@ -34,6 +34,7 @@
 #include <map>
 #include <memory>
 #include <queue>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -120,6 +121,7 @@ class Node {
   void answer_applied(const Caller& caller, const clientpb::Request::KindCase kind,
                       const sm::ApplyResult& result);
   void answer_waits(const sm::ApplyResult& result);
+  std::vector<Caller> take_waiting(uint64_t wait_id);
   void propose(const Caller& caller, const lockpb::Command& command);
 
   // Reads and keepalives through ReadIndex.
@@ -136,7 +138,10 @@ class Node {
   void clear_leader_timers();
   void run_leader_timers();
   void track_session(uint64_t session_id, uint64_t ttl_ms);
-  void propose_internal(const lockpb::Command& command);
+  // Proposes a leader command; returns false if it could not be proposed
+  // now (not leader, transfer under way), so the caller can re-arm it.
+  bool propose_internal(const lockpb::Command& command);
+  void fail_callers_after_snapshot(uint64_t snapshot_index);
   uint64_t wall_ms() const;
 
   boost::asio::io_context& io_;
@@ -173,6 +178,10 @@ class Node {
   MinHeap<std::pair<Clock::time_point, uint64_t>> session_deadlines_;
   MinHeap<std::tuple<uint64_t, uint64_t, std::string, uint64_t>> wait_deadlines_;  // ms, session, lock, wait id
   MinHeap<std::pair<uint64_t, std::string>> delay_ends_;  // ms, lock
+  // Sessions whose ExpireSession has been proposed: their keepalives are
+  // refused from then on, so no client is told its session lives on while
+  // the expiry may commit (the client's safe-until argument, docs/client.md).
+  std::set<uint64_t> expiring_sessions_;
   std::vector<lockpb::Command> deferred_proposals_;
 
   bool shutting_down_ = false;

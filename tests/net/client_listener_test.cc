@@ -252,3 +252,46 @@ TEST_CASE("a port in use is a clear UNAVAILABLE error", "[net]") {
 }
 
 }  // namespace fencelock::net
+
+namespace fencelock::net {
+
+TEST_CASE("a close caused inside respond() reaches the close handler only afterwards", "[net]") {
+  // Regression: the node answered waiters while iterating them, and a
+  // response that overflowed a connection's queue closed it inside
+  // respond(); the close handler then edited the container being iterated.
+  boost::asio::io_context io;
+  ClientListenerOptions options;
+  options.max_queued_bytes = 1024;
+  ClientListener listener(io, options, get_logger("test"));
+  REQUIRE(listener.listen("127.0.0.1:0").ok());
+  std::vector<std::pair<ConnectionId, uint64_t>> pending;
+  bool in_respond = false;
+  bool closed_inside_respond = false;
+  int closed = 0;
+  listener.start([&](ConnectionId from, clientpb::Request request) { pending.emplace_back(from, request.id()); },
+                 [&](ConnectionId) {
+                   closed_inside_respond = closed_inside_respond || in_respond;
+                   ++closed;
+                 });
+  Tcp::socket socket(io);
+  socket.connect(listener.local_endpoint());
+  clientpb::Request request;
+  request.set_id(1);
+  request.mutable_describe()->set_lock("x");
+  std::string frame;
+  REQUIRE(append_frame(request, frame));
+  boost::asio::write(socket, boost::asio::buffer(frame));
+  REQUIRE(testing::run_until(io, [&] { return pending.size() == 1; }));
+
+  clientpb::Response big;
+  big.set_id(1);
+  big.set_message(std::string(4096, 'm'));  // over the 1 KiB queue bound: closes the connection
+  in_respond = true;
+  listener.respond(pending[0].first, big);
+  in_respond = false;
+  REQUIRE(testing::run_until(io, [&] { return closed == 1; }));
+  CHECK_FALSE(closed_inside_respond);
+  CHECK(listener.connection_count() == 0);
+}
+
+}  // namespace fencelock::net
