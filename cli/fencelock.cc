@@ -116,24 +116,27 @@ struct Globals {
   std::string timeout = "10s";
 };
 
-fencelock::Result<std::shared_ptr<Client>> make_client(const Globals& globals) {
+// The endpoints from --endpoints, else FENCELOCK_ENDPOINTS, split at commas.
+std::vector<std::string> endpoint_list(const Globals& globals) {
   std::string text = globals.endpoints;
   if (text.empty()) {
     const char* env = std::getenv("FENCELOCK_ENDPOINTS");
     if (env != nullptr) text = env;
   }
-  if (text.empty()) {
+  std::vector<std::string> endpoints;
+  std::stringstream stream(text);
+  for (std::string part; std::getline(stream, part, ',');) {
+    if (!part.empty()) endpoints.push_back(part);
+  }
+  return endpoints;
+}
+
+fencelock::Result<std::shared_ptr<Client>> make_client(const Globals& globals) {
+  fencelock::client::ClientOptions options;
+  options.endpoints = endpoint_list(globals);
+  if (options.endpoints.empty()) {
     return Status(fencelock::lockpb::INVALID_ARGUMENT,
                   "no endpoints: give --endpoints HOST:PORT,... or set FENCELOCK_ENDPOINTS");
-  }
-  fencelock::client::ClientOptions options;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t comma = text.find(',', start);
-    std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!part.empty()) options.endpoints.push_back(part);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   std::chrono::milliseconds timeout;
   if (!parse_duration(globals.timeout, timeout)) {
@@ -382,12 +385,8 @@ int run_status(const Globals& globals) {
   auto client = make_client(globals);
   if (!client.ok()) return fail(exit_code_for(client.status()), client.status().message());
   fencelock::clientpb::ClusterStatusResult result;
-  std::string endpoints = globals.endpoints.empty() && std::getenv("FENCELOCK_ENDPOINTS")
-                              ? std::getenv("FENCELOCK_ENDPOINTS") : globals.endpoints;
-  std::stringstream stream(endpoints);
   bool any = false;
-  for (std::string endpoint; std::getline(stream, endpoint, ',');) {
-    if (endpoint.empty()) continue;
+  for (const std::string& endpoint : endpoint_list(globals)) {
     auto status = client.value()->member_status(endpoint);
     auto* member = result.add_members();
     member->set_address(endpoint);

@@ -20,20 +20,6 @@ constexpr int kReadTimeoutElections = 2;
 // proposals to be applied.
 constexpr auto kShutdownGrace = std::chrono::seconds(3);
 
-bool is_mutation(clientpb::Request::KindCase kind) {
-  switch (kind) {
-    case clientpb::Request::kOpenSession:
-    case clientpb::Request::kCloseSession:
-    case clientpb::Request::kAcquire:
-    case clientpb::Request::kRelease:
-    case clientpb::Request::kCancelWait:
-    case clientpb::Request::kForceRelease:
-      return true;
-    default:
-      return false;
-  }
-}
-
 uint64_t pick_seed(uint64_t configured, uint64_t id) {
   if (configured != 0) return configured;
   std::random_device device;
@@ -216,10 +202,6 @@ void Node::on_request(ConnectionId from, clientpb::Request request) {
     respond_not_leader(caller);
     return;
   }
-  if (!is_mutation(kind)) {
-    queue_read(caller, std::move(request));
-    return;
-  }
   lockpb::Command command;
   uint64_t now = wall_ms();
   switch (kind) {
@@ -251,7 +233,9 @@ void Node::on_request(ConnectionId from, clientpb::Request request) {
       command.mutable_force_release()->set_now_ms(now);
       break;
     default:
-      respond_error(caller, lockpb::UNKNOWN_REQUEST, "unknown request");
+      // Keepalives and reads: answered after a ReadIndex round
+      // (serve_read answers a kind it does not know UNKNOWN_REQUEST).
+      queue_read(caller, std::move(request));
       return;
   }
   propose(caller, command);
@@ -277,10 +261,6 @@ void Node::propose(const Caller& caller, const lockpb::Command& command) {
 }
 
 bool Node::propose_internal(const lockpb::Command& command) {
-  if (in_ready_) {
-    deferred_proposals_.push_back(command);
-    return true;
-  }
   std::string data;
   command.SerializeToString(&data);
   if (!raft_->propose(std::move(data)).ok()) return false;
@@ -302,7 +282,6 @@ void Node::handle_ready() {
   ready_scheduled_ = false;
   flush_reads();
   while (raft_->has_ready()) {
-    in_ready_ = true;
     raft::Ready rd = raft_->ready();
     // raft/ready.h step 1: the leader's own messages may go out while it writes.
     for (const auto& message : rd.messages) transport_->send(message);
@@ -324,9 +303,7 @@ void Node::handle_ready() {
     for (const auto& read_state : rd.read_states) on_read_state(read_state);
     // Step 4.
     raft_->advance();
-    in_ready_ = false;
     maybe_snapshot();
-    for (auto& command : std::exchange(deferred_proposals_, {})) propose_internal(command);
   }
   // Reads whose index has now been applied.
   while (!reads_awaiting_apply_.empty() &&
@@ -374,7 +351,10 @@ void Node::apply_entry(const raftpb::Entry& entry) {
   }
   lockpb::Command command;
   bool parsed = command.ParseFromString(entry.data());
-  sm::ApplyResult result = state_.apply(entry.index(), std::string_view(entry.data()));
+  // Bytes that do not parse still go to the state machine, which answers
+  // INVALID_ARGUMENT and advances its applied index.
+  sm::ApplyResult result = parsed ? state_.apply(entry.index(), command)
+                                  : state_.apply(entry.index(), std::string_view(entry.data()));
   if (logger_->should_log(spdlog::level::debug)) {
     logger_->debug("{} applied {} at term {}: {} -> {}", config_.id, entry.index(), entry.term(),
                    command.ShortDebugString(), result.status.to_string());
@@ -383,17 +363,7 @@ void Node::apply_entry(const raftpb::Entry& entry) {
     if (caller->term != entry.term()) {
       respond_error(caller->caller, lockpb::UNAVAILABLE, "proposal lost in a leader change; retry");
     } else {
-      clientpb::Request::KindCase kind = clientpb::Request::KIND_NOT_SET;
-      switch (command.kind_case()) {
-        case lockpb::Command::kOpenSession: kind = clientpb::Request::kOpenSession; break;
-        case lockpb::Command::kCloseSession: kind = clientpb::Request::kCloseSession; break;
-        case lockpb::Command::kAcquire: kind = clientpb::Request::kAcquire; break;
-        case lockpb::Command::kRelease: kind = clientpb::Request::kRelease; break;
-        case lockpb::Command::kCancelWait: kind = clientpb::Request::kCancelWait; break;
-        case lockpb::Command::kForceRelease: kind = clientpb::Request::kForceRelease; break;
-        default: break;
-      }
-      answer_applied(caller->caller, kind, result);
+      answer_applied(caller->caller, command.kind_case(), result);
     }
   }
   answer_waits(result);
@@ -500,7 +470,7 @@ void Node::respond_not_leader(const Caller& caller) {
   respond(caller, std::move(response));
 }
 
-void Node::answer_applied(const Caller& caller, clientpb::Request::KindCase kind,
+void Node::answer_applied(const Caller& caller, lockpb::Command::KindCase kind,
                           const sm::ApplyResult& result) {
   clientpb::Response response;
   response.set_code(result.status.code());
@@ -510,11 +480,11 @@ void Node::answer_applied(const Caller& caller, clientpb::Request::KindCase kind
     return;
   }
   switch (kind) {
-    case clientpb::Request::kOpenSession:
+    case lockpb::Command::kOpenSession:
       response.mutable_session_opened()->set_session_id(result.session_id);
       response.mutable_session_opened()->set_ttl_ms(result.ttl_ms);
       break;
-    case clientpb::Request::kAcquire:
+    case lockpb::Command::kAcquire:
       if (result.granted) {
         *response.mutable_granted() = *result.granted;
       } else if (result.queued) {

@@ -118,7 +118,7 @@ class Node {
   void respond(const Caller& caller, clientpb::Response response);
   void respond_error(const Caller& caller, ErrorCode code, std::string message);
   void respond_not_leader(const Caller& caller);
-  void answer_applied(const Caller& caller, const clientpb::Request::KindCase kind,
+  void answer_applied(const Caller& caller, lockpb::Command::KindCase kind,
                       const sm::ApplyResult& result);
   void answer_waits(const sm::ApplyResult& result);
   std::vector<Caller> take_waiting(uint64_t wait_id);
@@ -140,6 +140,7 @@ class Node {
   void track_session(uint64_t session_id, uint64_t ttl_ms);
   // Proposes a leader command; returns false if it could not be proposed
   // now (not leader, transfer under way), so the caller can re-arm it.
+  // Called from the tick handler only, never between ready() and advance().
   bool propose_internal(const lockpb::Command& command);
   void fail_callers_after_snapshot(uint64_t snapshot_index);
   uint64_t wall_ms() const;
@@ -155,7 +156,6 @@ class Node {
   boost::asio::steady_timer tick_timer_;
 
   bool ready_scheduled_ = false;
-  bool in_ready_ = false;
   // The last log index applied, no-op entries included: the state machine
   // only sees commands, so its applied_index() can lag behind this, and a
   // read must wait for this one.
@@ -182,7 +182,6 @@ class Node {
   // refused from then on, so no client is told its session lives on while
   // the expiry may commit (the client's safe-until argument, docs/client.md).
   std::set<uint64_t> expiring_sessions_;
-  std::vector<lockpb::Command> deferred_proposals_;
 
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;
