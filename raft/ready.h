@@ -19,6 +19,12 @@
 //   3. APPLY: if rd.snapshot is set, restore the state machine from it; then
 //      apply rd.committed_entries in order. rd.read_states name a commit
 //      index: serve that read once the state machine has applied it.
+//      When rd.snapshot is not set, this step may come before step 1 (and
+//      run while the write is in flight): committed entries are already on
+//      a quorum's disks, so applying and answering them does not depend on
+//      this node's write (etcd's server applies in parallel with its WAL
+//      write for the same reason). The snapshot the driver takes of its
+//      state machine must still wait for step 4.
 //   4. node.advance() — no mutating call (tick, step, propose, read_index,
 //      transfer_leadership, report_snapshot, ready) may come between ready()
 //      and advance(); the node aborts otherwise. Const accessors are fine.

@@ -103,6 +103,9 @@ Node::Node(asio::io_context& io, NodeConfig config, std::unique_ptr<storage::Raf
 }
 
 Node::~Node() {
+  // A write in flight finishes first; its completion, posted to a loop that
+  // no longer runs, is dropped.
+  storage_thread_.join();
   if (listener_) listener_->stop();
   if (transport_) transport_->stop();
   tick_timer_.cancel();
@@ -147,7 +150,14 @@ asio::awaitable<void> Node::tick_loop() {
   }
 }
 
+bool Node::defer_while_persisting(std::function<void()> input) {
+  if (!persisting_) return false;
+  deferred_.push_back(std::move(input));
+  return true;
+}
+
 void Node::on_tick() {
+  if (defer_while_persisting([this] { on_tick(); })) return;
   raft_->tick();
   auto now = Clock::now();
   // Requests whose ReadIndex round never completed: leadership moved.
@@ -182,6 +192,7 @@ void Node::on_tick() {
 }
 
 void Node::on_peer_message(raftpb::Message message) {
+  if (defer_while_persisting([this, message] { on_peer_message(message); })) return;
   Status status = raft_->step(message);
   if (!status.ok()) {
     logger_->debug("{} dropped peer message: {}", config_.id, status.to_string());
@@ -190,6 +201,7 @@ void Node::on_peer_message(raftpb::Message message) {
 }
 
 void Node::on_request(ConnectionId from, clientpb::Request request) {
+  if (defer_while_persisting([this, from, request] { on_request(from, request); })) return;
   Caller caller{from, request.id()};
   auto kind = request.kind_case();
   if (kind == clientpb::Request::kClusterStatus) {
@@ -280,32 +292,80 @@ void Node::schedule_ready() {
 
 void Node::handle_ready() {
   ready_scheduled_ = false;
+  if (persisting_) return;  // finish_persist() comes back here
   flush_reads();
   while (raft_->has_ready()) {
     raft::Ready rd = raft_->ready();
     // raft/ready.h step 1: the leader's own messages may go out while it writes.
     for (const auto& message : rd.messages) transport_->send(message);
+    if (rd.soft_state) on_soft_state(*rd.soft_state);
     if (rd.snapshot) {
+      // Rare (InstallSnapshot): the whole Ready in order, on the loop.
       Status status = log_->apply_snapshot(*rd.snapshot);
       FL_CHECK(status.ok(), "{} cannot install snapshot at {}: {}", config_.id,
                rd.snapshot->metadata().index(), status.to_string());
+      save_or_die(rd);
+      restore_snapshot(*rd.snapshot);
+      apply_committed(rd);
+      finish_ready(rd);
+      continue;
     }
-    if (rd.hard_state || !rd.entries.empty()) {
-      Status status = log_->save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries);
-      FL_CHECK(status.ok(), "{} cannot persist ready: {}", config_.id, status.to_string());
+    // Step 3 may come first for committed entries (raft/ready.h): they are
+    // on a quorum's disks already, so their answers need not wait for this
+    // write.
+    apply_committed(rd);
+    if (log_->must_sync(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries)) {
+      // The fsync runs on the storage thread while this loop goes on
+      // sending, reading and answering; inputs for the Raft core wait in
+      // deferred_ (nothing may call it before advance()).
+      persisting_ = true;
+      persisting_ready_ = std::move(rd);
+      asio::post(storage_thread_, [this] {
+        const raft::Ready& ready = *persisting_ready_;
+        Status status =
+            log_->save(ready.hard_state ? &*ready.hard_state : nullptr, ready.entries);
+        asio::post(io_, [this, status] { finish_persist(status); });
+      });
+      break;
     }
-    // Step 2: messages that promise durable state, only now.
-    for (const auto& message : rd.messages_after_persist) transport_->send(message);
-    // Step 3: apply.
-    if (rd.soft_state) on_soft_state(*rd.soft_state);
-    if (rd.snapshot) restore_snapshot(*rd.snapshot);
-    for (const auto& entry : rd.committed_entries) apply_entry(entry);
-    for (const auto& read_state : rd.read_states) on_read_state(read_state);
-    // Step 4.
-    raft_->advance();
-    maybe_snapshot();
+    save_or_die(rd);  // at most a commit index: no fsync, no thread hop
+    finish_ready(rd);
   }
-  // Reads whose index has now been applied.
+  serve_applied_reads();
+}
+
+void Node::save_or_die(const raft::Ready& rd) {
+  if (!rd.hard_state && rd.entries.empty()) return;
+  Status status = log_->save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries);
+  FL_CHECK(status.ok(), "{} cannot persist ready: {}", config_.id, status.to_string());
+}
+
+void Node::apply_committed(const raft::Ready& rd) {
+  for (const auto& entry : rd.committed_entries) apply_entry(entry);
+  for (const auto& read_state : rd.read_states) on_read_state(read_state);
+}
+
+void Node::finish_persist(Status status) {
+  FL_CHECK(status.ok(), "{} cannot persist ready: {}", config_.id, status.to_string());
+  persisting_ = false;
+  raft::Ready rd = std::move(*persisting_ready_);
+  persisting_ready_.reset();
+  finish_ready(rd);
+  // Inputs that arrived during the write, in their order; they share the
+  // next write.
+  for (auto& input : std::exchange(deferred_, {})) input();
+  schedule_ready();
+}
+
+void Node::finish_ready(raft::Ready& rd) {
+  // Step 2: messages that promise durable state, only now.
+  for (const auto& message : rd.messages_after_persist) transport_->send(message);
+  // Step 4.
+  raft_->advance();
+  maybe_snapshot();
+}
+
+void Node::serve_applied_reads() {
   while (!reads_awaiting_apply_.empty() &&
          reads_awaiting_apply_.begin()->first <= applied_index_) {
     ReadBatch batch = std::move(reads_awaiting_apply_.begin()->second);
@@ -769,6 +829,7 @@ void Node::run_leader_timers() {
 // --- Shutdown --------------------------------------------------------------------
 
 void Node::shutdown(std::function<void()> done) {
+  if (defer_while_persisting([this, done] { shutdown(done); })) return;
   if (shutting_down_ || shutdown_done_) return;
   shutting_down_ = true;
   shutdown_done_ = std::move(done);

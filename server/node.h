@@ -26,13 +26,17 @@
 // becomes leader gives every session a full TTL from that moment.
 //
 // Thread-safety: not thread-safe. Create, start and shut down on the thread
-// that runs the io_context; everything else happens on that thread.
+// that runs the io_context; everything else happens on that thread, except
+// the fsync of a Ready, which runs on the node's storage thread (handed over
+// and back with post; the loop touches neither the Raft core nor the log
+// while it runs).
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <queue>
 #include <set>
 #include <string>
@@ -109,6 +113,15 @@ class Node {
   // The driver.
   void schedule_ready();
   void handle_ready();
+  void apply_committed(const raft::Ready& rd);
+  void save_or_die(const raft::Ready& rd);
+  void finish_persist(Status status);
+  void finish_ready(raft::Ready& rd);
+  void serve_applied_reads();
+  // While a write is on the storage thread the Raft core must not be called
+  // (raft/ready.h step 4): inputs are queued and run after advance(). True
+  // when `input` was queued.
+  bool defer_while_persisting(std::function<void()> input);
   void apply_entry(const raftpb::Entry& entry);
   void restore_snapshot(const raftpb::Snapshot& snapshot);
   void maybe_snapshot();
@@ -156,6 +169,12 @@ class Node {
   boost::asio::steady_timer tick_timer_;
 
   bool ready_scheduled_ = false;
+  // One write at a time: the Ready whose entries the storage thread is
+  // persisting, and the inputs that arrived meanwhile.
+  boost::asio::thread_pool storage_thread_{1};
+  bool persisting_ = false;
+  std::optional<raft::Ready> persisting_ready_;
+  std::vector<std::function<void()>> deferred_;
   // The last log index applied, no-op entries included: the state machine
   // only sees commands, so its applied_index() can lag behind this, and a
   // read must wait for this one.

@@ -318,9 +318,17 @@ void RaftLog::remove_snapshot_files_except(const std::string& keep_name) const {
   }
 }
 
-void RaftLog::write_or_die(rocksdb::WriteBatch& batch, const char* what) {
+bool RaftLog::must_sync(const raftpb::HardState* hard_state,
+                        const std::vector<raftpb::Entry>& entries) const {
+  if (!options_.sync) return false;
+  if (!entries.empty()) return true;
+  return hard_state != nullptr && (hard_state->term() != hard_state_.term() ||
+                                   hard_state->vote() != hard_state_.vote());
+}
+
+void RaftLog::write_or_die(rocksdb::WriteBatch& batch, const char* what, bool sync) {
   rocksdb::WriteOptions write_options;
-  write_options.sync = options_.sync;
+  write_options.sync = sync;
   rocksdb::Status status = db_->Write(write_options, &batch);
   FL_CHECK(status.ok(), "cannot persist {} to {}: {}", what, db_dir_.string(), status.ToString());
 }
@@ -439,7 +447,7 @@ Status RaftLog::save(const raftpb::HardState* hard_state,
       batch.DeleteRange(entry_key(new_last + 1), entry_key(last_index_ + 1));
     }
   }
-  write_or_die(batch, "hard state and entries");
+  write_or_die(batch, "hard state and entries", must_sync(hard_state, entries));
 
   if (hard_state != nullptr) hard_state_ = *hard_state;
   if (first_new != entries.end()) {
@@ -465,7 +473,7 @@ Status RaftLog::apply_snapshot(const raftpb::Snapshot& snapshot) {
   batch.Put(slice(kSnapshotKey), metadata.SerializeAsString());
   batch.Put(slice(kBaseKey), encode_pair(metadata.index(), metadata.term()));
   batch.DeleteRange(entry_key(0), std::string(1, kEntryPrefixEnd));
-  write_or_die(batch, "snapshot metadata");
+  write_or_die(batch, "snapshot metadata", options_.sync);
 
   snapshot_ = snapshot;
   base_index_ = metadata.index();
@@ -495,7 +503,7 @@ Status RaftLog::create_snapshot(uint64_t index, const raftpb::ConfState& conf_st
 
   rocksdb::WriteBatch batch;
   batch.Put(slice(kSnapshotKey), metadata->SerializeAsString());
-  write_or_die(batch, "snapshot metadata");
+  write_or_die(batch, "snapshot metadata", options_.sync);
 
   snapshot_ = std::move(snapshot);
   remove_snapshot_files_except(snapshot_file_name(metadata->term(), metadata->index()));
@@ -512,7 +520,7 @@ Status RaftLog::compact(uint64_t index) {
   rocksdb::WriteBatch batch;
   batch.Put(slice(kBaseKey), encode_pair(index, index_term));
   batch.DeleteRange(entry_key(0), entry_key(index + 1));
-  write_or_die(batch, "log compaction");
+  write_or_die(batch, "log compaction", options_.sync);
   base_index_ = index;
   base_term_ = index_term;
   cache_.drop_through(index);

@@ -115,10 +115,21 @@ class RaftLog final : public raft::LogStorage {
   // at an existing index replaces it and every entry after it (the
   // conflicting suffix is deleted in the same batch); entries at or below the
   // compaction point (first_index() - 1) are ignored. Everything is one
-  // WriteBatch written with sync: on return it is durable and the caller may
-  // send the messages that depend on it. Returns INVALID_ARGUMENT (nothing
-  // written) for non-contiguous entries or a gap. A failed write aborts.
+  // WriteBatch, written with sync when must_sync() says so: on return it is
+  // durable and the caller may send the messages that depend on it. Returns
+  // INVALID_ARGUMENT (nothing written) for non-contiguous entries or a gap.
+  // A failed write aborts.
   Status save(const raftpb::HardState* hard_state, const std::vector<raftpb::Entry>& entries);
+
+  // Whether save(hard_state, entries) has to fsync: it does when it writes
+  // entries or changes the term or vote. A hard state that only moves the
+  // commit index is written without one (as etcd does): a commit index is a
+  // hint that the leader repeats, and a node restarted with an older one
+  // only applies less until it hears from the leader. Entries are appended
+  // in order to one write-ahead log, so a later synced save makes it durable
+  // too. Always false when the log was opened with sync off.
+  bool must_sync(const raftpb::HardState* hard_state,
+                 const std::vector<raftpb::Entry>& entries) const;
 
   // Installs a snapshot received from the leader (InstallSnapshot): writes
   // its data to a snapshot file, then in one synced batch records its
@@ -167,7 +178,7 @@ class RaftLog final : public raft::LogStorage {
                       std::vector<raftpb::Entry>& out) const;
   // Writes `batch` (synced unless options_.sync is false); aborts
   // (FL_CHECK) naming `what` and the path when RocksDB fails.
-  void write_or_die(rocksdb::WriteBatch& batch, const char* what);
+  void write_or_die(rocksdb::WriteBatch& batch, const char* what, bool sync);
 
   RaftLogOptions options_;
   std::filesystem::path db_dir_;

@@ -44,6 +44,10 @@ struct SimNode {
   std::unique_ptr<raft::Node> node;  // null while crashed
   uint64_t sm_index = 0;             // state machine: last applied index
   uint64_t sm_hash = 0;              // and the running hash of everything applied
+  // The server writes a hard state that only moves the commit index without
+  // an fsync (RaftLog::must_sync); a machine crash can lose it, back to the
+  // commit index of the last synced write.
+  uint64_t synced_commit = 0;
 };
 
 std::string describe(const raftpb::Message& m) {
@@ -105,6 +109,8 @@ class Simulation {
   void start_node(SimNode& n);
   void crash(SimNode& n, const char* how);
   void handle_ready(SimNode& n);
+  // Step 3 of raft/ready.h; false when the checker failed.
+  bool apply_committed(SimNode& n, const raft::Ready& rd);
   void maybe_snapshot(SimNode& n);
   void send(raftpb::Message m);
   void deliver(raftpb::Message& m);
@@ -220,6 +226,13 @@ void Simulation::start_node(SimNode& n) {
 void Simulation::crash(SimNode& n, const char* how) {
   trace("crash {}{}", n.id, how);
   n.node.reset();
+  raftpb::HardState hard_state = n.storage.initial_state().hard_state;
+  if (hard_state.commit() != n.synced_commit && chance(rng_, 500'000)) {
+    trace("crash {} loses its unsynced commit index {} (back to {})", n.id, hard_state.commit(),
+          n.synced_commit);
+    hard_state.set_commit(n.synced_commit);
+    n.storage.set_hard_state(hard_state);
+  }
 }
 
 void Simulation::send(raftpb::Message m) {
@@ -266,15 +279,23 @@ void Simulation::handle_ready(SimNode& n) {
             n.node->term(), rd.soft_state->leader_id);
     }
     for (auto& m : rd.messages) send(std::move(m));
+    // 3 before 1, as the server does (raft/ready.h): committed entries are
+    // applied before this node's own write, which a crash may then lose.
+    if (!rd.snapshot && !apply_committed(n, rd)) return;
     if (chaos() && rd.must_persist() && chance(rng_, crash_mid_ready_per_million_)) {
       crash(n, " after sending, before persisting");
       return;
     }
     // 1. persist
     checker_.observe_persist(n.id, leader_term, rd.entries, n.storage);
+    raftpb::HardState before = n.storage.initial_state().hard_state;
     if (rd.snapshot) n.storage.apply_snapshot(*rd.snapshot);
     n.storage.append(rd.entries);
     if (rd.hard_state) n.storage.set_hard_state(*rd.hard_state);
+    bool synced = rd.snapshot || !rd.entries.empty() ||
+                  (rd.hard_state && (rd.hard_state->term() != before.term() ||
+                                     rd.hard_state->vote() != before.vote()));
+    if (synced) n.synced_commit = n.storage.initial_state().hard_state.commit();
     // 2. send what promises durable state
     for (auto& m : rd.messages_after_persist) send(std::move(m));
     // 3. apply
@@ -286,30 +307,35 @@ void Simulation::handle_ready(SimNode& n) {
       trace("node {} restores snapshot at {}", n.id, n.sm_index);
       checker_.observe_restore(n.id, n.sm_index, n.sm_hash);
     }
-    for (const auto& e : rd.committed_entries) {
-      if (e.index() != n.sm_index + 1) {
-        checker_.fail(
-            fmt::format("node {} applies index {} after {}", n.id, e.index(), n.sm_index));
-        return;
-      }
-      n.sm_hash = fold_hash(n.sm_hash, e.index(), hash_bytes(e.data()));
-      n.sm_index = e.index();
-      checker_.observe_apply(n.id, e, n.sm_hash);
-    }
-    for (const auto& rs : rd.read_states) {
-      auto it = read_floor_.find(rs.context);
-      if (it != read_floor_.end() && rs.index < it->second) {
-        checker_.fail(
-            fmt::format("linearizable read: read {} on node {} got index {} but {} "
-                        "was committed before it started",
-                        rs.context, n.id, rs.index, it->second));
-      }
-      trace("node {} read {} at index {}", n.id, rs.context, rs.index);
-    }
+    if (rd.snapshot && !apply_committed(n, rd)) return;
     // 4. advance
     n.node->advance();
     maybe_snapshot(n);
   }
+}
+
+bool Simulation::apply_committed(SimNode& n, const raft::Ready& rd) {
+  for (const auto& e : rd.committed_entries) {
+    if (e.index() != n.sm_index + 1) {
+      checker_.fail(
+          fmt::format("node {} applies index {} after {}", n.id, e.index(), n.sm_index));
+      return false;
+    }
+    n.sm_hash = fold_hash(n.sm_hash, e.index(), hash_bytes(e.data()));
+    n.sm_index = e.index();
+    checker_.observe_apply(n.id, e, n.sm_hash);
+  }
+  for (const auto& rs : rd.read_states) {
+    auto it = read_floor_.find(rs.context);
+    if (it != read_floor_.end() && rs.index < it->second) {
+      checker_.fail(
+          fmt::format("linearizable read: read {} on node {} got index {} but {} "
+                      "was committed before it started",
+                      rs.context, n.id, rs.index, it->second));
+    }
+    trace("node {} read {} at index {}", n.id, rs.context, rs.index);
+  }
+  return true;
 }
 
 void Simulation::maybe_snapshot(SimNode& n) {
@@ -318,6 +344,7 @@ void Simulation::maybe_snapshot(SimNode& n) {
   raftpb::ConfState conf;
   for (uint64_t id : voter_ids_) conf.add_voters(id);
   n.storage.create_snapshot(n.sm_index, conf, fmt::format("{} {}", n.sm_index, n.sm_hash));
+  n.synced_commit = n.storage.initial_state().hard_state.commit();  // a synced write
   uint64_t keep = uniform_below(rng_, 3);
   if (n.sm_index > keep) n.storage.compact(n.sm_index - keep);
   trace("node {} snapshots at {} and compacts to {}", n.id, n.sm_index,
