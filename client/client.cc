@@ -258,8 +258,9 @@ class Core : public std::enable_shared_from_this<Core> {
 
   // The node we talk to is not the leader: go to the hinted one, or try the
   // next endpoint after a pause (an election may be under way).
-  void redirect(const std::string& hint) {
-    logger_->debug("not the leader: {}; hint '{}'", current_endpoint(), hint);
+  void redirect(const std::string& leader_address) {
+    std::string hint = endpoint_for_hint(leader_address);
+    logger_->debug("not the leader: {}; hint '{}' -> '{}'", current_endpoint(), leader_address, hint);
     if (!hint.empty() && hint == current_endpoint() && connection_ && connection_->open()) return;
     hint_ = hint;
     if (connection_) {
@@ -273,6 +274,21 @@ class Core : public std::enable_shared_from_this<Core> {
     } else {
       ensure_connecting();
     }
+  }
+
+  // The endpoint to use for the leader's own client address `hint`, by
+  // ClientOptions::hint_endpoints and follow_hints_outside_endpoints; empty
+  // = no usable hint (try the endpoints in turn).
+  std::string endpoint_for_hint(const std::string& hint) const {
+    if (hint.empty()) return hint;
+    if (auto it = options_.hint_endpoints.find(hint); it != options_.hint_endpoints.end()) {
+      return it->second;
+    }
+    if (options_.follow_hints_outside_endpoints) return hint;
+    for (const auto& endpoint : options_.endpoints) {
+      if (endpoint == hint) return hint;
+    }
+    return "";
   }
 
   void arm_sweep() {

@@ -40,8 +40,10 @@ bool eventually(const std::function<bool()>& done, std::chrono::milliseconds tim
 
 ProcessCluster::ProcessCluster(ProcessClusterOptions options) : options_(std::move(options)) {
   std::random_device random;
-  dir_ = std::filesystem::temp_directory_path() /
-         ("fencelock-cluster-" + std::to_string(getpid()) + "-" + std::to_string(random()));
+  keep_dir_ = !options_.dir.empty();
+  dir_ = keep_dir_ ? options_.dir
+                   : std::filesystem::temp_directory_path() /
+                         ("fencelock-cluster-" + std::to_string(getpid()) + "-" + std::to_string(random()));
   std::filesystem::create_directories(dir_);
   for (int i = 1; i <= options_.nodes; ++i) {
     peer_addrs_[i] = "127.0.0.1:" + std::to_string(free_port());
@@ -59,8 +61,14 @@ ProcessCluster::~ProcessCluster() {
     ::kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
   }
+  if (keep_dir_) return;
   std::error_code ignored;
   std::filesystem::remove_all(dir_, ignored);
+}
+
+pid_t ProcessCluster::pid(uint64_t id) const {
+  auto it = pids_.find(id);
+  return it == pids_.end() ? -1 : it->second;
 }
 
 std::vector<uint64_t> ProcessCluster::ids() const {
@@ -84,13 +92,16 @@ void ProcessCluster::start(uint64_t id) {
   std::string peers;
   for (const auto& [peer, address] : peer_addrs_) {
     if (!peers.empty()) peers += ",";
-    peers += std::to_string(peer) + "=" + address;
+    std::string dial = address;
+    if (options_.dial_address && peer != id) dial = options_.dial_address(id, peer, address);
+    peers += std::to_string(peer) + "=" + dial;
   }
   std::vector<std::string> args = {
       FENCELOCKD_PATH,
       "--id", std::to_string(id),
       "--peers", peers,
       "--client-addr", client_addrs_.at(id),
+      "--peer-addr", peer_addrs_.at(id),
       "--data-dir", (data_dir(id) / "data").string(),
       "--tick-ms", std::to_string(options_.tick_ms),
       "--election-ticks", std::to_string(options_.election_ticks),

@@ -29,6 +29,14 @@ struct ProcessClusterOptions {
   uint64_t keep_log_entries = 1000;
   bool unsafe_no_fsync = false;
   std::vector<std::string> extra_flags;
+  // Where node `from` dials node `to` (its --peers entry for `to`); unset =
+  // `to`'s real peer address. Each node listens on its real address (passed
+  // as --peer-addr). The fault driver routes every directed peer link
+  // through a proxy this way. Called by start().
+  std::function<std::string(uint64_t from, uint64_t to, const std::string& real)> dial_address;
+  // The cluster's directory (data and logs of every node); unset = a fresh
+  // temporary directory. A directory given here is kept at destruction.
+  std::filesystem::path dir;
 };
 
 class ProcessCluster {
@@ -51,6 +59,9 @@ class ProcessCluster {
   std::optional<clientpb::ClusterStatusResult> status_of(uint64_t id);
 
   std::string client_endpoint(uint64_t id) const { return client_addrs_.at(id); }
+  std::string peer_endpoint(uint64_t id) const { return peer_addrs_.at(id); }
+  // The process id of a running node; -1 if it is not running.
+  pid_t pid(uint64_t id) const;
   std::vector<std::string> client_endpoints() const;
   std::vector<uint64_t> ids() const;
   std::filesystem::path data_dir(uint64_t id) const;
@@ -61,6 +72,7 @@ class ProcessCluster {
  private:
   ProcessClusterOptions options_;
   std::filesystem::path dir_;
+  bool keep_dir_ = false;
   std::map<uint64_t, std::string> peer_addrs_;
   std::map<uint64_t, std::string> client_addrs_;
   std::map<uint64_t, pid_t> pids_;

@@ -14,9 +14,10 @@ using tcp = asio::ip::tcp;
 
 struct TcpProxy::Impl : std::enable_shared_from_this<Impl> {
   struct Link {
-    explicit Link(asio::io_context& io) : client(io), server(io) {}
+    Link(asio::io_context& io, size_t target_index) : client(io), server(io), target(target_index) {}
     tcp::socket client;
     tcp::socket server;
+    size_t target;
   };
 
   asio::io_context io;
@@ -24,19 +25,25 @@ struct TcpProxy::Impl : std::enable_shared_from_this<Impl> {
   std::vector<tcp::endpoint> targets;
   std::list<std::shared_ptr<Link>> links;
   bool cut = false;
+  std::vector<bool> target_cut;
   std::thread thread;
+
+  bool closed(size_t i) const { return cut || target_cut[i]; }
 
   void accept(size_t i) {
     acceptors[i]->async_accept([self = shared_from_this(), i](boost::system::error_code ec, tcp::socket socket) {
       if (ec) return;
-      if (self->cut) {
+      if (self->closed(i)) {
         socket.close();
       } else {
-        auto link = std::make_shared<Link>(self->io);
+        self->links.remove_if([](const std::shared_ptr<Link>& old) {
+          return !old->client.is_open() && !old->server.is_open();
+        });
+        auto link = std::make_shared<Link>(self->io, i);
         link->client = std::move(socket);
         self->links.push_back(link);
-        link->server.async_connect(self->targets[i], [self, link](boost::system::error_code connect_ec) {
-          if (connect_ec || self->cut) {
+        link->server.async_connect(self->targets[i], [self, link, i](boost::system::error_code connect_ec) {
+          if (connect_ec || self->closed(i)) {
             close(*link);
             return;
           }
@@ -77,6 +84,7 @@ TcpProxy::TcpProxy(const std::vector<std::string>& targets) : impl_(std::make_sh
     auto colon = target.rfind(':');
     impl_->targets.emplace_back(asio::ip::make_address(target.substr(0, colon)),
                                 static_cast<uint16_t>(std::stoi(target.substr(colon + 1))));
+    impl_->target_cut.push_back(false);
     impl_->acceptors.push_back(std::make_unique<tcp::acceptor>(
         impl_->io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)));
   }
@@ -112,6 +120,32 @@ void TcpProxy::heal() {
   std::promise<void> done;
   asio::post(impl_->io, [this, &done] {
     impl_->cut = false;
+    done.set_value();
+  });
+  done.get_future().wait();
+}
+
+void TcpProxy::cut(size_t index) {
+  std::promise<void> done;
+  asio::post(impl_->io, [this, index, &done] {
+    impl_->target_cut.at(index) = true;
+    for (auto it = impl_->links.begin(); it != impl_->links.end();) {
+      if ((*it)->target == index) {
+        Impl::close(**it);
+        it = impl_->links.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    done.set_value();
+  });
+  done.get_future().wait();
+}
+
+void TcpProxy::heal(size_t index) {
+  std::promise<void> done;
+  asio::post(impl_->io, [this, index, &done] {
+    impl_->target_cut.at(index) = false;
     done.set_value();
   });
   done.get_future().wait();

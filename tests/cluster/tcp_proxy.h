@@ -1,6 +1,8 @@
 #pragma once
 // TcpProxy: forwards 127.0.0.1 ports to target addresses, and can cut every
-// link at once, so a test can isolate a client (or a node) from the cluster.
+// link at once, so a test can isolate a client (or a node) from the cluster,
+// or one target's links alone (the fault driver gives every directed peer
+// link its own target, so it can cut a link in one direction).
 //
 // Thread-safety: thread-safe; it runs its own I/O thread.
 
@@ -24,6 +26,11 @@ class TcpProxy {
   // closed at once) until heal().
   void cut();
   void heal();
+  // The same for the links of target `index` only (the order of the
+  // constructor's targets). A target is open when neither the whole proxy
+  // nor the target is cut.
+  void cut(size_t index);
+  void heal(size_t index);
 
  private:
   struct Impl;
