@@ -10,6 +10,7 @@
 // exits 0 only when the checker reported lost updates.
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -19,6 +20,7 @@
 #include <thread>
 
 #include "client/session.h"
+#include "common/logging.h"
 #include "tests/cluster/process_cluster.h"
 #include "tests/cluster/tcp_proxy.h"
 #include "tests/faults/checker.h"
@@ -60,7 +62,10 @@ Liveness probe_liveness(const std::vector<std::string>& endpoints, const std::ve
   client_options.endpoints = endpoints;
   client_options.request_timeout = deadline;
   auto client = client::Client::connect(client_options).value();
+  std::fprintf(stderr, "fencelock-faults: %8.3fs liveness probe starts\n", history.now_us() / 1e6);
   auto session = client::Session::open(client, {.ttl = std::chrono::milliseconds(options.ttl_ms), .client_name = "liveness"});
+  std::fprintf(stderr, "fencelock-faults: %8.3fs liveness probe: session %s\n", history.now_us() / 1e6,
+               session.ok() ? "open" : session.status().to_string().c_str());
   if (!session.ok()) {
     out.error = "liveness: cannot open a session: " + session.status().to_string();
     return out;
@@ -150,16 +155,19 @@ int main(int argc, char** argv) {
   app.add_option("--election-ticks", options.election_ticks, "election timeout in ticks");
   app.add_option("--ttl-ms", options.ttl_ms, "workers' session TTL")->check(CLI::Range(500, 60000));
   app.add_option("--liveness-slack-ms", options.liveness_slack_ms, "added to the liveness bound");
+  bool schedule_only = false;
+  std::string client_log_level = "warn";
+  app.add_option("--client-log-level", client_log_level, "log level of the client library (stderr)");
+  app.add_flag("--schedule-only", schedule_only, "print the fault schedule and exit");
   CLI11_PARSE(app, argc, argv);
   if (options.seed == 0) options.seed = std::random_device()() | (uint64_t{std::random_device()()} << 32);
   if (options.workers == 0) options.workers = options.nodes == 3 ? 8 : 10;
   if (options.out.empty()) {
     options.out = (std::filesystem::temp_directory_path() /
-                   ("fencelock-faults-" + std::to_string(options.seed) + (options.no_fence ? "-nofence" : "")))
+                   ("fencelock-faults-" + std::to_string(options.seed) + (options.no_fence ? "-nofence-" : "-") +
+                    std::to_string(getpid())))
                       .string();
   }
-  std::filesystem::remove_all(options.out);
-  std::filesystem::create_directories(options.out);
   signal(SIGPIPE, SIG_IGN);
 
   std::printf("fencelock-faults: seed=%llu nodes=%d seconds=%d workers=%d fencing=%s out=%s\n",
@@ -179,6 +187,10 @@ int main(int argc, char** argv) {
   std::printf("schedule (%zu faults):\n", schedule.size());
   for (const auto& fault : schedule) std::printf("  %s\n", describe(fault).c_str());
   std::fflush(stdout);
+  if (schedule_only) return 0;
+  set_log_level(client_log_level);
+  std::filesystem::remove_all(options.out);
+  std::filesystem::create_directories(options.out);
 
   // Every directed peer link (from, to) gets its own proxy target, which
   // forwards to `to`'s real peer port; `from` dials it.
@@ -247,6 +259,15 @@ int main(int argc, char** argv) {
     history.write(out, ops);
   }
   workers.clear();
+  bool passed = options.expect_lost_updates ? report.lost_updates > 0 : report.violation_count == 0;
+  if (passed) {
+    // Keep the history and the node logs for inspection, not the data.
+    for (uint64_t id : cluster.ids()) {
+      cluster.kill(id);
+      std::error_code ignored;
+      std::filesystem::remove_all(cluster.data_dir(id) / "data", ignored);
+    }
+  }
 
   for (const auto& violation : report.violations) std::printf("violation: %s\n", violation.c_str());
   std::printf("grants=%lld releases=%lld reads=%lld writes=%lld rejected=%lld lost_updates=%lld "
