@@ -385,6 +385,19 @@ void Node::on_soft_state(const raft::SoftState& soft) {
   if (was_leader && !is_leader) {
     clear_leader_timers();
     fail_reads(lockpb::NOT_LEADER, "leadership lost");
+    // Our uncommitted entries may be overwritten by the new leader, and
+    // are answered only once the log reaches their indices — never, if
+    // our tail was longer than the new leader's log and no traffic
+    // follows. Tell their callers to retry now: a retry carries the same
+    // (session, sequence), so one whose original does commit is answered
+    // with the recorded result (DESIGN.md "Exactly once"). A node shutting
+    // down handed leadership to an up-to-date follower: its proposals
+    // commit, and it waits for them (operations.md).
+    if (!shutting_down_) {
+      for (auto& [index, proposal] : std::exchange(proposals_, {})) {
+        respond_error(proposal.caller, lockpb::UNAVAILABLE, "leadership lost; retry");
+      }
+    }
   }
 }
 
