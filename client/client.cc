@@ -261,7 +261,16 @@ class Core : public std::enable_shared_from_this<Core> {
   void redirect(const std::string& leader_address) {
     std::string hint = endpoint_for_hint(leader_address);
     logger_->debug("not the leader: {}; hint '{}' -> '{}'", current_endpoint(), leader_address, hint);
-    if (!hint.empty() && hint == current_endpoint() && connection_ && connection_->open()) return;
+    if (!hint.empty() && hint == current_endpoint() && connection_ && connection_->open()) {
+      // The node names itself: a leader handing its office over, or an
+      // answer that predates its election. Ask it again shortly.
+      schedule(std::chrono::milliseconds(50), [this] {
+        for (auto& [id, call] : calls_) {
+          if (!call.sent) send_or_queue(id);
+        }
+      });
+      return;
+    }
     hint_ = hint;
     if (connection_) {
       auto old = std::move(connection_);
