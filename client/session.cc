@@ -6,18 +6,33 @@ namespace fencelock::client {
 
 Result<std::shared_ptr<Session>> Session::open(std::shared_ptr<Client> client,
                                                SessionOptions options) {
+  std::promise<Result<std::shared_ptr<Session>>> promise;
+  auto future = promise.get_future();
+  open_async(std::move(client), std::move(options),
+             [&promise](Result<std::shared_ptr<Session>> result) { promise.set_value(std::move(result)); });
+  return future.get();
+}
+
+void Session::open_async(std::shared_ptr<Client> client, SessionOptions options,
+                         std::function<void(Result<std::shared_ptr<Session>>)> done) {
   clientpb::Request request;
   request.mutable_open_session()->set_ttl_ms(static_cast<uint64_t>(options.ttl.count()));
   request.mutable_open_session()->set_client_name(options.client_name);
   auto sent = Clock::now();
-  auto response = client->call(std::move(request));
-  if (response.code() != lockpb::OK) return response_status(response);
-  std::chrono::milliseconds ttl(response.session_opened().ttl_ms());
-  auto safe = sent + std::chrono::duration_cast<Clock::duration>(ttl * (1.0 - options.clock_drift));
-  std::shared_ptr<Session> session(
-      new Session(client, options, response.session_opened().session_id(), ttl, safe));
-  session->start_keepalive();
-  return session;
+  auto* raw = client.get();
+  raw->call_async(std::move(request), [client = std::move(client), options = std::move(options), sent,
+                                       done = std::move(done)](clientpb::Response response) mutable {
+    if (response.code() != lockpb::OK) {
+      done(response_status(response));
+      return;
+    }
+    std::chrono::milliseconds ttl(response.session_opened().ttl_ms());
+    auto safe = sent + std::chrono::duration_cast<Clock::duration>(ttl * (1.0 - options.clock_drift));
+    std::shared_ptr<Session> session(
+        new Session(std::move(client), std::move(options), response.session_opened().session_id(), ttl, safe));
+    session->start_keepalive();
+    done(std::move(session));
+  });
 }
 
 Session::Session(std::shared_ptr<Client> client, SessionOptions options, uint64_t id,

@@ -60,6 +60,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // answered.
   static Result<std::shared_ptr<Session>> open(std::shared_ptr<Client> client,
                                                SessionOptions options = {});
+  // The asynchronous form of open(): `done` gets the session (keepalives
+  // already started) or the error, once, on the client's I/O thread. Many
+  // opens may be in flight on one client (fencelock-bench opens thousands).
+  static void open_async(std::shared_ptr<Client> client, SessionOptions options,
+                         std::function<void(Result<std::shared_ptr<Session>>)> done);
 
   ~Session();
   Session(const Session&) = delete;

@@ -5,6 +5,11 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <set>
 
 #include "client/session.h"
 #include "net/asio.h"
@@ -223,6 +228,60 @@ TEST_CASE("a session that keeps alive survives a leader kill", "[cluster]") {
   auto current = client->check_sequencer(lock.value()->sequencer());
   REQUIRE(current.ok());
   CHECK(current.value());
+}
+
+TEST_CASE("open_async opens many sessions at once, each kept alive and able to lock", "[cluster]") {
+  ProcessClusterOptions options;
+  options.nodes = 3;
+  ProcessCluster cluster(options);
+  cluster.start_all();
+  REQUIRE(cluster.wait_for_leader() != 0);
+  auto client = cluster.client();
+
+  constexpr int kSessions = 300;
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<std::shared_ptr<Session>> sessions;
+  std::vector<std::string> errors;
+  SessionOptions session_options;
+  session_options.ttl = 2000ms;
+  for (int i = 0; i < kSessions; ++i) {
+    Session::open_async(client, session_options, [&](Result<std::shared_ptr<Session>> result) {
+      std::lock_guard lock(mutex);
+      if (result.ok()) {
+        sessions.push_back(result.value());
+      } else {
+        errors.push_back(result.status().to_string());
+      }
+      cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock lock(mutex);
+    REQUIRE(cv.wait_for(lock, 20s, [&] { return sessions.size() + errors.size() == kSessions; }));
+  }
+  INFO((errors.empty() ? "" : errors.front()));
+  REQUIRE(errors.empty());
+  std::set<uint64_t> ids;
+  for (const auto& session : sessions) ids.insert(session->id());
+  CHECK(ids.size() == static_cast<size_t>(kSessions));
+
+  // Longer than a TTL: keepalives started by open_async hold every session.
+  CHECK_FALSE(eventually([&] {
+    return std::any_of(sessions.begin(), sessions.end(), [](const auto& s) { return s->lost(); });
+  }, 3s));
+  auto lock = sessions.back()->acquire("opened-async");
+  REQUIRE(lock.ok());
+  CHECK(lock.value()->release().ok());
+
+  // Errors come through the callback too.
+  SessionOptions bad;
+  bad.ttl = 10ms;
+  std::promise<Status> failed;
+  Session::open_async(client, bad, [&](Result<std::shared_ptr<Session>> result) { failed.set_value(result.status()); });
+  auto future = failed.get_future();
+  REQUIRE(future.wait_for(15s) == std::future_status::ready);
+  CHECK(future.get().code() == lockpb::INVALID_ARGUMENT);
 }
 
 TEST_CASE("garbage, oversized frames, half frames and idle connections do not stop service",

@@ -1,0 +1,159 @@
+// The fencelock driver: the client library's asynchronous API. Sessions are
+// spread over several Clients (one TCP connection and one I/O thread each),
+// `sessions_per_connection` per Client; an acquire waits in the lock's FIFO
+// queue inside the cluster (a release grants the next waiter in the same
+// commit), so the contended workload needs no watch round trip.
+//
+// Thread-safety: as Driver. Per-session state is touched only by the one
+// operation a session has in flight.
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+
+#include "cli/bench/driver.h"
+#include "client/session.h"
+
+namespace fencelock::bench {
+namespace {
+
+using client::Client;
+using client::Session;
+
+class FencelockDriver : public Driver {
+ public:
+  explicit FencelockDriver(DriverOptions options) : options_(std::move(options)) {}
+  ~FencelockDriver() override { close_sessions(); }
+
+  std::string name() const override { return "fencelock"; }
+
+  Outcome open_sessions(int count, std::chrono::milliseconds timeout) override {
+    int per = std::max(1, options_.sessions_per_connection);
+    int connections = (count + per - 1) / per;
+    for (int c = 0; c < connections; ++c) {
+      client::ClientOptions client_options;
+      client_options.endpoints = options_.endpoints;
+      // Generous: an acquire that waits in a long queue (contended, 256
+      // clients) must not time out on the client side.
+      client_options.request_timeout = std::chrono::seconds(30);
+      auto client = Client::connect(client_options);
+      if (!client.ok()) return {client.status().to_string()};
+      clients_.push_back(client.value());
+    }
+    slots_ = std::vector<Slot>(static_cast<size_t>(count));
+
+    // Keep a window of opens in flight: thousands at once would only queue.
+    constexpr int kWindow = 512;
+    struct Progress {
+      std::mutex mutex;
+      std::condition_variable cv;
+      int done = 0;
+      std::string error;
+    };
+    auto progress = std::make_shared<Progress>();
+    auto next = std::make_shared<std::atomic<int>>(0);
+    auto open_next = std::make_shared<std::function<void()>>();
+    std::weak_ptr<std::function<void()>> weak_open = open_next;
+    *open_next = [this, count, per, progress, next, weak_open] {
+      int i = next->fetch_add(1);
+      if (i >= count) return;
+      client::SessionOptions session_options;
+      session_options.ttl = options_.session_ttl;
+      session_options.client_name = "fencelock-bench";
+      Session::open_async(clients_[static_cast<size_t>(i / per)], session_options,
+                          [this, i, progress, weak_open](Result<std::shared_ptr<Session>> result) {
+                            {
+                              std::lock_guard lock(progress->mutex);
+                              if (result.ok()) {
+                                slots_[static_cast<size_t>(i)].session = result.value();
+                              } else if (progress->error.empty()) {
+                                progress->error = "open session: " + result.status().to_string();
+                              }
+                              ++progress->done;
+                            }
+                            progress->cv.notify_all();
+                            if (auto open = weak_open.lock()) (*open)();
+                          });
+    };
+    for (int i = 0; i < std::min(kWindow, count); ++i) (*open_next)();
+    std::unique_lock lock(progress->mutex);
+    bool all = progress->cv.wait_for(lock, timeout, [&] { return progress->done >= count; });
+    if (!progress->error.empty()) return {progress->error};
+    if (!all) return {"opened " + std::to_string(progress->done) + " of " + std::to_string(count) +
+                      " sessions in time"};
+    return {};
+  }
+
+  void acquire(int session, const std::string& lock, Completion done) override {
+    Slot& slot = slots_[static_cast<size_t>(session)];
+    client::AcquireOptions options;
+    options.wait = std::chrono::seconds(60);
+    slot.session->acquire_async(lock, options, [&slot, done = std::move(done)](Result<lockpb::Sequencer> result) {
+      if (!result.ok()) {
+        done({result.status().to_string()});
+        return;
+      }
+      slot.held = std::move(result).value();
+      done({});
+    });
+  }
+
+  void release(int session, Completion done) override {
+    Slot& slot = slots_[static_cast<size_t>(session)];
+    slot.session->release_async(slot.held, [done = std::move(done)](Status status) {
+      done(status.ok() ? Outcome{} : Outcome{status.to_string()});
+    });
+  }
+
+  void close_sessions() override {
+    // Dropping a Session sends its close without waiting; dropping the
+    // Clients then stops their threads. Servers expire what did not arrive.
+    slots_.clear();
+    clients_.clear();
+  }
+
+  int lost_sessions() override {
+    int lost = 0;
+    for (const auto& slot : slots_) lost += (!slot.session || slot.session->lost()) ? 1 : 0;
+    return lost;
+  }
+
+  int leader_index() override {
+    if (clients_.empty()) {
+      client::ClientOptions client_options;
+      client_options.endpoints = options_.endpoints;
+      auto client = Client::connect(client_options);
+      if (!client.ok()) return -1;
+      clients_.push_back(client.value());
+    }
+    for (size_t i = 0; i < options_.endpoints.size(); ++i) {
+      auto status = clients_.front()->member_status(options_.endpoints[i]);
+      if (!status.ok()) continue;
+      for (const auto& member : status.value().members()) {
+        if (member.id() == status.value().self_id() && member.role() == "leader") {
+          return static_cast<int>(i);
+        }
+      }
+    }
+    return -1;
+  }
+
+ private:
+  struct Slot {
+    std::shared_ptr<Session> session;
+    lockpb::Sequencer held;
+  };
+
+  DriverOptions options_;
+  std::vector<std::shared_ptr<Client>> clients_;
+  std::vector<Slot> slots_;
+};
+
+}  // namespace
+
+std::unique_ptr<Driver> make_fencelock_driver(const DriverOptions& options) {
+  return std::make_unique<FencelockDriver>(options);
+}
+
+}  // namespace fencelock::bench
