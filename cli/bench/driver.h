@@ -40,6 +40,11 @@ class Scheduler {
   virtual void after(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
 };
 
+// keepalive workload: sessions per connection for drivers whose sessions are
+// not connections (fencelock, etcd); a Client per 16 idle sessions would
+// mostly measure 625 client I/O threads.
+constexpr int kIdleSessionsPerConnection = 500;
+
 struct DriverOptions {
   std::vector<std::string> endpoints;  // host:port of every server, in --server-pids order
   int sessions_per_connection = 16;    // sessions sharing one client connection

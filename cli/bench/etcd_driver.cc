@@ -133,7 +133,9 @@ class EtcdDriver : public Driver {
   std::string name() const override { return "etcd"; }
 
   Outcome open_sessions(int count, std::chrono::milliseconds timeout) override {
+    // Idle leases need no parallelism: fewer connections and streams.
     per_ = std::max(1, options_.sessions_per_connection);
+    if (options_.keepalive_only) per_ = std::max(per_, kIdleSessionsPerConnection);
     int connections = (count + per_ - 1) / per_;
     for (int c = 0; c < connections; ++c) {
       auto connection = std::make_unique<Connection>();

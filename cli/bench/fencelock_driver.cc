@@ -29,7 +29,9 @@ class FencelockDriver : public Driver {
   std::string name() const override { return "fencelock"; }
 
   Outcome open_sessions(int count, std::chrono::milliseconds timeout) override {
+    // Idle sessions need no parallelism: fewer connections, fewer I/O threads.
     int per = std::max(1, options_.sessions_per_connection);
+    if (options_.keepalive_only) per = std::max(per, kIdleSessionsPerConnection);
     int connections = (count + per - 1) / per;
     for (int c = 0; c < connections; ++c) {
       client::ClientOptions client_options;

@@ -25,6 +25,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zookeeper/zookeeper.h>
@@ -96,6 +97,11 @@ class ZooKeeperDriver : public Driver {
   Outcome open_sessions(int count, std::chrono::milliseconds timeout) override {
     int per = options_.keepalive_only ? 1 : std::max(1, options_.sessions_per_connection);
     int handles = (count + per - 1) / per;
+    rlimit files{};
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && static_cast<uint64_t>(handles) * 3 + 256 > files.rlim_cur) {
+      return {std::to_string(handles) + " ZooKeeper sessions need " + std::to_string(handles * 3 + 256) +
+              " file descriptors (a socket and a pipe each); the limit is " + std::to_string(files.rlim_cur)};
+    }
     std::string hosts;
     for (const auto& endpoint : options_.endpoints) hosts += (hosts.empty() ? "" : ",") + endpoint;
     auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -106,7 +112,7 @@ class ZooKeeperDriver : public Driver {
       if (!handle->zh) return {"zookeeper_init failed: " + std::string(std::strerror(errno))};
       handles_.push_back(std::move(handle));
       // Connect in waves: thousands of handshakes at once only time out.
-      if (h % 200 == 199) wait_connected(h + 1, deadline);
+      if (h % 1000 == 999) wait_connected(h + 1, deadline);
     }
     if (!wait_connected(handles, deadline)) {
       int connected = 0;
@@ -146,10 +152,20 @@ class ZooKeeperDriver : public Driver {
   }
 
   void close_sessions() override {
-    for (auto& handle : handles_) {
-      if (handle->zh) zookeeper_close(handle->zh);  // deletes the ephemeral nodes
-      handle->zh = nullptr;
+    // zookeeper_close waits for the server's answer (the close is a
+    // transaction, which also deletes the session's ephemeral nodes): close
+    // thousands from several threads.
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> closers;
+    for (int t = 0; t < std::min<int>(32, static_cast<int>(handles_.size())); ++t) {
+      closers.emplace_back([&] {
+        for (size_t i; (i = next.fetch_add(1)) < handles_.size();) {
+          if (handles_[i]->zh) zookeeper_close(handles_[i]->zh);
+          handles_[i]->zh = nullptr;
+        }
+      });
     }
+    for (auto& closer : closers) closer.join();
     handles_.clear();
     slots_.clear();
   }
