@@ -150,7 +150,8 @@ def write_markdown(runs, prefix, args):
     for system in SYSTEMS:
         for r in pick(runs, system, "failover"):
             full = f"{r['full_rate_ms']:.0f}" if r["full_rate_ms"] >= 0 else "not reached"
-            lines.append(f"| {TITLES[system]} | {r['clients']} | {r['recovery_ms']:.0f} | {full} | "
+            recovery = f"{r['recovery_ms']:.0f}" if r["recovery_ms"] >= 0 else "not within the run"
+            lines.append(f"| {TITLES[system]} | {r['clients']} | {recovery} | {full} | "
                          f"{fmt(r['pairs_per_s'])} | {r['errors']} |")
     lines.append("")
     lines.append("## Client vs server CPU")

@@ -3,7 +3,8 @@
 # (docs/benchmark.md, issue #8).
 #
 #   scripts/bench-vs.sh                 the full run (about 8 minutes)
-#   scripts/bench-vs.sh --quick         2 s per run, fewer client counts (a smoke test)
+#   scripts/bench-vs.sh --quick         2 s per run, fewer client counts (a smoke test;
+#                                       results under /tmp/fencelock-bench-vs/quick-results)
 #   scripts/bench-vs.sh --systems "fencelock etcd"
 #   scripts/bench-vs.sh start SYSTEM    start one 3-node cluster and leave it running;
 #                                       prints its endpoints and pids (stop with `stop`)
@@ -36,6 +37,9 @@ clients=${BENCH_CLIENTS:-1 16 64 256}
 contended_clients=${BENCH_CONTENDED_CLIENTS:-16 64 256}
 sessions=${BENCH_SESSIONS:-10000}
 failover_clients=${BENCH_FAILOVER_CLIENTS:-64}
+kill_after=2s
+failover_duration=$duration
+prime=10s
 out_dir=${BENCH_OUT:-$root/bench/results}
 systems="fencelock etcd zookeeper"
 state_dir=${BENCH_STATE_DIR:-/tmp/fencelock-bench-vs}
@@ -107,6 +111,7 @@ start_fencelock() {
     nohup "$build_dir/cli/fencelockd" --id "$i" --peers "$peers" --client-addr "127.0.0.1:2700$i" \
       --data-dir "$dir/n$i" --log-level warn >"$dir/n$i.log" 2>&1 &
     echo $! >>"$state_dir/fencelock.pids"
+    disown  # no "Killed" notice from bash when failover kills it
   done
   fencelock_has_leader() {
     "$build_dir/cli/fencelock" --timeout 1s --endpoints "$fencelock_endpoints" status 2>/dev/null |
@@ -128,6 +133,7 @@ start_etcd() {
       --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token fencelock-bench \
       --log-level warn --logger zap >"$dir/e$i.log" 2>&1 &
     echo $! >>"$state_dir/etcd.pids"
+    disown  # no "Killed" notice from bash when failover kills it
   done
   etcd_has_leader() {
     ETCDCTL_API=3 etcdctl --command-timeout=1s --endpoints "$etcd_endpoints" endpoint status 2>/dev/null |
@@ -168,6 +174,7 @@ EOF
       -Dzookeeper.log.dir="$dir/z$i" -Dzookeeper.root.logger=WARN,CONSOLE \
       org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/z$i/zoo.cfg" >"$dir/z$i.log" 2>&1 &
     echo $! >>"$state_dir/zookeeper.pids"
+    disown  # no "Killed" notice from bash when failover kills it
   done
   zk_has_leader() {
     local modes=""
@@ -200,13 +207,13 @@ endpoints_of() { eval echo "\$${1}_endpoints"; }
 
 # --- runs
 
-run_bench() {  # run_bench SYSTEM WORKLOAD [ARGS...]: one JSON line per run, appended
-  local system=$1 workload=$2
-  shift 2
+run_bench() {  # run_bench SYSTEM WORKLOAD DURATION [ARGS...]: one JSON line per run, appended
+  local system=$1 workload=$2 run_duration=$3
+  shift 3
   log "$system $workload $*"
   timeout 300 "$bench" --system "$system" --endpoints "$(endpoints_of "$system")" \
     --server-pids "$(pids_of "$system")" --workload "$workload" --warmup "$warmup" \
-    --duration "$duration" --output json "$@" >>"$results" ||
+    --duration "$run_duration" --output json "$@" >>"$results" ||
     log "$system $workload: fencelock-bench exited $? (see the failure field)"
 }
 
@@ -214,11 +221,13 @@ bench_system() {
   local system=$1
   log "starting $system"
   "start_$system"
-  # Not recorded: first connections, the JVM's JIT, RocksDB and bbolt caches.
+  # Not recorded, the same for every system: first connections, caches, and
+  # above all the JIT of ZooKeeper's JVM (its 64-client rate rises by half
+  # over the first 10 s of load).
   timeout 60 "$bench" --system "$system" --endpoints "$(endpoints_of "$system")" --workload uncontended \
-    --clients 16 --warmup 0s --duration 3s --output json >/dev/null 2>&1 || true
-  run_bench "$system" uncontended --clients "${clients// /,}"
-  run_bench "$system" contended --clients "${contended_clients// /,}"
+    --clients 64 --warmup 0s --duration "$prime" --output json >/dev/null 2>&1 || true
+  run_bench "$system" uncontended "$duration" --clients "${clients// /,}"
+  run_bench "$system" contended "$duration" --clients "${contended_clients// /,}"
   local idle=$sessions
   if [ "$system" = zookeeper ]; then
     # A ZooKeeper session is a connection: 3 descriptors in the C client
@@ -226,9 +235,9 @@ bench_system() {
     local fit=$((($(ulimit -n) - 1000) / 3 / 1000 * 1000))
     ((idle <= fit)) || idle=$fit
   fi
-  run_bench "$system" keepalive --sessions "$idle"
+  run_bench "$system" keepalive "$duration" --sessions "$idle"
   # Last: it kills the leader, and the system is stopped afterwards.
-  run_bench "$system" failover --clients "$failover_clients"
+  run_bench "$system" failover "$failover_duration" --clients "$failover_clients" --kill-after "$kill_after"
   stop_system "$system"
 }
 
@@ -273,6 +282,9 @@ if ((quick)); then
   clients=${BENCH_CLIENTS:-1 64}
   contended_clients=${BENCH_CONTENDED_CLIENTS:-64}
   sessions=${BENCH_SESSIONS:-1000}
+  kill_after=1s
+  failover_duration=5s
+  prime=2s
   out_dir=${BENCH_OUT:-$state_dir/quick-results}
 fi
 

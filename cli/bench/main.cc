@@ -232,7 +232,7 @@ class Runner {
       result.leader_cpu_s = sampler.cpu_seconds(leader);
       result.leader_peak_rss_kb = sampler.peak_rss_kb(leader);
     }
-    if (killed_at) failover_figures(result, *killed_at, begin, acquired_at);
+    if (killed_at) failover_figures(result, *killed_at, begin, finished, acquired_at);
     if (config_.progress) std::fprintf(stderr, "\r\033[K");
 
     state_->stop = true;
@@ -384,8 +384,11 @@ class Runner {
   // ends after the kill, measured from the kill. Full rate: the first 100 ms
   // after recovery with at least 90% of the pre-kill rate.
   static void failover_figures(Result& result, Clock::time_point killed, Clock::time_point begin,
-                               std::vector<Clock::time_point> times) {
+                               Clock::time_point finished, std::vector<Clock::time_point> times) {
     std::sort(times.begin(), times.end());
+    // No success after the kill, or a pause still open at the end that is
+    // longer than any closed one: not recovered within the run (-1).
+    if (times.empty() || times.back() <= killed) return;
     double longest = -1;
     Clock::time_point recovered{};
     for (size_t i = 1; i < times.size(); ++i) {
@@ -398,6 +401,10 @@ class Runner {
     }
     if (longest < 0) return;
     result.max_gap_ms = longest * 1000;
+    if (seconds_between(times.back(), finished) > longest) {
+      result.max_gap_ms = seconds_between(times.back(), finished) * 1000;
+      return;
+    }
     result.recovery_ms = seconds_between(killed, recovered) * 1000;
     double before_s = seconds_between(begin, killed);
     auto before = static_cast<double>(std::lower_bound(times.begin(), times.end(), killed) - times.begin());
@@ -479,8 +486,12 @@ void print_result(const Config& config, const Result& r) {
                 ms(r.latency_us.percentile(0.999)), r.latency_us.mean() / 1000.0, ms(r.latency_us.max()));
   }
   if (config.workload == "failover") {
-    std::printf("  failover (killed endpoint %d): next acquire %.0f ms after the kill, full rate after %.0f ms\n",
-                r.leader, r.recovery_ms, r.full_rate_ms);
+    if (r.recovery_ms < 0) {
+      std::printf("  failover (killed endpoint %d): no acquire succeeded after the kill within the run\n", r.leader);
+    } else {
+      std::printf("  failover (killed endpoint %d): next acquire %.0f ms after the kill, full rate after %.0f ms\n",
+                  r.leader, r.recovery_ms, r.full_rate_ms);
+    }
   }
   std::printf("  CPU s: servers %.2f, this client %.2f; peak server RSS %.1f MiB\n", r.server_cpu_s,
               r.client_cpu_s, static_cast<double>(r.server_peak_rss_kb) / 1024.0);
@@ -536,6 +547,10 @@ int run_main(int argc, char** argv) {
   config.progress = isatty(STDERR_FILENO) != 0;
   if (config.workload == "failover" && config.server_pids.size() != config.endpoints.size()) {
     std::fprintf(stderr, "fencelock-bench: failover needs --server-pids, one per endpoint\n");
+    return 2;
+  }
+  if (config.workload == "failover" && config.kill_after >= config.duration) {
+    std::fprintf(stderr, "fencelock-bench: failover needs --kill-after shorter than --duration\n");
     return 2;
   }
   std::vector<int> counts;

@@ -152,6 +152,10 @@ class ZooKeeperDriver : public Driver {
   }
 
   void close_sessions() override {
+    {
+      std::lock_guard lock(slots_mutex_);
+      closing_ = true;
+    }
     // zookeeper_close waits for the server's answer (the close is a
     // transaction, which also deletes the session's ephemeral nodes): close
     // thousands from several threads.
@@ -166,6 +170,7 @@ class ZooKeeperDriver : public Driver {
       });
     }
     for (auto& closer : closers) closer.join();
+    std::lock_guard lock(slots_mutex_);
     handles_.clear();
     slots_.clear();
   }
@@ -351,14 +356,17 @@ class ZooKeeperDriver : public Driver {
   // A connection loss: retry the step after a pause (the client reconnects
   // to another member by itself), and count the error.
   void recover(Slot* slot, std::string error) {
-    options_.scheduler->after(50ms, [slot] {
-      if (slot->releasing) {
-        slot->driver->remove(slot);
+    options_.scheduler->after(50ms, [this, slot, error = std::move(error)] {
+      std::lock_guard lock(slots_mutex_);
+      if (slots_.empty()) return;  // closed: the slot is gone
+      if (closing_) {
+        fail(slot, error);
+      } else if (slot->releasing) {
+        remove(slot);
       } else {
-        slot->driver->get_children(slot);
+        get_children(slot);
       }
     });
-    (void)error;
   }
 
   void succeed(Slot* slot) {
@@ -401,6 +409,9 @@ class ZooKeeperDriver : public Driver {
   std::string nonce_;
   std::vector<std::unique_ptr<Handle>> handles_;
   std::vector<Slot> slots_;
+  // Orders retries after a connection loss (timer thread) against closing.
+  std::mutex slots_mutex_;
+  bool closing_ = false;
   static inline std::mutex mutex_;
   static inline std::condition_variable cv_;
 };
