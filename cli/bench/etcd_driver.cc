@@ -202,8 +202,8 @@ class EtcdDriver : public Driver {
       auto now = std::chrono::steady_clock::now();
       for (auto& slot : slots_) last_ack_[slot.lease] = now;
     }
-    running_ = std::make_shared<std::atomic<bool>>(true);
-    keepalive_tick(running_);
+    ticker_->running = true;
+    keepalive_tick(ticker_);
     return {};
   }
 
@@ -246,11 +246,12 @@ class EtcdDriver : public Driver {
 
   void close_sessions() override {
     {
-      // After this no keepalive tick runs: they check the flag under tick_mutex_.
-      std::lock_guard tick(tick_mutex_);
-      if (running_) running_->store(false);
-      running_.reset();
+      // After this no keepalive tick touches the driver: ticks check the
+      // flag under the ticker's own mutex, which outlives the driver.
+      std::lock_guard tick(ticker_->mutex);
+      ticker_->running = false;
     }
+    if (connections_.empty()) return;  // closed already
     // Revoke every lease (its keys go with it), a window at a time, bounded.
     if (!slots_.empty()) {
       auto pending = std::make_shared<std::atomic<int>>(0);
@@ -296,7 +297,8 @@ class EtcdDriver : public Driver {
         if (connection->stream) retired_.push_back(std::move(connection->stream));
       }
     }
-    slots_.clear();
+    // Slots stay until the driver goes: a late Lock answer may still write
+    // one. The runner destroys the driver only once every loop has ended.
     connections_.clear();
   }
 
@@ -327,6 +329,11 @@ class EtcdDriver : public Driver {
   }
 
  private:
+  // Shared with pending keepalive ticks on the scheduler's thread.
+  struct Ticker {
+    std::mutex mutex;
+    bool running = false;
+  };
   struct Connection {
     std::shared_ptr<grpc::Channel> channel;
     std::unique_ptr<etcdserverpb::KV::Stub> kv;
@@ -343,9 +350,9 @@ class EtcdDriver : public Driver {
 
   // Every TTL/3 (clientv3's rhythm): a keepalive for every lease, on its
   // connection's stream; a stream that ended (its member died) is replaced.
-  void keepalive_tick(const std::shared_ptr<std::atomic<bool>>& running) {
-    std::lock_guard tick(tick_mutex_);
-    if (!running->load()) return;
+  void keepalive_tick(const std::shared_ptr<Ticker>& ticker) {
+    std::lock_guard tick(ticker->mutex);
+    if (!ticker->running) return;
     for (size_t c = 0; c < connections_.size(); ++c) {
       Connection& connection = *connections_[c];
       std::shared_ptr<KeepAliveStream> stream;
@@ -366,7 +373,7 @@ class EtcdDriver : public Driver {
       stream->send(leases);
     }
     auto interval = std::max(std::chrono::milliseconds(100), options_.session_ttl / 3);
-    options_.scheduler->after(interval, [this, running] { keepalive_tick(running); });
+    options_.scheduler->after(interval, [this, ticker] { keepalive_tick(ticker); });
   }
 
   void on_keepalive(int64_t lease, int64_t ttl) {
@@ -382,8 +389,7 @@ class EtcdDriver : public Driver {
   int per_ = 16;
   std::vector<std::unique_ptr<Connection>> connections_;
   std::vector<Slot> slots_;
-  std::shared_ptr<std::atomic<bool>> running_;
-  std::mutex tick_mutex_;
+  std::shared_ptr<Ticker> ticker_ = std::make_shared<Ticker>();
   std::mutex mutex_;
   std::map<int64_t, std::chrono::steady_clock::time_point> last_ack_;
   std::set<int64_t> expired_;

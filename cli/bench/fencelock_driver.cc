@@ -111,7 +111,8 @@ class FencelockDriver : public Driver {
   void close_sessions() override {
     // Dropping a Session sends its close without waiting; dropping the
     // Clients then stops their threads. Servers expire what did not arrive.
-    slots_.clear();
+    // Slots stay until the driver goes: a late grant may still write one.
+    for (auto& slot : slots_) slot.session.reset();
     clients_.clear();
   }
 

@@ -153,8 +153,8 @@ class ZooKeeperDriver : public Driver {
 
   void close_sessions() override {
     {
-      std::lock_guard lock(slots_mutex_);
-      closing_ = true;
+      std::lock_guard lock(guard_->mutex);
+      guard_->closing = true;
     }
     // zookeeper_close waits for the server's answer (the close is a
     // transaction, which also deletes the session's ephemeral nodes): close
@@ -170,7 +170,8 @@ class ZooKeeperDriver : public Driver {
       });
     }
     for (auto& closer : closers) closer.join();
-    std::lock_guard lock(slots_mutex_);
+    std::lock_guard lock(guard_->mutex);
+    guard_->closed = true;
     handles_.clear();
     slots_.clear();
   }
@@ -356,10 +357,10 @@ class ZooKeeperDriver : public Driver {
   // A connection loss: retry the step after a pause (the client reconnects
   // to another member by itself), and count the error.
   void recover(Slot* slot, std::string error) {
-    options_.scheduler->after(50ms, [this, slot, error = std::move(error)] {
-      std::lock_guard lock(slots_mutex_);
-      if (slots_.empty()) return;  // closed: the slot is gone
-      if (closing_) {
+    options_.scheduler->after(50ms, [this, guard = guard_, slot, error = std::move(error)] {
+      std::lock_guard lock(guard->mutex);
+      if (guard->closed) return;  // the slot, maybe the driver, is gone
+      if (guard->closing) {
         fail(slot, error);
       } else if (slot->releasing) {
         remove(slot);
@@ -409,9 +410,14 @@ class ZooKeeperDriver : public Driver {
   std::string nonce_;
   std::vector<std::unique_ptr<Handle>> handles_;
   std::vector<Slot> slots_;
-  // Orders retries after a connection loss (timer thread) against closing.
-  std::mutex slots_mutex_;
-  bool closing_ = false;
+  // Orders retries after a connection loss (timer thread) against closing;
+  // shared with pending retries, so it outlives the driver.
+  struct Guard {
+    std::mutex mutex;
+    bool closing = false;
+    bool closed = false;
+  };
+  std::shared_ptr<Guard> guard_ = std::make_shared<Guard>();
   static inline std::mutex mutex_;
   static inline std::condition_variable cv_;
 };
