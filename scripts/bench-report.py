@@ -85,7 +85,8 @@ def write_markdown(runs, prefix, args):
     lines.append(
         f"Produced by `scripts/bench-vs.sh` (docs/benchmark.md). One machine: {os.cpu_count()} cores "
         f"({cpu_model()}), Linux {platform.release()}; clients and all three 3-node clusters on 127.0.0.1, "
-        f"one system running at a time, each with its default durability (fsync on). "
+        f"each with its default durability (fsync on); every workload and client count ran against each system "
+        f"in turn, the other two idle. "
         f"Each run: {args.warmup} warm-up, then {args.duration} measured. "
         f"fencelock {args.fencelock_version}, etcd {args.etcd_version}, ZooKeeper {args.zookeeper_version}. "
         f"Load average before {args.load_before}, after {args.load_after}; the whole run took {args.elapsed} s."

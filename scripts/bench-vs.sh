@@ -12,9 +12,10 @@
 #
 # Installs what is missing from Debian (etcd-server, zookeeper, the client
 # libraries and protos, gnuplot) with apt-get as root or through sudo, builds
-# fencelock-bench, then for each system in turn: starts a 3-node cluster on
-# 127.0.0.1 with its default durability (fsync on), runs every workload
-# against it, and stops it by pid, so systems never compete for the cores.
+# fencelock-bench, starts a 3-node cluster of each system on 127.0.0.1 with
+# its default durability (fsync on), and runs every workload and client
+# count against each system in turn (the others idle), so outside load
+# during the run falls on all alike; stops each cluster by pid.
 # Writes bench/results/<date>.md (table, figures, client vs server CPU),
 # <date>.jsonl (every run, as fencelock-bench --output json printed it) and
 # <date>-*.png (gnuplot).
@@ -217,28 +218,47 @@ run_bench() {  # run_bench SYSTEM WORKLOAD DURATION [ARGS...]: one JSON line per
     log "$system $workload: fencelock-bench exited $? (see the failure field)"
 }
 
-bench_system() {
-  local system=$1
-  log "starting $system"
-  "start_$system"
+prime_system() {
   # Not recorded, the same for every system: first connections, caches, and
   # above all the JIT of ZooKeeper's JVM (its 64-client rate rises by half
   # over the first 10 s of load).
-  timeout 60 "$bench" --system "$system" --endpoints "$(endpoints_of "$system")" --workload uncontended \
+  timeout 60 "$bench" --system "$1" --endpoints "$(endpoints_of "$1")" --workload uncontended \
     --clients 64 --warmup 0s --duration "$prime" --output json >/dev/null 2>&1 || true
-  run_bench "$system" uncontended "$duration" --clients "${clients// /,}"
-  run_bench "$system" contended "$duration" --clients "${contended_clients// /,}"
-  local idle=$sessions
-  if [ "$system" = zookeeper ]; then
-    # A ZooKeeper session is a connection: 3 descriptors in the C client
-    # (socket and wake-up pipe), whatever this shell may open.
-    local fit=$((($(ulimit -n) - 1000) / 3 / 1000 * 1000))
-    ((idle <= fit)) || idle=$fit
-  fi
-  run_bench "$system" keepalive "$duration" --sessions "$idle"
-  # Last: it kills the leader, and the system is stopped afterwards.
-  run_bench "$system" failover "$failover_duration" --clients "$failover_clients" --kill-after "$kill_after"
-  stop_system "$system"
+}
+
+zookeeper_idle_sessions() {
+  # A ZooKeeper session is a connection: 3 descriptors in the C client
+  # (socket and wake-up pipe), whatever this shell may open.
+  local fit=$((($(ulimit -n) - 1000) / 3 / 1000 * 1000))
+  ((sessions <= fit)) && echo "$sessions" || echo "$fit"
+}
+
+# All clusters run at once, but only one is ever under load: every workload
+# and client count runs against each system back to back, so load that other
+# work puts on this machine during the run falls on all systems alike
+# instead of on whichever system's turn it was.
+bench_all() {
+  for s in $systems; do
+    log "starting $s"
+    "start_$s"
+    prime_system "$s"
+  done
+  for c in $clients; do
+    for s in $systems; do run_bench "$s" uncontended "$duration" --clients "$c"; done
+  done
+  for c in $contended_clients; do
+    for s in $systems; do run_bench "$s" contended "$duration" --clients "$c"; done
+  done
+  for s in $systems; do
+    local idle=$sessions
+    [ "$s" = zookeeper ] && idle=$(zookeeper_idle_sessions)
+    run_bench "$s" keepalive "$duration" --sessions "$idle"
+  done
+  # Last: it kills the leader; each system is stopped after its run.
+  for s in $systems; do
+    run_bench "$s" failover "$failover_duration" --clients "$failover_clients" --kill-after "$kill_after"
+    stop_system "$s"
+  done
 }
 
 cmd_run() {
@@ -255,7 +275,7 @@ cmd_run() {
   : >"$results"
   local started=$SECONDS load_before
   load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-  for s in $systems; do bench_system "$s"; done
+  bench_all
   log "all runs done in $((SECONDS - started)) s"
   python3 "$root/scripts/bench-report.py" "$results" "$out_dir/$stamp" \
     --duration "$duration" --warmup "$warmup" --load-before "$load_before" \
