@@ -289,10 +289,11 @@ class Runner {
       }
       {
         std::lock_guard lock(state->mutex);
+        // The interval figures feed the progress line, warm-up included.
+        auto us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - started).count());
+        state->interval_us.record(us);
         if (state->measuring) {
-          auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - started).count();
-          state->latency_us.record(static_cast<uint64_t>(us));
-          state->interval_us.record(static_cast<uint64_t>(us));
+          state->latency_us.record(us);
           if (state->record_times) state->acquired_at.push_back(now);
         }
       }
@@ -303,10 +304,8 @@ class Runner {
         }
         {
           std::lock_guard lock(state->mutex);
-          if (state->measuring) {
-            ++state->pairs;
-            ++state->interval_pairs;
-          }
+          ++state->interval_pairs;
+          if (state->measuring) ++state->pairs;
         }
         acquire(state, client);
       });
@@ -318,10 +317,8 @@ class Runner {
   void failed(const std::shared_ptr<RunState>& state, int client, const Outcome& outcome) {
     {
       std::lock_guard lock(state->mutex);
-      if (state->measuring) {
-        ++state->errors;
-        ++state->interval_errors;
-      }
+      ++state->interval_errors;
+      if (state->measuring) ++state->errors;
       if (state->first_error.empty()) state->first_error = outcome.error;
     }
     if (state->stop.load()) {
@@ -493,8 +490,12 @@ void print_result(const Config& config, const Result& r) {
                   r.leader, r.recovery_ms, r.full_rate_ms);
     }
   }
-  std::printf("  CPU s: servers %.2f, this client %.2f; peak server RSS %.1f MiB\n", r.server_cpu_s,
-              r.client_cpu_s, static_cast<double>(r.server_peak_rss_kb) / 1024.0);
+  if (config.server_pids.empty()) {
+    std::printf("  CPU s: this client %.2f (servers: give --server-pids)\n", r.client_cpu_s);
+  } else {
+    std::printf("  CPU s: servers %.2f, this client %.2f; peak server RSS %.1f MiB\n", r.server_cpu_s,
+                r.client_cpu_s, static_cast<double>(r.server_peak_rss_kb) / 1024.0);
+  }
   std::fflush(stdout);
 }
 
