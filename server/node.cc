@@ -314,10 +314,14 @@ void Node::handle_ready() {
     // on a quorum's disks already, so their answers need not wait for this
     // write.
     apply_committed(rd);
-    if (log_->must_sync(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries)) {
-      // The fsync runs on the storage thread while this loop goes on
-      // sending, reading and answering; inputs for the Raft core wait in
-      // deferred_ (nothing may call it before advance()).
+    if (soft_state_.role == raft::Role::kLeader &&
+        log_->must_sync(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries)) {
+      // A leader's fsync runs on the storage thread while this loop goes
+      // on sending its AppendEntries, reading and answering; inputs for the
+      // Raft core wait in deferred_ (nothing may call it before advance()).
+      // A follower or candidate has nothing to overlap with its write (its
+      // messages wait for it), so it writes on the loop and saves the two
+      // thread hand-offs on the commit path.
       persisting_ = true;
       persisting_ready_ = std::move(rd);
       asio::post(storage_thread_, [this] {
@@ -328,7 +332,7 @@ void Node::handle_ready() {
       });
       break;
     }
-    save_or_die(rd);  // at most a commit index: no fsync, no thread hop
+    save_or_die(rd);
     finish_ready(rd);
   }
   serve_applied_reads();
