@@ -19,16 +19,15 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
-#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <sstream>
 #include <iostream>
 #include <thread>
 
 #include "client/session.h"
 #include "common/logging.h"
+#include "common/text.h"
 
 namespace {
 
@@ -61,23 +60,6 @@ int exit_code_for(const Status& status) {
   }
 }
 
-// Parses "250ms", "10s", "2m", "1h" (a bare number is seconds).
-bool parse_duration(const std::string& text, std::chrono::milliseconds& out) {
-  if (text.empty()) return false;
-  uint64_t value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr == text.data()) return false;
-  std::string unit(ptr, text.data() + text.size());
-  uint64_t scale = 0;
-  if (unit == "ms") scale = 1;
-  else if (unit == "s" || unit.empty()) scale = 1000;
-  else if (unit == "m") scale = 60'000;
-  else if (unit == "h") scale = 3'600'000;
-  else return false;
-  out = std::chrono::milliseconds(value * scale);
-  return true;
-}
-
 std::string to_json(const google::protobuf::Message& message) {
   std::string out;
   google::protobuf::util::JsonPrintOptions options;
@@ -86,24 +68,6 @@ std::string to_json(const google::protobuf::Message& message) {
   options.always_print_primitive_fields = true;
   (void)google::protobuf::util::MessageToJsonString(message, &out, options);
   return out;
-}
-
-// A JSON string literal for `text` (lock names may hold any UTF-8).
-std::string json_quote(const std::string& text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-      out += escaped;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
 }
 
 std::string mode_name(fencelock::lockpb::LockMode mode) {
@@ -123,12 +87,7 @@ std::vector<std::string> endpoint_list(const Globals& globals) {
     const char* env = std::getenv("FENCELOCK_ENDPOINTS");
     if (env != nullptr) text = env;
   }
-  std::vector<std::string> endpoints;
-  std::stringstream stream(text);
-  for (std::string part; std::getline(stream, part, ',');) {
-    if (!part.empty()) endpoints.push_back(part);
-  }
-  return endpoints;
+  return fencelock::split(text, ',');
 }
 
 fencelock::Result<std::shared_ptr<Client>> make_client(const Globals& globals) {
@@ -139,7 +98,7 @@ fencelock::Result<std::shared_ptr<Client>> make_client(const Globals& globals) {
                   "no endpoints: give --endpoints HOST:PORT,... or set FENCELOCK_ENDPOINTS");
   }
   std::chrono::milliseconds timeout;
-  if (!parse_duration(globals.timeout, timeout)) {
+  if (!fencelock::parse_duration(globals.timeout, timeout)) {
     return Status(fencelock::lockpb::INVALID_ARGUMENT, "bad duration '" + globals.timeout + "' for --timeout");
   }
   options.request_timeout = timeout;
@@ -169,11 +128,11 @@ void forward_signal(int signal) {
 
 int run_lock(const Globals& globals, const LockArgs& args) {
   std::chrono::milliseconds ttl, wait, grace;
-  if (!parse_duration(args.ttl, ttl)) return fail(kExitUsage, "bad duration '" + args.ttl + "' for --ttl");
-  if (!parse_duration(args.wait, wait)) return fail(kExitUsage, "bad duration '" + args.wait + "' for --wait");
+  if (!fencelock::parse_duration(args.ttl, ttl)) return fail(kExitUsage, "bad duration '" + args.ttl + "' for --ttl");
+  if (!fencelock::parse_duration(args.wait, wait)) return fail(kExitUsage, "bad duration '" + args.wait + "' for --wait");
   if (args.no_wait) wait = 0ms;
   grace = ttl / 5;
-  if (!args.kill_grace.empty() && !parse_duration(args.kill_grace, grace)) {
+  if (!args.kill_grace.empty() && !fencelock::parse_duration(args.kill_grace, grace)) {
     return fail(kExitUsage, "bad duration '" + args.kill_grace + "' for --kill-grace");
   }
   if (args.command.empty()) return fail(kExitUsage, "lock needs a command after --");
@@ -288,7 +247,7 @@ int run_holder(const Globals& globals, const std::string& name) {
   if (!client.ok()) return fail(exit_code_for(client.status()), client.status().message());
   auto info = client.value()->describe(name);
   if (info.code() == fencelock::lockpb::NOT_FOUND) {
-    if (globals.output == "json") std::printf("{\"name\": %s, \"holders\": []}\n", json_quote(name).c_str());
+    if (globals.output == "json") std::printf("{\"name\": %s, \"holders\": []}\n", fencelock::json_quote(name).c_str());
     else std::printf("%s is not held\n", name.c_str());
     return 1;
   }
@@ -335,7 +294,7 @@ int run_check(const Globals& globals, const std::string& name, uint64_t token) {
     return fail(exit_code_for(info.status()), info.status().to_string());
   }
   if (globals.output == "json") {
-    std::printf("{\"lock\": %s, \"token\": %lu, \"current\": %s}\n", json_quote(name).c_str(), token,
+    std::printf("{\"lock\": %s, \"token\": %lu, \"current\": %s}\n", fencelock::json_quote(name).c_str(), token,
                 current ? "true" : "false");
   } else {
     std::printf("%s token %lu is %s\n", name.c_str(), token, current ? "current" : "not current");
@@ -374,7 +333,7 @@ int run_release(const Globals& globals, const std::string& name, bool force) {
   if (!status.ok()) return fail(status.code() == fencelock::lockpb::LOCK_NOT_HELD ? kExitError : exit_code_for(status),
                                 "release of " + name + ": " + status.to_string());
   if (globals.output == "json") {
-    std::printf("{\"released\": %s}\n", json_quote(name).c_str());
+    std::printf("{\"released\": %s}\n", fencelock::json_quote(name).c_str());
   } else {
     std::printf("released %s\n", name.c_str());
   }

@@ -18,18 +18,17 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
-#include <charconv>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
 #include "cli/bench/driver.h"
 #include "cli/bench/histogram.h"
 #include "cli/bench/proc_stats.h"
 #include "common/logging.h"
+#include "common/text.h"
 #include "net/asio.h"
 
 namespace fencelock::bench {
@@ -37,32 +36,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-// Parses "250ms", "10s", "2m" (a bare number is seconds).
-bool parse_duration(const std::string& text, std::chrono::milliseconds& out) {
-  if (text.empty()) return false;
-  uint64_t value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr == text.data()) return false;
-  std::string unit(ptr, text.data() + text.size());
-  uint64_t scale = 0;
-  if (unit == "ms") scale = 1;
-  else if (unit == "s" || unit.empty()) scale = 1000;
-  else if (unit == "m") scale = 60'000;
-  else return false;
-  out = std::chrono::milliseconds(value * scale);
-  return true;
-}
-
-std::vector<std::string> split(const std::string& text, char separator) {
-  std::vector<std::string> parts;
-  std::stringstream in(text);
-  std::string part;
-  while (std::getline(in, part, separator)) {
-    if (!part.empty()) parts.push_back(part);
-  }
-  return parts;
-}
 
 double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
@@ -425,23 +398,6 @@ class Runner {
   int run_counter_ = 0;
 };
 
-std::string json_string(const std::string& text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buffer[8];
-      std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
-      out += buffer;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 void print_result(const Config& config, const Result& r) {
   double pairs_per_s = r.seconds > 0 ? static_cast<double>(r.pairs) / r.seconds : 0;
   auto ms = [](uint64_t us) { return static_cast<double>(us) / 1000.0; };
@@ -453,13 +409,13 @@ void print_result(const Config& config, const Result& r) {
         "\"leader_cpu_s\":%.2f,\"server_peak_rss_kb\":%llu,\"leader_peak_rss_kb\":%llu,"
         "\"client_cpu_s\":%.2f,\"leader\":%d,\"open_s\":%.3f,\"recovery_ms\":%.1f,"
         "\"full_rate_ms\":%.1f,\"max_gap_ms\":%.1f,\"failure\":%s}\n",
-        json_string(config.system).c_str(), json_string(config.workload).c_str(), r.clients, r.seconds,
+        json_quote(config.system).c_str(), json_quote(config.workload).c_str(), r.clients, r.seconds,
         static_cast<unsigned long long>(r.pairs), pairs_per_s, ms(r.latency_us.percentile(0.5)),
         ms(r.latency_us.percentile(0.99)), ms(r.latency_us.percentile(0.999)), r.latency_us.mean() / 1000.0,
-        ms(r.latency_us.max()), static_cast<unsigned long long>(r.errors), json_string(r.first_error).c_str(),
+        ms(r.latency_us.max()), static_cast<unsigned long long>(r.errors), json_quote(r.first_error).c_str(),
         r.server_cpu_s, r.leader_cpu_s, static_cast<unsigned long long>(r.server_peak_rss_kb),
         static_cast<unsigned long long>(r.leader_peak_rss_kb), r.client_cpu_s, r.leader, r.open_s,
-        r.recovery_ms, r.full_rate_ms, r.max_gap_ms, json_string(r.failure).c_str());
+        r.recovery_ms, r.full_rate_ms, r.max_gap_ms, json_quote(r.failure).c_str());
     std::fflush(stdout);
     return;
   }
@@ -538,7 +494,14 @@ int run_main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   config.endpoints = split(endpoints, ',');
-  for (const auto& pid : split(pids, ',')) config.server_pids.push_back(static_cast<pid_t>(std::stol(pid)));
+  for (const auto& text : split(pids, ',')) {
+    uint64_t pid = 0;
+    if (!parse_uint64(text, pid) || pid == 0 || pid > INT32_MAX) {
+      std::fprintf(stderr, "fencelock-bench: --server-pids: '%s' is not a process id\n", text.c_str());
+      return 2;
+    }
+    config.server_pids.push_back(static_cast<pid_t>(pid));
+  }
   if (!parse_duration(warmup, config.warmup) || !parse_duration(duration, config.duration) ||
       !parse_duration(kill_after, config.kill_after) || !parse_duration(ttl, config.session_ttl)) {
     std::fprintf(stderr, "fencelock-bench: a duration is not like 250ms, 10s or 2m\n");
@@ -555,7 +518,15 @@ int run_main(int argc, char** argv) {
     return 2;
   }
   std::vector<int> counts;
-  for (const auto& c : split(clients, ',')) counts.push_back(std::stoi(c));
+  for (const auto& text : split(clients, ',')) {
+    uint64_t count = 0;
+    if (!parse_uint64(text, count) || count == 0 || count > 1'000'000) {
+      std::fprintf(stderr, "fencelock-bench: --clients: '%s' is not a client count (1 to 1000000)\n",
+                   text.c_str());
+      return 2;
+    }
+    counts.push_back(static_cast<int>(count));
+  }
   if (config.workload == "keepalive") counts = {0};
   raise_file_limit();
   signal(SIGPIPE, SIG_IGN);

@@ -5,26 +5,6 @@
 
 namespace fencelock::faults {
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-          out += escaped;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
-
 const char* mode_name(lockpb::LockMode mode) { return mode == lockpb::SHARED ? "shared" : "exclusive"; }
 
 const char* outcome_name(ReleaseOutcome outcome) {
@@ -71,17 +51,17 @@ void History::write(std::ostream& out, const std::vector<ResourceOp>& ops) const
     for (const auto& g : grants_) {
       lines.push_back(Line{g.acked_us, "\"type\":\"grant\",\"worker\":" + std::to_string(g.worker) +
                                            ",\"session\":" + std::to_string(g.session) +
-                                           ",\"lock\":" + json_string(g.lock) + ",\"mode\":\"" +
+                                           ",\"lock\":" + json_quote(g.lock) + ",\"mode\":\"" +
                                            mode_name(g.mode) + "\",\"token\":" + std::to_string(g.token) +
                                            ",\"sent_us\":" + std::to_string(g.sent_us)});
     }
     for (const auto& r : releases_) {
       lines.push_back(Line{r.acked_us, "\"type\":\"release\",\"worker\":" + std::to_string(r.worker) +
                                            ",\"session\":" + std::to_string(r.session) +
-                                           ",\"lock\":" + json_string(r.lock) +
+                                           ",\"lock\":" + json_quote(r.lock) +
                                            ",\"token\":" + std::to_string(r.token) + ",\"outcome\":\"" +
                                            outcome_name(r.outcome) + "\",\"detail\":" +
-                                           json_string(r.detail) + ",\"sent_us\":" +
+                                           json_quote(r.detail) + ",\"sent_us\":" +
                                            std::to_string(r.sent_us)});
     }
   }
@@ -89,7 +69,7 @@ void History::write(std::ostream& out, const std::vector<ResourceOp>& ops) const
     lines.push_back(Line{op.t_us, "\"type\":\"" + std::string(op.write ? "write" : "read") +
                                       "\",\"seq\":" + std::to_string(op.seq) +
                                       ",\"worker\":" + std::to_string(op.worker) +
-                                      ",\"lock\":" + json_string(op.lock) +
+                                      ",\"lock\":" + json_quote(op.lock) +
                                       ",\"token\":" + std::to_string(op.token) + ",\"mode\":\"" +
                                       mode_name(op.mode) + "\",\"accepted\":" +
                                       (op.accepted ? "true" : "false") +

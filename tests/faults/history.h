@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/text.h"  // json_quote, for the history lines
 #include "proto/command.pb.h"
 #include "tests/faults/resource.h"
 
@@ -79,8 +80,6 @@ class History {
   std::vector<Line> notes_;
 };
 
-// `s` as a JSON string literal, quotes included.
-std::string json_string(const std::string& s);
 const char* mode_name(lockpb::LockMode mode);
 const char* outcome_name(ReleaseOutcome outcome);
 

@@ -97,7 +97,7 @@ void Nemesis::note(const Fault& fault, const std::string& resolved) {
   std::fprintf(stderr, "fencelock-faults: %8.3fs %s: %s\n", history_.now_us() / 1e6, kind_name(fault.kind),
                resolved.c_str());
   history_.note("\"type\":\"fault\",\"kind\":\"" + std::string(kind_name(fault.kind)) + "\",\"target\":" +
-                json_string(resolved) + ",\"duration_ms\":" + std::to_string(fault.duration_ms));
+                json_quote(resolved) + ",\"duration_ms\":" + std::to_string(fault.duration_ms));
 }
 
 void Nemesis::start(const Fault& fault) {
@@ -112,7 +112,7 @@ void Nemesis::start(const Fault& fault) {
   };
   auto ended = [this, kind = fault.kind](std::string what) {
     history_.note("\"type\":\"fault-end\",\"kind\":\"" + std::string(kind_name(kind)) + "\",\"target\":" +
-                  json_string(what));
+                  json_quote(what));
   };
   std::function<void()> undo;
   std::string resolved;

@@ -77,7 +77,7 @@ bool Worker::open_session() {
   auto opened = client::Session::open(client_, session_options);
   if (!opened.ok()) {
     history_.note("\"type\":\"session-failed\",\"worker\":" + std::to_string(options_.id) +
-                  ",\"error\":" + json_string(opened.status().to_string()));
+                  ",\"error\":" + json_quote(opened.status().to_string()));
     return false;
   }
   std::lock_guard guard(session_mutex_);
@@ -121,8 +121,8 @@ void Worker::cycle() {
     bool unknown = indeterminate(status);
     if (status.code() != lockpb::TIMEOUT || unknown) {
       history_.note("\"type\":\"acquire-failed\",\"worker\":" + std::to_string(options_.id) +
-                    ",\"session\":" + std::to_string(session->id()) + ",\"lock\":" + json_string(lock) +
-                    ",\"error\":" + json_string(status.to_string()) + ",\"sent_us\":" + std::to_string(sent));
+                    ",\"session\":" + std::to_string(session->id()) + ",\"lock\":" + json_quote(lock) +
+                    ",\"error\":" + json_quote(status.to_string()) + ",\"sent_us\":" + std::to_string(sent));
     }
     // After an acquire of unknown outcome the session may hold a grant
     // nobody saw: give the session up, so the checker never meets it.
@@ -161,7 +161,7 @@ bool Worker::critical_section(const lockpb::Sequencer& grant, bool stall) {
   if (!read.accepted || grant.mode() == lockpb::SHARED) return read.accepted;
   if (stall) {
     history_.note("\"type\":\"stall\",\"worker\":" + std::to_string(options_.id) + ",\"lock\":" +
-                  json_string(lock) + ",\"token\":" + std::to_string(grant.token()));
+                  json_quote(lock) + ",\"token\":" + std::to_string(grant.token()));
     cut();
     auto deadline = client::Clock::now() + options_.stall_max;
     while (!stopped() && client::Clock::now() < deadline && resource_.highest_written(lock) <= grant.token()) {
@@ -169,7 +169,7 @@ bool Worker::critical_section(const lockpb::Sequencer& grant, bool stall) {
     }
     heal();
     history_.note("\"type\":\"stall-end\",\"worker\":" + std::to_string(options_.id) + ",\"lock\":" +
-                  json_string(lock) + ",\"token\":" + std::to_string(grant.token()) + ",\"lost\":" +
+                  json_quote(lock) + ",\"token\":" + std::to_string(grant.token()) + ",\"lost\":" +
                   (session->lost() ? "true" : "false"));
   } else {
     std::this_thread::sleep_for(1ms);  // the "modify" of read-modify-write
