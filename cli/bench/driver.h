@@ -84,6 +84,15 @@ class Driver {
   virtual int lost_sessions() { return 0; }
 };
 
+// Runs start(0) .. start(count - 1) with at most `window` in flight (a
+// driver opening thousands of sessions: all at once would only queue), each
+// calling its Completion once, on any thread. Blocks until all completed or
+// `timeout` passed; returns the first error, or "<verb> N of <count> <noun>
+// in time" on a timeout. Nothing new starts after it returned.
+Outcome run_windowed(int count, int window, std::chrono::milliseconds timeout,
+                     const std::function<void(int index, Completion done)>& start,
+                     const std::string& verb, const std::string& noun);
+
 std::unique_ptr<Driver> make_fencelock_driver(const DriverOptions& options);
 #ifdef FENCELOCK_BENCH_ETCD
 std::unique_ptr<Driver> make_etcd_driver(const DriverOptions& options);

@@ -148,20 +148,8 @@ class EtcdDriver : public Driver {
     slots_ = std::vector<Slot>(static_cast<size_t>(count));
 
     // LeaseGrant for every session, a window of them in flight.
-    struct Progress {
-      std::mutex mutex;
-      std::condition_variable cv;
-      int done = 0;
-      std::string error;
-    };
-    auto progress = std::make_shared<Progress>();
-    auto next = std::make_shared<std::atomic<int>>(0);
-    auto grant_next = std::make_shared<std::function<void()>>();
-    std::weak_ptr<std::function<void()>> weak_grant = grant_next;
     int64_t ttl_s = std::max<int64_t>(1, options_.session_ttl.count() / 1000);
-    *grant_next = [this, count, progress, next, weak_grant, ttl_s] {
-      int i = next->fetch_add(1);
-      if (i >= count) return;
+    auto grant = [this, ttl_s](int i, Completion done) {
       struct Call {
         grpc::ClientContext context;
         etcdserverpb::LeaseGrantRequest request;
@@ -172,31 +160,20 @@ class EtcdDriver : public Driver {
       call->request.set_ttl(ttl_s);
       connection_of(i).lease->async()->LeaseGrant(
           &call->context, &call->request, &call->response,
-          [this, i, call, progress, weak_grant](grpc::Status status) {
-            {
-              std::lock_guard lock(progress->mutex);
-              if (status.ok()) {
-                slots_[static_cast<size_t>(i)].lease = call->response.id();
-              } else if (progress->error.empty()) {
-                progress->error = "LeaseGrant: " + grpc_error(status);
-              }
-              ++progress->done;
+          [this, i, call, done = std::move(done)](grpc::Status status) {
+            Outcome outcome;
+            if (status.ok()) {
+              slots_[static_cast<size_t>(i)].lease = call->response.id();
+            } else {
+              outcome.error = "LeaseGrant: " + grpc_error(status);
             }
             delete call;
-            progress->cv.notify_all();
-            if (auto grant = weak_grant.lock()) (*grant)();
+            done(std::move(outcome));
           });
     };
     constexpr int kWindow = 256;
-    for (int i = 0; i < std::min(kWindow, count); ++i) (*grant_next)();
-    {
-      std::unique_lock lock(progress->mutex);
-      progress->cv.wait_for(lock, timeout, [&] { return progress->done >= count; });
-      if (!progress->error.empty()) return {progress->error};
-      if (progress->done < count) {
-        return {"granted " + std::to_string(progress->done) + " of " + std::to_string(count) + " leases in time"};
-      }
-    }
+    Outcome granted = run_windowed(count, kWindow, timeout, grant, "granted", "leases");
+    if (!granted.ok()) return granted;
     {
       std::lock_guard lock(mutex_);
       auto now = std::chrono::steady_clock::now();

@@ -8,9 +8,6 @@
 // operation a session has in flight.
 
 #include <algorithm>
-#include <atomic>
-#include <condition_variable>
-#include <mutex>
 
 #include "cli/bench/driver.h"
 #include "client/session.h"
@@ -47,44 +44,21 @@ class FencelockDriver : public Driver {
 
     // Keep a window of opens in flight: thousands at once would only queue.
     constexpr int kWindow = 512;
-    struct Progress {
-      std::mutex mutex;
-      std::condition_variable cv;
-      int done = 0;
-      std::string error;
-    };
-    auto progress = std::make_shared<Progress>();
-    auto next = std::make_shared<std::atomic<int>>(0);
-    auto open_next = std::make_shared<std::function<void()>>();
-    std::weak_ptr<std::function<void()>> weak_open = open_next;
-    *open_next = [this, count, per, progress, next, weak_open] {
-      int i = next->fetch_add(1);
-      if (i >= count) return;
+    auto open = [this, per](int i, Completion done) {
       client::SessionOptions session_options;
       session_options.ttl = options_.session_ttl;
       session_options.client_name = "fencelock-bench";
       Session::open_async(clients_[static_cast<size_t>(i / per)], session_options,
-                          [this, i, progress, weak_open](Result<std::shared_ptr<Session>> result) {
-                            {
-                              std::lock_guard lock(progress->mutex);
-                              if (result.ok()) {
-                                slots_[static_cast<size_t>(i)].session = result.value();
-                              } else if (progress->error.empty()) {
-                                progress->error = "open session: " + result.status().to_string();
-                              }
-                              ++progress->done;
+                          [this, i, done = std::move(done)](Result<std::shared_ptr<Session>> result) {
+                            if (!result.ok()) {
+                              done({"open session: " + result.status().to_string()});
+                              return;
                             }
-                            progress->cv.notify_all();
-                            if (auto open = weak_open.lock()) (*open)();
+                            slots_[static_cast<size_t>(i)].session = result.value();
+                            done({});
                           });
     };
-    for (int i = 0; i < std::min(kWindow, count); ++i) (*open_next)();
-    std::unique_lock lock(progress->mutex);
-    bool all = progress->cv.wait_for(lock, timeout, [&] { return progress->done >= count; });
-    if (!progress->error.empty()) return {progress->error};
-    if (!all) return {"opened " + std::to_string(progress->done) + " of " + std::to_string(count) +
-                      " sessions in time"};
-    return {};
+    return run_windowed(count, kWindow, timeout, open, "opened", "sessions");
   }
 
   void acquire(int session, const std::string& lock, Completion done) override {
