@@ -325,10 +325,8 @@ void Node::handle_ready() {
       persisting_ = true;
       persisting_ready_ = std::move(rd);
       asio::post(storage_thread_, [this] {
-        const raft::Ready& ready = *persisting_ready_;
-        Status status =
-            log_->save(ready.hard_state ? &*ready.hard_state : nullptr, ready.entries);
-        asio::post(io_, [this, status] { finish_persist(status); });
+        save_or_die(*persisting_ready_);
+        asio::post(io_, [this] { finish_persist(); });
       });
       break;
     }
@@ -338,6 +336,7 @@ void Node::handle_ready() {
   serve_applied_reads();
 }
 
+// Runs on the loop, or on the storage thread while the loop leaves the log alone.
 void Node::save_or_die(const raft::Ready& rd) {
   if (!rd.hard_state && rd.entries.empty()) return;
   Status status = log_->save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries);
@@ -349,8 +348,7 @@ void Node::apply_committed(const raft::Ready& rd) {
   for (const auto& read_state : rd.read_states) on_read_state(read_state);
 }
 
-void Node::finish_persist(Status status) {
-  FL_CHECK(status.ok(), "{} cannot persist ready: {}", config_.id, status.to_string());
+void Node::finish_persist() {
   persisting_ = false;
   raft::Ready rd = std::move(*persisting_ready_);
   persisting_ready_.reset();

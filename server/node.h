@@ -115,7 +115,7 @@ class Node {
   void handle_ready();
   void apply_committed(const raft::Ready& rd);
   void save_or_die(const raft::Ready& rd);
-  void finish_persist(Status status);
+  void finish_persist();
   void finish_ready(raft::Ready& rd);
   void serve_applied_reads();
   // While a write is on the storage thread the Raft core must not be called
