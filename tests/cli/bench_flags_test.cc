@@ -1,31 +1,18 @@
 // fencelock-bench refuses bad flags with a message and exit 2, never a crash.
 
-#include <sys/wait.h>
-
 #include <catch2/catch.hpp>
-#include <cstdio>
 #include <string>
+
+#include "tests/run_command.h"
 
 namespace {
 
-struct Run {
-  int exit_code = -1;
-  std::string output;
-};
+using Run = fencelock::testing::CommandRun;
 
 // Runs fencelock-bench with `args` (no server is contacted: every case here
-// fails before connecting); stdout and stderr together.
+// fails before connecting).
 Run bench(const std::string& args) {
-  std::string command = std::string(FENCELOCK_BENCH_PATH) + " " + args + " 2>&1";
-  Run run;
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) run.output.append(buffer, n);
-  int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+  return fencelock::testing::run_command(std::string(FENCELOCK_BENCH_PATH) + " " + args);
 }
 
 const std::string kBase = "--system fencelock --endpoints 127.0.0.1:1 --workload uncontended ";

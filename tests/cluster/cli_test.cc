@@ -15,6 +15,7 @@
 #include "client/session.h"
 #include "tests/cluster/process_cluster.h"
 #include "tests/cluster/tcp_proxy.h"
+#include "tests/run_command.h"
 
 #ifndef FENCELOCK_CLI_PATH
 #error "FENCELOCK_CLI_PATH must name the fencelock binary"
@@ -31,23 +32,12 @@ std::string join(const std::vector<std::string>& parts) {
   return out;
 }
 
-struct Run {
-  int exit_code = -1;
-  std::string output;
-};
+using Run = fencelock::testing::CommandRun;
 
 // Runs `fencelock --endpoints E ARGS` through the shell; stdout and stderr together.
 Run cli(const std::vector<std::string>& endpoints, const std::string& args) {
-  std::string command = std::string(FENCELOCK_CLI_PATH) + " --endpoints " + join(endpoints) + " " + args + " 2>&1";
-  Run run;
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) run.output.append(buffer, n);
-  int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+  return fencelock::testing::run_command(std::string(FENCELOCK_CLI_PATH) + " --endpoints " +
+                                         join(endpoints) + " " + args);
 }
 
 // Starts `fencelock ... ARGS` in the background; returns its pid.
