@@ -654,11 +654,15 @@ void Node::handle_append_response(const Message& m, Progress& pr) {
     pr.become_probe();
     pr.become_replicate();
   }
-  if (maybe_commit()) {
-    bcast_append();
-  } else if (was_paused) {
-    send_append(from, true);
-  }
+  // A new commit index is not broadcast in empty appends: it rides on the
+  // next AppendEntries that carries entries, or on the next heartbeat.
+  // Under load the next append follows within one commit; at rest a
+  // heartbeat comes within heartbeat_ticks. Clients are answered by the
+  // leader, which needs no follower to know the commit, and an empty
+  // append per commit would cost every follower a wake-up, a write and an
+  // acknowledgement for nothing that anyone waits on.
+  maybe_commit();
+  if (was_paused) send_append(from, true);
   while (send_append(from, false)) {
   }
   if (from == lead_transferee_ && pr.match_index() == log_.last_index()) {
@@ -892,7 +896,9 @@ void Node::advance() {
   if (role_ == Role::kLeader) {
     // The leader's entries are on its disk now: count them (DESIGN.md "Durability").
     Progress& self = progress_.at(id_);
-    if (self.maybe_update(log_.last_stable_index()) && maybe_commit()) bcast_append();
+    // As in handle_append_response, the commit reaches followers with the
+    // next append or heartbeat.
+    if (self.maybe_update(log_.last_stable_index())) maybe_commit();
   }
 }
 

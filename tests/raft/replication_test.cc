@@ -245,9 +245,53 @@ TEST_CASE("propose returns the entry's index and term on the leader, NOT_LEADER 
   CHECK(f.code() == lockpb::NOT_LEADER);
   CHECK(f.status().message() == "leader is 1");
   c.stabilize();
+  REQUIRE(c.applied(1).size() == 3);
+  CHECK(c.applied(1)[2].index() == 3);
+  CHECK(c.applied(1)[2].data() == "b");
+  c.tick_all(1);  // followers learn the commit from the heartbeat
   REQUIRE(c.applied(3).size() == 3);
-  CHECK(c.applied(3)[2].index() == 3);
   CHECK(c.applied(3)[2].data() == "b");
+}
+
+TEST_CASE(
+    "a new commit index rides on the next append or heartbeat, never on an empty append of its "
+    "own",
+    "[raft][commit]") {
+  TestCluster c({1, 2, 3});
+  c.start();
+  c.campaign(1);
+  c.tick_all(1);
+  size_t followers_applied = c.applied(2).size();
+  std::vector<raftpb::Message> sent;
+  c.set_drop([&](const raftpb::Message& m) {
+    sent.push_back(m);
+    return false;
+  });
+  REQUIRE(c.node(1).propose("a").ok());
+  c.stabilize();
+  // The leader applied "a"; followers hold it but were not told it committed.
+  CHECK(c.applied(1).back().data() == "a");
+  CHECK(c.applied(2).size() == followers_applied);
+  for (const auto& m : sent) {
+    if (m.type() == raftpb::MSG_APP) CHECK(m.entries_size() > 0);
+  }
+  // The next proposal's append carries the commit of "a".
+  sent.clear();
+  REQUIRE(c.node(1).propose("b").ok());
+  c.stabilize();
+  bool carried = false;
+  for (const auto& m : sent) {
+    if (m.type() == raftpb::MSG_APP && m.entries_size() > 0 && m.entries(0).data() == "b") {
+      carried = carried || m.commit() >= m.index();
+    }
+  }
+  CHECK(carried);
+  REQUIRE(c.applied(2).size() == followers_applied + 1);
+  CHECK(c.applied(2).back().data() == "a");
+  // At rest, the heartbeat carries the commit of "b".
+  c.tick_all(1);
+  CHECK(c.applied(2).back().data() == "b");
+  CHECK(c.applied(3).back().data() == "b");
 }
 
 TEST_CASE(
