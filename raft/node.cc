@@ -59,7 +59,10 @@ Node::Node(Config config, const LogStorage& storage, std::shared_ptr<spdlog::log
   FL_CHECK(hs.commit() <= log_.last_index(),
            "damaged store: hard state commit {} beyond last log index {}", hs.commit(),
            log_.last_index());
-  log_.commit_to(hs.commit());
+  // Whatever the state machine applied was committed, even when the hard
+  // state's commit index is older (it is written without fsync, and a
+  // snapshot can be durable before it).
+  log_.commit_to(std::max(hs.commit(), config_.applied));
   if (config_.applied > 0) log_.applied_to(config_.applied);
   term_ = hs.term();
   become_follower(hs.term(), 0);

@@ -61,7 +61,7 @@ struct Config {
   uint64_t max_size_per_msg = 1 << 20;  // bytes of entries per AppendEntries (at least one entry)
   bool pre_vote = true;                 // dissertation §9.6
   bool check_quorum = true;             // dissertation §6.2: leader steps down without a quorum
-  uint64_t applied = 0;  // last index the state machine has applied (restart), <= commit
+  uint64_t applied = 0;  // last index the state machine has applied (restart); counts as committed
   uint64_t seed = 0;     // seeds the election-timeout generator; logged at start-up
   InjectedBug test_only_inject_bug = InjectedBug::kNone;  // TEST ONLY, see InjectedBug
 };

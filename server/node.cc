@@ -158,6 +158,7 @@ bool Node::defer_while_persisting(std::function<void()> input) {
 
 void Node::on_tick() {
   if (defer_while_persisting([this] { on_tick(); })) return;
+  save_unsaved_commit();
   raft_->tick();
   auto now = Clock::now();
   // Requests whose ReadIndex round never completed: leadership moved.
@@ -296,6 +297,10 @@ void Node::handle_ready() {
   flush_reads();
   while (raft_->has_ready()) {
     raft::Ready rd = raft_->ready();
+    // A hard state that only moves the commit index needs no write of its
+    // own: it waits for the next write, or the next tick (unsaved_commit_).
+    if (!rd.hard_state && unsaved_commit_) rd.hard_state = *unsaved_commit_;
+    unsaved_commit_.reset();
     // raft/ready.h step 1: the leader's own messages may go out while it writes.
     for (const auto& message : rd.messages) transport_->send(message);
     if (rd.soft_state) on_soft_state(*rd.soft_state);
@@ -310,28 +315,45 @@ void Node::handle_ready() {
       finish_ready(rd);
       continue;
     }
-    // Step 3 may come first for committed entries (raft/ready.h): they are
-    // on a quorum's disks already, so their answers need not wait for this
-    // write.
-    apply_committed(rd);
-    if (soft_state_.role == raft::Role::kLeader &&
-        log_->must_sync(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries)) {
-      // A leader's fsync runs on the storage thread while this loop goes
-      // on sending its AppendEntries, reading and answering; inputs for the
-      // Raft core wait in deferred_ (nothing may call it before advance()).
-      // A follower or candidate has nothing to overlap with its write (its
-      // messages wait for it), so it writes on the loop and saves the two
-      // thread hand-offs on the commit path.
-      persisting_ = true;
-      persisting_ready_ = std::move(rd);
-      asio::post(storage_thread_, [this] {
-        save_or_die(*persisting_ready_);
-        asio::post(io_, [this] { finish_persist(); });
-      });
-      break;
+    const raftpb::HardState* hard_state = rd.hard_state ? &*rd.hard_state : nullptr;
+    bool sync = log_->must_sync(hard_state, rd.entries);
+    bool leader = soft_state_.role == raft::Role::kLeader;
+    if (leader) {
+      // Step 3 may come first for committed entries (raft/ready.h): they
+      // are on a quorum's disks already, so their answers need not wait
+      // for this write.
+      apply_committed(rd);
+      if (sync) {
+        // A leader's fsync runs on the storage thread while this loop goes
+        // on sending its AppendEntries, reading and answering; inputs for
+        // the Raft core wait in deferred_ (nothing may call it before
+        // advance()). A follower or candidate has nothing to overlap with
+        // its write (its messages wait for it), so it writes on the loop
+        // and saves the two thread hand-offs on the commit path.
+        persisting_ = true;
+        persisting_ready_ = std::move(rd);
+        asio::post(storage_thread_, [this] {
+          save_or_die(*persisting_ready_);
+          asio::post(io_, [this] { finish_persist(); });
+        });
+        break;
+      }
     }
-    save_or_die(rd);
-    finish_ready(rd);
+    if (sync || !rd.entries.empty()) {
+      save_or_die(rd);
+    } else if (hard_state) {
+      // A commit index is a hint the leader repeats (RaftLog::must_sync): a
+      // node restarted with an older one applies less until it hears from
+      // the leader. Writing it with the next write keeps a syscall and a
+      // RocksDB write off every commit's path.
+      unsaved_commit_ = *hard_state;
+    }
+    // Step 2 before step 3 on a follower: its acknowledgement is what the
+    // leader waits for; applying can come after it has gone.
+    for (const auto& message : rd.messages_after_persist) transport_->send(message);
+    if (!leader) apply_committed(rd);
+    raft_->advance();
+    maybe_snapshot();
   }
   serve_applied_reads();
 }
@@ -365,6 +387,13 @@ void Node::finish_ready(raft::Ready& rd) {
   // Step 4.
   raft_->advance();
   maybe_snapshot();
+}
+
+void Node::save_unsaved_commit() {
+  if (!unsaved_commit_ || persisting_) return;
+  Status status = log_->save(&*unsaved_commit_, {});
+  FL_CHECK(status.ok(), "{} cannot persist hard state: {}", config_.id, status.to_string());
+  unsaved_commit_.reset();
 }
 
 void Node::serve_applied_reads() {
@@ -434,6 +463,10 @@ void Node::apply_entry(const raftpb::Entry& entry) {
     logger_->debug("{} applied {} at term {}: {} -> {}", config_.id, entry.index(), entry.term(),
                    command.ShortDebugString(), result.status.to_string());
   }
+  // Waiters first: a grant is what a hand-off waits on (the new holder's
+  // work, then its release), while the caller whose release or expiry
+  // caused it only learns that it is done.
+  answer_waits(result);
   if (caller) {
     if (caller->term != entry.term()) {
       respond_error(caller->caller, lockpb::UNAVAILABLE, "proposal lost in a leader change; retry");
@@ -441,7 +474,6 @@ void Node::apply_entry(const raftpb::Entry& entry) {
       answer_applied(caller->caller, command.kind_case(), result);
     }
   }
-  answer_waits(result);
 
   if (soft_state_.role != raft::Role::kLeader || !parsed) return;
   // Leader bookkeeping for timers.
@@ -505,6 +537,9 @@ void Node::fail_callers_after_snapshot(uint64_t snapshot_index) {
 void Node::maybe_snapshot() {
   uint64_t applied = applied_index_;
   if (applied < last_snapshot_index_ + config_.snapshot_every) return;
+  // The synced snapshot write makes the commit index written before it
+  // durable too, so a restart never finds a snapshot beyond its commit.
+  save_unsaved_commit();
   raftpb::ConfState conf_state;
   for (uint64_t voter : raft_->voters()) conf_state.add_voters(voter);
   Status status = log_->create_snapshot(applied, conf_state, state_.snapshot());

@@ -117,6 +117,8 @@ class Node {
   void save_or_die(const raft::Ready& rd);
   void finish_persist();
   void finish_ready(raft::Ready& rd);
+  // Writes unsaved_commit_ (without fsync) unless a write is in flight.
+  void save_unsaved_commit();
   void serve_applied_reads();
   // While a write is on the storage thread the Raft core must not be called
   // (raft/ready.h step 4): inputs are queued and run after advance(). True
@@ -175,6 +177,9 @@ class Node {
   bool persisting_ = false;
   std::optional<raft::Ready> persisting_ready_;
   std::vector<std::function<void()>> deferred_;
+  // The latest hard state that only moved the commit index and has not
+  // been written yet: it goes out with the next write, or at the next tick.
+  std::optional<raftpb::HardState> unsaved_commit_;
   // The last log index applied, no-op entries included: the state machine
   // only sees commands, so its applied_index() can lag behind this, and a
   // read must wait for this one.

@@ -193,3 +193,36 @@ TEST_CASE(
 
 }  // namespace
 }  // namespace fencelock::raft
+
+namespace fencelock::raft {
+namespace {
+
+TEST_CASE(
+    "a node restarted with a snapshot beyond its hard state's commit index counts the snapshot "
+    "as committed",
+    "[raft][snapshot][restart]") {
+  // The commit index is written without fsync, so after a machine crash the
+  // durable hard state can name an older commit than a synced snapshot the
+  // state machine was restored from.
+  MemoryStorage storage(testing::conf_of({1, 2, 3}));
+  std::vector<raftpb::Entry> entries;
+  for (uint64_t i = 1; i <= 10; ++i) entries.push_back(testing::entry(i, 1));
+  storage.append(entries);
+  storage.create_snapshot(8, testing::conf_of({1, 2, 3}), "state@8");
+  raftpb::HardState hard_state;
+  hard_state.set_term(1);
+  hard_state.set_commit(5);
+  storage.set_hard_state(hard_state);
+  Config config;
+  config.id = 2;
+  config.applied = 8;
+  Node node(config, storage, testing::null_logger());
+  CHECK(node.commit_index() == 8);
+  CHECK(node.applied_index() == 8);
+  Ready rd = node.ready();
+  CHECK(rd.committed_entries.empty());  // nothing up to the snapshot is applied again
+  node.advance();
+}
+
+}  // namespace
+}  // namespace fencelock::raft
