@@ -28,6 +28,9 @@ FramedConnection::FramedConnection(Tcp::socket socket, ConnectionOptions options
       remote_(endpoint_text(socket_)) {
   boost::system::error_code ignored;
   socket_.set_option(Tcp::no_delay(true), ignored);
+  // For the direct write in after_enqueue(): a would-block answer instead of
+  // a blocked loop. Asynchronous operations are unaffected.
+  socket_.non_blocking(true, ignored);
   write_signal_.expires_at(std::chrono::steady_clock::time_point::max());
 }
 
@@ -63,8 +66,24 @@ bool FramedConnection::after_enqueue() {
          " bytes");
     return false;
   }
-  wake_writer();
+  if (options_.write_at_once && writing_.empty() && !wrote_this_turn_) write_now();
+  if (!pending_.empty()) wake_writer();
   return true;
+}
+
+void FramedConnection::write_now() {
+  // No write is in flight, so the bytes can go to the socket right away
+  // instead of after the writer coroutine's next turn: on the commit path
+  // (an AppendEntries, its acknowledgement, a grant) that turn is all the
+  // handlers queued behind the current one. Only the first frame of a turn
+  // goes this way; what the same handler queues after it is coalesced by
+  // the writer into one write, as before.
+  boost::system::error_code ec;
+  size_t written = socket_.write_some(asio::buffer(pending_), ec);
+  if (ec) return;  // would block, or an error the writer will meet and report
+  pending_.erase(0, written);
+  wrote_this_turn_ = true;
+  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->wrote_this_turn_ = false; });
 }
 
 void FramedConnection::wake_writer() { write_signal_.cancel_one(); }

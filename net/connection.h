@@ -3,7 +3,9 @@
 // both directions (net/frame.h), in the shape of the Asio examples: a reader
 // coroutine, a writer coroutine, one outgoing buffer into which queued frames
 // are coalesced, a timer as the writer's wake-up signal, and exactly one
-// async_write in flight.
+// async_write in flight. When no write is in flight, the first frame queued
+// in a handler is written to the (non-blocking) socket at once, and only
+// what it does not take waits for the writer.
 //
 // Thread-safety: not thread-safe. Every method, and every callback, runs on
 // the thread running the connection's io_context.
@@ -33,6 +35,9 @@ struct ConnectionOptions {
   size_t max_queued_bytes = 64u << 20;
   // Close when nothing arrives for this long; zero disables it.
   std::chrono::milliseconds idle_timeout{0};
+  // Write the first frame queued in a handler at once when no write is in
+  // flight (write_now()), instead of on the writer's next turn.
+  bool write_at_once = false;
 };
 
 class FramedConnection : public std::enable_shared_from_this<FramedConnection> {
@@ -76,6 +81,8 @@ class FramedConnection : public std::enable_shared_from_this<FramedConnection> {
   boost::asio::awaitable<void> writer();
   boost::asio::awaitable<void> watchdog();
   void wake_writer();
+  // Writes pending_ to the socket without blocking, as far as it takes it.
+  void write_now();
   // Closes the connection if the queue is over its bound, else wakes the
   // writer. Returns whether the connection is still open.
   bool after_enqueue();
@@ -94,6 +101,7 @@ class FramedConnection : public std::enable_shared_from_this<FramedConnection> {
   CloseHandler on_close_;
   bool closing_ = false;  // close once the queue is empty
   bool stopped_ = false;
+  bool wrote_this_turn_ = false;  // write_now() ran in the current handler
   std::string close_reason_;
 };
 

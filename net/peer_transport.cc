@@ -117,6 +117,7 @@ awaitable<void> PeerTransport::accept_loop(std::shared_ptr<bool> alive) {
     ConnectionOptions connection_options;
     connection_options.max_frame_bytes = options_.max_frame_bytes;
     connection_options.max_queued_bytes = options_.max_queued_bytes * 2;
+    connection_options.write_at_once = true;
     on_inbound(std::make_shared<FramedConnection>(std::move(socket), connection_options));
   }
 }
@@ -214,6 +215,7 @@ awaitable<void> PeerTransport::dial_loop(std::shared_ptr<Peer> peer, std::shared
       ConnectionOptions connection_options;
       connection_options.max_frame_bytes = options_.max_frame_bytes;
       connection_options.max_queued_bytes = options_.max_queued_bytes * 2;
+      connection_options.write_at_once = true;
       auto connection = std::make_shared<FramedConnection>(std::move(socket), connection_options);
       peer->connection = connection;
       peer->accepted = false;
