@@ -1,6 +1,7 @@
 #include "storage/raft_log.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
@@ -10,6 +11,7 @@
 #include "common/check.h"
 #include "common/logging.h"
 #include "storage/snapshot_file.h"
+#include "storage/zero_filled_wal.h"
 
 namespace fencelock::storage {
 namespace {
@@ -75,10 +77,12 @@ std::string describe(const raftpb::HardState& hs) {
 
 }  // namespace
 
-RaftLog::RaftLog(RaftLogOptions options, std::unique_ptr<rocksdb::DB> db)
+RaftLog::RaftLog(RaftLogOptions options, std::unique_ptr<rocksdb::Env> env,
+                 std::unique_ptr<rocksdb::DB> db)
     : options_(std::move(options)),
       db_dir_(options_.dir / "db"),
       snap_dir_(options_.dir / "snap"),
+      env_(std::move(env)),
       db_(std::move(db)),
       cache_(options_.cache_max_entries, options_.cache_max_bytes) {}
 
@@ -120,7 +124,29 @@ Result<std::unique_ptr<RaftLog>> RaftLog::open(const RaftLogOptions& options) {
     }
   }
 
+  // A crash can leave a torn last record in front of a WAL's zeros, which
+  // RocksDB would take for corruption (storage/zero_filled_wal.h).
+  if (!fresh) {
+    std::filesystem::directory_iterator it(db_dir, ec);
+    for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+      if (it->path().extension() != ".log" || !it->is_regular_file()) continue;
+      auto tail = trim_torn_wal_tail(it->path());
+      if (!tail.ok()) return tail.status();
+    }
+    if (ec) {
+      return Status(lockpb::INTERNAL,
+                    fmt::format("cannot list {}: {}", db_dir.string(), ec.message()));
+    }
+  }
+
   rocksdb::Options db_options;
+  // Synced writes go to zero-filled WALs: one device write and a flush per
+  // fdatasync instead of also an inode write (storage/zero_filled_wal.h).
+  std::unique_ptr<rocksdb::Env> env;
+  if (options.sync) {
+    env = make_zero_filled_wal_env();
+    db_options.env = env.get();
+  }
   db_options.create_if_missing = fresh;
   db_options.paranoid_checks = true;
   // An acknowledged write must never be rolled back: tolerate only a torn
@@ -136,7 +162,8 @@ Result<std::unique_ptr<RaftLog>> RaftLog::open(const RaftLogOptions& options) {
     return Status(lockpb::INTERNAL, fmt::format("cannot open the log store in {}: {}",
                                                 db_dir.string(), status.ToString()));
   }
-  std::unique_ptr<RaftLog> log(new RaftLog(options, std::unique_ptr<rocksdb::DB>(raw_db)));
+  std::unique_ptr<RaftLog> log(
+      new RaftLog(options, std::move(env), std::unique_ptr<rocksdb::DB>(raw_db)));
   Status recovered = log->recover();
   if (!recovered.ok()) return recovered;
   if (!options.sync) {

@@ -44,6 +44,7 @@
 
 namespace rocksdb {
 class DB;
+class Env;
 class WriteBatch;
 }  // namespace rocksdb
 
@@ -161,7 +162,8 @@ class RaftLog final : public raft::LogStorage {
   const std::filesystem::path& dir() const { return options_.dir; }
 
  private:
-  RaftLog(RaftLogOptions options, std::unique_ptr<rocksdb::DB> db);
+  RaftLog(RaftLogOptions options, std::unique_ptr<rocksdb::Env> env,
+          std::unique_ptr<rocksdb::DB> db);
 
   Status recover();
   Status initialize();
@@ -183,6 +185,9 @@ class RaftLog final : public raft::LogStorage {
   RaftLogOptions options_;
   std::filesystem::path db_dir_;
   std::filesystem::path snap_dir_;
+  // The zero-filled-WAL Env (storage/zero_filled_wal.h) when syncing;
+  // declared before db_ so that it outlives it.
+  std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;
   raftpb::HardState hard_state_;
   // The latest snapshot, its data included (read and verified on open).
