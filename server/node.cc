@@ -312,7 +312,7 @@ void Node::handle_ready() {
       save_or_die(rd);
       restore_snapshot(*rd.snapshot);
       apply_committed(rd);
-      finish_ready(rd);
+      finish_ready(rd, /*apply=*/false);
       continue;
     }
     const raftpb::HardState* hard_state = rd.hard_state ? &*rd.hard_state : nullptr;
@@ -348,12 +348,9 @@ void Node::handle_ready() {
       // RocksDB write off every commit's path.
       unsaved_commit_ = *hard_state;
     }
-    // Step 2 before step 3 on a follower: its acknowledgement is what the
+    // A follower applies after step 2: its acknowledgement is what the
     // leader waits for; applying can come after it has gone.
-    for (const auto& message : rd.messages_after_persist) transport_->send(message);
-    if (!leader) apply_committed(rd);
-    raft_->advance();
-    maybe_snapshot();
+    finish_ready(rd, /*apply=*/!leader);
   }
   serve_applied_reads();
 }
@@ -374,16 +371,18 @@ void Node::finish_persist() {
   persisting_ = false;
   raft::Ready rd = std::move(*persisting_ready_);
   persisting_ready_.reset();
-  finish_ready(rd);
+  finish_ready(rd, /*apply=*/false);
   // Inputs that arrived during the write, in their order; they share the
   // next write.
   for (auto& input : std::exchange(deferred_, {})) input();
   schedule_ready();
 }
 
-void Node::finish_ready(raft::Ready& rd) {
+void Node::finish_ready(raft::Ready& rd, bool apply) {
   // Step 2: messages that promise durable state, only now.
   for (const auto& message : rd.messages_after_persist) transport_->send(message);
+  // Step 3, where it did not come first.
+  if (apply) apply_committed(rd);
   // Step 4.
   raft_->advance();
   maybe_snapshot();

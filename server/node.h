@@ -116,7 +116,9 @@ class Node {
   void apply_committed(const raft::Ready& rd);
   void save_or_die(const raft::Ready& rd);
   void finish_persist();
-  void finish_ready(raft::Ready& rd);
+  // Steps 2 (messages_after_persist), 3 when `apply` (committed entries and
+  // reads, for a Ready that did not apply them before its write) and 4.
+  void finish_ready(raft::Ready& rd, bool apply);
   // Writes unsaved_commit_ (without fsync) unless a write is in flight.
   void save_unsaved_commit();
   void serve_applied_reads();
