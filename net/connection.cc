@@ -83,7 +83,8 @@ void FramedConnection::write_now() {
   if (ec) return;  // would block, or an error the writer will meet and report
   pending_.erase(0, written);
   wrote_this_turn_ = true;
-  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->wrote_this_turn_ = false; });
+  asio::post(socket_.get_executor(),
+             [self = shared_from_this()] { self->wrote_this_turn_ = false; });
 }
 
 void FramedConnection::wake_writer() { write_signal_.cancel_one(); }

@@ -9,6 +9,9 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <utility>
+
+#include "storage/posix_file.h"
 
 namespace fencelock::storage {
 namespace {
@@ -30,10 +33,6 @@ uint64_t get_u64(const char* in) {
   uint64_t value = 0;
   for (int i = 0; i < 8; ++i) value = (value << 8) | static_cast<unsigned char>(in[i]);
   return value;
-}
-
-std::string system_error() {
-  return std::strerror(errno);
 }
 
 // SHA-256 of header[0, 32) followed by data.
@@ -123,20 +122,10 @@ Result<std::string> read_snapshot_file(const std::filesystem::path& path, uint64
   };
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return io_error("cannot open snapshot file", path);
-  std::string contents;
-  std::array<char, 64 * 1024> buffer;
-  for (;;) {
-    ssize_t got = ::read(fd, buffer.data(), buffer.size());
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      Status status = io_error("cannot read snapshot file", path);
-      ::close(fd);
-      return status;
-    }
-    if (got == 0) break;
-    contents.append(buffer.data(), static_cast<size_t>(got));
-  }
+  auto read = read_to_end(fd, "snapshot file", path);
   ::close(fd);
+  if (!read.ok()) return read.status();
+  std::string contents = std::move(read).value();
 
   if (contents.size() < kSnapshotHeaderBytes) {
     return damaged(fmt::format("truncated header ({} bytes)", contents.size()));

@@ -8,11 +8,11 @@
 
 #include <boost/crc.hpp>
 #include <cerrno>
-#include <cstring>
 #include <string>
 #include <vector>
 
 #include "common/logging.h"
+#include "storage/posix_file.h"
 
 namespace fencelock::storage {
 
@@ -26,8 +26,6 @@ using rocksdb::Slice;
 bool is_wal(const std::string& name) {
   return name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0;
 }
-
-std::string errno_text() { return std::strerror(errno); }
 
 // The WAL file RocksDB writes, with zeros kept ahead of its end. RocksDB
 // writes sequentially from offset 0 through the file it opened; this
@@ -57,7 +55,7 @@ class ZeroFilledFile final : public rocksdb::FSWritableFileOwnerWrapper {
         ssize_t written = ::pwrite(fd_, zeros.data(), n, static_cast<off_t>(at));
         if (written < 0) {
           if (errno == EINTR) continue;
-          return IOStatus::IOError("zero-filling " + path_ + ": " + errno_text());
+          return IOStatus::IOError("zero-filling " + path_ + ": " + system_error());
         }
         at += static_cast<uint64_t>(written);
       }
@@ -66,7 +64,7 @@ class ZeroFilledFile final : public rocksdb::FSWritableFileOwnerWrapper {
     // Durable before RocksDB's bytes land in the region, so a later
     // fdatasync of RocksDB's has no size or extent change to write.
     if (::fdatasync(fd_) != 0) {
-      return IOStatus::IOError("syncing zeros of " + path_ + ": " + errno_text());
+      return IOStatus::IOError("syncing zeros of " + path_ + ": " + system_error());
     }
     return IOStatus::OK();
   }
@@ -113,7 +111,7 @@ class ZeroFilledFile final : public rocksdb::FSWritableFileOwnerWrapper {
     if (fd_ >= 0) {
       // RocksDB trims what it preallocated; the zeros beyond are ours.
       if (status.ok() && ::ftruncate(fd_, static_cast<off_t>(written_)) != 0) {
-        status = IOStatus::IOError("trimming zeros of " + path_ + ": " + errno_text());
+        status = IOStatus::IOError("trimming zeros of " + path_ + ": " + system_error());
       }
       ::close(fd_);
       fd_ = -1;
@@ -142,7 +140,7 @@ class ZeroFilledWalFileSystem final : public rocksdb::FileSystemWrapper {
     IOStatus status = target()->NewWritableFile(name, options, result, dbg);
     if (!status.ok() || !is_wal(name) || options.use_direct_writes) return status;
     int fd = ::open(name.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return IOStatus::IOError("opening " + name + " to zero-fill: " + errno_text());
+    if (fd < 0) return IOStatus::IOError("opening " + name + " to zero-fill: " + system_error());
     auto file = std::make_unique<ZeroFilledFile>(std::move(*result), name, fd, chunk_bytes_);
     status = file->fill_to(1);
     if (!status.ok()) return status;
@@ -214,21 +212,15 @@ std::unique_ptr<rocksdb::Env> make_zero_filled_wal_env(uint64_t chunk_bytes) {
 Result<WalTail> trim_torn_wal_tail(const std::filesystem::path& path) {
   int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) {
-    return Status(lockpb::INTERNAL, fmt::format("cannot open {}: {}", path.string(), errno_text()));
+    return Status(lockpb::INTERNAL,
+                  fmt::format("cannot open write-ahead log {}: {}", path.string(), system_error()));
   }
-  std::string file;
-  char buffer[1 << 16];
-  while (true) {
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      std::string error = errno_text();
-      ::close(fd);
-      return Status(lockpb::INTERNAL, fmt::format("cannot read {}: {}", path.string(), error));
-    }
-    if (n == 0) break;
-    file.append(buffer, static_cast<size_t>(n));
+  auto read = read_to_end(fd, "write-ahead log", path);
+  if (!read.ok()) {
+    ::close(fd);
+    return read.status();
   }
+  const std::string file = std::move(read).value();
 
   // Walk the intact records. A logical record larger than what is left of
   // a block is split into FIRST, MIDDLE... and LAST fragments; it is whole
@@ -262,15 +254,15 @@ Result<WalTail> trim_torn_wal_tail(const std::filesystem::path& path) {
   // damage in the middle of the log (RocksDB resynchronizes at block
   // starts too): RocksDB's to report, not a torn tail.
   bool intact_later = false;
-  for (uint64_t block = (stop / kBlockBytes + 1) * kBlockBytes;
-       !intact_later && block < data_end; block += kBlockBytes) {
+  for (uint64_t block = (stop / kBlockBytes + 1) * kBlockBytes; !intact_later && block < data_end;
+       block += kBlockBytes) {
     uint64_t end = 0;
     unsigned char type = 0;
     intact_later = intact_record(file, block, &end, &type);
   }
   if (!only_zeros_follow && ends_in_zeros && !intact_later) {
     if (::ftruncate(fd, static_cast<off_t>(data_end)) != 0 || ::fsync(fd) != 0) {
-      std::string error = errno_text();
+      std::string error = system_error();
       ::close(fd);
       return Status(lockpb::INTERNAL,
                     fmt::format("cannot trim the torn tail of {}: {}", path.string(), error));

@@ -1,7 +1,6 @@
 #include "net/connection.h"
 
 #include <catch2/catch.hpp>
-
 #include <memory>
 #include <string>
 #include <utility>
@@ -48,7 +47,9 @@ raftpb::Message message_of(uint64_t term) {
   return m;
 }
 
-size_t frame_size(const raftpb::Message& m) { return 4 + m.ByteSizeLong(); }
+size_t frame_size(const raftpb::Message& m) {
+  return 4 + m.ByteSizeLong();
+}
 
 TEST_CASE("with write_at_once, the first frame of a handler is written before the loop runs again",
           "[net][connection]") {

@@ -23,8 +23,12 @@ using testing::TempDir;
 
 constexpr int kKeys = 500;
 
-std::string key_of(int i) { return "k" + std::to_string(i); }
-std::string value_of(int i) { return "value-" + std::to_string(i) + std::string(150, 'v'); }
+std::string key_of(int i) {
+  return "k" + std::to_string(i);
+}
+std::string value_of(int i) {
+  return "value-" + std::to_string(i) + std::string(150, 'v');
+}
 
 rocksdb::Options options_for(rocksdb::Env* env) {
   rocksdb::Options options;
@@ -135,8 +139,8 @@ TEST_CASE("a torn last record in front of the zeros is trimmed, and recovery dro
   uint64_t intact = trim_torn_wal_tail(wal).value().intact_bytes;
   // A FULL record's header claiming 100 bytes, of which 30 landed.
   std::string bytes = read_file(wal);
-  std::string torn = std::string("\x11\x22\x33\x44", 4) + std::string("\x64\x00\x01", 3) +
-                     std::string(30, 'x');
+  std::string torn =
+      std::string("\x11\x22\x33\x44", 4) + std::string("\x64\x00\x01", 3) + std::string(30, 'x');
   bytes.replace(intact, torn.size(), torn);
   write_file(wal, bytes);
 
