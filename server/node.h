@@ -27,9 +27,9 @@
 //
 // Thread-safety: not thread-safe. Create, start and shut down on the thread
 // that runs the io_context; everything else happens on that thread, except
-// the fsync of a Ready, which runs on the node's storage thread (handed over
-// and back with post; the loop touches neither the Raft core nor the log
-// while it runs).
+// the fsync of a leader's large Ready, which runs on the node's storage
+// thread (handed over and back with post; the loop touches neither the Raft
+// core nor the log while it runs).
 
 #include <chrono>
 #include <cstdint>
