@@ -153,16 +153,21 @@ TEST_CASE("the library survives a leader kill mid-acquire without a duplicate gr
   auto first = holder->acquire("jobs/failover");
   REQUIRE(first.ok());
   auto waiter = client::Session::open(client).value();
-  std::promise<Result<lockpb::Sequencer>> promise;
+  // Shared with the callback: a failed REQUIRE below must not leave it a
+  // dangling promise to fill.
+  auto promise = std::make_shared<std::promise<Result<lockpb::Sequencer>>>();
+  auto future = promise->get_future();
   client::AcquireOptions wait;
   wait.wait = 20s;
   waiter->acquire_async("jobs/failover", wait,
-                        [&promise](Result<lockpb::Sequencer> result) { promise.set_value(std::move(result)); });
+                        [promise](Result<lockpb::Sequencer> result) { promise->set_value(std::move(result)); });
   // Kill the leader while the acquire waits in the queue, then release.
   uint64_t leader = f.cluster.wait_for_leader();
   f.cluster.kill(leader);
-  REQUIRE(first.value()->release().ok());
-  auto granted = promise.get_future().get();
+  Status released = first.value()->release();
+  INFO(released.to_string());
+  REQUIRE(released.ok());
+  auto granted = future.get();
   INFO(granted.status().to_string());
   REQUIRE(granted.ok());
   CHECK(granted.value().token() > first.value()->token());
