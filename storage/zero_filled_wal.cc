@@ -6,7 +6,6 @@
 #include <rocksdb/file_system.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <boost/crc.hpp>
 #include <cerrno>
 #include <string>
@@ -88,25 +87,14 @@ class ZeroFilledFile final : public rocksdb::FSWritableFileOwnerWrapper {
     return status;
   }
 
-  // With direct writes RocksDB's writer writes whole aligned blocks at
-  // their offsets, the last one zero-padded, and writes that block again
-  // (same bytes first, then more) with the next records.
-  IOStatus PositionedAppend(const Slice& data, uint64_t offset, const IOOptions& options,
-                            IODebugContext* dbg) override {
-    IOStatus status = fill_to(offset + data.size());
-    if (!status.ok()) return status;
-    status = target()->PositionedAppend(data, offset, options, dbg);
-    if (status.ok()) written_ = std::max<uint64_t>(written_, offset + data.size());
-    return status;
+  // RocksDB writes WALs sequentially; positioned writes are not expected
+  // (PosixWritableFile does not support them either).
+  IOStatus PositionedAppend(const Slice&, uint64_t, const IOOptions&, IODebugContext*) override {
+    return IOStatus::NotSupported("positioned append to a zero-filled WAL");
   }
-  IOStatus PositionedAppend(const Slice& data, uint64_t offset, const IOOptions& options,
-                            const rocksdb::DataVerificationInfo& verification_info,
-                            IODebugContext* dbg) override {
-    IOStatus status = fill_to(offset + data.size());
-    if (!status.ok()) return status;
-    status = target()->PositionedAppend(data, offset, options, verification_info, dbg);
-    if (status.ok()) written_ = std::max<uint64_t>(written_, offset + data.size());
-    return status;
+  IOStatus PositionedAppend(const Slice&, uint64_t, const IOOptions&,
+                            const rocksdb::DataVerificationInfo&, IODebugContext*) override {
+    return IOStatus::NotSupported("positioned append to a zero-filled WAL");
   }
 
   IOStatus Truncate(uint64_t size, const IOOptions& options, IODebugContext* dbg) override {
@@ -149,20 +137,8 @@ class ZeroFilledWalFileSystem final : public rocksdb::FileSystemWrapper {
   IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
                            std::unique_ptr<rocksdb::FSWritableFile>* result,
                            IODebugContext* dbg) override {
-    if (!is_wal(name)) return target()->NewWritableFile(name, options, result, dbg);
-    // Direct writes (O_DIRECT): a synced write is then one block written
-    // from RocksDB's buffer and a flush, without the page cache's writeback
-    // inside the fdatasync (docs/benchmark.md). A file system without
-    // O_DIRECT (tmpfs before Linux 6.6) refuses the open: buffered writes.
-    rocksdb::FileOptions direct = options;
-    direct.use_direct_writes = true;
-    IOStatus status = target()->NewWritableFile(name, direct, result, dbg);
-    if (!status.ok()) {
-      get_logger("storage")->warn("write-ahead log {} written through the page cache: {}", name,
-                                  status.ToString());
-      status = target()->NewWritableFile(name, options, result, dbg);
-    }
-    if (!status.ok()) return status;
+    IOStatus status = target()->NewWritableFile(name, options, result, dbg);
+    if (!status.ok() || !is_wal(name) || options.use_direct_writes) return status;
     int fd = ::open(name.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) return IOStatus::IOError("opening " + name + " to zero-fill: " + system_error());
     auto file = std::make_unique<ZeroFilledFile>(std::move(*result), name, fd, chunk_bytes_);
