@@ -1,6 +1,7 @@
 #include "tests/cluster/process_cluster.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -113,8 +114,14 @@ void ProcessCluster::start(uint64_t id) {
   for (const auto& flag : options_.extra_flags) args.push_back(flag);
   std::filesystem::create_directories(data_dir(id));
   std::string log = (data_dir(id) / "fencelockd.log").string();
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
+    // A test process that crashes must not leave its nodes running (one
+    // did, holding its ports until killed by hand): they die with it. Every
+    // caller forks from the test's main thread, which lives as long as it.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
     int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       dup2(fd, 1);
