@@ -57,6 +57,39 @@ lockpb::Sequencer raw_acquire(client::Client& client, uint64_t session, uint64_t
   return response.granted();
 }
 
+// Makes `count` asynchronous calls, start(i, done) for each i, and returns
+// their values once all have answered within `timeout`; any error fails the
+// test. The state is shared with the callbacks, so one that answers after a
+// failed REQUIRE here has ended the test touches nothing freed.
+template <typename T, typename Start>
+std::vector<T> gather_async(int count, std::chrono::seconds timeout, Start start) {
+  struct Gathered {
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::vector<T> values;
+    std::vector<std::string> errors;
+  };
+  auto gathered = std::make_shared<Gathered>();
+  for (int i = 0; i < count; ++i) {
+    start(i, [gathered](Result<T> result) {
+      std::lock_guard lock(gathered->mutex);
+      if (result.ok()) {
+        gathered->values.push_back(result.value());
+      } else {
+        gathered->errors.push_back(result.status().to_string());
+      }
+      gathered->cv.notify_all();
+    });
+  }
+  std::unique_lock lock(gathered->mutex);
+  REQUIRE(gathered->cv.wait_for(lock, timeout, [&] {
+    return gathered->values.size() + gathered->errors.size() == static_cast<size_t>(count);
+  }));
+  INFO((gathered->errors.empty() ? "" : gathered->errors.front()));
+  REQUIRE(gathered->errors.empty());
+  return gathered->values;
+}
+
 }  // namespace
 
 TEST_CASE("a cluster elects a leader and serves acquire, describe and release", "[cluster]") {
@@ -122,28 +155,9 @@ TEST_CASE("after SIGKILL of the leader a new leader serves within 3 s and nothin
   // one entry, done on its loop. These arrive together and are written in
   // larger batches, on its storage thread: both kinds must outlive it.
   constexpr int kBatched = 40;
-  std::mutex mutex;
-  std::condition_variable cv;
-  std::vector<lockpb::Sequencer> batched;
-  std::vector<std::string> errors;
-  for (int i = 0; i < kBatched; ++i) {
-    session->acquire_async("batched/" + std::to_string(i), AcquireOptions{},
-                           [&](Result<lockpb::Sequencer> result) {
-                             std::lock_guard guard(mutex);
-                             if (result.ok()) {
-                               batched.push_back(result.value());
-                             } else {
-                               errors.push_back(result.status().to_string());
-                             }
-                             cv.notify_all();
-                           });
-  }
-  {
-    std::unique_lock guard(mutex);
-    REQUIRE(cv.wait_for(guard, 10s, [&] { return batched.size() + errors.size() == kBatched; }));
-  }
-  INFO((errors.empty() ? "" : errors.front()));
-  REQUIRE(errors.empty());
+  auto batched = gather_async<lockpb::Sequencer>(kBatched, 10s, [&](int i, auto done) {
+    session->acquire_async("batched/" + std::to_string(i), AcquireOptions{}, std::move(done));
+  });
   for (const auto& sequencer : batched) highest = std::max(highest, sequencer.token());
 
   cluster.kill(leader);
@@ -272,29 +286,11 @@ TEST_CASE("open_async opens many sessions at once, each kept alive and able to l
   auto client = cluster.client();
 
   constexpr int kSessions = 300;
-  std::mutex mutex;
-  std::condition_variable cv;
-  std::vector<std::shared_ptr<Session>> sessions;
-  std::vector<std::string> errors;
   SessionOptions session_options;
   session_options.ttl = 2000ms;
-  for (int i = 0; i < kSessions; ++i) {
-    Session::open_async(client, session_options, [&](Result<std::shared_ptr<Session>> result) {
-      std::lock_guard lock(mutex);
-      if (result.ok()) {
-        sessions.push_back(result.value());
-      } else {
-        errors.push_back(result.status().to_string());
-      }
-      cv.notify_all();
-    });
-  }
-  {
-    std::unique_lock lock(mutex);
-    REQUIRE(cv.wait_for(lock, 20s, [&] { return sessions.size() + errors.size() == kSessions; }));
-  }
-  INFO((errors.empty() ? "" : errors.front()));
-  REQUIRE(errors.empty());
+  auto sessions = gather_async<std::shared_ptr<Session>>(kSessions, 20s, [&](int, auto done) {
+    Session::open_async(client, session_options, std::move(done));
+  });
   std::set<uint64_t> ids;
   for (const auto& session : sessions) ids.insert(session->id());
   CHECK(ids.size() == static_cast<size_t>(kSessions));
