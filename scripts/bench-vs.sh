@@ -313,6 +313,8 @@ case "${args[0]:-run}" in
   start)
     system=${args[1]:-}
     [[ " fencelock etcd zookeeper " == *" $system "* ]] || die "usage: bench-vs.sh start fencelock|etcd|zookeeper"
+    install_packages
+    build
     mkdir -p "$state_dir"
     stop_system "$system"
     "start_$system"
