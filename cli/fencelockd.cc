@@ -65,6 +65,11 @@ int main(int argc, char** argv) {
   app.add_option("--election-ticks", config.election_ticks, "election timeout in ticks")
       ->capture_default_str()
       ->check(CLI::Range(3, 1000));
+  app.add_option("--lazy-window-us", config.lazy_window_us,
+                 "how long a follower the leader does not wait for gathers appends before it "
+                 "writes and syncs them (0 = at once; docs/operations.md)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint32_t{0}, fencelock::server::kMaxLazyWindowUs));
   app.add_option("--snapshot-every", config.snapshot_every,
                  "applied entries between snapshots (the log is compacted after each)")
       ->capture_default_str()

@@ -103,6 +103,8 @@ void Node::reset(uint64_t term) {
   read_requests_.clear();
   reads_awaiting_commit_.clear();
   pending_broadcast_ = false;
+  prompt_.clear();
+  answered_.clear();
 }
 
 void Node::reset_randomized_election_timeout() {
@@ -261,8 +263,60 @@ void Node::tick_heartbeat() {
   }
   if (heartbeat_elapsed_ >= config_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;
+    review_prompt_followers();
     bcast_heartbeat();
   }
+}
+
+// ------------------------------------------------- prompt and lazy followers
+//
+// A commit needs quorum-1 followers' acknowledgements besides the leader's
+// own write. The leader names that many followers prompt: the first to
+// answer it in its term. Its appends to the rest carry lazy_persist, and a
+// lazy follower may hold its write for a moment to gather more (the
+// server's window, Ready::persist_lazily), so that when nodes share a disk
+// or a host its writes stay out of the way of the ones a commit waits for,
+// and it syncs less often. Safety does not depend on any of this: every
+// follower acknowledges only what it has synced, and a lazy follower is
+// only a slow one. Liveness neither: a lazy follower still acknowledges
+// within its window, so a commit whose prompt follower died waits that
+// much longer, and only until the next heartbeat round, which drops a
+// prompt follower that did not answer since the previous round; while
+// fewer than quorum-1 are prompt, no append is lazy, and the next to answer
+// fills the place.
+
+void Node::note_answer(uint64_t from) {
+  if (!config_.lazy_followers) return;
+  answered_.insert(from);
+  if (prompt_.size() + 1 < quorum() && prompt_.insert(from).second) {
+    logger_->debug("{} asks {} to persist at once at term {}", id_, from, term_);
+  }
+}
+
+void Node::review_prompt_followers() {
+  for (auto it = prompt_.begin(); it != prompt_.end();) {
+    if (answered_.count(*it) && progress_.count(*it)) {
+      ++it;
+      continue;
+    }
+    logger_->info("{} no longer waits for {} at term {}: no answer since the last heartbeat round",
+                  id_, *it, term_);
+    it = prompt_.erase(it);
+  }
+  answered_.clear();
+}
+
+bool Node::lazy_for(uint64_t to) const {
+  return config_.lazy_followers && prompt_.size() + 1 >= quorum() && !prompt_.count(to);
+}
+
+bool Node::may_persist_lazily() const {
+  if (role_ != Role::kFollower || prompt_append_ || log_.unstable_snapshot()) return false;
+  if (log_.unstable_entries().empty()) return false;
+  for (const auto& m : messages_after_persist_) {
+    if (m.type() != raftpb::MSG_APP_RESP && m.type() != raftpb::MSG_HEARTBEAT_RESP) return false;
+  }
+  return true;
 }
 
 // ---------------------------------------------------------------- sending
@@ -313,6 +367,7 @@ bool Node::send_append(uint64_t to, bool send_if_empty) {
   m.set_index(prev_index);
   m.set_log_term(*prev_term);
   m.set_commit(log_.committed());
+  m.set_lazy_persist(lazy_for(to));
   uint64_t last = entries->empty() ? 0 : entries->back().index();
   for (auto& e : *entries) *m.add_entries() = std::move(e);
   pr.on_append_sent(last);
@@ -617,6 +672,9 @@ void Node::step_leader(const Message& m) {
   auto it = progress_.find(m.from());
   if (it == progress_.end()) return;  // not a voter
   Progress& pr = it->second;
+  if (m.type() == raftpb::MSG_APP_RESP || m.type() == raftpb::MSG_HEARTBEAT_RESP) {
+    note_answer(m.from());
+  }
   switch (m.type()) {
     case raftpb::MSG_APP_RESP:
       handle_append_response(m, pr);
@@ -765,6 +823,7 @@ void Node::step_follower(const Message& m) {
 }
 
 void Node::handle_append(const Message& m) {
+  if (!m.lazy_persist()) prompt_append_ = true;
   Message resp;
   resp.set_type(raftpb::MSG_APP_RESP);
   resp.set_to(m.from());
@@ -867,6 +926,7 @@ Ready Node::ready() {
     rd.hard_state = hs;
     prev_hard_state_ = hs;
   }
+  rd.persist_lazily = may_persist_lazily();
   rd.entries = log_.unstable_entries();
   rd.snapshot = log_.unstable_snapshot();
   rd.committed_entries = log_.next_committed_entries();
@@ -890,6 +950,7 @@ Ready Node::ready() {
 void Node::advance() {
   FL_CHECK(awaiting_advance_, "node {}: advance() without ready()", id_);
   awaiting_advance_ = false;
+  prompt_append_ = false;
   if (ready_snapshot_index_ != 0) {
     log_.stable_snapshot_to(ready_snapshot_index_);
     log_.applied_to(ready_snapshot_index_);
@@ -911,7 +972,8 @@ std::vector<PeerProgress> Node::progress() const {
   std::vector<PeerProgress> out;
   for (const auto& [voter, pr] : progress_) {
     out.push_back(
-        PeerProgress{voter, pr.match_index(), pr.next_index(), pr.state(), pr.recent_active()});
+        PeerProgress{voter, pr.match_index(), pr.next_index(), pr.state(), pr.recent_active(),
+                     voter == id_ || !lazy_for(voter)});
   }
   return out;
 }

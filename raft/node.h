@@ -61,6 +61,11 @@ struct Config {
   uint64_t max_size_per_msg = 1 << 20;  // bytes of entries per AppendEntries (at least one entry)
   bool pre_vote = true;                 // dissertation §9.6
   bool check_quorum = true;             // dissertation §6.2: leader steps down without a quorum
+  // The leader asks quorum-1 followers (the first to answer it, replaced
+  // when one misses a heartbeat round) to persist appends at once and marks
+  // its appends to the others lazy_persist: their writes then stay off the
+  // disk while a commit waits for the prompt ones (Ready::persist_lazily).
+  bool lazy_followers = true;
   uint64_t applied = 0;  // last index the state machine has applied (restart); counts as committed
   uint64_t seed = 0;     // seeds the election-timeout generator; logged at start-up
   InjectedBug test_only_inject_bug = InjectedBug::kNone;  // TEST ONLY, see InjectedBug
@@ -81,6 +86,7 @@ struct PeerProgress {
   uint64_t next_index = 0;
   ProgressState state = ProgressState::kProbe;
   bool recent_active = false;
+  bool prompt = false;  // asked to persist appends at once (Config::lazy_followers)
 };
 
 class Node {
@@ -214,6 +220,10 @@ class Node {
   void handle_snapshot(const raftpb::Message& m);
   void handle_append_response(const raftpb::Message& m, Progress& pr);
   void handle_heartbeat_response(const raftpb::Message& m, Progress& pr);
+  void note_answer(uint64_t from);
+  void review_prompt_followers();
+  bool lazy_for(uint64_t to) const;
+  bool may_persist_lazily() const;
   bool restore(const raftpb::Snapshot& snapshot);
 
   void leader_read_index(uint64_t from, std::string context);
@@ -238,6 +248,12 @@ class Node {
   int randomized_election_timeout_ = 0;
   uint64_t lead_transferee_ = 0;
   bool pending_broadcast_ = false;  // proposals not yet sent (batched until ready())
+  // Leader, Config::lazy_followers: the followers asked to persist at once,
+  // and those that answered anything since the last heartbeat round.
+  std::set<uint64_t> prompt_;
+  std::set<uint64_t> answered_;
+  // Follower: an append since the last advance() was not lazy_persist.
+  bool prompt_append_ = false;
 
   std::deque<ReadRequest> read_requests_;           // leader: awaiting heartbeat quorum
   std::vector<ReadRequest> reads_awaiting_commit_;  // leader: before its first commit

@@ -50,6 +50,9 @@ Status validate(const NodeConfig& config) {
   if (config.heartbeat_ticks < 1 || config.heartbeat_ticks >= config.election_ticks) {
     return invalid("heartbeat ticks must be at least 1 and below --election-ticks");
   }
+  if (config.lazy_window_us > kMaxLazyWindowUs) {
+    return invalid("--lazy-window-us must be at most " + std::to_string(kMaxLazyWindowUs));
+  }
   if (config.snapshot_every < 1) return invalid("--snapshot-every must be at least 1");
   if (config.cluster_id.empty()) return invalid("--cluster-id must not be empty");
   return Status();

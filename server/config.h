@@ -14,6 +14,8 @@
 
 namespace fencelock::server {
 
+inline constexpr uint32_t kMaxLazyWindowUs = 100'000;
+
 struct NodeConfig {
   uint64_t id = 0;
   // Nodes of one cluster share a cluster id; a node refuses peers of
@@ -28,6 +30,11 @@ struct NodeConfig {
   uint32_t tick_ms = 100;
   int election_ticks = 10;  // election timeout = election_ticks * tick_ms (randomized up to 2x)
   int heartbeat_ticks = 1;
+  // A follower outside the leader's commit quorum (raft::Config::
+  // lazy_followers) gathers appends this long before it writes and syncs
+  // them; 0 = every follower persists each append at once. At most
+  // kMaxLazyWindowUs.
+  uint32_t lazy_window_us = 2000;
   uint64_t snapshot_every = 10000;  // applied entries between state machine snapshots
   uint64_t keep_entries_after_snapshot = 1000;
   bool unsafe_no_fsync = false;     // tests only: acknowledged writes may be lost on a crash

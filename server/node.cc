@@ -80,7 +80,8 @@ Node::Node(asio::io_context& io, NodeConfig config, std::unique_ptr<storage::Raf
       state_(config_.limits),
       transport_(std::move(transport)),
       listener_(std::move(listener)),
-      tick_timer_(io) {
+      tick_timer_(io),
+      lazy_timer_(io) {
   raftpb::Snapshot snapshot = log_->snapshot();
   if (snapshot.metadata().index() > 0) {
     Status status = state_.restore(snapshot.data());
@@ -94,6 +95,7 @@ Node::Node(asio::io_context& io, NodeConfig config, std::unique_ptr<storage::Raf
   for (const auto& [id, address] : config_.peers) raft_config.voters.push_back(id);
   raft_config.election_ticks = config_.election_ticks;
   raft_config.heartbeat_ticks = config_.heartbeat_ticks;
+  raft_config.lazy_followers = config_.lazy_window_us > 0;
   raft_config.applied = applied_index_;
   raft_config.seed = config_.seed;
   raft_ = std::make_unique<raft::Node>(raft_config, *log_, get_logger("raft"));
@@ -357,6 +359,21 @@ void Node::handle_ready() {
         break;
       }
     }
+    if (sync && rd.persist_lazily && config_.lazy_window_us > 0) {
+      // A follower the leader does not wait for (raft/ready.h): hold the
+      // write for the window; inputs wait in deferred_ and share the next
+      // write. Its acknowledgement still follows its sync.
+      persisting_ = true;
+      persisting_apply_ = true;
+      persisting_ready_ = std::move(rd);
+      lazy_timer_.expires_after(std::chrono::microseconds(config_.lazy_window_us));
+      lazy_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec || !persisting_ready_) return;
+        save_or_die(*persisting_ready_);
+        finish_persist();
+      });
+      break;
+    }
     if (sync || !rd.entries.empty()) {
       save_or_die(rd);
     } else if (hard_state) {
@@ -389,7 +406,8 @@ void Node::finish_persist() {
   persisting_ = false;
   raft::Ready rd = std::move(*persisting_ready_);
   persisting_ready_.reset();
-  finish_ready(rd, /*apply=*/false);
+  // The leader applied before its write; a lazy follower applies after.
+  finish_ready(rd, /*apply=*/std::exchange(persisting_apply_, false));
   // Inputs that arrived during the write, in their order; they share the
   // next write.
   for (auto& input : std::exchange(deferred_, {})) input();
@@ -775,7 +793,11 @@ clientpb::ClusterStatusResult Node::cluster_status() const {
   clientpb::ClusterStatusResult result;
   result.set_self_id(config_.id);
   std::map<uint64_t, uint64_t> match;
-  for (const auto& progress : raft_->progress()) match[progress.id] = progress.match_index;
+  std::map<uint64_t, bool> prompt;
+  for (const auto& progress : raft_->progress()) {
+    match[progress.id] = progress.match_index;
+    prompt[progress.id] = progress.prompt;
+  }
   for (const auto& [id, address] : config_.peers) {
     auto* member = result.add_members();
     member->set_id(id);
@@ -794,6 +816,9 @@ clientpb::ClusterStatusResult Node::cluster_status() const {
     member->set_role(id == soft_state_.leader_id ? "leader" : "follower");
     member->set_term(id == soft_state_.leader_id ? raft_->term() : 0);
     if (auto it = match.find(id); it != match.end()) member->set_commit_index(it->second);
+    if (auto it = prompt.find(id); it != prompt.end()) {
+      member->set_persist(it->second ? "prompt" : "lazy");
+    }
     member->set_reachable(transport_->connected(id));
   }
   return result;

@@ -177,6 +177,8 @@ class Node {
   // persisting, and the inputs that arrived meanwhile.
   boost::asio::thread_pool storage_thread_{1};
   bool persisting_ = false;
+  bool persisting_apply_ = false;  // apply after the write (a lazy follower's Ready)
+  boost::asio::steady_timer lazy_timer_;
   std::optional<raft::Ready> persisting_ready_;
   std::vector<std::function<void()>> deferred_;
   // The latest hard state that only moved the commit index and has not

@@ -230,6 +230,78 @@ TEST_CASE("a killed follower restarts and catches up, by InstallSnapshot when it
   CHECK_THAT(log, Catch::Contains("restored snapshot"));
 }
 
+// A leader's view of which followers it waits for (MemberStatus.persist).
+std::map<uint64_t, std::string> persist_modes(ProcessCluster& cluster, uint64_t leader) {
+  std::map<uint64_t, std::string> modes;
+  auto status = cluster.status_of(leader);
+  if (!status) return modes;
+  for (const auto& member : status->members()) {
+    if (member.id() != leader) modes[member.id()] = member.persist();
+  }
+  return modes;
+}
+
+TEST_CASE(
+    "a leader waits for quorum-1 prompt followers; when one dies a lazy one takes its place",
+    "[cluster]") {
+  int nodes = GENERATE(3, 5);
+  ProcessClusterOptions options;
+  options.nodes = nodes;
+  ProcessCluster cluster(options);
+  cluster.start_all();
+  uint64_t leader = cluster.wait_for_leader();
+  REQUIRE(leader != 0);
+  auto client = cluster.client();
+  auto session = open_session(client, 10000ms);
+  auto warm = session->acquire("prompt/warm");
+  REQUIRE(warm.ok());
+
+  size_t want_prompt = static_cast<size_t>(nodes / 2);  // quorum - 1
+  auto count = [](const std::map<uint64_t, std::string>& modes, const std::string& mode) {
+    return static_cast<size_t>(
+        std::count_if(modes.begin(), modes.end(), [&](const auto& m) { return m.second == mode; }));
+  };
+  std::map<uint64_t, std::string> modes;
+  REQUIRE(eventually([&] {
+    modes = persist_modes(cluster, leader);
+    return count(modes, "prompt") == want_prompt;
+  }));
+  CHECK(count(modes, "lazy") == static_cast<size_t>(nodes - 1) - want_prompt);
+
+  // Kill a prompt follower: commits go on (a lazy follower acknowledges
+  // within its window), and within a few heartbeat rounds a lazy one is
+  // prompt in its place.
+  uint64_t victim = 0;
+  for (const auto& [id, mode] : modes) {
+    if (mode == "prompt") victim = id;
+  }
+  REQUIRE(victim != 0);
+  cluster.kill(victim);
+  auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 200; ++i) {
+    auto lock = session->acquire("prompt/" + std::to_string(i % 5));
+    REQUIRE(lock.ok());
+    REQUIRE(lock.value()->release().ok());
+  }
+  // Generous: 200 pairs take well under a second here; a lazy follower
+  // that never synced would stall each commit until a heartbeat.
+  CHECK(std::chrono::steady_clock::now() - started < 20s);
+  REQUIRE(eventually([&] {
+    modes = persist_modes(cluster, leader);
+    return count(modes, "prompt") == want_prompt && modes[victim] != "prompt";
+  }));
+  // Nothing acknowledged was lost: the cluster restarted whole still has it.
+  for (uint64_t id : cluster.ids()) {
+    if (cluster.running(id)) cluster.kill(id);
+  }
+  cluster.start_all();
+  REQUIRE(cluster.wait_for_leader() != 0);
+  auto held = cluster.client()->describe("prompt/warm");
+  REQUIRE(held.ok());
+  REQUIRE(held.value().holders_size() == 1);
+  CHECK(held.value().holders(0).token() == warm.value()->token());
+}
+
 TEST_CASE("a session without keepalives expires and its lock goes to the next waiter", "[cluster]") {
   int nodes = GENERATE(3, 5);
   ProcessClusterOptions options;

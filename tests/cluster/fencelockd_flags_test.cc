@@ -105,6 +105,14 @@ TEST_CASE("fencelockd: malformed --peers is one line and exit code 2", "[flags]"
   check_one_line_exit_2(run_daemon(args), "--peers");
 }
 
+TEST_CASE("fencelockd: a --lazy-window-us beyond its limit is one line and exit code 2", "[flags]") {
+  TempDir dir;
+  auto args = good_args(dir, free_port(), free_port());
+  args.push_back("--lazy-window-us");
+  args.push_back("100001");
+  check_one_line_exit_2(run_daemon(args), "--lazy-window-us");
+}
+
 TEST_CASE("fencelockd: a client port in use is one line and exit code 2", "[flags]") {
   TempDir dir;
   boost::asio::io_context io;

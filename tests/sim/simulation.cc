@@ -30,12 +30,13 @@ constexpr uint64_t kChaosMs = 3000;     // faults happen in [0, kChaosMs)
 constexpr uint64_t kLivenessMs = 5000;  // after healing, progress must come within this
 constexpr int kMaxNodes = 5;
 
-enum class EventKind { kTick, kDeliver, kFault, kPropose, kRead };
+enum class EventKind { kTick, kDeliver, kFault, kPropose, kRead, kLazyPersist };
 
 struct Event {
   EventKind kind;
   uint64_t node = 0;
   raftpb::Message message;
+  uint64_t incarnation = 0;  // kLazyPersist: the node's life it belongs to
 };
 
 struct SimNode {
@@ -48,6 +49,11 @@ struct SimNode {
   // an fsync (RaftLog::must_sync); a machine crash can lose it, back to the
   // commit index of the last synced write.
   uint64_t synced_commit = 0;
+  // A lazy follower's Ready (Ready::persist_lazily) held for the window, as
+  // the server holds it, and the node's inputs that wait for it.
+  std::optional<raft::Ready> held;
+  std::vector<Event> deferred;
+  uint64_t incarnation = 0;  // counts starts, so a crashed life's events are dropped
 };
 
 std::string describe(const raftpb::Message& m) {
@@ -109,6 +115,12 @@ class Simulation {
   void start_node(SimNode& n);
   void crash(SimNode& n, const char* how);
   void handle_ready(SimNode& n);
+  // The rest of handle_ready after step 1's sends; false when the node
+  // crashed or the checker failed.
+  bool finish_ready(SimNode& n, raft::Ready& rd, uint64_t leader_term);
+  void lazy_persist(SimNode& n);
+  // Runs `event` for node n now, or after its held Ready.
+  bool defer_if_held(SimNode& n, const Event& event);
   // Step 3 of raft/ready.h; false when the checker failed.
   bool apply_committed(SimNode& n, const raft::Ready& rd);
   void maybe_snapshot(SimNode& n);
@@ -147,6 +159,7 @@ class Simulation {
   uint64_t snapshot_every_ = 20;
   uint64_t fault_gap_max_ms_ = 300;
   size_t payload_max_ = 0;
+  uint64_t lazy_window_ms_ = 0;  // 0: lazy appends persisted at once
 
   // Clients.
   uint64_t proposals_ = 0;
@@ -184,6 +197,13 @@ Simulation::Simulation(const SimOptions& options)
   drop_per_million_ = drop_choices[uniform_below(rng_, 4)];
   duplicate_per_million_ = chance(rng_, 500'000) ? 20'000 : 0;
   crash_mid_ready_per_million_ = chance(rng_, 500'000) ? 2'000 : 0;
+  {
+    // Its own generator, so every other draw (and so each older seed's
+    // run) stays as it was.
+    std::mt19937_64 lazy_rng(options.seed * 0xD1B54A32D192ED03ULL + options.nodes);
+    const uint64_t window_choices[] = {0, 1, 3, 8};
+    lazy_window_ms_ = window_choices[uniform_below(lazy_rng, 4)];
+  }
 
   raftpb::ConfState conf;
   for (int i = 1; i <= options.nodes; ++i) {
@@ -221,11 +241,15 @@ void Simulation::start_node(SimNode& n) {
   }
   config.applied = n.sm_index;
   n.node = std::make_unique<raft::Node>(config, n.storage, logger_);
+  ++n.incarnation;
 }
 
 void Simulation::crash(SimNode& n, const char* how) {
   trace("crash {}{}", n.id, how);
   n.node.reset();
+  // A held write never happened; what waited for it is lost with the process.
+  n.held.reset();
+  n.deferred.clear();
   raftpb::HardState hard_state = n.storage.initial_state().hard_state;
   if (hard_state.commit() != n.synced_commit && chance(rng_, 500'000)) {
     trace("crash {} loses its unsynced commit index {} (back to {})", n.id, hard_state.commit(),
@@ -264,6 +288,7 @@ void Simulation::deliver(raftpb::Message& m) {
     if (options_.trace) trace("drop {} (node down)", describe(m));
     return;
   }
+  if (defer_if_held(n, Event{EventKind::kDeliver, n.id, m})) return;
   if (options_.trace) trace("deliver {}", describe(m));
   Status status = n.node->step(m);
   FL_CHECK(status.ok(), "step failed: {}", status.to_string());
@@ -271,7 +296,7 @@ void Simulation::deliver(raftpb::Message& m) {
 }
 
 void Simulation::handle_ready(SimNode& n) {
-  while (n.node && n.node->has_ready()) {
+  while (n.node && !n.held && n.node->has_ready()) {
     raft::Ready rd = n.node->ready();
     uint64_t leader_term = n.node->role() == raft::Role::kLeader ? n.node->term() : 0;
     if (rd.soft_state) {
@@ -279,39 +304,88 @@ void Simulation::handle_ready(SimNode& n) {
             n.node->term(), rd.soft_state->leader_id);
     }
     for (auto& m : rd.messages) send(std::move(m));
+    if (rd.persist_lazily && lazy_window_ms_ > 0) {
+      // As the server does: the whole Ready waits for the window, applying
+      // included (a follower applies after its write).
+      trace("node {} holds {} lazy entries for {} ms", n.id, rd.entries.size(), lazy_window_ms_);
+      n.held = std::move(rd);
+      Event event{EventKind::kLazyPersist, n.id, {}};
+      event.incarnation = n.incarnation;
+      schedule(now_ + lazy_window_ms_, std::move(event));
+      return;
+    }
     // 3 before 1, as the server does (raft/ready.h): committed entries are
     // applied before this node's own write, which a crash may then lose.
     if (!rd.snapshot && !apply_committed(n, rd)) return;
-    if (chaos() && rd.must_persist() && chance(rng_, crash_mid_ready_per_million_)) {
-      crash(n, " after sending, before persisting");
+    if (!finish_ready(n, rd, leader_term)) return;
+  }
+}
+
+void Simulation::lazy_persist(SimNode& n) {
+  if (!n.node || !n.held) return;
+  raft::Ready rd = std::move(*n.held);
+  n.held.reset();
+  trace("node {} persists {} lazy entries", n.id, rd.entries.size());
+  if (!rd.snapshot && !apply_committed(n, rd)) return;
+  if (!finish_ready(n, rd, 0)) return;
+  // What waited, in its order; the first may hold the node again.
+  std::vector<Event> waiting = std::exchange(n.deferred, {});
+  handle_ready(n);
+  for (size_t i = 0; i < waiting.size(); ++i) {
+    Event& event = waiting[i];
+    if (!n.node) return;
+    if (n.held) {
+      auto rest = waiting.begin() + static_cast<std::ptrdiff_t>(i);
+      n.deferred.insert(n.deferred.end(), std::make_move_iterator(rest),
+                        std::make_move_iterator(waiting.end()));
       return;
     }
-    // 1. persist
-    checker_.observe_persist(n.id, leader_term, rd.entries, n.storage);
-    raftpb::HardState before = n.storage.initial_state().hard_state;
-    if (rd.snapshot) n.storage.apply_snapshot(*rd.snapshot);
-    n.storage.append(rd.entries);
-    if (rd.hard_state) n.storage.set_hard_state(*rd.hard_state);
-    bool synced = rd.snapshot || !rd.entries.empty() ||
-                  (rd.hard_state && (rd.hard_state->term() != before.term() ||
-                                     rd.hard_state->vote() != before.vote()));
-    if (synced) n.synced_commit = n.storage.initial_state().hard_state.commit();
-    // 2. send what promises durable state
-    for (auto& m : rd.messages_after_persist) send(std::move(m));
-    // 3. apply
-    if (rd.snapshot) {
-      std::istringstream in(rd.snapshot->data());
-      uint64_t index = 0;
-      in >> index >> n.sm_hash;
-      n.sm_index = rd.snapshot->metadata().index();
-      trace("node {} restores snapshot at {}", n.id, n.sm_index);
-      checker_.observe_restore(n.id, n.sm_index, n.sm_hash);
+    if (event.kind == EventKind::kDeliver) {
+      deliver(event.message);
+    } else if (event.kind == EventKind::kTick) {
+      n.node->tick();
+      handle_ready(n);
     }
-    if (rd.snapshot && !apply_committed(n, rd)) return;
-    // 4. advance
-    n.node->advance();
-    maybe_snapshot(n);
   }
+}
+
+bool Simulation::defer_if_held(SimNode& n, const Event& event) {
+  if (!n.held) return false;
+  n.deferred.push_back(event);
+  return true;
+}
+
+bool Simulation::finish_ready(SimNode& n, raft::Ready& rd, uint64_t leader_term) {
+  if (chaos() && rd.must_persist() && chance(rng_, crash_mid_ready_per_million_)) {
+    crash(n, " after sending, before persisting");
+    return false;
+  }
+  // 1. persist
+  checker_.observe_persist(n.id, leader_term, rd.entries, n.storage);
+  raftpb::HardState before = n.storage.initial_state().hard_state;
+  if (rd.snapshot) n.storage.apply_snapshot(*rd.snapshot);
+  n.storage.append(rd.entries);
+  if (rd.hard_state) n.storage.set_hard_state(*rd.hard_state);
+  bool synced = rd.snapshot || !rd.entries.empty() ||
+                (rd.hard_state && (rd.hard_state->term() != before.term() ||
+                                   rd.hard_state->vote() != before.vote()));
+  if (synced) n.synced_commit = n.storage.initial_state().hard_state.commit();
+  // 2. send what promises durable state
+  for (auto& m : rd.messages_after_persist) send(std::move(m));
+  // 3. apply
+  if (rd.snapshot) {
+    std::istringstream in(rd.snapshot->data());
+    uint64_t index = 0;
+    in >> index >> n.sm_hash;
+    n.sm_index = rd.snapshot->metadata().index();
+    trace("node {} restores snapshot at {}", n.id, n.sm_index);
+    checker_.observe_restore(n.id, n.sm_index, n.sm_hash);
+  }
+  if (rd.snapshot && !apply_committed(n, rd)) return false;
+  // 4. advance
+  n.node->advance();
+  maybe_snapshot(n);
+  return true;
 }
 
 bool Simulation::apply_committed(SimNode& n, const raft::Ready& rd) {
@@ -455,7 +529,7 @@ void Simulation::propose() {
       if (n.node && n.node->role() == raft::Role::kLeader) target = &n;
     }
   }
-  if (!target->node) return;
+  if (!target->node || target->held) return;  // a held node takes no call: the client moves on
   std::string data = fmt::format("s{}-p{}", options_.seed, ++proposals_);
   if (payload_max_ > 0) data.append(uniform_below(rng_, payload_max_), 'x');
   auto result = target->node->propose(data);
@@ -472,7 +546,7 @@ void Simulation::propose() {
 
 void Simulation::read() {
   SimNode& n = nodes_[uniform_below(rng_, nodes_.size())];
-  if (!n.node) return;
+  if (!n.node || n.held) return;
   std::string context = fmt::format("r{}", ++reads_);
   read_floor_[context] = checker_.highest_committed();
   Status status = n.node->read_index(context);
@@ -534,10 +608,10 @@ SimResult Simulation::run() {
   trace(
       "seed {} nodes {}: heartbeat_ticks={} max_inflight={} max_size_per_msg={} pre_vote={} "
       "check_quorum={} snapshot_every={} fault_gap_max_ms={} drop={} duplicate={} "
-      "crash_mid_ready={} bug={}",
+      "crash_mid_ready={} lazy_window_ms={} bug={}",
       options_.seed, nodes_.size(), heartbeat_ticks_, max_inflight_, max_size_per_msg_, pre_vote_,
       check_quorum_, snapshot_every_, fault_gap_max_ms_, drop_per_million_, duplicate_per_million_,
-      crash_mid_ready_per_million_, bug_name(options_.bug));
+      crash_mid_ready_per_million_, lazy_window_ms_, bug_name(options_.bug));
   for (auto& n : nodes_) {
     start_node(n);
     schedule(uniform_below(rng_, kTickMs), Event{EventKind::kTick, n.id, {}});
@@ -562,7 +636,7 @@ SimResult Simulation::run() {
     switch (event.kind) {
       case EventKind::kTick: {
         SimNode& n = node(event.node);
-        if (n.node) {
+        if (n.node && !defer_if_held(n, event)) {
           n.node->tick();
           handle_ready(n);
         }
@@ -585,6 +659,9 @@ SimResult Simulation::run() {
       case EventKind::kRead:
         read();
         schedule(now_ + uniform_between(rng_, 50, 300), std::move(event));
+        break;
+      case EventKind::kLazyPersist:
+        if (node(event.node).incarnation == event.incarnation) lazy_persist(node(event.node));
         break;
     }
     check_step();
