@@ -271,36 +271,47 @@ void Node::tick_heartbeat() {
 // ------------------------------------------------- prompt and lazy followers
 //
 // A commit needs quorum-1 followers' acknowledgements besides the leader's
-// own write. The leader names that many followers prompt: the first to
-// answer it in its term. Its appends to the rest carry lazy_persist, and a
-// lazy follower may hold its write for a moment to gather more (the
-// server's window, Ready::persist_lazily), so that when nodes share a disk
-// or a host its writes stay out of the way of the ones a commit waits for,
-// and it syncs less often. Safety does not depend on any of this: every
-// follower acknowledges only what it has synced, and a lazy follower is
-// only a slow one. Liveness neither: a lazy follower still acknowledges
-// within its window, so a commit whose prompt follower died waits that
-// much longer, and only until the next heartbeat round, which drops a
-// prompt follower that did not answer since the previous round; while
-// fewer than quorum-1 are prompt, no append is lazy, and the next to answer
-// fills the place.
+// own write. The leader names that many followers prompt: the first, in
+// its term, to acknowledge everything committed while replicating. Its
+// appends to the rest carry lazy_persist, and a lazy follower may hold its
+// write for a moment to gather more (the server's window,
+// Ready::persist_lazily), so that when nodes share a disk or a host its
+// writes stay out of the way of the ones a commit waits for, and it syncs
+// less often. Safety does not depend on any of this: every follower
+// acknowledges only what it has synced, and a lazy follower is only a slow
+// one. Liveness neither: a lazy follower still acknowledges within its
+// window, so a commit whose prompt follower died waits that much longer,
+// and only until a heartbeat round drops it: each round drops a prompt
+// follower that did not answer since the previous round or is no longer
+// replicating. While fewer than quorum-1 are prompt, no append is lazy, and
+// the next follower to qualify fills the place.
 
 void Node::note_answer(uint64_t from) {
-  if (!config_.lazy_followers) return;
-  answered_.insert(from);
-  if (prompt_.size() + 1 < quorum() && prompt_.insert(from).second) {
+  if (config_.lazy_followers) answered_.insert(from);
+}
+
+void Node::maybe_wait_for(uint64_t from, const Progress& pr) {
+  // Only a follower that has synced everything committed so far and is
+  // replicating: a rejection, a heartbeat answer or a follower catching up
+  // (probing, or taking a snapshot) would fill the place with one that
+  // cannot help a commit yet.
+  if (!config_.lazy_followers || prompt_.size() + 1 >= quorum()) return;
+  if (pr.state() != ProgressState::kReplicate || pr.match_index() < log_.committed()) return;
+  if (prompt_.insert(from).second) {
     logger_->debug("{} asks {} to persist at once at term {}", id_, from, term_);
   }
 }
 
 void Node::review_prompt_followers() {
   for (auto it = prompt_.begin(); it != prompt_.end();) {
-    if (answered_.count(*it) && progress_.count(*it)) {
+    auto pr = progress_.find(*it);
+    bool replicating = pr != progress_.end() && pr->second.state() == ProgressState::kReplicate;
+    if (answered_.count(*it) && replicating) {
       ++it;
       continue;
     }
-    logger_->info("{} no longer waits for {} at term {}: no answer since the last heartbeat round",
-                  id_, *it, term_);
+    logger_->info("{} no longer waits for {} at term {}: {}", id_, *it, term_,
+                  replicating ? "no answer since the last heartbeat round" : "not replicating");
     it = prompt_.erase(it);
   }
   answered_.clear();
@@ -715,6 +726,7 @@ void Node::handle_append_response(const Message& m, Progress& pr) {
     pr.become_probe();
     pr.become_replicate();
   }
+  maybe_wait_for(from, pr);
   // A new commit index is not broadcast in empty appends: it rides on the
   // next AppendEntries that carries entries, or on the next heartbeat.
   // Under load the next append follows within one commit; at rest a

@@ -221,6 +221,7 @@ class Node {
   void handle_append_response(const raftpb::Message& m, Progress& pr);
   void handle_heartbeat_response(const raftpb::Message& m, Progress& pr);
   void note_answer(uint64_t from);
+  void maybe_wait_for(uint64_t from, const Progress& pr);
   void review_prompt_followers();
   bool lazy_for(uint64_t to) const;
   bool may_persist_lazily() const;

@@ -95,7 +95,15 @@ Node::Node(asio::io_context& io, NodeConfig config, std::unique_ptr<storage::Raf
   for (const auto& [id, address] : config_.peers) raft_config.voters.push_back(id);
   raft_config.election_ticks = config_.election_ticks;
   raft_config.heartbeat_ticks = config_.heartbeat_ticks;
-  raft_config.lazy_followers = config_.lazy_window_us > 0;
+  // At most half a tick: a lazy follower's answers must keep the leader's
+  // check-quorum and heartbeat rounds fed.
+  lazy_window_ = std::min(std::chrono::microseconds(config_.lazy_window_us),
+                          std::chrono::microseconds(config_.tick_ms * 1000 / 2));
+  if (lazy_window_.count() < static_cast<int64_t>(config_.lazy_window_us)) {
+    logger_->warn("{} --lazy-window-us {} is more than half of --tick-ms {}: using {} us",
+                  config_.id, config_.lazy_window_us, config_.tick_ms, lazy_window_.count());
+  }
+  raft_config.lazy_followers = lazy_window_.count() > 0;
   raft_config.applied = applied_index_;
   raft_config.seed = config_.seed;
   raft_ = std::make_unique<raft::Node>(raft_config, *log_, get_logger("raft"));
@@ -359,15 +367,17 @@ void Node::handle_ready() {
         break;
       }
     }
-    if (sync && rd.persist_lazily && config_.lazy_window_us > 0) {
+    if (sync && rd.persist_lazily && lazy_window_.count() > 0) {
       // A follower the leader does not wait for (raft/ready.h): hold the
       // write for the window; inputs wait in deferred_ and share the next
       // write. Its acknowledgement still follows its sync.
       persisting_ = true;
       persisting_apply_ = true;
       persisting_ready_ = std::move(rd);
-      lazy_timer_.expires_after(std::chrono::microseconds(config_.lazy_window_us));
+      lazy_timer_.expires_after(lazy_window_);
       lazy_timer_.async_wait([this](const boost::system::error_code& ec) {
+        // Nothing cancels this timer: an error means the node is being
+        // destroyed, and `this` must not be touched.
         if (ec || !persisting_ready_) return;
         save_or_die(*persisting_ready_);
         finish_persist();

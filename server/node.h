@@ -179,6 +179,7 @@ class Node {
   bool persisting_ = false;
   bool persisting_apply_ = false;  // apply after the write (a lazy follower's Ready)
   boost::asio::steady_timer lazy_timer_;
+  std::chrono::microseconds lazy_window_{0};  // --lazy-window-us, at most half a tick
   std::optional<raft::Ready> persisting_ready_;
   std::vector<std::function<void()>> deferred_;
   // The latest hard state that only moved the commit index and has not

@@ -88,8 +88,10 @@ TEST_CASE("a leader of five counts on two followers and marks appends to the oth
   CHECK(eager == 2);
 }
 
-TEST_CASE("a prompt follower that misses a heartbeat round is replaced by the next to answer",
-          "[raft][lazy]") {
+TEST_CASE(
+    "a prompt follower that misses a heartbeat round is replaced by the next to acknowledge "
+    "everything committed",
+    "[raft][lazy]") {
   TestCluster c({1, 2, 3});
   c.start();
   c.campaign(1);
@@ -102,6 +104,12 @@ TEST_CASE("a prompt follower that misses a heartbeat round is replaced by the ne
     c.process(1);
     c.stabilize();
   }
+  // The place is empty: nobody is lazy until a follower acknowledges
+  // everything committed again. A heartbeat answer does not qualify.
+  for (const auto& m : appends_after_proposal(c, 3)) CHECK_FALSE(m.lazy_persist());
+  CHECK(prompt(c.node(1), 2));
+  CHECK(prompt(c.node(1), 3));
+  c.stabilize();  // node 3 acknowledges the proposal
   CHECK_FALSE(prompt(c.node(1), 2));
   CHECK(prompt(c.node(1), 3));
   for (const auto& m : appends_after_proposal(c, 3)) CHECK_FALSE(m.lazy_persist());
@@ -135,6 +143,34 @@ TEST_CASE("while fewer than quorum-1 followers are prompt, no append is lazy", "
     CHECK_FALSE(m.lazy_persist());
   }
   CHECK(appends == 2);
+}
+
+TEST_CASE("a follower that is behind does not take the place of a prompt one", "[raft][lazy]") {
+  TestCluster c({1, 2, 3}, [](Config& cfg) {
+    cfg.pre_vote = false;
+    cfg.check_quorum = false;  // so node 3 may unseat a live leader
+  });
+  c.start();
+  c.campaign(1);
+  for (int i = 0; i < 5; ++i) REQUIRE(c.node(1).propose("x").ok());
+  c.stabilize();
+  // Node 2 misses entries; node 1 loses leadership to node 3, whose first
+  // answers come from node 2 rejecting (it is behind) and node 1.
+  c.isolate(2);
+  for (int i = 0; i < 5; ++i) REQUIRE(c.node(1).propose("y").ok());
+  c.stabilize();
+  c.heal();
+  c.campaign(3);
+  REQUIRE(c.node(3).role() == Role::kLeader);
+  // Whoever answered first, the one chosen had everything committed.
+  size_t prompt_count = 0;
+  for (uint64_t peer : {1, 2}) {
+    if (prompt(c.node(3), peer) && !prompt(c.node(3), peer == 1 ? 2 : 1)) {
+      ++prompt_count;
+      CHECK(c.node(3).match_index(peer) >= c.node(3).commit_index());
+    }
+  }
+  CHECK(prompt_count == 1);
 }
 
 TEST_CASE("with lazy_followers off, no append is lazy", "[raft][lazy]") {

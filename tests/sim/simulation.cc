@@ -117,7 +117,7 @@ class Simulation {
   void handle_ready(SimNode& n);
   // The rest of handle_ready after step 1's sends; false when the node
   // crashed or the checker failed.
-  bool finish_ready(SimNode& n, raft::Ready& rd, uint64_t leader_term);
+  bool finish_ready(SimNode& n, raft::Ready& rd, uint64_t leader_term, bool apply_after = false);
   void lazy_persist(SimNode& n);
   // Runs `event` for node n now, or after its held Ready.
   bool defer_if_held(SimNode& n, const Event& event);
@@ -326,8 +326,7 @@ void Simulation::lazy_persist(SimNode& n) {
   raft::Ready rd = std::move(*n.held);
   n.held.reset();
   trace("node {} persists {} lazy entries", n.id, rd.entries.size());
-  if (!rd.snapshot && !apply_committed(n, rd)) return;
-  if (!finish_ready(n, rd, 0)) return;
+  if (!finish_ready(n, rd, 0, /*apply_after=*/true)) return;
   // What waited, in its order; the first may hold the node again.
   std::vector<Event> waiting = std::exchange(n.deferred, {});
   handle_ready(n);
@@ -355,7 +354,8 @@ bool Simulation::defer_if_held(SimNode& n, const Event& event) {
   return true;
 }
 
-bool Simulation::finish_ready(SimNode& n, raft::Ready& rd, uint64_t leader_term) {
+bool Simulation::finish_ready(SimNode& n, raft::Ready& rd, uint64_t leader_term,
+                              bool apply_after) {
   if (chaos() && rd.must_persist() && chance(rng_, crash_mid_ready_per_million_)) {
     crash(n, " after sending, before persisting");
     return false;
@@ -381,7 +381,7 @@ bool Simulation::finish_ready(SimNode& n, raft::Ready& rd, uint64_t leader_term)
     trace("node {} restores snapshot at {}", n.id, n.sm_index);
     checker_.observe_restore(n.id, n.sm_index, n.sm_hash);
   }
-  if (rd.snapshot && !apply_committed(n, rd)) return false;
+  if ((rd.snapshot || apply_after) && !apply_committed(n, rd)) return false;
   // 4. advance
   n.node->advance();
   maybe_snapshot(n);
