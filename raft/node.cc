@@ -295,7 +295,7 @@ void Node::maybe_wait_for(uint64_t from, const Progress& pr) {
   // replicating: a rejection, a heartbeat answer or a follower catching up
   // (probing, or taking a snapshot) would fill the place with one that
   // cannot help a commit yet.
-  if (!config_.lazy_followers || prompt_.size() + 1 >= quorum()) return;
+  if (!config_.lazy_followers || prompt_full()) return;
   if (pr.state() != ProgressState::kReplicate || pr.match_index() < log_.committed()) return;
   if (prompt_.insert(from).second) {
     logger_->debug("{} asks {} to persist at once at term {}", id_, from, term_);
@@ -318,7 +318,7 @@ void Node::review_prompt_followers() {
 }
 
 bool Node::lazy_for(uint64_t to) const {
-  return config_.lazy_followers && prompt_.size() + 1 >= quorum() && !prompt_.count(to);
+  return config_.lazy_followers && prompt_full() && !prompt_.count(to);
 }
 
 bool Node::may_persist_lazily() const {

@@ -223,6 +223,7 @@ class Node {
   void note_answer(uint64_t from);
   void maybe_wait_for(uint64_t from, const Progress& pr);
   void review_prompt_followers();
+  bool prompt_full() const { return prompt_.size() + 1 >= quorum(); }  // quorum-1 prompt
   bool lazy_for(uint64_t to) const;
   bool may_persist_lazily() const;
   bool restore(const raftpb::Snapshot& snapshot);

@@ -372,7 +372,6 @@ void Node::handle_ready() {
       // write for the window; inputs wait in deferred_ and share the next
       // write. Its acknowledgement still follows its sync.
       persisting_ = true;
-      persisting_apply_ = true;
       persisting_ready_ = std::move(rd);
       lazy_timer_.expires_after(lazy_window_);
       lazy_timer_.async_wait([this](const boost::system::error_code& ec) {
@@ -417,7 +416,9 @@ void Node::finish_persist() {
   raft::Ready rd = std::move(*persisting_ready_);
   persisting_ready_.reset();
   // The leader applied before its write; a lazy follower applies after.
-  finish_ready(rd, /*apply=*/std::exchange(persisting_apply_, false));
+  // The role is the one of this Ready: only handle_ready changes it, and
+  // not while a write is in flight.
+  finish_ready(rd, /*apply=*/soft_state_.role != raft::Role::kLeader);
   // Inputs that arrived during the write, in their order; they share the
   // next write.
   for (auto& input : std::exchange(deferred_, {})) input();
@@ -802,12 +803,8 @@ void Node::fail_reads(ErrorCode code, const std::string& message) {
 clientpb::ClusterStatusResult Node::cluster_status() const {
   clientpb::ClusterStatusResult result;
   result.set_self_id(config_.id);
-  std::map<uint64_t, uint64_t> match;
-  std::map<uint64_t, bool> prompt;
-  for (const auto& progress : raft_->progress()) {
-    match[progress.id] = progress.match_index;
-    prompt[progress.id] = progress.prompt;
-  }
+  std::map<uint64_t, raft::PeerProgress> progress;
+  for (auto& peer : raft_->progress()) progress[peer.id] = peer;
   for (const auto& [id, address] : config_.peers) {
     auto* member = result.add_members();
     member->set_id(id);
@@ -825,9 +822,9 @@ clientpb::ClusterStatusResult Node::cluster_status() const {
     if (!client_address.empty()) member->set_address(client_address);
     member->set_role(id == soft_state_.leader_id ? "leader" : "follower");
     member->set_term(id == soft_state_.leader_id ? raft_->term() : 0);
-    if (auto it = match.find(id); it != match.end()) member->set_commit_index(it->second);
-    if (auto it = prompt.find(id); it != prompt.end()) {
-      member->set_persist(it->second ? "prompt" : "lazy");
+    if (auto it = progress.find(id); it != progress.end()) {
+      member->set_commit_index(it->second.match_index);
+      member->set_persist(it->second.prompt ? "prompt" : "lazy");
     }
     member->set_reachable(transport_->connected(id));
   }

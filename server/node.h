@@ -177,7 +177,6 @@ class Node {
   // persisting, and the inputs that arrived meanwhile.
   boost::asio::thread_pool storage_thread_{1};
   bool persisting_ = false;
-  bool persisting_apply_ = false;  // apply after the write (a lazy follower's Ready)
   boost::asio::steady_timer lazy_timer_;
   std::chrono::microseconds lazy_window_{0};  // --lazy-window-us, at most half a tick
   std::optional<raft::Ready> persisting_ready_;

@@ -119,8 +119,10 @@ class Simulation {
   // crashed or the checker failed.
   bool finish_ready(SimNode& n, raft::Ready& rd, uint64_t leader_term, bool apply_after = false);
   void lazy_persist(SimNode& n);
-  // Runs `event` for node n now, or after its held Ready.
+  // Queues `event` behind node n's held Ready, if it holds one.
   bool defer_if_held(SimNode& n, const Event& event);
+  // A tick of node n, now or after its held Ready.
+  void tick(SimNode& n, const Event& event);
   // Step 3 of raft/ready.h; false when the checker failed.
   bool apply_committed(SimNode& n, const raft::Ready& rd);
   void maybe_snapshot(SimNode& n);
@@ -327,25 +329,23 @@ void Simulation::lazy_persist(SimNode& n) {
   n.held.reset();
   trace("node {} persists {} lazy entries", n.id, rd.entries.size());
   if (!finish_ready(n, rd, 0, /*apply_after=*/true)) return;
-  // What waited, in its order; the first may hold the node again.
+  // What waited, in its order; one may hold the node again, and the rest
+  // then queue behind that.
   std::vector<Event> waiting = std::exchange(n.deferred, {});
   handle_ready(n);
-  for (size_t i = 0; i < waiting.size(); ++i) {
-    Event& event = waiting[i];
-    if (!n.node) return;
-    if (n.held) {
-      auto rest = waiting.begin() + static_cast<std::ptrdiff_t>(i);
-      n.deferred.insert(n.deferred.end(), std::make_move_iterator(rest),
-                        std::make_move_iterator(waiting.end()));
-      return;
-    }
+  for (Event& event : waiting) {
     if (event.kind == EventKind::kDeliver) {
       deliver(event.message);
-    } else if (event.kind == EventKind::kTick) {
-      n.node->tick();
-      handle_ready(n);
+    } else {
+      tick(n, event);
     }
   }
+}
+
+void Simulation::tick(SimNode& n, const Event& event) {
+  if (!n.node || defer_if_held(n, event)) return;
+  n.node->tick();
+  handle_ready(n);
 }
 
 bool Simulation::defer_if_held(SimNode& n, const Event& event) {
@@ -635,11 +635,7 @@ SimResult Simulation::run() {
     }
     switch (event.kind) {
       case EventKind::kTick: {
-        SimNode& n = node(event.node);
-        if (n.node && !defer_if_held(n, event)) {
-          n.node->tick();
-          handle_ready(n);
-        }
+        tick(node(event.node), event);
         schedule(now_ + kTickMs, std::move(event));
         break;
       }
