@@ -4,7 +4,7 @@
 //
 // The core never writes through this interface: the driver persists what
 // Ready() says (hard state, entries, snapshot) into the concrete storage
-// (MemoryStorage in tests and the simulator, storage::RaftLog on RocksDB in
+// (MemoryStorage in tests and the simulator, storage::DiskLog on RocksDB in
 // the server) before it calls Advance(). Ranges are half-open [lo, hi).
 //
 // Indices: first_index() is the first entry still in the log (the snapshot's

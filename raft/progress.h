@@ -12,7 +12,7 @@
 //   kSnapshot   the follower needs entries the leader has compacted; an
 //               InstallSnapshot is in flight and appends are paused.
 //
-// Thread-safety: not thread-safe; owned by one Node.
+// Thread-safety: not thread-safe; owned by one RawNode.
 
 #include <cstddef>
 #include <cstdint>

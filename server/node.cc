@@ -57,20 +57,20 @@ Result<std::unique_ptr<Node>> Node::open(asio::io_context& io, NodeConfig config
   auto listener = std::make_unique<net::ClientListener>(io, listener_options, get_logger("client"));
   if (Status status = listener->listen(config.client_addr); !status.ok()) return status;
 
-  storage::RaftLogOptions options;
+  storage::DiskLogOptions options;
   options.dir = config.data_dir;
   options.cluster_id = cluster_hash(config.cluster_id);
   options.node_id = config.id;
   for (const auto& [id, address] : config.peers) options.initial_conf_state.add_voters(id);
   options.sync = !config.unsafe_no_fsync;
   options.keep_entries_after_snapshot = config.keep_entries_after_snapshot;
-  auto log = storage::RaftLog::open(options);
+  auto log = storage::DiskLog::open(options);
   if (!log.ok()) return log.status();
   return std::unique_ptr<Node>(new Node(io, std::move(config), std::move(log).value(),
                                         std::move(transport), std::move(listener)));
 }
 
-Node::Node(asio::io_context& io, NodeConfig config, std::unique_ptr<storage::RaftLog> log,
+Node::Node(asio::io_context& io, NodeConfig config, std::unique_ptr<storage::DiskLog> log,
            std::unique_ptr<net::PeerTransport> transport,
            std::unique_ptr<net::ClientListener> listener)
     : io_(io),
@@ -106,7 +106,7 @@ Node::Node(asio::io_context& io, NodeConfig config, std::unique_ptr<storage::Raf
   raft_config.lazy_followers = lazy_window_.count() > 0;
   raft_config.applied = applied_index_;
   raft_config.seed = config_.seed;
-  raft_ = std::make_unique<raft::Node>(raft_config, *log_, get_logger("raft"));
+  raft_ = std::make_unique<raft::RawNode>(raft_config, *log_, get_logger("raft"));
 
   logger_->info("{} starting: cluster {}, {} members, data {}, seed {}, applied {}, term {}",
                 config_.id, config_.cluster_id, config_.peers.size(), log_->dir().string(),
@@ -386,7 +386,7 @@ void Node::handle_ready() {
     if (sync || !rd.entries.empty()) {
       save_or_die(rd);
     } else if (hard_state) {
-      // A commit index is a hint the leader repeats (RaftLog::must_sync): a
+      // A commit index is a hint the leader repeats (DiskLog::must_sync): a
       // node restarted with an older one applies less until it hears from
       // the leader. Writing it with the next write keeps a syscall and a
       // RocksDB write off every commit's path.

@@ -45,10 +45,10 @@
 #include "net/asio.h"
 #include "net/client_listener.h"
 #include "net/peer_transport.h"
-#include "raft/node.h"
+#include "raft/raw_node.h"
 #include "server/config.h"
 #include "statemachine/lock_state_machine.h"
-#include "storage/raft_log.h"
+#include "storage/disk_log.h"
 
 namespace fencelock::server {
 
@@ -75,7 +75,7 @@ class Node {
   void shutdown(std::function<void()> done);
 
   uint64_t id() const { return config_.id; }
-  const raft::Node& raft() const { return *raft_; }
+  const raft::RawNode& raft() const { return *raft_; }
   const sm::LockStateMachine& state() const { return state_; }
   std::string client_endpoint() const;
   std::string peer_endpoint() const;
@@ -101,7 +101,7 @@ class Node {
   template <typename T>
   using MinHeap = std::priority_queue<T, std::vector<T>, std::greater<T>>;
 
-  Node(boost::asio::io_context& io, NodeConfig config, std::unique_ptr<storage::RaftLog> log,
+  Node(boost::asio::io_context& io, NodeConfig config, std::unique_ptr<storage::DiskLog> log,
        std::unique_ptr<net::PeerTransport> transport, std::unique_ptr<net::ClientListener> listener);
 
   // Inputs.
@@ -165,9 +165,9 @@ class Node {
   boost::asio::io_context& io_;
   NodeConfig config_;
   std::shared_ptr<spdlog::logger> logger_;
-  std::unique_ptr<storage::RaftLog> log_;
+  std::unique_ptr<storage::DiskLog> log_;
   sm::LockStateMachine state_;
-  std::unique_ptr<raft::Node> raft_;
+  std::unique_ptr<raft::RawNode> raft_;
   std::unique_ptr<net::PeerTransport> transport_;
   std::unique_ptr<net::ClientListener> listener_;
   boost::asio::steady_timer tick_timer_;

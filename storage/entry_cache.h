@@ -3,12 +3,12 @@
 // leader reads what it replicates (and the core reads terms near the end of
 // the log) without touching RocksDB.
 //
-// Invariant kept by the owner (RaftLog): when not empty, the cache holds a
+// Invariant kept by the owner (DiskLog): when not empty, the cache holds a
 // contiguous suffix of the log, [first_index(), last_index()] with
 // last_index() equal to the log's last index. Eviction only drops the oldest
 // entries, which keeps that invariant.
 //
-// Thread-safety: not thread-safe; used by the one thread that owns RaftLog.
+// Thread-safety: not thread-safe; used by the one thread that owns DiskLog.
 
 #include <cstddef>
 #include <cstdint>

@@ -13,7 +13,7 @@
 //       64     n  data
 //
 // The configuration (ConfState) is not in the file: it lives with the rest
-// of the snapshot metadata in RocksDB (see raft_log.h), which names the file.
+// of the snapshot metadata in RocksDB (see disk_log.h), which names the file.
 //
 // Thread-safety: free functions without shared state; any thread.
 

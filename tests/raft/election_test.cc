@@ -27,7 +27,7 @@ raftpb::Message vote_request(uint64_t from, uint64_t to, uint64_t term, uint64_t
 }
 
 // The vote responses in a Ready, which must wait for the persist.
-std::vector<raftpb::Message> responses(Node& node, MemoryStorage& storage) {
+std::vector<raftpb::Message> responses(RawNode& node, MemoryStorage& storage) {
   Ready rd = node.ready();
   CHECK(rd.messages.empty());
   if (rd.hard_state) storage.set_hard_state(*rd.hard_state);
@@ -40,7 +40,7 @@ TEST_CASE("a follower that hears no leader for an election timeout starts an ele
           "[raft][election]") {
   TestCluster c({1, 2, 3});
   c.start();
-  Node& n = c.node(1);
+  RawNode& n = c.node(1);
   for (int i = 0; i < 9; ++i) n.tick();  // below election_ticks: nothing happens
   CHECK(n.role() == Role::kFollower);
   for (int i = 0; i < 11 && n.role() == Role::kFollower; ++i) n.tick();
@@ -68,7 +68,7 @@ TEST_CASE(
 TEST_CASE("a node grants at most one vote per term (§5.2)", "[raft][election]") {
   TestCluster c({1, 2, 3}, [](Config& cfg) { cfg.pre_vote = false; });
   c.start();
-  Node& n = c.node(3);
+  RawNode& n = c.node(3);
   n.step(vote_request(1, 3, 5, 0, 0));
   auto first = responses(n, c.storage(3));
   REQUIRE(first.size() == 1);
@@ -92,7 +92,7 @@ TEST_CASE("candidate with a stale log is denied the vote (§5.4.1)", "[raft][ele
   TestCluster c({1, 2, 3}, [](Config& cfg) { cfg.pre_vote = false; });
   c.preload(3, log_with_terms({1, 1, 2}), 2);
   c.start();
-  Node& n = c.node(3);
+  RawNode& n = c.node(3);
   SECTION("lower last term") {
     n.step(vote_request(1, 3, 3, 5, 1));
     auto r = responses(n, c.storage(3));
@@ -128,7 +128,7 @@ TEST_CASE(
     Config cfg;
     cfg.id = 1;
     cfg.seed = seed;
-    Node n(cfg, storage, null_logger());
+    RawNode n(cfg, storage, null_logger());
     int ticks = 0;
     while (n.role() == Role::kFollower) {
       n.tick();

@@ -12,7 +12,7 @@ namespace {
 using testing::entry;
 using testing::TestCluster;
 
-bool prompt(Node& leader, uint64_t peer) {
+bool prompt(RawNode& leader, uint64_t peer) {
   for (const auto& p : leader.progress()) {
     if (p.id == peer) return p.prompt;
   }
@@ -186,7 +186,7 @@ TEST_CASE(
     "[raft][lazy]") {
   TestCluster c({1, 2, 3});
   c.start();
-  Node& n = c.node(2);
+  RawNode& n = c.node(2);
 
   SECTION("a lazy append") {
     REQUIRE(n.step(append(1, 2, 1, 0, true)).ok());

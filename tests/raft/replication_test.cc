@@ -173,7 +173,7 @@ TEST_CASE(
     "[raft][ready]") {
   TestCluster c({1, 2, 3}, no_pre_vote);
   c.start();
-  Node& n1 = c.node(1);
+  RawNode& n1 = c.node(1);
   while (n1.role() == Role::kFollower) n1.tick();
   Ready rd = n1.ready();
   REQUIRE(rd.hard_state);

@@ -216,7 +216,7 @@ TEST_CASE(
   Config config;
   config.id = 2;
   config.applied = 8;
-  Node node(config, storage, testing::null_logger());
+  RawNode node(config, storage, testing::null_logger());
   CHECK(node.commit_index() == 8);
   CHECK(node.applied_index() == 8);
   Ready rd = node.ready();

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "raft/memory_storage.h"
-#include "raft/node.h"
+#include "raft/raw_node.h"
 
 namespace fencelock::raft::testing {
 
@@ -78,11 +78,11 @@ class TestCluster {
     config.seed = id * 7919;
     config.applied = storages_.at(id).first_index() - 1;
     if (tweak_) tweak_(config);
-    nodes_[id] = std::make_unique<Node>(config, storages_.at(id), null_logger());
+    nodes_[id] = std::make_unique<RawNode>(config, storages_.at(id), null_logger());
     applied_[id].clear();
   }
 
-  Node& node(uint64_t id) { return *nodes_.at(id); }
+  RawNode& node(uint64_t id) { return *nodes_.at(id); }
   MemoryStorage& storage(uint64_t id) { return storages_.at(id); }
   const std::vector<raftpb::Entry>& applied(uint64_t id) { return applied_[id]; }
   void clear_applied(uint64_t id) { applied_[id].clear(); }
@@ -104,7 +104,7 @@ class TestCluster {
 
   // Handles one node's Ready per the contract; queues its messages.
   void process(uint64_t id) {
-    Node& n = node(id);
+    RawNode& n = node(id);
     while (n.has_ready()) {
       Ready rd = n.ready();
       for (auto& m : rd.messages) queue_.push_back(std::move(m));
@@ -139,7 +139,7 @@ class TestCluster {
 
   // Ticks `id` until it starts campaigning, then stabilizes.
   void campaign(uint64_t id) {
-    Node& n = node(id);
+    RawNode& n = node(id);
     for (int i = 0; i < 100 && n.role() == Role::kFollower; ++i) {
       n.tick();
       process(id);
@@ -171,7 +171,7 @@ class TestCluster {
   std::vector<uint64_t> ids_;
   std::function<void(Config&)> tweak_;
   std::map<uint64_t, MemoryStorage> storages_;
-  std::map<uint64_t, std::unique_ptr<Node>> nodes_;
+  std::map<uint64_t, std::unique_ptr<RawNode>> nodes_;
   std::map<uint64_t, std::vector<raftpb::Entry>> applied_;
   std::map<uint64_t, std::vector<ReadState>> read_states_;
   std::set<std::pair<uint64_t, uint64_t>> cut_;

@@ -42,11 +42,11 @@ struct Event {
 struct SimNode {
   uint64_t id = 0;
   raft::MemoryStorage storage;
-  std::unique_ptr<raft::Node> node;  // null while crashed
+  std::unique_ptr<raft::RawNode> node;  // null while crashed
   uint64_t sm_index = 0;             // state machine: last applied index
   uint64_t sm_hash = 0;              // and the running hash of everything applied
   // The server writes a hard state that only moves the commit index without
-  // an fsync (RaftLog::must_sync); a machine crash can lose it, back to the
+  // an fsync (DiskLog::must_sync); a machine crash can lose it, back to the
   // commit index of the last synced write.
   uint64_t synced_commit = 0;
   // A lazy follower's Ready (Ready::persist_lazily) held for the window, as
@@ -242,7 +242,7 @@ void Simulation::start_node(SimNode& n) {
     FL_CHECK(index == n.sm_index, "snapshot data index {} != metadata index {}", index, n.sm_index);
   }
   config.applied = n.sm_index;
-  n.node = std::make_unique<raft::Node>(config, n.storage, logger_);
+  n.node = std::make_unique<raft::RawNode>(config, n.storage, logger_);
   ++n.incarnation;
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// Simulation: one seeded run of 3 or 5 real raft::Node cores over virtual
+// Simulation: one seeded run of 3 or 5 real raft::RawNode cores over virtual
 // time and a simulated network, with faults, client traffic and the
 // Checker after every step. Same options, same trace, always.
 //
@@ -17,7 +17,7 @@
 #include <ostream>
 #include <string>
 
-#include "raft/node.h"
+#include "raft/raw_node.h"
 
 namespace fencelock::sim {
 

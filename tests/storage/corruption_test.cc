@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "storage/raft_log.h"
+#include "storage/disk_log.h"
 #include "storage/snapshot_file.h"
 #include "tests/storage/temp_dir.h"
 
@@ -16,8 +16,8 @@ namespace {
 
 using testing::TempDir;
 
-RaftLogOptions options_for(const TempDir& dir) {
-  RaftLogOptions options;
+DiskLogOptions options_for(const TempDir& dir) {
+  DiskLogOptions options;
   options.dir = dir.path() / "node";
   options.cluster_id = 1;
   options.node_id = 1;
@@ -26,8 +26,8 @@ RaftLogOptions options_for(const TempDir& dir) {
 }
 
 // A log with entries 1..40 (term 1), commit 30, and a snapshot at 30.
-void build_log(const RaftLogOptions& options) {
-  auto log = RaftLog::open(options);
+void build_log(const DiskLogOptions& options) {
+  auto log = DiskLog::open(options);
   REQUIRE(log.ok());
   std::vector<raftpb::Entry> entries;
   for (uint64_t i = 1; i <= 40; ++i) {
@@ -47,7 +47,7 @@ void build_log(const RaftLogOptions& options) {
 
 // Runs `change` on the raw RocksDB of the log (the log must be closed).
 template <typename Change>
-void with_raw_db(const RaftLogOptions& options, Change change) {
+void with_raw_db(const DiskLogOptions& options, Change change) {
   rocksdb::DB* raw = nullptr;
   rocksdb::Options db_options;
   REQUIRE(rocksdb::DB::Open(db_options, (options.dir / "db").string(), &raw).ok());
@@ -62,9 +62,9 @@ std::string entry_key(uint64_t index) {
   return key;
 }
 
-void require_open_fails(const RaftLogOptions& options, const std::string& path_part,
+void require_open_fails(const DiskLogOptions& options, const std::string& path_part,
                         const std::string& problem) {
-  auto log = RaftLog::open(options);
+  auto log = DiskLog::open(options);
   REQUIRE_FALSE(log.ok());
   INFO(log.status().to_string());
   CHECK(log.code() == lockpb::INTERNAL);
@@ -72,14 +72,14 @@ void require_open_fails(const RaftLogOptions& options, const std::string& path_p
   CHECK_THAT(log.status().message(), Catch::Contains(problem));
 }
 
-std::filesystem::path snapshot_path(const RaftLogOptions& options) {
+std::filesystem::path snapshot_path(const DiskLogOptions& options) {
   return options.dir / "snap" / snapshot_file_name(1, 30);
 }
 
 TEST_CASE("a flipped byte in the snapshot file is reported as a checksum mismatch",
           "[storage][corruption]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   build_log(options);
   std::filesystem::path path = snapshot_path(options);
   auto offset = GENERATE(as<std::streamoff>{}, 40, kSnapshotHeaderBytes, 3000, 5063);
@@ -97,7 +97,7 @@ TEST_CASE("a flipped byte in the snapshot file is reported as a checksum mismatc
 
 TEST_CASE("a truncated or missing snapshot file is a clear error", "[storage][corruption]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   build_log(options);
   std::filesystem::path path = snapshot_path(options);
   SECTION("truncated data") {
@@ -116,7 +116,7 @@ TEST_CASE("a truncated or missing snapshot file is a clear error", "[storage][co
 
 TEST_CASE("a truncated RocksDB table file is reported by open", "[storage][corruption]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   build_log(options);
   with_raw_db(options, [](rocksdb::DB& db) { REQUIRE(db.Flush(rocksdb::FlushOptions()).ok()); });
   std::filesystem::path newest;
@@ -133,10 +133,10 @@ TEST_CASE("a truncated RocksDB table file is reported by open", "[storage][corru
 TEST_CASE("a damaged record in the middle of the RocksDB WAL is reported by open",
           "[storage][corruption]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   {
     // 60 synced batches, one WAL record each, never flushed to a table.
-    auto log = RaftLog::open(options);
+    auto log = DiskLog::open(options);
     REQUIRE(log.ok());
     for (uint64_t i = 1; i <= 60; ++i) {
       raftpb::Entry entry;
@@ -164,7 +164,7 @@ TEST_CASE("a damaged record in the middle of the RocksDB WAL is reported by open
 
 TEST_CASE("an entry missing inside the live range is reported by open", "[storage][corruption]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   build_log(options);
   with_raw_db(options, [](rocksdb::DB& db) {
     REQUIRE(db.Delete(rocksdb::WriteOptions(), entry_key(17)).ok());
@@ -175,7 +175,7 @@ TEST_CASE("an entry missing inside the live range is reported by open", "[storag
 TEST_CASE("a log that ends before the committed index is reported by open",
           "[storage][corruption]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   build_log(options);
   with_raw_db(options, [](rocksdb::DB& db) {
     REQUIRE(db.DeleteRange(rocksdb::WriteOptions(), db.DefaultColumnFamily(), entry_key(21),
@@ -187,7 +187,7 @@ TEST_CASE("a log that ends before the committed index is reported by open",
 
 TEST_CASE("a store that lost its CURRENT file is refused", "[storage][corruption]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   build_log(options);
   std::filesystem::remove(options.dir / "db" / "CURRENT");
   require_open_fails(options, (options.dir / "db").string(), "no CURRENT file");
@@ -195,11 +195,11 @@ TEST_CASE("a store that lost its CURRENT file is refused", "[storage][corruption
 
 TEST_CASE("a store whose creation was interrupted is created again", "[storage][corruption]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   std::filesystem::create_directories(options.dir / "db");
   std::ofstream(options.dir / "db" / "MANIFEST-000001") << "partial";
   std::ofstream(options.dir / "db" / "IDENTITY") << "partial";
-  auto log = RaftLog::open(options);
+  auto log = DiskLog::open(options);
   INFO(log.status().to_string());
   REQUIRE(log.ok());
   CHECK(log.value()->last_index() == 0);
@@ -207,7 +207,7 @@ TEST_CASE("a store whose creation was interrupted is created again", "[storage][
 
 TEST_CASE("a RocksDB store without our identity is refused", "[storage][corruption]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   build_log(options);
   with_raw_db(options,
               [](rocksdb::DB& db) { REQUIRE(db.Delete(rocksdb::WriteOptions(), "i").ok()); });

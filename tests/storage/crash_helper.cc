@@ -1,6 +1,6 @@
 // storage_crash_helper DIR SEED ACK_FD [FILE_SIZE_LIMIT]: the child of the
 // crash test. Opens
-// the RaftLog in DIR (cluster 1, node 1, sync on), starts a new term,
+// the DiskLog in DIR (cluster 1, node 1, sync on), starts a new term,
 // overwrites a short uncommitted suffix, then appends batches forever. After
 // each save() returns it writes an acknowledgement of three big-endian
 // uint64 (first index of the batch, last index, term) to ACK_FD; before
@@ -21,12 +21,12 @@
 #include <string>
 
 #include "common/logging.h"
-#include "storage/raft_log.h"
+#include "storage/disk_log.h"
 
 namespace {
 
-using fencelock::storage::RaftLog;
-using fencelock::storage::RaftLogOptions;
+using fencelock::storage::DiskLog;
+using fencelock::storage::DiskLogOptions;
 namespace raftpb = fencelock::raftpb;
 
 std::string entry_data(uint64_t index, uint64_t term) {
@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   fencelock::set_log_level("warn");
-  RaftLogOptions options;
+  DiskLogOptions options;
   options.dir = argv[1];
   options.cluster_id = 1;
   options.node_id = 1;
@@ -73,12 +73,12 @@ int main(int argc, char** argv) {
     return std::uniform_int_distribution<uint64_t>(lo, hi)(rng);
   };
 
-  auto opened = RaftLog::open(options);
+  auto opened = DiskLog::open(options);
   if (!opened.ok()) {
     std::fprintf(stderr, "%s\n", opened.status().to_string().c_str());
     return 2;
   }
-  std::unique_ptr<RaftLog> log = std::move(opened).value();
+  std::unique_ptr<DiskLog> log = std::move(opened).value();
   if (argc == 5) {
     ::signal(SIGXFSZ, SIG_IGN);
     rlim_t limit = std::strtoull(argv[4], nullptr, 10);

@@ -16,7 +16,7 @@
 #include <string>
 #include <thread>
 
-#include "storage/raft_log.h"
+#include "storage/disk_log.h"
 #include "tests/storage/temp_dir.h"
 
 namespace fencelock::storage {
@@ -133,7 +133,7 @@ TEST_CASE("every acknowledged entry survives SIGKILL at random moments", "[stora
     return std::uniform_int_distribution<uint64_t>(lo, hi)(rng);
   };
   TempDir dir;
-  RaftLogOptions options;
+  DiskLogOptions options;
   options.dir = dir.path() / "node";
   options.cluster_id = 1;
   options.node_id = 1;
@@ -175,10 +175,10 @@ TEST_CASE("every acknowledged entry survives SIGKILL at random moments", "[stora
       while (read_ack(child.read_fd(), ack)) record(ack);
     }
 
-    auto opened = RaftLog::open(options);
+    auto opened = DiskLog::open(options);
     INFO(opened.status().to_string());
     REQUIRE(opened.ok());
-    std::unique_ptr<RaftLog> log = std::move(opened).value();
+    std::unique_ptr<DiskLog> log = std::move(opened).value();
     uint64_t first = log->first_index();
     uint64_t last = log->last_index();
     if (!acked.empty()) REQUIRE(last >= acked.rbegin()->first);
@@ -224,7 +224,7 @@ TEST_CASE("every acknowledged entry survives SIGKILL at random moments", "[stora
 TEST_CASE("a write that fails like on a full disk stops the node and loses nothing acknowledged",
           "[storage][crash]") {
   TempDir dir;
-  RaftLogOptions options;
+  DiskLogOptions options;
   options.dir = dir.path() / "node";
   options.cluster_id = 1;
   options.node_id = 1;
@@ -249,10 +249,10 @@ TEST_CASE("a write that fails like on a full disk stops the node and loses nothi
   CHECK_THAT(child_stderr.str(), Catch::Contains((options.dir / "db").string()));
   REQUIRE(acked.size() > 100);
 
-  auto opened = RaftLog::open(options);
+  auto opened = DiskLog::open(options);
   INFO(opened.status().to_string());
   REQUIRE(opened.ok());
-  std::unique_ptr<RaftLog> log = std::move(opened).value();
+  std::unique_ptr<DiskLog> log = std::move(opened).value();
   for (const auto& [index, term] : acked) {
     if (index < log->first_index()) continue;
     INFO("acknowledged entry " << index);

@@ -1,13 +1,13 @@
 // Property test: the same random sequence of writes goes to MemoryStorage
-// (the model) and to RaftLog, and every read must agree, including after
-// reopening RaftLog. Seeded by Catch::rngSeed(); replay a failure with
-//   storage_test "RaftLog reads exactly what MemoryStorage reads" --rng-seed <seed>
+// (the model) and to DiskLog, and every read must agree, including after
+// reopening DiskLog. Seeded by Catch::rngSeed(); replay a failure with
+//   storage_test "DiskLog reads exactly what MemoryStorage reads" --rng-seed <seed>
 #include <catch2/catch.hpp>
 #include <random>
 
 #include "common/logging.h"
 #include "raft/memory_storage.h"
-#include "storage/raft_log.h"
+#include "storage/disk_log.h"
 #include "tests/storage/temp_dir.h"
 
 namespace fencelock::storage {
@@ -17,7 +17,7 @@ using testing::TempDir;
 
 class ModelCheck {
  public:
-  ModelCheck(const raft::MemoryStorage& model, const RaftLog& log, std::mt19937_64& rng)
+  ModelCheck(const raft::MemoryStorage& model, const DiskLog& log, std::mt19937_64& rng)
       : model_(model), log_(log), rng_(rng) {}
 
   void compare_everything() {
@@ -54,7 +54,7 @@ class ModelCheck {
   }
 
   const raft::MemoryStorage& model_;
-  const RaftLog& log_;
+  const DiskLog& log_;
   std::mt19937_64& rng_;
 };
 
@@ -66,7 +66,7 @@ void run_model(uint64_t seed) {
   };
 
   TempDir dir;
-  RaftLogOptions options;
+  DiskLogOptions options;
   options.dir = dir.path() / "node";
   options.cluster_id = 1;
   options.node_id = 1;
@@ -76,9 +76,9 @@ void run_model(uint64_t seed) {
   options.cache_max_bytes = pick(0, 1) == 0 ? 600 : UINT64_MAX;
 
   raft::MemoryStorage model(options.initial_conf_state);
-  auto opened = RaftLog::open(options);
+  auto opened = DiskLog::open(options);
   REQUIRE(opened.ok());
-  std::unique_ptr<RaftLog> log = std::move(opened).value();
+  std::unique_ptr<DiskLog> log = std::move(opened).value();
   raftpb::HardState hard_state;
   uint64_t term = 1;
   int snapshot_count = 0;
@@ -147,7 +147,7 @@ void run_model(uint64_t seed) {
       REQUIRE(log->apply_snapshot(snapshot).ok());
     } else if (op < 90) {
       log.reset();
-      auto reopened = RaftLog::open(options);
+      auto reopened = DiskLog::open(options);
       INFO(reopened.status().to_string());
       REQUIRE(reopened.ok());
       log = std::move(reopened).value();
@@ -156,21 +156,21 @@ void run_model(uint64_t seed) {
   }
 }
 
-TEST_CASE("RaftLog reads exactly what MemoryStorage reads", "[storage][model]") {
+TEST_CASE("DiskLog reads exactly what MemoryStorage reads", "[storage][model]") {
   uint64_t seed = Catch::rngSeed();
   INFO("seed " << seed
-               << "; replay: storage_test \"RaftLog reads exactly what MemoryStorage "
+               << "; replay: storage_test \"DiskLog reads exactly what MemoryStorage "
                   "reads\" --rng-seed "
                << seed);
   run_model(seed);
 }
 
 // Hidden: storage_test "[sweep]" runs 500 seeds from the given one.
-TEST_CASE("RaftLog matches MemoryStorage over many seeds", "[.][sweep]") {
+TEST_CASE("DiskLog matches MemoryStorage over many seeds", "[.][sweep]") {
   set_log_level("error");  // every reopen would log the no-fsync warning
   for (uint64_t seed = Catch::rngSeed(); seed < Catch::rngSeed() + 500; ++seed) {
     INFO("seed " << seed
-                 << "; replay: storage_test \"RaftLog reads exactly what MemoryStorage "
+                 << "; replay: storage_test \"DiskLog reads exactly what MemoryStorage "
                     "reads\" --rng-seed "
                  << seed);
     run_model(seed);

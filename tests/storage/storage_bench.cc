@@ -16,7 +16,7 @@
 #include <string>
 
 #include "common/logging.h"
-#include "storage/raft_log.h"
+#include "storage/disk_log.h"
 
 namespace fencelock::storage {
 namespace {
@@ -69,17 +69,17 @@ BENCHMARK(BM_Fdatasync)->UseRealTime()->MinTime(2.0);
 void BM_Append(benchmark::State& state) {
   set_log_level("warn");
   BenchDir dir;
-  RaftLogOptions options;
+  DiskLogOptions options;
   options.dir = dir.path() / "node";
   options.cluster_id = 1;
   options.node_id = 1;
   options.initial_conf_state.add_voters(1);
-  auto opened = RaftLog::open(options);
+  auto opened = DiskLog::open(options);
   if (!opened.ok()) {
     state.SkipWithError(opened.status().to_string().c_str());
     return;
   }
-  std::unique_ptr<RaftLog> log = std::move(opened).value();
+  std::unique_ptr<DiskLog> log = std::move(opened).value();
   const uint64_t batch = static_cast<uint64_t>(state.range(0));
   std::vector<raftpb::Entry> entries(batch);
   for (auto& entry : entries) {

@@ -1,4 +1,4 @@
-#include "raft/raft_log.h"
+#include "raft/core_log.h"
 
 #include <algorithm>
 #include <cstddef>
@@ -9,35 +9,35 @@
 
 namespace fencelock::raft {
 
-RaftLog::RaftLog(const LogStorage& storage)
+CoreLog::CoreLog(const LogStorage& storage)
     : storage_(storage),
       unstable_offset_(storage.last_index() + 1),
       committed_(storage.first_index() - 1),
       applied_(storage.first_index() - 1) {}
 
-uint64_t RaftLog::first_index() const {
+uint64_t CoreLog::first_index() const {
   if (unstable_snapshot_) return unstable_snapshot_->metadata().index() + 1;
   return storage_.first_index();
 }
 
-uint64_t RaftLog::last_index() const {
+uint64_t CoreLog::last_index() const {
   if (!unstable_.empty()) return unstable_.back().index();
   if (unstable_snapshot_) return unstable_snapshot_->metadata().index();
   return unstable_offset_ - 1;
 }
 
-uint64_t RaftLog::last_stable_index() const {
+uint64_t CoreLog::last_stable_index() const {
   if (unstable_snapshot_) return 0;
   return unstable_offset_ - 1;
 }
 
-uint64_t RaftLog::last_term() const {
+uint64_t CoreLog::last_term() const {
   auto t = term(last_index());
   FL_CHECK(t.has_value(), "term of last index {} unavailable", last_index());
   return *t;
 }
 
-std::optional<uint64_t> RaftLog::term(uint64_t index) const {
+std::optional<uint64_t> CoreLog::term(uint64_t index) const {
   if (index == 0) return 0;
   if (index > last_index()) return std::nullopt;
   if (index >= unstable_offset_) return unstable_[index - unstable_offset_].term();
@@ -50,17 +50,17 @@ std::optional<uint64_t> RaftLog::term(uint64_t index) const {
   return storage_.term(index);
 }
 
-bool RaftLog::match_term(uint64_t index, uint64_t term) const {
+bool CoreLog::match_term(uint64_t index, uint64_t term) const {
   auto t = this->term(index);
   return t.has_value() && *t == term;
 }
 
-bool RaftLog::is_up_to_date(uint64_t index, uint64_t term) const {
+bool CoreLog::is_up_to_date(uint64_t index, uint64_t term) const {
   uint64_t our_term = last_term();
   return term > our_term || (term == our_term && index >= last_index());
 }
 
-std::optional<uint64_t> RaftLog::maybe_append(uint64_t index, uint64_t log_term, uint64_t committed,
+std::optional<uint64_t> CoreLog::maybe_append(uint64_t index, uint64_t log_term, uint64_t committed,
                                               std::vector<raftpb::Entry> entries) {
   if (!match_term(index, log_term)) return std::nullopt;
   uint64_t last_new = index + entries.size();
@@ -83,7 +83,7 @@ std::optional<uint64_t> RaftLog::maybe_append(uint64_t index, uint64_t log_term,
   return last_new;
 }
 
-void RaftLog::append(std::vector<raftpb::Entry> entries) {
+void CoreLog::append(std::vector<raftpb::Entry> entries) {
   if (entries.empty()) return;
   uint64_t after = entries.front().index();
   FL_CHECK(after > committed_, "append at {} would overwrite committed {}", after, committed_);
@@ -102,7 +102,7 @@ void RaftLog::append(std::vector<raftpb::Entry> entries) {
                    std::make_move_iterator(entries.end()));
 }
 
-uint64_t RaftLog::find_conflict_by_term(uint64_t index, uint64_t term) const {
+uint64_t CoreLog::find_conflict_by_term(uint64_t index, uint64_t term) const {
   index = std::min(index, last_index());
   while (index > 0) {
     auto t = this->term(index);
@@ -112,7 +112,7 @@ uint64_t RaftLog::find_conflict_by_term(uint64_t index, uint64_t term) const {
   return index;
 }
 
-std::optional<std::vector<raftpb::Entry>> RaftLog::slice(uint64_t lo, uint64_t hi,
+std::optional<std::vector<raftpb::Entry>> CoreLog::slice(uint64_t lo, uint64_t hi,
                                                          uint64_t max_bytes) const {
   if (lo < first_index()) return std::nullopt;
   FL_CHECK(lo <= hi && hi <= last_index() + 1, "slice [{}, {}) beyond last index {}", lo, hi,
@@ -136,7 +136,7 @@ std::optional<std::vector<raftpb::Entry>> RaftLog::slice(uint64_t lo, uint64_t h
   return out;
 }
 
-bool RaftLog::maybe_commit(uint64_t max_index, uint64_t term) {
+bool CoreLog::maybe_commit(uint64_t max_index, uint64_t term) {
   if (max_index > committed_ && match_term(max_index, term)) {
     commit_to(max_index);
     return true;
@@ -144,19 +144,19 @@ bool RaftLog::maybe_commit(uint64_t max_index, uint64_t term) {
   return false;
 }
 
-void RaftLog::commit_to(uint64_t index) {
+void CoreLog::commit_to(uint64_t index) {
   if (index <= committed_) return;
   FL_CHECK(index <= last_index(), "commit index {} beyond last index {}", index, last_index());
   committed_ = index;
 }
 
-void RaftLog::applied_to(uint64_t index) {
+void CoreLog::applied_to(uint64_t index) {
   if (index <= applied_) return;
   FL_CHECK(index <= committed_, "applied {} beyond committed {}", index, committed_);
   applied_ = index;
 }
 
-void RaftLog::restore(const raftpb::Snapshot& snapshot) {
+void CoreLog::restore(const raftpb::Snapshot& snapshot) {
   uint64_t index = snapshot.metadata().index();
   committed_ = index;
   unstable_.clear();
@@ -164,7 +164,7 @@ void RaftLog::restore(const raftpb::Snapshot& snapshot) {
   unstable_snapshot_ = snapshot;
 }
 
-std::vector<raftpb::Entry> RaftLog::next_committed_entries() const {
+std::vector<raftpb::Entry> CoreLog::next_committed_entries() const {
   uint64_t lo = std::max(applied_ + 1, first_index());
   if (lo > committed_) return {};
   auto entries = slice(lo, committed_ + 1, std::numeric_limits<uint64_t>::max());
@@ -172,24 +172,24 @@ std::vector<raftpb::Entry> RaftLog::next_committed_entries() const {
   return std::move(*entries);
 }
 
-bool RaftLog::has_next_committed_entries() const {
+bool CoreLog::has_next_committed_entries() const {
   return std::max(applied_ + 1, first_index()) <= committed_;
 }
 
-void RaftLog::stable_to(uint64_t index, uint64_t term) {
+void CoreLog::stable_to(uint64_t index, uint64_t term) {
   if (index < unstable_offset_ || index >= unstable_offset_ + unstable_.size()) return;
   if (unstable_[index - unstable_offset_].term() != term) return;  // replaced meanwhile
   unstable_.erase(unstable_.begin(), unstable_.begin() + (index + 1 - unstable_offset_));
   unstable_offset_ = index + 1;
 }
 
-void RaftLog::stable_snapshot_to(uint64_t index) {
+void CoreLog::stable_snapshot_to(uint64_t index) {
   if (unstable_snapshot_ && unstable_snapshot_->metadata().index() == index) {
     unstable_snapshot_.reset();
   }
 }
 
-raftpb::Snapshot RaftLog::snapshot() const {
+raftpb::Snapshot CoreLog::snapshot() const {
   if (unstable_snapshot_) return *unstable_snapshot_;
   return storage_.snapshot();
 }

@@ -1,4 +1,4 @@
-#include "storage/raft_log.h"
+#include "storage/disk_log.h"
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -39,8 +39,8 @@ const raftpb::HardState* ptr(const raftpb::HardState& hard_state) {
   return &hard_state;
 }
 
-RaftLogOptions options_for(const TempDir& dir) {
-  RaftLogOptions options;
+DiskLogOptions options_for(const TempDir& dir) {
+  DiskLogOptions options;
   options.dir = dir.path() / "node";
   options.cluster_id = 7;
   options.node_id = 2;
@@ -50,14 +50,14 @@ RaftLogOptions options_for(const TempDir& dir) {
   return options;
 }
 
-std::unique_ptr<RaftLog> open_or_fail(const RaftLogOptions& options) {
-  auto log = RaftLog::open(options);
+std::unique_ptr<DiskLog> open_or_fail(const DiskLogOptions& options) {
+  auto log = DiskLog::open(options);
   INFO(log.status().to_string());
   REQUIRE(log.ok());
   return std::move(log).value();
 }
 
-void require_terms(const RaftLog& log, uint64_t lo, uint64_t hi, uint64_t term) {
+void require_terms(const DiskLog& log, uint64_t lo, uint64_t hi, uint64_t term) {
   for (uint64_t i = lo; i < hi; ++i) {
     INFO("index " << i);
     REQUIRE(log.term(i) == term);
@@ -81,7 +81,7 @@ TEST_CASE("a fresh directory starts with an empty log and the initial configurat
 
 TEST_CASE("appended entries and hard state survive a reopen", "[storage]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   {
     auto log = open_or_fail(options);
     raftpb::HardState hs = make_hard_state(1, 2, 0);
@@ -109,7 +109,7 @@ TEST_CASE("appended entries and hard state survive a reopen", "[storage]") {
 TEST_CASE("entries, a new term or a new vote need an fsync and a commit index alone does not",
           "[storage]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   auto log = open_or_fail(options);
   raftpb::HardState hs = make_hard_state(1, 2, 0);
   CHECK(log->must_sync(&hs, {}));
@@ -138,7 +138,7 @@ TEST_CASE("entries, a new term or a new vote need an fsync and a commit index al
 
 TEST_CASE("an append at an existing index replaces the conflicting suffix (§5.3)", "[storage]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   uint64_t tail = GENERATE(10, 200);  // point deletes and DeleteRange
   {
     auto log = open_or_fail(options);
@@ -171,7 +171,7 @@ TEST_CASE("save rejects gaps and non-contiguous entries and writes nothing", "[s
 
 TEST_CASE("entries honours max_bytes from RocksDB and from the cache alike", "[storage]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   options.cache_max_entries = 5;
   auto log = open_or_fail(options);
   REQUIRE(log->save(nullptr, make_entries(1, 21, 1)).ok());
@@ -189,7 +189,7 @@ TEST_CASE("entries honours max_bytes from RocksDB and from the cache alike", "[s
 
 TEST_CASE("a local snapshot is durable and replaces the previous snapshot file", "[storage]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   raftpb::ConfState conf;
   conf.add_voters(2);
   conf.add_learners(4);
@@ -221,7 +221,7 @@ TEST_CASE("a local snapshot is durable and replaces the previous snapshot file",
 
 TEST_CASE("a snapshot from the leader replaces the whole log", "[storage]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   {
     auto log = open_or_fail(options);
     REQUIRE(log->save(nullptr, make_entries(1, 31, 1)).ok());
@@ -248,7 +248,7 @@ TEST_CASE("a snapshot from the leader replaces the whole log", "[storage]") {
 
 TEST_CASE("compaction discards the prefix and keeps the compaction point's term", "[storage]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   options.keep_entries_after_snapshot = 5;
   options.cache_max_entries = 8;
   {
@@ -276,10 +276,10 @@ TEST_CASE("compaction discards the prefix and keeps the compaction point's term"
 
 TEST_CASE("opening a directory with another cluster or node id is a clear error", "[storage]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   { open_or_fail(options); }
   options.node_id = 3;
-  auto log = RaftLog::open(options);
+  auto log = DiskLog::open(options);
   REQUIRE_FALSE(log.ok());
   CHECK(log.code() == lockpb::FAILED_PRECONDITION);
   const std::string& message = log.status().message();
@@ -291,26 +291,26 @@ TEST_CASE("opening a directory with another cluster or node id is a clear error"
 TEST_CASE("a data directory that cannot be created is a clear error", "[storage]") {
   TempDir dir;
   std::ofstream(dir.path() / "file") << "not a directory";
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   options.dir = dir.path() / "file" / "node";
-  auto log = RaftLog::open(options);
+  auto log = DiskLog::open(options);
   REQUIRE_FALSE(log.ok());
   CHECK(log.code() == lockpb::INTERNAL);
   CHECK_THAT(log.status().message(), Catch::Contains("cannot create data directory"));
   CHECK_THAT(log.status().message(), Catch::Contains(options.dir.string()));
 }
 
-TEST_CASE("a directory is opened by one RaftLog at a time", "[storage]") {
+TEST_CASE("a directory is opened by one DiskLog at a time", "[storage]") {
   TempDir dir;
   auto first = open_or_fail(options_for(dir));
-  auto second = RaftLog::open(options_for(dir));
+  auto second = DiskLog::open(options_for(dir));
   REQUIRE_FALSE(second.ok());
   CHECK(second.code() == lockpb::INTERNAL);
 }
 
 TEST_CASE("leftover temporary snapshot files are removed on open", "[storage]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   { open_or_fail(options); }
   std::filesystem::path stray = options.dir / "snap" / (snapshot_file_name(1, 5) + ".tmp");
   std::ofstream(stray) << "half";
@@ -323,7 +323,7 @@ TEST_CASE("leftover temporary snapshot files are removed on open", "[storage]") 
 
 TEST_CASE("sync = false still persists across a clean reopen", "[storage]") {
   TempDir dir;
-  RaftLogOptions options = options_for(dir);
+  DiskLogOptions options = options_for(dir);
   options.sync = false;
   {
     auto log = open_or_fail(options);

@@ -1,4 +1,4 @@
-#include "raft/node.h"
+#include "raft/raw_node.h"
 
 #include <algorithm>
 
@@ -32,7 +32,7 @@ std::string_view role_name(Role role) {
   return "unknown";
 }
 
-Node::Node(Config config, const LogStorage& storage, std::shared_ptr<spdlog::logger> logger)
+RawNode::RawNode(Config config, const LogStorage& storage, std::shared_ptr<spdlog::logger> logger)
     : id_(config.id),
       config_(std::move(config)),
       logger_(std::move(logger)),
@@ -74,21 +74,21 @@ Node::Node(Config config, const LogStorage& storage, std::shared_ptr<spdlog::log
                 voters_.size());
 }
 
-void Node::check_not_awaiting_advance(const char* call) const {
+void RawNode::check_not_awaiting_advance(const char* call) const {
   FL_CHECK(!awaiting_advance_, "node {}: {}() called between ready() and advance()", id_, call);
 }
 
-bool Node::promotable() const {
+bool RawNode::promotable() const {
   return voters_.contains(id_) && !log_.unstable_snapshot().has_value();
 }
 
-bool Node::committed_entry_in_current_term() const {
+bool RawNode::committed_entry_in_current_term() const {
   return log_.term(log_.committed()) == term_;
 }
 
 // ---------------------------------------------------------------- roles
 
-void Node::reset(uint64_t term) {
+void RawNode::reset(uint64_t term) {
   if (term_ != term) {
     term_ = term;
     vote_ = 0;
@@ -107,20 +107,20 @@ void Node::reset(uint64_t term) {
   answered_.clear();
 }
 
-void Node::reset_randomized_election_timeout() {
+void RawNode::reset_randomized_election_timeout() {
   randomized_election_timeout_ =
       config_.election_ticks +
       static_cast<int>(uniform_below(rng_, static_cast<uint64_t>(config_.election_ticks)));
 }
 
-void Node::become_follower(uint64_t term, uint64_t lead) {
+void RawNode::become_follower(uint64_t term, uint64_t lead) {
   reset(term);
   lead_ = lead;
   role_ = Role::kFollower;
   logger_->info("{} became follower at term {}", id_, term_);
 }
 
-void Node::become_pre_candidate() {
+void RawNode::become_pre_candidate() {
   FL_CHECK(role_ != Role::kLeader, "node {}: leader cannot become pre-candidate", id_);
   // Pre-vote changes neither term nor vote (dissertation §9.6).
   votes_.clear();
@@ -129,7 +129,7 @@ void Node::become_pre_candidate() {
   logger_->info("{} became pre-candidate at term {}", id_, term_);
 }
 
-void Node::become_candidate() {
+void RawNode::become_candidate() {
   FL_CHECK(role_ != Role::kLeader, "node {}: leader cannot become candidate", id_);
   reset(term_ + 1);
   vote_ = id_;
@@ -137,7 +137,7 @@ void Node::become_candidate() {
   logger_->info("{} became candidate at term {}", id_, term_);
 }
 
-void Node::become_leader() {
+void RawNode::become_leader() {
   FL_CHECK(role_ == Role::kCandidate, "node {}: only a candidate becomes leader", id_);
   reset(term_);
   lead_ = id_;
@@ -161,7 +161,7 @@ void Node::become_leader() {
   logger_->info("{} became leader at term {}", id_, term_);
 }
 
-void Node::campaign(CampaignKind kind) {
+void RawNode::campaign(CampaignKind kind) {
   MessageType type;
   uint64_t vote_term;
   if (kind == CampaignKind::kPreElection) {
@@ -199,7 +199,7 @@ void Node::campaign(CampaignKind kind) {
 }
 
 // Records a vote; returns true once a quorum granted. Sets *rejections.
-bool Node::poll(uint64_t from, bool granted, size_t* rejections) {
+bool RawNode::poll(uint64_t from, bool granted, size_t* rejections) {
   votes_.emplace(from, granted);  // the first answer from a voter counts
   size_t granted_count = 0;
   *rejections = 0;
@@ -216,7 +216,7 @@ bool Node::poll(uint64_t from, bool granted, size_t* rejections) {
 
 // ---------------------------------------------------------------- ticks
 
-void Node::tick() {
+void RawNode::tick() {
   check_not_awaiting_advance("tick");
   if (role_ == Role::kLeader) {
     tick_heartbeat();
@@ -225,7 +225,7 @@ void Node::tick() {
   }
 }
 
-void Node::tick_election() {
+void RawNode::tick_election() {
   ++election_elapsed_;
   if (promotable() && election_elapsed_ >= randomized_election_timeout_) {
     election_elapsed_ = 0;
@@ -233,7 +233,7 @@ void Node::tick_election() {
   }
 }
 
-void Node::tick_heartbeat() {
+void RawNode::tick_heartbeat() {
   ++heartbeat_elapsed_;
   ++election_elapsed_;
   if (election_elapsed_ >= config_.election_ticks) {
@@ -286,11 +286,11 @@ void Node::tick_heartbeat() {
 // replicating. While fewer than quorum-1 are prompt, no append is lazy, and
 // the next follower to qualify fills the place.
 
-void Node::note_answer(uint64_t from) {
+void RawNode::note_answer(uint64_t from) {
   if (config_.lazy_followers) answered_.insert(from);
 }
 
-void Node::maybe_wait_for(uint64_t from, const Progress& pr) {
+void RawNode::maybe_wait_for(uint64_t from, const Progress& pr) {
   // Only a follower that has synced everything committed so far and is
   // replicating: a rejection, a heartbeat answer or a follower catching up
   // (probing, or taking a snapshot) would fill the place with one that
@@ -302,7 +302,7 @@ void Node::maybe_wait_for(uint64_t from, const Progress& pr) {
   }
 }
 
-void Node::review_prompt_followers() {
+void RawNode::review_prompt_followers() {
   for (auto it = prompt_.begin(); it != prompt_.end();) {
     auto pr = progress_.find(*it);
     bool replicating = pr != progress_.end() && pr->second.state() == ProgressState::kReplicate;
@@ -317,11 +317,11 @@ void Node::review_prompt_followers() {
   answered_.clear();
 }
 
-bool Node::lazy_for(uint64_t to) const {
+bool RawNode::lazy_for(uint64_t to) const {
   return config_.lazy_followers && prompt_full() && !prompt_.count(to);
 }
 
-bool Node::may_persist_lazily() const {
+bool RawNode::may_persist_lazily() const {
   if (role_ != Role::kFollower || prompt_append_ || log_.unstable_snapshot()) return false;
   if (log_.unstable_entries().empty()) return false;
   for (const auto& m : messages_after_persist_) {
@@ -332,7 +332,7 @@ bool Node::may_persist_lazily() const {
 
 // ---------------------------------------------------------------- sending
 
-void Node::send(Message m) {
+void RawNode::send(Message m) {
   m.set_from(id_);
   if (m.type() != raftpb::MSG_VOTE && m.type() != raftpb::MSG_PRE_VOTE &&
       m.type() != raftpb::MSG_PRE_VOTE_RESP && m.type() != raftpb::MSG_READ_INDEX &&
@@ -351,7 +351,7 @@ void Node::send(Message m) {
   }
 }
 
-void Node::bcast_append() {
+void RawNode::bcast_append() {
   for (auto& [voter, pr] : progress_) {
     if (voter == id_) continue;
     if (send_append(voter, true)) {
@@ -361,7 +361,7 @@ void Node::bcast_append() {
   }
 }
 
-bool Node::send_append(uint64_t to, bool send_if_empty) {
+bool RawNode::send_append(uint64_t to, bool send_if_empty) {
   Progress& pr = progress_.at(to);
   if (pr.is_paused()) return false;
   uint64_t prev_index = pr.next_index() - 1;
@@ -386,7 +386,7 @@ bool Node::send_append(uint64_t to, bool send_if_empty) {
   return true;
 }
 
-bool Node::send_snapshot(uint64_t to) {
+bool RawNode::send_snapshot(uint64_t to) {
   Progress& pr = progress_.at(to);
   if (!pr.recent_active()) {
     logger_->debug("{} skips snapshot to {}: not recently active", id_, to);
@@ -407,7 +407,7 @@ bool Node::send_snapshot(uint64_t to) {
   return true;
 }
 
-void Node::bcast_heartbeat() {
+void RawNode::bcast_heartbeat() {
   // Carry the newest pending read: an acknowledgement confirms it and every
   // read registered before it (dissertation §6.4).
   const std::string context = read_requests_.empty() ? "" : read_requests_.back().context;
@@ -416,7 +416,7 @@ void Node::bcast_heartbeat() {
   }
 }
 
-void Node::send_heartbeat(uint64_t to, const std::string& context) {
+void RawNode::send_heartbeat(uint64_t to, const std::string& context) {
   Message m;
   m.set_type(raftpb::MSG_HEARTBEAT);
   m.set_to(to);
@@ -426,21 +426,21 @@ void Node::send_heartbeat(uint64_t to, const std::string& context) {
   send(std::move(m));
 }
 
-void Node::send_timeout_now(uint64_t to) {
+void RawNode::send_timeout_now(uint64_t to) {
   Message m;
   m.set_type(raftpb::MSG_TIMEOUT_NOW);
   m.set_to(to);
   send(std::move(m));
 }
 
-void Node::abort_leader_transfer() {
+void RawNode::abort_leader_transfer() {
   if (lead_transferee_ != 0) {
     logger_->info("{} abandons leadership transfer to {}", id_, lead_transferee_);
   }
   lead_transferee_ = 0;
 }
 
-bool Node::maybe_commit() {
+bool RawNode::maybe_commit() {
   std::vector<uint64_t> matches;
   for (const auto& [voter, pr] : progress_) {
     if (voters_.contains(voter)) matches.push_back(pr.match_index());
@@ -459,7 +459,7 @@ bool Node::maybe_commit() {
   return advanced;
 }
 
-void Node::on_commit_advanced() {
+void RawNode::on_commit_advanced() {
   if (role_ != Role::kLeader || reads_awaiting_commit_.empty()) return;
   if (!committed_entry_in_current_term()) return;
   std::vector<ReadRequest> waiting = std::move(reads_awaiting_commit_);
@@ -469,7 +469,7 @@ void Node::on_commit_advanced() {
 
 // ---------------------------------------------------------------- client calls
 
-Result<ProposalId> Node::propose(std::string data) {
+Result<ProposalId> RawNode::propose(std::string data) {
   check_not_awaiting_advance("propose");
   if (role_ != Role::kLeader) {
     return Result<ProposalId>(lockpb::NOT_LEADER,
@@ -491,7 +491,7 @@ Result<ProposalId> Node::propose(std::string data) {
   return id;
 }
 
-Status Node::read_index(std::string context) {
+Status RawNode::read_index(std::string context) {
   check_not_awaiting_advance("read_index");
   if (role_ == Role::kLeader) {
     leader_read_index(id_, std::move(context));
@@ -506,7 +506,7 @@ Status Node::read_index(std::string context) {
   return Status();
 }
 
-void Node::leader_read_index(uint64_t from, std::string context) {
+void RawNode::leader_read_index(uint64_t from, std::string context) {
   ReadRequest request;
   request.from = from;
   request.context = std::move(context);
@@ -529,7 +529,7 @@ void Node::leader_read_index(uint64_t from, std::string context) {
   bcast_heartbeat();
 }
 
-void Node::release_read(ReadRequest request) {
+void RawNode::release_read(ReadRequest request) {
   if (request.from == id_) {
     read_states_.push_back(ReadState{request.index, std::move(request.context)});
     return;
@@ -542,7 +542,7 @@ void Node::release_read(ReadRequest request) {
   send(std::move(m));
 }
 
-Status Node::transfer_leadership(uint64_t to) {
+Status RawNode::transfer_leadership(uint64_t to) {
   check_not_awaiting_advance("transfer_leadership");
   if (role_ != Role::kLeader) return Status(lockpb::NOT_LEADER, "not the leader");
   if (to == id_) return Status(lockpb::INVALID_ARGUMENT, "already the leader");
@@ -562,7 +562,7 @@ Status Node::transfer_leadership(uint64_t to) {
   return Status();
 }
 
-void Node::report_snapshot(uint64_t to, bool ok) {
+void RawNode::report_snapshot(uint64_t to, bool ok) {
   check_not_awaiting_advance("report_snapshot");
   if (role_ != Role::kLeader) return;
   auto it = progress_.find(to);
@@ -573,7 +573,7 @@ void Node::report_snapshot(uint64_t to, bool ok) {
 
 // ---------------------------------------------------------------- step
 
-Status Node::step(const Message& m) {
+Status RawNode::step(const Message& m) {
   check_not_awaiting_advance("step");
   if (m.to() != id_) {
     return Status(lockpb::INVALID_ARGUMENT, fmt::format("message for {} sent to {}", m.to(), id_));
@@ -653,7 +653,7 @@ Status Node::step(const Message& m) {
   return Status();
 }
 
-void Node::handle_vote_request(const Message& m) {
+void RawNode::handle_vote_request(const Message& m) {
   bool pre = m.type() == raftpb::MSG_PRE_VOTE;
   // Raft §5.2: one vote per term. A pre-vote for a future term is always allowed.
   bool can_vote = vote_ == m.from() || (vote_ == 0 && lead_ == 0) || (pre && m.term() > term_);
@@ -679,7 +679,7 @@ void Node::handle_vote_request(const Message& m) {
   send(std::move(resp));
 }
 
-void Node::step_leader(const Message& m) {
+void RawNode::step_leader(const Message& m) {
   auto it = progress_.find(m.from());
   if (it == progress_.end()) return;  // not a voter
   Progress& pr = it->second;
@@ -701,7 +701,7 @@ void Node::step_leader(const Message& m) {
   }
 }
 
-void Node::handle_append_response(const Message& m, Progress& pr) {
+void RawNode::handle_append_response(const Message& m, Progress& pr) {
   uint64_t from = m.from();
   pr.set_recent_active(true);
   if (m.reject()) {
@@ -744,7 +744,7 @@ void Node::handle_append_response(const Message& m, Progress& pr) {
   }
 }
 
-void Node::handle_heartbeat_response(const Message& m, Progress& pr) {
+void RawNode::handle_heartbeat_response(const Message& m, Progress& pr) {
   pr.set_recent_active(true);
   pr.on_heartbeat_response();
   if (pr.match_index() < log_.last_index()) send_append(m.from(), true);
@@ -763,7 +763,7 @@ void Node::handle_heartbeat_response(const Message& m, Progress& pr) {
   for (auto& request : released) release_read(std::move(request));
 }
 
-void Node::step_candidate(const Message& m) {
+void RawNode::step_candidate(const Message& m) {
   switch (m.type()) {
     case raftpb::MSG_APP:
       become_follower(m.term(), m.from());  // Raft §5.2: a leader of our term exists
@@ -802,7 +802,7 @@ void Node::step_candidate(const Message& m) {
   }
 }
 
-void Node::step_follower(const Message& m) {
+void RawNode::step_follower(const Message& m) {
   switch (m.type()) {
     case raftpb::MSG_APP:
       election_elapsed_ = 0;
@@ -834,7 +834,7 @@ void Node::step_follower(const Message& m) {
   }
 }
 
-void Node::handle_append(const Message& m) {
+void RawNode::handle_append(const Message& m) {
   if (!m.lazy_persist()) prompt_append_ = true;
   Message resp;
   resp.set_type(raftpb::MSG_APP_RESP);
@@ -862,7 +862,7 @@ void Node::handle_append(const Message& m) {
   send(std::move(resp));
 }
 
-void Node::handle_heartbeat(const Message& m) {
+void RawNode::handle_heartbeat(const Message& m) {
   log_.commit_to(m.commit());
   Message resp;
   resp.set_type(raftpb::MSG_HEARTBEAT_RESP);
@@ -871,7 +871,7 @@ void Node::handle_heartbeat(const Message& m) {
   send(std::move(resp));
 }
 
-void Node::handle_snapshot(const Message& m) {
+void RawNode::handle_snapshot(const Message& m) {
   Message resp;
   resp.set_type(raftpb::MSG_APP_RESP);
   resp.set_to(m.from());
@@ -885,7 +885,7 @@ void Node::handle_snapshot(const Message& m) {
   send(std::move(resp));
 }
 
-bool Node::restore(const raftpb::Snapshot& snapshot) {
+bool RawNode::restore(const raftpb::Snapshot& snapshot) {
   uint64_t index = snapshot.metadata().index();
   if (index <= log_.committed()) return false;
   if (log_.match_term(index, snapshot.metadata().term())) {
@@ -905,7 +905,7 @@ bool Node::restore(const raftpb::Snapshot& snapshot) {
 
 // ---------------------------------------------------------------- ready
 
-bool Node::has_ready() const {
+bool RawNode::has_ready() const {
   if (pending_broadcast_) return true;
   if (SoftState{lead_, role_} != prev_soft_state_) return true;
   if (term_ != prev_hard_state_.term() || vote_ != prev_hard_state_.vote() ||
@@ -917,7 +917,7 @@ bool Node::has_ready() const {
          log_.has_next_committed_entries();
 }
 
-Ready Node::ready() {
+Ready RawNode::ready() {
   check_not_awaiting_advance("ready");
   if (pending_broadcast_) {
     pending_broadcast_ = false;
@@ -959,7 +959,7 @@ Ready Node::ready() {
   return rd;
 }
 
-void Node::advance() {
+void RawNode::advance() {
   FL_CHECK(awaiting_advance_, "node {}: advance() without ready()", id_);
   awaiting_advance_ = false;
   prompt_append_ = false;
@@ -980,7 +980,7 @@ void Node::advance() {
 
 // ---------------------------------------------------------------- accessors
 
-std::vector<PeerProgress> Node::progress() const {
+std::vector<PeerProgress> RawNode::progress() const {
   std::vector<PeerProgress> out;
   for (const auto& [voter, pr] : progress_) {
     out.push_back(
@@ -990,7 +990,7 @@ std::vector<PeerProgress> Node::progress() const {
   return out;
 }
 
-std::optional<uint64_t> Node::match_index(uint64_t peer) const {
+std::optional<uint64_t> RawNode::match_index(uint64_t peer) const {
   auto it = progress_.find(peer);
   if (it == progress_.end()) return std::nullopt;
   return it->second.match_index();

@@ -1,5 +1,5 @@
 #pragma once
-// RaftLog: the durable Raft log of one node on RocksDB. Implements the
+// DiskLog: the durable Raft log of one node on RocksDB. Implements the
 // read-only raft::LogStorage with exactly MemoryStorage's semantics, and the
 // write side the server's driver calls once per Ready (persist -> send ->
 // apply -> advance): save() writes hard state and entries as one synced
@@ -52,7 +52,7 @@ namespace fencelock::storage {
 
 inline constexpr uint32_t kFormatVersion = 1;
 
-struct RaftLogOptions {
+struct DiskLogOptions {
   // The node's data directory; created (with parents) when missing.
   std::filesystem::path dir;
   // Identity written into a fresh directory and checked on every later open.
@@ -73,7 +73,7 @@ struct RaftLogOptions {
   uint64_t cache_max_bytes = 16 * 1024 * 1024;
 };
 
-class RaftLog final : public raft::LogStorage {
+class DiskLog final : public raft::LogStorage {
  public:
   // Opens the data directory in `options.dir`, creating and initializing it
   // (identity, empty hard state, a snapshot-less log whose configuration is
@@ -93,13 +93,13 @@ class RaftLog final : public raft::LogStorage {
   //    entry of the live range is missing, or the hard state commits past the
   //    end of the log. The message names the path and the problem.
   // Any thread; the returned log then belongs to one thread.
-  static Result<std::unique_ptr<RaftLog>> open(const RaftLogOptions& options);
+  static Result<std::unique_ptr<DiskLog>> open(const DiskLogOptions& options);
 
   // Closes RocksDB. Everything save() returned from is already durable.
-  ~RaftLog() override;
+  ~DiskLog() override;
 
-  RaftLog(const RaftLog&) = delete;
-  RaftLog& operator=(const RaftLog&) = delete;
+  DiskLog(const DiskLog&) = delete;
+  DiskLog& operator=(const DiskLog&) = delete;
 
   // raft::LogStorage, with MemoryStorage's semantics. entries() and term()
   // are served from the entry cache when the range is cached, otherwise from
@@ -162,7 +162,7 @@ class RaftLog final : public raft::LogStorage {
   const std::filesystem::path& dir() const { return options_.dir; }
 
  private:
-  RaftLog(RaftLogOptions options, std::unique_ptr<rocksdb::Env> env,
+  DiskLog(DiskLogOptions options, std::unique_ptr<rocksdb::Env> env,
           std::unique_ptr<rocksdb::DB> db);
 
   Status recover();
@@ -182,7 +182,7 @@ class RaftLog final : public raft::LogStorage {
   // (FL_CHECK) naming `what` and the path when RocksDB fails.
   void write_or_die(rocksdb::WriteBatch& batch, const char* what, bool sync);
 
-  RaftLogOptions options_;
+  DiskLogOptions options_;
   std::filesystem::path db_dir_;
   std::filesystem::path snap_dir_;
   // The zero-filled-WAL Env (storage/zero_filled_wal.h) when syncing;

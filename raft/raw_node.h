@@ -1,5 +1,5 @@
 #pragma once
-// Node: the Raft consensus core (Ongaro & Ousterhout, "In Search of an
+// RawNode: the Raft consensus core (Ongaro & Ousterhout, "In Search of an
 // Understandable Consensus Algorithm", and Ongaro's dissertation), modelled
 // on etcd-io/raft's RawNode.
 //
@@ -34,7 +34,7 @@
 #include "common/status.h"
 #include "raft/log_storage.h"
 #include "raft/progress.h"
-#include "raft/raft_log.h"
+#include "raft/core_log.h"
 #include "raft/ready.h"
 
 namespace fencelock::raft {
@@ -89,13 +89,13 @@ struct PeerProgress {
   bool prompt = false;  // asked to persist appends at once (Config::lazy_followers)
 };
 
-class Node {
+class RawNode {
  public:
   // Recovers term, vote, commit index and configuration from `storage`,
   // which must outlive the node and which only the driver writes (as
   // Ready says). Starts as a follower with no leader. Aborts on an invalid
   // config or a storage whose hard state contradicts its log.
-  Node(Config config, const LogStorage& storage, std::shared_ptr<spdlog::logger> logger);
+  RawNode(Config config, const LogStorage& storage, std::shared_ptr<spdlog::logger> logger);
 
   // Advances logical time by one tick: a follower or candidate starts an
   // election when its randomized timeout passes (Raft §5.2); a leader sends
@@ -235,7 +235,7 @@ class Node {
   Config config_;
   std::shared_ptr<spdlog::logger> logger_;
   std::mt19937_64 rng_;
-  RaftLog log_;
+  CoreLog log_;
 
   uint64_t term_ = 0;
   uint64_t vote_ = 0;

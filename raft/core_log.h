@@ -1,5 +1,5 @@
 #pragma once
-// RaftLog: the node's whole log as the core sees it, stitched from two parts
+// CoreLog: the node's whole log as the core sees it, stitched from two parts
 // (etcd-io/raft's raftLog + unstable):
 //
 //   [ storage: persisted, read through LogStorage ][ unstable: not yet persisted ]
@@ -9,7 +9,7 @@
 // them to storage. Also tracks commit_index and the applied index (the last
 // entry handed to the driver to apply).
 //
-// Thread-safety: not thread-safe; owned by one Node.
+// Thread-safety: not thread-safe; owned by one RawNode.
 
 #include <cstdint>
 #include <optional>
@@ -19,10 +19,10 @@
 
 namespace fencelock::raft {
 
-class RaftLog {
+class CoreLog {
  public:
   // Starts from what `storage` holds: committed = applied = the snapshot index.
-  explicit RaftLog(const LogStorage& storage);
+  explicit CoreLog(const LogStorage& storage);
 
   // First index still in the log (a pending snapshot's index + 1, else storage's).
   uint64_t first_index() const;

@@ -1,4 +1,4 @@
-#include "storage/raft_log.h"
+#include "storage/disk_log.h"
 
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
@@ -16,7 +16,7 @@
 namespace fencelock::storage {
 namespace {
 
-// Keys: see the layout in raft_log.h.
+// Keys: see the layout in disk_log.h.
 constexpr std::string_view kVersionKey = "v";
 constexpr std::string_view kIdentityKey = "i";
 constexpr std::string_view kHardStateKey = "h";
@@ -77,7 +77,7 @@ std::string describe(const raftpb::HardState& hs) {
 
 }  // namespace
 
-RaftLog::RaftLog(RaftLogOptions options, std::unique_ptr<rocksdb::Env> env,
+DiskLog::DiskLog(DiskLogOptions options, std::unique_ptr<rocksdb::Env> env,
                  std::unique_ptr<rocksdb::DB> db)
     : options_(std::move(options)),
       db_dir_(options_.dir / "db"),
@@ -86,7 +86,7 @@ RaftLog::RaftLog(RaftLogOptions options, std::unique_ptr<rocksdb::Env> env,
       db_(std::move(db)),
       cache_(options_.cache_max_entries, options_.cache_max_bytes) {}
 
-RaftLog::~RaftLog() {
+DiskLog::~DiskLog() {
   if (db_) {
     rocksdb::Status status = db_->Close();
     if (!status.ok()) {
@@ -95,7 +95,7 @@ RaftLog::~RaftLog() {
   }
 }
 
-Result<std::unique_ptr<RaftLog>> RaftLog::open(const RaftLogOptions& options) {
+Result<std::unique_ptr<DiskLog>> DiskLog::open(const DiskLogOptions& options) {
   const std::filesystem::path& dir = options.dir;
   std::filesystem::path db_dir = dir / "db";
   std::error_code ec;
@@ -162,8 +162,8 @@ Result<std::unique_ptr<RaftLog>> RaftLog::open(const RaftLogOptions& options) {
     return Status(lockpb::INTERNAL, fmt::format("cannot open the log store in {}: {}",
                                                 db_dir.string(), status.ToString()));
   }
-  std::unique_ptr<RaftLog> log(
-      new RaftLog(options, std::move(env), std::unique_ptr<rocksdb::DB>(raw_db)));
+  std::unique_ptr<DiskLog> log(
+      new DiskLog(options, std::move(env), std::unique_ptr<rocksdb::DB>(raw_db)));
   Status recovered = log->recover();
   if (!recovered.ok()) return recovered;
   if (!options.sync) {
@@ -175,7 +175,7 @@ Result<std::unique_ptr<RaftLog>> RaftLog::open(const RaftLogOptions& options) {
   return log;
 }
 
-Status RaftLog::initialize() {
+Status DiskLog::initialize() {
   rocksdb::WriteBatch batch;
   std::string version;
   put_u32(version, kFormatVersion);
@@ -198,7 +198,7 @@ Status RaftLog::initialize() {
   return Status::ok_status();
 }
 
-Status RaftLog::recover() {
+Status DiskLog::recover() {
   const std::string path = options_.dir.string();
   auto damaged = [&](const std::string& what) {
     return Status(lockpb::INTERNAL, fmt::format("data directory {} is damaged: {}", path, what));
@@ -319,11 +319,11 @@ Status RaftLog::recover() {
   return Status::ok_status();
 }
 
-std::filesystem::path RaftLog::snapshot_path(const raftpb::SnapshotMetadata& metadata) const {
+std::filesystem::path DiskLog::snapshot_path(const raftpb::SnapshotMetadata& metadata) const {
   return snap_dir_ / snapshot_file_name(metadata.term(), metadata.index());
 }
 
-void RaftLog::remove_snapshot_files_except(const std::string& keep_name) const {
+void DiskLog::remove_snapshot_files_except(const std::string& keep_name) const {
   std::error_code ec;
   bool removed = false;
   std::filesystem::directory_iterator it(snap_dir_, ec);
@@ -345,7 +345,7 @@ void RaftLog::remove_snapshot_files_except(const std::string& keep_name) const {
   }
 }
 
-bool RaftLog::must_sync(const raftpb::HardState* hard_state,
+bool DiskLog::must_sync(const raftpb::HardState* hard_state,
                         const std::vector<raftpb::Entry>& entries) const {
   if (!options_.sync) return false;
   if (!entries.empty()) return true;
@@ -353,30 +353,30 @@ bool RaftLog::must_sync(const raftpb::HardState* hard_state,
                                    hard_state->vote() != hard_state_.vote());
 }
 
-void RaftLog::write_or_die(rocksdb::WriteBatch& batch, const char* what, bool sync) {
+void DiskLog::write_or_die(rocksdb::WriteBatch& batch, const char* what, bool sync) {
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
   rocksdb::Status status = db_->Write(write_options, &batch);
   FL_CHECK(status.ok(), "cannot persist {} to {}: {}", what, db_dir_.string(), status.ToString());
 }
 
-raft::InitialState RaftLog::initial_state() const {
+raft::InitialState DiskLog::initial_state() const {
   return raft::InitialState{hard_state_, snapshot_.metadata().conf_state()};
 }
 
-uint64_t RaftLog::first_index() const {
+uint64_t DiskLog::first_index() const {
   return base_index_ + 1;
 }
 
-uint64_t RaftLog::last_index() const {
+uint64_t DiskLog::last_index() const {
   return last_index_;
 }
 
-raftpb::Snapshot RaftLog::snapshot() const {
+raftpb::Snapshot DiskLog::snapshot() const {
   return snapshot_;
 }
 
-raftpb::Entry RaftLog::read_entry(uint64_t index) const {
+raftpb::Entry DiskLog::read_entry(uint64_t index) const {
   std::string value;
   rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), entry_key(index), &value);
   FL_CHECK(status.ok(), "entry {} of the live range [{}, {}] is unreadable in {}: {}", index,
@@ -387,7 +387,7 @@ raftpb::Entry RaftLog::read_entry(uint64_t index) const {
   return entry;
 }
 
-uint64_t RaftLog::term(uint64_t index) const {
+uint64_t DiskLog::term(uint64_t index) const {
   FL_CHECK(index >= base_index_ && index <= last_index_, "term({}) outside [{}, {}]", index,
            base_index_, last_index_);
   if (index == base_index_) return base_term_;
@@ -395,7 +395,7 @@ uint64_t RaftLog::term(uint64_t index) const {
   return read_entry(index).term();
 }
 
-bool RaftLog::append_from_db(uint64_t lo, uint64_t hi, uint64_t max_bytes, uint64_t& bytes,
+bool DiskLog::append_from_db(uint64_t lo, uint64_t hi, uint64_t max_bytes, uint64_t& bytes,
                              std::vector<raftpb::Entry>& out) const {
   std::string upper = entry_key(hi);
   rocksdb::Slice upper_slice(upper);
@@ -418,7 +418,7 @@ bool RaftLog::append_from_db(uint64_t lo, uint64_t hi, uint64_t max_bytes, uint6
   return true;
 }
 
-std::vector<raftpb::Entry> RaftLog::entries(uint64_t lo, uint64_t hi, uint64_t max_bytes) const {
+std::vector<raftpb::Entry> DiskLog::entries(uint64_t lo, uint64_t hi, uint64_t max_bytes) const {
   FL_CHECK(lo >= first_index() && lo <= hi && hi <= last_index_ + 1,
            "entries({}, {}) outside [{}, {}]", lo, hi, first_index(), last_index_ + 1);
   std::vector<raftpb::Entry> out;
@@ -437,7 +437,7 @@ std::vector<raftpb::Entry> RaftLog::entries(uint64_t lo, uint64_t hi, uint64_t m
   return out;
 }
 
-Status RaftLog::save(const raftpb::HardState* hard_state,
+Status DiskLog::save(const raftpb::HardState* hard_state,
                      const std::vector<raftpb::Entry>& entries) {
   for (size_t i = 1; i < entries.size(); ++i) {
     if (entries[i].index() != entries[i - 1].index() + 1) {
@@ -484,14 +484,14 @@ Status RaftLog::save(const raftpb::HardState* hard_state,
   return Status::ok_status();
 }
 
-void RaftLog::write_snapshot_or_die(const raftpb::Snapshot& snapshot) {
+void DiskLog::write_snapshot_or_die(const raftpb::Snapshot& snapshot) {
   std::filesystem::path path = snapshot_path(snapshot.metadata());
   Status status = write_snapshot_file(path, snapshot.metadata().index(), snapshot.metadata().term(),
                                       snapshot.data(), options_.sync);
   FL_CHECK(status.ok(), "{}", status.message());
 }
 
-Status RaftLog::apply_snapshot(const raftpb::Snapshot& snapshot) {
+Status DiskLog::apply_snapshot(const raftpb::Snapshot& snapshot) {
   const raftpb::SnapshotMetadata& metadata = snapshot.metadata();
   if (metadata.index() <= snapshot_.metadata().index()) return Status::ok_status();
   write_snapshot_or_die(snapshot);
@@ -513,7 +513,7 @@ Status RaftLog::apply_snapshot(const raftpb::Snapshot& snapshot) {
   return Status::ok_status();
 }
 
-Status RaftLog::create_snapshot(uint64_t index, const raftpb::ConfState& conf_state,
+Status DiskLog::create_snapshot(uint64_t index, const raftpb::ConfState& conf_state,
                                 std::string_view data) {
   if (index <= snapshot_.metadata().index()) return Status::ok_status();
   if (index < base_index_ || index > last_index_) {
@@ -537,7 +537,7 @@ Status RaftLog::create_snapshot(uint64_t index, const raftpb::ConfState& conf_st
   return Status::ok_status();
 }
 
-Status RaftLog::compact(uint64_t index) {
+Status DiskLog::compact(uint64_t index) {
   if (index <= base_index_) return Status::ok_status();
   if (index > last_index_) {
     return Status(lockpb::INVALID_ARGUMENT,
@@ -554,7 +554,7 @@ Status RaftLog::compact(uint64_t index) {
   return Status::ok_status();
 }
 
-Status RaftLog::compact_to_snapshot() {
+Status DiskLog::compact_to_snapshot() {
   uint64_t snapshot_index = snapshot_.metadata().index();
   if (snapshot_index <= options_.keep_entries_after_snapshot) return Status::ok_status();
   return compact(snapshot_index - options_.keep_entries_after_snapshot);

@@ -1,5 +1,5 @@
-// RaftLog: the stitching of persisted and unstable entries.
-#include "raft/raft_log.h"
+// CoreLog: the stitching of persisted and unstable entries.
+#include "raft/core_log.h"
 
 #include <catch2/catch.hpp>
 
@@ -15,7 +15,7 @@ using testing::log_with_terms;
 TEST_CASE("the raft log reads persisted and unstable entries as one log", "[raft][log]") {
   MemoryStorage storage;
   storage.append(log_with_terms({1, 1, 2}));
-  RaftLog log(storage);
+  CoreLog log(storage);
   CHECK(log.last_index() == 3);
   log.append({entry(4, 3), entry(5, 3)});
   CHECK(log.last_index() == 5);
@@ -39,7 +39,7 @@ TEST_CASE("the raft log reads persisted and unstable entries as one log", "[raft
 TEST_CASE("a committed entry is never replaced (§5.3)", "[raft][log]") {
   MemoryStorage storage;
   storage.append(log_with_terms({1, 1, 2}));
-  RaftLog log(storage);
+  CoreLog log(storage);
   log.commit_to(2);
   CHECK(log.maybe_append(2, 1, 3, {entry(3, 3)}) == 3u);
   CHECK(log.term(3) == 3u);
@@ -50,7 +50,7 @@ TEST_CASE("a committed entry is never replaced (§5.3)", "[raft][log]") {
 TEST_CASE("the raft log commits only an entry of the given term (§5.4.2)", "[raft][log]") {
   MemoryStorage storage;
   storage.append(log_with_terms({1, 2}));
-  RaftLog log(storage);
+  CoreLog log(storage);
   CHECK_FALSE(log.maybe_commit(2, 3));
   CHECK(log.maybe_commit(2, 2));
   CHECK(log.committed() == 2);
@@ -59,7 +59,7 @@ TEST_CASE("the raft log commits only an entry of the given term (§5.4.2)", "[ra
 TEST_CASE("the conflict hint skips every entry of a newer term", "[raft][log]") {
   MemoryStorage storage;
   storage.append(log_with_terms({1, 1, 1, 4, 4, 5, 5, 6, 6, 6}));
-  RaftLog log(storage);
+  CoreLog log(storage);
   CHECK(log.find_conflict_by_term(10, 3) == 3);
   CHECK(log.find_conflict_by_term(10, 5) == 7);
   CHECK(log.find_conflict_by_term(10, 6) == 10);
@@ -71,7 +71,7 @@ TEST_CASE("compacted entries are reported as unavailable", "[raft][log]") {
   storage.append(log_with_terms({1, 1, 2, 2}));
   storage.create_snapshot(3, {}, "s");
   storage.compact(3);
-  RaftLog log(storage);
+  CoreLog log(storage);
   CHECK(log.first_index() == 4);
   CHECK(log.term(3) == 2u);
   CHECK_FALSE(log.term(2).has_value());
