@@ -17,7 +17,7 @@
 
 #include "common/logging.h"
 #include "net/asio.h"
-#include "server/node.h"
+#include "server/daemon.h"
 
 namespace {
 
@@ -107,7 +107,7 @@ int main(int argc, char** argv) {
   raise_fd_limit();
 
   boost::asio::io_context io(1);
-  auto node = fencelock::server::Node::open(io, config);
+  auto node = fencelock::server::Daemon::open(io, config);
   if (!node.ok()) return fail(node.status().message());
   node.value()->start();
   spdlog::info("node {} serving clients on {}, peers on {}", config.id,

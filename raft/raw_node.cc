@@ -933,14 +933,16 @@ Ready RawNode::ready() {
   hs.set_term(term_);
   hs.set_vote(vote_);
   hs.set_commit(log_.committed());
-  if (hs.term() != prev_hard_state_.term() || hs.vote() != prev_hard_state_.vote() ||
-      hs.commit() != prev_hard_state_.commit()) {
+  bool term_or_vote_changed =
+      hs.term() != prev_hard_state_.term() || hs.vote() != prev_hard_state_.vote();
+  if (term_or_vote_changed || hs.commit() != prev_hard_state_.commit()) {
     rd.hard_state = hs;
     prev_hard_state_ = hs;
   }
   rd.persist_lazily = may_persist_lazily();
   rd.entries = log_.unstable_entries();
   rd.snapshot = log_.unstable_snapshot();
+  rd.must_sync = term_or_vote_changed || !rd.entries.empty() || rd.snapshot.has_value();
   rd.committed_entries = log_.next_committed_entries();
   rd.messages = std::move(messages_);
   messages_.clear();

@@ -79,6 +79,13 @@ struct Ready {
   // meanwhile (no core call may come in between, so inputs wait). Only
   // latency changes: step 2 still follows step 1.
   bool persist_lazily = false;
+  // Whether step 1 must be synced before step 2: it writes entries or a
+  // snapshot, or changes the term or the vote (Raft §5.1, Figure 2: these
+  // are what a node promises to remember). A hard state that only moves
+  // the commit index need not be: the commit index is a hint the leader
+  // repeats, and a node restarted with an older one only applies less
+  // until it hears from the leader (etcd's MustSync, for the same reason).
+  bool must_sync = false;
 
   // Whether step 1 has anything to write.
   bool must_persist() const { return hard_state || !entries.empty() || snapshot; }

@@ -345,14 +345,6 @@ void DiskLog::remove_snapshot_files_except(const std::string& keep_name) const {
   }
 }
 
-bool DiskLog::must_sync(const raftpb::HardState* hard_state,
-                        const std::vector<raftpb::Entry>& entries) const {
-  if (!options_.sync) return false;
-  if (!entries.empty()) return true;
-  return hard_state != nullptr && (hard_state->term() != hard_state_.term() ||
-                                   hard_state->vote() != hard_state_.vote());
-}
-
 void DiskLog::write_or_die(rocksdb::WriteBatch& batch, const char* what, bool sync) {
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
@@ -437,8 +429,8 @@ std::vector<raftpb::Entry> DiskLog::entries(uint64_t lo, uint64_t hi, uint64_t m
   return out;
 }
 
-Status DiskLog::save(const raftpb::HardState* hard_state,
-                     const std::vector<raftpb::Entry>& entries) {
+Status DiskLog::save(const raftpb::HardState* hard_state, const std::vector<raftpb::Entry>& entries,
+                     bool sync) {
   for (size_t i = 1; i < entries.size(); ++i) {
     if (entries[i].index() != entries[i - 1].index() + 1) {
       return Status(lockpb::INVALID_ARGUMENT,
@@ -474,7 +466,7 @@ Status DiskLog::save(const raftpb::HardState* hard_state,
       batch.DeleteRange(entry_key(new_last + 1), entry_key(last_index_ + 1));
     }
   }
-  write_or_die(batch, "hard state and entries", must_sync(hard_state, entries));
+  write_or_die(batch, "hard state and entries", sync && options_.sync);
 
   if (hard_state != nullptr) hard_state_ = *hard_state;
   if (first_new != entries.end()) {

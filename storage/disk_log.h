@@ -40,6 +40,7 @@
 
 #include "common/status.h"
 #include "raft/log_storage.h"
+#include "storage/log_store.h"
 #include "storage/entry_cache.h"
 
 namespace rocksdb {
@@ -73,7 +74,7 @@ struct DiskLogOptions {
   uint64_t cache_max_bytes = 16 * 1024 * 1024;
 };
 
-class DiskLog final : public raft::LogStorage {
+class DiskLog final : public LogStore {
  public:
   // Opens the data directory in `options.dir`, creating and initializing it
   // (identity, empty hard state, a snapshot-less log whose configuration is
@@ -116,21 +117,20 @@ class DiskLog final : public raft::LogStorage {
   // at an existing index replaces it and every entry after it (the
   // conflicting suffix is deleted in the same batch); entries at or below the
   // compaction point (first_index() - 1) are ignored. Everything is one
-  // WriteBatch, written with sync when must_sync() says so: on return it is
-  // durable and the caller may send the messages that depend on it. Returns
-  // INVALID_ARGUMENT (nothing written) for non-contiguous entries or a gap.
-  // A failed write aborts.
-  Status save(const raftpb::HardState* hard_state, const std::vector<raftpb::Entry>& entries);
-
-  // Whether save(hard_state, entries) has to fsync: it does when it writes
-  // entries or changes the term or vote. A hard state that only moves the
-  // commit index is written without one (as etcd does): a commit index is a
-  // hint that the leader repeats, and a node restarted with an older one
-  // only applies less until it hears from the leader. Entries are appended
-  // in order to one write-ahead log, so a later synced save makes it durable
-  // too. Always false when the log was opened with sync off.
-  bool must_sync(const raftpb::HardState* hard_state,
-                 const std::vector<raftpb::Entry>& entries) const;
+  // WriteBatch. With `sync` (the core's Ready::must_sync) it is synced: on
+  // return it is durable and the caller may send the messages that depend
+  // on it. Without, it reaches the write-ahead log unsynced (a commit index
+  // alone, which the leader repeats); entries are appended in order to one
+  // log, so a later synced save makes it durable too. `sync` is ignored
+  // when the log was opened with sync off. Returns INVALID_ARGUMENT
+  // (nothing written) for non-contiguous entries or a gap. A failed write
+  // aborts.
+  Status save(const raftpb::HardState* hard_state, const std::vector<raftpb::Entry>& entries,
+              bool sync) override;
+  // save() with sync (tests and tools).
+  Status save(const raftpb::HardState* hard_state, const std::vector<raftpb::Entry>& entries) {
+    return save(hard_state, entries, true);
+  }
 
   // Installs a snapshot received from the leader (InstallSnapshot): writes
   // its data to a snapshot file, then in one synced batch records its
@@ -138,7 +138,7 @@ class DiskLog final : public raft::LogStorage {
   // index + 1). The previous snapshot file is removed afterwards. A snapshot
   // not newer than the current one is ignored (OK). The hard state is not
   // touched: the driver saves it with save(). A failed write aborts.
-  Status apply_snapshot(const raftpb::Snapshot& snapshot);
+  Status apply_snapshot(const raftpb::Snapshot& snapshot) override;
 
   // Records a snapshot the local state machine took at `index`, which must
   // be in [first_index() - 1, last_index()] (INVALID_ARGUMENT otherwise), with
@@ -147,7 +147,7 @@ class DiskLog final : public raft::LogStorage {
   // snapshot not newer than the current one is ignored (OK). A failed write
   // aborts.
   Status create_snapshot(uint64_t index, const raftpb::ConfState& conf_state,
-                         std::string_view data);
+                         std::string_view data) override;
 
   // Discards entries up to and including `index` (<= last_index(), else
   // INVALID_ARGUMENT) with one DeleteRange; term(index) stays readable as the
@@ -156,10 +156,11 @@ class DiskLog final : public raft::LogStorage {
 
   // compact() up to the snapshot index minus keep_entries_after_snapshot;
   // a no-op when that is not past the compaction point.
-  Status compact_to_snapshot();
+  Status compact_to_snapshot() override;
 
   // The data directory this log was opened on.
   const std::filesystem::path& dir() const { return options_.dir; }
+  std::string location() const override { return options_.dir.string(); }
 
  private:
   DiskLog(DiskLogOptions options, std::unique_ptr<rocksdb::Env> env,

@@ -369,3 +369,53 @@ TEST_CASE("an append carries at most max_size_per_msg bytes of entries (at least
 
 }  // namespace
 }  // namespace fencelock::raft
+
+namespace fencelock::raft {
+namespace {
+
+TEST_CASE(
+    "a Ready must be synced when it writes entries or changes the term or vote, not for a "
+    "commit index alone (Figure 2's persistent state)",
+    "[raft][ready]") {
+  TestCluster c({1, 2, 3}, no_pre_vote);
+  c.start();
+  RawNode& n1 = c.node(1);
+  for (int i = 0; i < 100 && n1.role() == Role::kFollower; ++i) n1.tick();
+  REQUIRE(n1.role() == Role::kCandidate);
+  Ready campaign = n1.ready();
+  CHECK(campaign.must_sync);  // a new term and a vote for itself
+  CHECK(campaign.hard_state.has_value());
+  c.storage(1).set_hard_state(*campaign.hard_state);
+  for (auto& m : campaign.messages_after_persist) c.queue().push_back(m);
+  n1.advance();
+  c.stabilize();
+  REQUIRE(n1.role() == Role::kLeader);
+
+  REQUIRE(n1.propose("x").ok());
+  Ready append = n1.ready();
+  CHECK(append.must_sync);  // entries
+  CHECK_FALSE(append.entries.empty());
+  c.storage(1).append(append.entries);
+  for (auto& m : append.messages) c.queue().push_back(m);
+  n1.advance();
+  // The followers' acknowledgements commit the entry: the next Ready moves
+  // the commit index only.
+  while (!c.queue().empty()) {
+    raftpb::Message m = c.queue().front();
+    c.queue().pop_front();
+    if (m.to() == 1) {
+      REQUIRE(n1.step(m).ok());
+    } else {
+      c.deliver(m);
+    }
+  }
+  Ready commit = n1.ready();
+  REQUIRE(commit.hard_state.has_value());
+  CHECK(commit.hard_state->commit() == n1.last_index());
+  CHECK(commit.entries.empty());
+  CHECK_FALSE(commit.must_sync);
+  n1.advance();
+}
+
+}  // namespace
+}  // namespace fencelock::raft

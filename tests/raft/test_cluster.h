@@ -1,7 +1,7 @@
 #pragma once
 // A tiny synchronous harness for raft unit tests: real nodes over
-// MemoryStorage, driven exactly as ready.h says, with a FIFO network whose
-// links the test can cut. No clock, no threads, no randomness beyond the
+// MemoryStorage, driven by the one Driver (raft/driver.h) with writes done
+// on the spot, over a FIFO network whose links the test can cut. No clock, no threads, no randomness beyond the
 // nodes' seeded generators.
 //
 // Thread-safety: not thread-safe.
@@ -15,6 +15,7 @@
 #include <set>
 #include <vector>
 
+#include "raft/driver.h"
 #include "raft/memory_storage.h"
 #include "raft/raw_node.h"
 
@@ -47,6 +48,38 @@ inline raftpb::ConfState conf_of(const std::vector<uint64_t>& ids) {
   return conf;
 }
 
+class TestCluster;
+
+// A node's DriverHost: writes to its MemoryStorage at once, queues its
+// messages on the cluster's network, records what it applies and reads.
+class TestHost final : public DriverHost {
+ public:
+  TestHost(MemoryStorage& storage, std::deque<raftpb::Message>& network,
+           std::vector<raftpb::Entry>& applied, std::vector<ReadState>& read_states)
+      : storage_(storage), network_(network), applied_(applied), read_states_(read_states) {}
+
+  bool write(const Ready& rd, WriteMode) override {
+    if (rd.snapshot) storage_.apply_snapshot(*rd.snapshot);
+    storage_.append(rd.entries);
+    if (rd.hard_state) storage_.set_hard_state(*rd.hard_state);
+    return true;
+  }
+  void write_commit(const raftpb::HardState& hard_state) override {
+    storage_.set_hard_state(hard_state);
+  }
+  void send(const raftpb::Message& message) override { network_.push_back(message); }
+  void on_soft_state(const SoftState&) override {}
+  void restore(const raftpb::Snapshot&) override {}
+  void apply(const raftpb::Entry& entry) override { applied_.push_back(entry); }
+  void on_read_state(const ReadState& read_state) override { read_states_.push_back(read_state); }
+
+ private:
+  MemoryStorage& storage_;
+  std::deque<raftpb::Message>& network_;
+  std::vector<raftpb::Entry>& applied_;
+  std::vector<ReadState>& read_states_;
+};
+
 class TestCluster {
  public:
   // Nodes `ids`, each with a fresh storage; `tweak` may edit each config.
@@ -78,8 +111,12 @@ class TestCluster {
     config.seed = id * 7919;
     config.applied = storages_.at(id).first_index() - 1;
     if (tweak_) tweak_(config);
+    drivers_.erase(id);
+    hosts_.erase(id);
     nodes_[id] = std::make_unique<RawNode>(config, storages_.at(id), null_logger());
     applied_[id].clear();
+    hosts_[id] = std::make_unique<TestHost>(storages_.at(id), queue_, applied_[id], read_states_[id]);
+    drivers_[id] = std::make_unique<Driver>(*nodes_[id], *hosts_[id]);
   }
 
   RawNode& node(uint64_t id) { return *nodes_.at(id); }
@@ -102,21 +139,13 @@ class TestCluster {
   // Drops every message for which `filter` returns true (until cleared).
   void set_drop(std::function<bool(const raftpb::Message&)> filter) { drop_ = std::move(filter); }
 
-  // Handles one node's Ready per the contract; queues its messages.
+  // Handles one node's Readies through the driver; queues its messages.
+  // Commit-only hard states are written at the end (the server writes them
+  // at the next tick), so storage shows the latest commit index.
   void process(uint64_t id) {
-    RawNode& n = node(id);
-    while (n.has_ready()) {
-      Ready rd = n.ready();
-      for (auto& m : rd.messages) queue_.push_back(std::move(m));
-      MemoryStorage& s = storage(id);
-      if (rd.snapshot) s.apply_snapshot(*rd.snapshot);
-      s.append(rd.entries);
-      if (rd.hard_state) s.set_hard_state(*rd.hard_state);
-      for (auto& m : rd.messages_after_persist) queue_.push_back(std::move(m));
-      for (auto& e : rd.committed_entries) applied_[id].push_back(std::move(e));
-      for (auto& r : rd.read_states) read_states_[id].push_back(std::move(r));
-      n.advance();
-    }
+    Driver& driver = *drivers_.at(id);
+    driver.handle_ready();
+    driver.flush_commit();
   }
 
   // Delivers queued messages (and the work they cause) until quiet.
@@ -172,6 +201,8 @@ class TestCluster {
   std::function<void(Config&)> tweak_;
   std::map<uint64_t, MemoryStorage> storages_;
   std::map<uint64_t, std::unique_ptr<RawNode>> nodes_;
+  std::map<uint64_t, std::unique_ptr<TestHost>> hosts_;
+  std::map<uint64_t, std::unique_ptr<Driver>> drivers_;
   std::map<uint64_t, std::vector<raftpb::Entry>> applied_;
   std::map<uint64_t, std::vector<ReadState>> read_states_;
   std::set<std::pair<uint64_t, uint64_t>> cut_;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/check.h"
+#include "raft/driver.h"
 #include "raft/memory_storage.h"
 #include "raft/random.h"
 #include "tests/sim/checker.h"
@@ -30,29 +31,51 @@ constexpr uint64_t kChaosMs = 3000;     // faults happen in [0, kChaosMs)
 constexpr uint64_t kLivenessMs = 5000;  // after healing, progress must come within this
 constexpr int kMaxNodes = 5;
 
-enum class EventKind { kTick, kDeliver, kFault, kPropose, kRead, kLazyPersist };
+enum class EventKind { kTick, kDeliver, kFault, kPropose, kRead, kWriteDone, kCrash };
 
 struct Event {
   EventKind kind;
   uint64_t node = 0;
   raftpb::Message message;
-  uint64_t incarnation = 0;  // kLazyPersist: the node's life it belongs to
+  uint64_t incarnation = 0;  // kWriteDone, kCrash: the node's life it belongs to
+};
+
+class Simulation;
+
+// A node's DriverHost: MemoryStorage as its disk, the simulated network,
+// and a state machine that is a running hash of what it applied.
+class SimHost final : public raft::DriverHost {
+ public:
+  SimHost(Simulation& sim, uint64_t id) : sim_(sim), id_(id) {}
+  bool write(const raft::Ready& rd, raft::WriteMode mode) override;
+  void write_commit(const raftpb::HardState& hard_state) override;
+  void send(const raftpb::Message& message) override;
+  void on_soft_state(const raft::SoftState& soft) override;
+  void restore(const raftpb::Snapshot& snapshot) override;
+  void apply(const raftpb::Entry& entry) override;
+  void on_read_state(const raft::ReadState& read_state) override;
+  void advanced() override;
+
+  // The Ready whose write goes on (kWriteDone), while the driver holds it.
+  const raft::Ready* in_flight = nullptr;
+
+ private:
+  Simulation& sim_;
+  uint64_t id_;
 };
 
 struct SimNode {
   uint64_t id = 0;
   raft::MemoryStorage storage;
   std::unique_ptr<raft::RawNode> node;  // null while crashed
+  std::unique_ptr<SimHost> host;
+  std::unique_ptr<raft::Driver> driver;
   uint64_t sm_index = 0;             // state machine: last applied index
   uint64_t sm_hash = 0;              // and the running hash of everything applied
   // The server writes a hard state that only moves the commit index without
   // an fsync (DiskLog::must_sync); a machine crash can lose it, back to the
   // commit index of the last synced write.
   uint64_t synced_commit = 0;
-  // A lazy follower's Ready (Ready::persist_lazily) held for the window, as
-  // the server holds it, and the node's inputs that wait for it.
-  std::optional<raft::Ready> held;
-  std::vector<Event> deferred;
   uint64_t incarnation = 0;  // counts starts, so a crashed life's events are dropped
 };
 
@@ -95,6 +118,7 @@ std::string describe(const raftpb::Message& m) {
 
 class Simulation {
  public:
+  friend class SimHost;
   explicit Simulation(const SimOptions& options);
   SimResult run();
 
@@ -110,24 +134,29 @@ class Simulation {
     queue_.emplace(std::make_pair(at, next_seq_++), std::move(event));
   }
   SimNode& node(uint64_t id) { return nodes_[id - 1]; }
+  // Whether `event` belongs to its node's current life (not to one that crashed).
+  bool live(const Event& event) {
+    return node(event.node).node && node(event.node).incarnation == event.incarnation;
+  }
   bool chaos() const { return !healed_; }
 
   void start_node(SimNode& n);
   void crash(SimNode& n, const char* how);
-  void handle_ready(SimNode& n);
-  // The rest of handle_ready after step 1's sends; false when the node
-  // crashed or the checker failed.
-  bool finish_ready(SimNode& n, raft::Ready& rd, uint64_t leader_term, bool apply_after = false);
-  void lazy_persist(SimNode& n);
-  // Queues `event` behind node n's held Ready, if it holds one.
-  bool defer_if_held(SimNode& n, const Event& event);
-  // A tick of node n, now or after its held Ready.
-  void tick(SimNode& n, const Event& event);
-  // Step 3 of raft/ready.h; false when the checker failed.
-  bool apply_committed(SimNode& n, const raft::Ready& rd);
+  void handle_ready(SimNode& n) {
+    if (n.driver) n.driver->handle_ready();
+  }
+  // The DriverHost's work, for node n.
+  bool write(SimNode& n, const raft::Ready& rd, raft::WriteMode mode);
+  void persist(SimNode& n, const raft::Ready& rd);
+  void write_done(SimNode& n);
+  void restore(SimNode& n, const raftpb::Snapshot& snapshot);
+  void apply(SimNode& n, const raftpb::Entry& entry);
+  void on_read_state(SimNode& n, const raft::ReadState& read_state);
+  // A tick of node n, now or after its write in flight.
+  void tick(uint64_t id);
   void maybe_snapshot(SimNode& n);
   void send(raftpb::Message m);
-  void deliver(raftpb::Message& m);
+  void deliver(const raftpb::Message& m);
   void fault();
   void heal();
   void propose();
@@ -243,15 +272,18 @@ void Simulation::start_node(SimNode& n) {
   }
   config.applied = n.sm_index;
   n.node = std::make_unique<raft::RawNode>(config, n.storage, logger_);
+  n.host = std::make_unique<SimHost>(*this, n.id);
+  n.driver = std::make_unique<raft::Driver>(*n.node, *n.host);
   ++n.incarnation;
 }
 
 void Simulation::crash(SimNode& n, const char* how) {
   trace("crash {}{}", n.id, how);
+  // A write in flight never happened; what waited for it is lost with the
+  // process (the driver holds both).
+  n.driver.reset();
+  n.host.reset();
   n.node.reset();
-  // A held write never happened; what waited for it is lost with the process.
-  n.held.reset();
-  n.deferred.clear();
   raftpb::HardState hard_state = n.storage.initial_state().hard_state;
   if (hard_state.commit() != n.synced_commit && chance(rng_, 500'000)) {
     trace("crash {} loses its unsynced commit index {} (back to {})", n.id, hard_state.commit(),
@@ -284,132 +316,122 @@ void Simulation::send(raftpb::Message m) {
   schedule(now_ + delay(), Event{EventKind::kDeliver, to, std::move(m)});
 }
 
-void Simulation::deliver(raftpb::Message& m) {
+void Simulation::deliver(const raftpb::Message& m) {
   SimNode& n = node(m.to());
   if (!n.node) {
     if (options_.trace) trace("drop {} (node down)", describe(m));
     return;
   }
-  if (defer_if_held(n, Event{EventKind::kDeliver, n.id, m})) return;
+  if (n.driver->defer([this, m] { deliver(m); })) return;
   if (options_.trace) trace("deliver {}", describe(m));
   Status status = n.node->step(m);
   FL_CHECK(status.ok(), "step failed: {}", status.to_string());
   handle_ready(n);
 }
 
-void Simulation::handle_ready(SimNode& n) {
-  while (n.node && !n.held && n.node->has_ready()) {
-    raft::Ready rd = n.node->ready();
-    uint64_t leader_term = n.node->role() == raft::Role::kLeader ? n.node->term() : 0;
-    if (rd.soft_state) {
-      trace("node {} is {} at term {} (leader {})", n.id, raft::role_name(rd.soft_state->role),
-            n.node->term(), rd.soft_state->leader_id);
-    }
-    for (auto& m : rd.messages) send(std::move(m));
-    if (rd.persist_lazily && lazy_window_ms_ > 0) {
-      // As the server does: the whole Ready waits for the window, applying
-      // included (a follower applies after its write).
-      trace("node {} holds {} lazy entries for {} ms", n.id, rd.entries.size(), lazy_window_ms_);
-      n.held = std::move(rd);
-      Event event{EventKind::kLazyPersist, n.id, {}};
-      event.incarnation = n.incarnation;
-      schedule(now_ + lazy_window_ms_, std::move(event));
-      return;
-    }
-    // 3 before 1, as the server does (raft/ready.h): committed entries are
-    // applied before this node's own write, which a crash may then lose.
-    if (!rd.snapshot && !apply_committed(n, rd)) return;
-    if (!finish_ready(n, rd, leader_term)) return;
-  }
-}
-
-void Simulation::lazy_persist(SimNode& n) {
-  if (!n.node || !n.held) return;
-  raft::Ready rd = std::move(*n.held);
-  n.held.reset();
-  trace("node {} persists {} lazy entries", n.id, rd.entries.size());
-  if (!finish_ready(n, rd, 0, /*apply_after=*/true)) return;
-  // What waited, in its order; one may hold the node again, and the rest
-  // then queue behind that.
-  std::vector<Event> waiting = std::exchange(n.deferred, {});
-  handle_ready(n);
-  for (Event& event : waiting) {
-    if (event.kind == EventKind::kDeliver) {
-      deliver(event.message);
-    } else {
-      tick(n, event);
-    }
-  }
-}
-
-void Simulation::tick(SimNode& n, const Event& event) {
-  if (!n.node || defer_if_held(n, event)) return;
+void Simulation::tick(uint64_t id) {
+  SimNode& n = node(id);
+  if (!n.node || n.driver->defer([this, id] { tick(id); })) return;
   n.node->tick();
   handle_ready(n);
 }
 
-bool Simulation::defer_if_held(SimNode& n, const Event& event) {
-  if (!n.held) return false;
-  n.deferred.push_back(event);
-  return true;
+bool SimHost::write(const raft::Ready& rd, raft::WriteMode mode) {
+  return sim_.write(sim_.node(id_), rd, mode);
 }
+void SimHost::write_commit(const raftpb::HardState& hard_state) {
+  // Unsynced: a crash may lose it (back to SimNode::synced_commit).
+  sim_.node(id_).storage.set_hard_state(hard_state);
+}
+void SimHost::send(const raftpb::Message& message) { sim_.send(message); }
+void SimHost::on_soft_state(const raft::SoftState& soft) {
+  sim_.trace("node {} is {} at term {} (leader {})", id_, raft::role_name(soft.role),
+             sim_.node(id_).node->term(), soft.leader_id);
+}
+void SimHost::restore(const raftpb::Snapshot& snapshot) { sim_.restore(sim_.node(id_), snapshot); }
+void SimHost::apply(const raftpb::Entry& entry) { sim_.apply(sim_.node(id_), entry); }
+void SimHost::on_read_state(const raft::ReadState& read_state) {
+  sim_.on_read_state(sim_.node(id_), read_state);
+}
+void SimHost::advanced() { sim_.maybe_snapshot(sim_.node(id_)); }
 
-bool Simulation::finish_ready(SimNode& n, raft::Ready& rd, uint64_t leader_term,
-                              bool apply_after) {
-  if (chaos() && rd.must_persist() && chance(rng_, crash_mid_ready_per_million_)) {
-    crash(n, " after sending, before persisting");
+bool Simulation::write(SimNode& n, const raft::Ready& rd, raft::WriteMode mode) {
+  Event later{EventKind::kWriteDone, n.id, {}};
+  later.incarnation = n.incarnation;
+  if (!rd.snapshot && chaos() && chance(rng_, crash_mid_ready_per_million_)) {
+    // The messages of step 1 are out; the write never lands.
+    later.kind = EventKind::kCrash;
+    schedule(now_, std::move(later));
+    trace("node {} will crash during its write", n.id);
     return false;
   }
-  // 1. persist
+  uint64_t delay = 0;
+  if (mode == raft::WriteMode::kLazy) {
+    // As the server does: the write waits for the window, and the inputs
+    // that arrive meanwhile wait for it.
+    delay = lazy_window_ms_;
+  } else if (mode == raft::WriteMode::kOverlap && chance(rng_, 500'000)) {
+    // The leader's write goes on while its loop takes more input.
+    delay = uniform_below(rng_, 3);
+  }
+  if (delay == 0) {
+    persist(n, rd);
+    return true;
+  }
+  trace("node {} writes {} entries ({}) in {} ms", n.id, rd.entries.size(),
+        raft::write_mode_name(mode), delay);
+  n.host->in_flight = &rd;
+  schedule(now_ + delay, std::move(later));
+  return false;
+}
+
+void Simulation::write_done(SimNode& n) {
+  const raft::Ready* rd = std::exchange(n.host->in_flight, nullptr);
+  FL_CHECK(rd != nullptr, "node {}: a write finished that was not started", n.id);
+  trace("node {} finishes its write of {} entries", n.id, rd->entries.size());
+  persist(n, *rd);
+  n.driver->write_done();
+  handle_ready(n);
+}
+
+void Simulation::persist(SimNode& n, const raft::Ready& rd) {
+  uint64_t leader_term = n.node->role() == raft::Role::kLeader ? n.node->term() : 0;
   checker_.observe_persist(n.id, leader_term, rd.entries, n.storage);
-  raftpb::HardState before = n.storage.initial_state().hard_state;
   if (rd.snapshot) n.storage.apply_snapshot(*rd.snapshot);
   n.storage.append(rd.entries);
   if (rd.hard_state) n.storage.set_hard_state(*rd.hard_state);
-  bool synced = rd.snapshot || !rd.entries.empty() ||
-                (rd.hard_state && (rd.hard_state->term() != before.term() ||
-                                   rd.hard_state->vote() != before.vote()));
-  if (synced) n.synced_commit = n.storage.initial_state().hard_state.commit();
-  // 2. send what promises durable state
-  for (auto& m : rd.messages_after_persist) send(std::move(m));
-  // 3. apply
-  if (rd.snapshot) {
-    std::istringstream in(rd.snapshot->data());
-    uint64_t index = 0;
-    in >> index >> n.sm_hash;
-    n.sm_index = rd.snapshot->metadata().index();
-    trace("node {} restores snapshot at {}", n.id, n.sm_index);
-    checker_.observe_restore(n.id, n.sm_index, n.sm_hash);
-  }
-  if ((rd.snapshot || apply_after) && !apply_committed(n, rd)) return false;
-  // 4. advance
-  n.node->advance();
-  maybe_snapshot(n);
-  return true;
+  if (rd.must_sync) n.synced_commit = n.storage.initial_state().hard_state.commit();
 }
 
-bool Simulation::apply_committed(SimNode& n, const raft::Ready& rd) {
-  for (const auto& e : rd.committed_entries) {
-    if (e.index() != n.sm_index + 1) {
-      checker_.fail(
-          fmt::format("node {} applies index {} after {}", n.id, e.index(), n.sm_index));
-      return false;
-    }
-    n.sm_hash = fold_hash(n.sm_hash, e.index(), hash_bytes(e.data()));
-    n.sm_index = e.index();
-    checker_.observe_apply(n.id, e, n.sm_hash);
+void Simulation::restore(SimNode& n, const raftpb::Snapshot& snapshot) {
+  std::istringstream in(snapshot.data());
+  uint64_t index = 0;
+  in >> index >> n.sm_hash;
+  n.sm_index = snapshot.metadata().index();
+  trace("node {} restores snapshot at {}", n.id, n.sm_index);
+  checker_.observe_restore(n.id, n.sm_index, n.sm_hash);
+}
+
+void Simulation::apply(SimNode& n, const raftpb::Entry& e) {
+  if (!checker_.ok()) return;
+  if (e.index() != n.sm_index + 1) {
+    checker_.fail(fmt::format("node {} applies index {} after {}", n.id, e.index(), n.sm_index));
+    return;
   }
-  for (const auto& rs : rd.read_states) {
-    auto it = read_floor_.find(rs.context);
-    if (it != read_floor_.end() && rs.index < it->second) {
-      checker_.fail(
-          fmt::format("linearizable read: read {} on node {} got index {} but {} "
-                      "was committed before it started",
-                      rs.context, n.id, rs.index, it->second));
-    }
-    trace("node {} read {} at index {}", n.id, rs.context, rs.index);
+  n.sm_hash = fold_hash(n.sm_hash, e.index(), hash_bytes(e.data()));
+  n.sm_index = e.index();
+  checker_.observe_apply(n.id, e, n.sm_hash);
+}
+
+void Simulation::on_read_state(SimNode& n, const raft::ReadState& rs) {
+  auto it = read_floor_.find(rs.context);
+  if (it != read_floor_.end() && rs.index < it->second) {
+    checker_.fail(
+        fmt::format("linearizable read: read {} on node {} got index {} but {} "
+                    "was committed before it started",
+                    rs.context, n.id, rs.index, it->second));
   }
-  return true;
+  trace("node {} read {} at index {}", n.id, rs.context, rs.index);
 }
 
 void Simulation::maybe_snapshot(SimNode& n) {
@@ -495,7 +517,7 @@ void Simulation::fault() {
     }
   } else {
     for (auto& n : nodes_) {
-      if (n.node && n.node->role() == raft::Role::kLeader) {
+      if (n.node && n.node->role() == raft::Role::kLeader && !n.driver->writing()) {
         uint64_t to = voter_ids_[uniform_below(rng_, count)];
         Status status = n.node->transfer_leadership(to);
         trace("transfer leadership {} -> {}: {}", n.id, to, status.to_string());
@@ -529,7 +551,8 @@ void Simulation::propose() {
       if (n.node && n.node->role() == raft::Role::kLeader) target = &n;
     }
   }
-  if (!target->node || target->held) return;  // a held node takes no call: the client moves on
+  // A node with a write in flight takes no call: the client moves on.
+  if (!target->node || target->driver->writing()) return;
   std::string data = fmt::format("s{}-p{}", options_.seed, ++proposals_);
   if (payload_max_ > 0) data.append(uniform_below(rng_, payload_max_), 'x');
   auto result = target->node->propose(data);
@@ -546,7 +569,7 @@ void Simulation::propose() {
 
 void Simulation::read() {
   SimNode& n = nodes_[uniform_below(rng_, nodes_.size())];
-  if (!n.node || n.held) return;
+  if (!n.node || n.driver->writing()) return;
   std::string context = fmt::format("r{}", ++reads_);
   read_floor_[context] = checker_.highest_committed();
   Status status = n.node->read_index(context);
@@ -635,7 +658,7 @@ SimResult Simulation::run() {
     }
     switch (event.kind) {
       case EventKind::kTick: {
-        tick(node(event.node), event);
+        tick(event.node);
         schedule(now_ + kTickMs, std::move(event));
         break;
       }
@@ -656,8 +679,11 @@ SimResult Simulation::run() {
         read();
         schedule(now_ + uniform_between(rng_, 50, 300), std::move(event));
         break;
-      case EventKind::kLazyPersist:
-        if (node(event.node).incarnation == event.incarnation) lazy_persist(node(event.node));
+      case EventKind::kWriteDone:
+        if (live(event)) write_done(node(event.node));
+        break;
+      case EventKind::kCrash:
+        if (live(event)) crash(node(event.node), " after sending, before persisting");
         break;
     }
     check_step();

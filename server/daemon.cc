@@ -1,0 +1,157 @@
+#include "server/daemon.h"
+
+#include <random>
+
+#include "common/logging.h"
+
+namespace fencelock::server {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// A leader's Ready with at most this many entries is written on the loop,
+// posted behind the sends already queued; a larger one on the storage
+// thread, so that the loop goes on reading and parsing the next batch
+// meanwhile. Where the figures behind it come from: docs/benchmark.md.
+constexpr size_t kLoopWriteMaxEntries = 8;
+
+uint64_t pick_seed(uint64_t configured, uint64_t id) {
+  if (configured != 0) return configured;
+  std::random_device device;
+  return (uint64_t{device()} << 32) ^ device() ^ id;
+}
+
+std::string endpoint_text(const asio::ip::tcp::endpoint& endpoint) {
+  return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Daemon>> Daemon::open(asio::io_context& io, NodeConfig config) {
+  if (Status status = validate(config); !status.ok()) return status;
+  config.seed = pick_seed(config.seed, config.id);
+
+  net::PeerTransportOptions transport_options;
+  transport_options.self_id = config.id;
+  transport_options.cluster_id = config.cluster_id;
+  transport_options.peer_addresses = config.peers;
+  transport_options.self_client_address = config.client_addr;
+  transport_options.seed = config.seed;
+  auto transport = std::make_unique<net::PeerTransport>(io, transport_options, get_logger("peer"));
+  std::string peer_addr = config.peer_addr.empty() ? config.peers.at(config.id) : config.peer_addr;
+  if (Status status = transport->listen(peer_addr); !status.ok()) return status;
+
+  net::ClientListenerOptions listener_options;
+  listener_options.max_frame_bytes = config.max_frame_bytes;
+  listener_options.max_connections = config.max_connections;
+  listener_options.max_in_flight = config.max_in_flight_per_connection;
+  listener_options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
+  auto listener = std::make_unique<net::ClientListener>(io, listener_options, get_logger("client"));
+  if (Status status = listener->listen(config.client_addr); !status.ok()) return status;
+
+  storage::DiskLogOptions options;
+  options.dir = config.data_dir;
+  options.cluster_id = cluster_hash(config.cluster_id);
+  options.node_id = config.id;
+  for (const auto& [id, address] : config.peers) options.initial_conf_state.add_voters(id);
+  options.sync = !config.unsafe_no_fsync;
+  options.keep_entries_after_snapshot = config.keep_entries_after_snapshot;
+  auto log = storage::DiskLog::open(options);
+  if (!log.ok()) return log.status();
+  return std::unique_ptr<Daemon>(new Daemon(io, std::move(config), std::move(log).value(),
+                                            std::move(transport), std::move(listener)));
+}
+
+Daemon::Daemon(asio::io_context& io, NodeConfig config, std::unique_ptr<storage::DiskLog> log,
+               std::unique_ptr<net::PeerTransport> transport,
+               std::unique_ptr<net::ClientListener> listener)
+    : io_(io),
+      tick_ms_(config.tick_ms),
+      log_(std::move(log)),
+      transport_(std::move(transport)),
+      listener_(std::move(listener)),
+      tick_timer_(io),
+      lazy_timer_(io),
+      node_(std::make_unique<Node>(static_cast<Env&>(*this), *log_, std::move(config))) {}
+
+Daemon::~Daemon() {
+  // A write in flight finishes first; its completion, posted to a loop that
+  // no longer runs, is dropped.
+  storage_thread_.join();
+  stop();
+}
+
+std::string Daemon::client_endpoint() const { return endpoint_text(listener_->local_endpoint()); }
+
+std::string Daemon::peer_endpoint() const { return endpoint_text(transport_->local_endpoint()); }
+
+void Daemon::start() {
+  transport_->start([this](raftpb::Message message) { node_->on_peer_message(message); },
+                    [](uint64_t, bool) {});
+  listener_->start(
+      [this](ConnectionId from, clientpb::Request request) { node_->on_request(from, request); },
+      [this](ConnectionId id) { node_->on_connection_closed(id); });
+  asio::co_spawn(io_, tick_loop(), asio::detached);
+  node_->start();
+}
+
+void Daemon::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  listener_->stop();
+  transport_->stop();
+  tick_timer_.cancel();
+}
+
+asio::awaitable<void> Daemon::tick_loop() {
+  auto next = SteadyClock::now();
+  while (true) {
+    next += std::chrono::milliseconds(tick_ms_);
+    tick_timer_.expires_at(next);
+    boost::system::error_code ec;
+    co_await tick_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || stopped_) co_return;
+    node_->on_tick();
+  }
+}
+
+uint64_t Daemon::wall_ms() const {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+void Daemon::write(raft::WriteMode mode, size_t entries, std::chrono::microseconds hold,
+                   std::function<void()> write, std::function<void()> done) {
+  if (mode == raft::WriteMode::kLazy) {
+    // A follower the leader does not wait for: the write waits for the
+    // window, and what arrives meanwhile shares the next one.
+    lazy_timer_.expires_after(hold);
+    lazy_timer_.async_wait([write = std::move(write), done = std::move(done)](
+                               const boost::system::error_code& ec) {
+      // Nothing cancels this timer: an error means the daemon is being
+      // destroyed, and nothing may be touched.
+      if (ec) return;
+      write();
+      done();
+    });
+    return;
+  }
+  if (entries <= kLoopWriteMaxEntries) {
+    // A lock hand-off or a lone client: the storage thread's two wake-ups
+    // cost more than the loop has to do meanwhile, so the write runs on
+    // the loop, behind the AppendEntries and answers already queued.
+    asio::post(io_, [write = std::move(write), done = std::move(done)] {
+      write();
+      done();
+    });
+    return;
+  }
+  asio::post(storage_thread_, [this, write = std::move(write), done = std::move(done)]() mutable {
+    write();
+    asio::post(io_, std::move(done));
+  });
+}
+
+}  // namespace fencelock::server

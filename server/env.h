@@ -1,0 +1,68 @@
+#pragma once
+// Env: everything a server::Node needs from the world around it — clocks,
+// its event loop, the disk write of a Ready, the peer network and the
+// client connections. fencelockd's Env (server/daemon.h) is Asio, a storage
+// thread, sockets and the machine's clocks; the node-level simulator's is
+// simulated time, network and disk. The node itself never reads a clock,
+// starts a thread or touches a socket, so both run the same node code.
+//
+// Thread-safety: the node calls every method on its loop; an Env calls the
+// node back only on that loop.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "proto/client.pb.h"
+#include "proto/raft.pb.h"
+#include "raft/driver.h"
+
+namespace fencelock::server {
+
+using SteadyClock = std::chrono::steady_clock;
+using SteadyTime = SteadyClock::time_point;
+// Identifies one client connection; 0 is never used.
+using ConnectionId = uint64_t;
+
+class Env {
+ public:
+  virtual ~Env() = default;
+
+  // This node's monotonic clock: session TTLs, wait deadlines and
+  // lock-delays run on it.
+  virtual SteadyTime now() const = 0;
+  // This node's wall clock in milliseconds since the Unix epoch; may step.
+  // Only informational fields (when a grant was made) use it.
+  virtual uint64_t wall_ms() const = 0;
+
+  // Runs `fn` on the node's loop after everything already queued there (so
+  // that requests and messages that arrive together share one Ready).
+  virtual void post(std::function<void()> fn) = 0;
+
+  // Carries out the disk write of the Ready in flight, kOverlap or kLazy
+  // (raft::WriteMode): runs `write` (it touches only the node's log) and
+  // then `done` on the loop, later. `entries` (how many the Ready writes)
+  // lets the Env choose where: posted behind the loop's pending work, or
+  // on a storage thread while the loop goes on. A kLazy write waits `hold`
+  // first, gathering what arrives meanwhile into the write after it.
+  virtual void write(raft::WriteMode mode, size_t entries, std::chrono::microseconds hold,
+                     std::function<void()> write, std::function<void()> done) = 0;
+
+  // Sends a Raft message to peer `message.to()`; best effort (Raft retries).
+  virtual void send(const raftpb::Message& message) = 0;
+  // The client address peer `id` announced ("" when unknown), for
+  // NOT_LEADER hints.
+  virtual std::string peer_client_address(uint64_t id) const = 0;
+  // Whether a connection to peer `id` is up (status only).
+  virtual bool peer_connected(uint64_t id) const = 0;
+
+  // Sends `response` on client connection `connection`; dropped if it has closed.
+  virtual void respond(ConnectionId connection, const clientpb::Response& response) = 0;
+
+  // A graceful shutdown finished: stop accepting clients and peers and
+  // stop ticking.
+  virtual void stop() = 0;
+};
+
+}  // namespace fencelock::server
