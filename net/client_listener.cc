@@ -128,7 +128,35 @@ void ClientListener::respond(ConnectionId to, const clientpb::Response& response
   if (it == connections_.end()) return;
   if (it->second.in_flight > 0) --it->second.in_flight;
   auto connection = it->second.connection;  // send() may close it
-  if (connection->open()) connection->send(response);
+  if (!connection->open()) return;
+  size_t bytes = response.ByteSizeLong();
+  if (bytes > options_.max_frame_bytes) {
+    answer_too_large(to, *connection, response.id(), bytes);
+    return;
+  }
+  connection->send(response);
+}
+
+void ClientListener::answer_too_large(ConnectionId id, FramedConnection& connection,
+                                      uint64_t request_id, size_t bytes) {
+  std::string limit = std::to_string(options_.max_frame_bytes);
+  logger_->warn(
+      "client connection {} from {}: the answer to request {} is {} bytes, over the maximum "
+      "frame of {} bytes; answering RESOURCE_EXHAUSTED instead",
+      id, connection.remote(), request_id, bytes, limit);
+  clientpb::Response error;
+  error.set_id(request_id);
+  error.set_code(lockpb::RESOURCE_EXHAUSTED);
+  error.set_message("the answer is " + std::to_string(bytes) +
+                    " bytes, over the maximum frame of " + limit +
+                    " bytes; ask for a smaller page (a lower limit)");
+  if (connection.send(error) || !connection.open()) return;
+  // Only a maximum too small for this short error gets here (the daemon
+  // allows no less than 1 KiB). Closing tells the caller something is wrong;
+  // leaving its request unanswered would not.
+  std::string reason = "an error answer does not fit the maximum frame of " + limit + " bytes";
+  logger_->warn("closing client connection {} from {}: {}", id, connection.remote(), reason);
+  connection.close_after_flush(reason);
 }
 
 void ClientListener::reject(ConnectionId id, uint64_t request_id, lockpb::ErrorCode code,

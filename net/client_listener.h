@@ -58,7 +58,10 @@ class ClientListener {
 
   void start(RequestHandler on_request, CloseHandler on_close);
 
-  // Sends `response` on connection `to`; ignored when it has closed.
+  // Sends `response` on connection `to`; ignored when it has closed. An
+  // answer whose encoding exceeds max_frame_bytes is not sent: the request
+  // gets RESOURCE_EXHAUSTED instead (same id, a message giving both sizes),
+  // logged at warn, and the connection keeps being served.
   void respond(ConnectionId to, const clientpb::Response& response);
 
   // Closes every connection and the acceptor. Idempotent.
@@ -79,6 +82,10 @@ class ClientListener {
   void on_frame(ConnectionId id, std::string_view body);
   void reject(ConnectionId id, uint64_t request_id, lockpb::ErrorCode code, std::string message,
               bool close);
+  // Answers request `request_id` with RESOURCE_EXHAUSTED in place of an
+  // answer of `bytes` bytes that no frame can carry.
+  void answer_too_large(ConnectionId id, FramedConnection& connection, uint64_t request_id,
+                        size_t bytes);
 
   boost::asio::io_context& io_;
   ClientListenerOptions options_;

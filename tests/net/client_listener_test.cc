@@ -1,6 +1,8 @@
 #include "net/client_listener.h"
 
 #include <catch2/catch.hpp>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <map>
 #include <vector>
@@ -292,6 +294,62 @@ TEST_CASE("a close caused inside respond() reaches the close handler only afterw
   REQUIRE(testing::run_until(io, [&] { return closed == 1; }));
   CHECK_FALSE(closed_inside_respond);
   CHECK(listener.connection_count() == 0);
+}
+
+}  // namespace fencelock::net
+
+namespace fencelock::net {
+
+TEST_CASE("an answer too large for one frame becomes RESOURCE_EXHAUSTED for its request", "[net]") {
+  // Regression: respond() handed the connection an answer over the maximum
+  // frame, send() refused it, and the request was never answered: the caller
+  // waited for its own deadline with no word of why.
+  boost::asio::io_context io;
+  ClientListenerOptions options;
+  options.max_frame_bytes = 1024;
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(16);
+  auto logger = std::make_shared<spdlog::logger>("oversized-answer-test", sink);
+  logger->set_level(spdlog::level::debug);
+  ClientListener listener(io, options, logger);
+  REQUIRE(listener.listen("127.0.0.1:0").ok());
+  size_t big_bytes = 0;
+  listener.start(
+      [&](ConnectionId from, clientpb::Request request) {
+        clientpb::Response response;
+        response.set_id(request.id());
+        // Request 7 asks for more than a frame holds (a listing of many locks).
+        response.set_message(request.id() == 7 ? std::string(4096, 'l') : "small");
+        if (request.id() == 7) big_bytes = response.ByteSizeLong();
+        listener.respond(from, response);
+      },
+      [](ConnectionId) {});
+  TestClient client(io, listener.local_endpoint());
+  client.acquire(7, "big");
+  client.acquire(8, "small");
+  auto answered_8 = [&] { return !client.responses.empty() && client.responses.back().id() == 8; };
+  REQUIRE(run_until(io, answered_8));
+
+  REQUIRE(client.responses.size() == 2);
+  const clientpb::Response& error = client.responses[0];
+  CHECK(error.id() == 7);
+  CHECK(error.code() == lockpb::RESOURCE_EXHAUSTED);
+  CHECK_THAT(error.message(), Catch::Contains(std::to_string(big_bytes)));
+  CHECK_THAT(error.message(), Catch::Contains("1024"));
+  CHECK_THAT(error.message(), Catch::Contains("smaller page"));
+  CHECK(client.responses[1].code() == lockpb::OK);
+  CHECK(client.responses[1].message() == "small");
+  CHECK_FALSE(client.closed);
+  CHECK(listener.connection_count() == 1);
+
+  bool warned = false;
+  for (const auto& line : sink->last_raw()) {
+    std::string text(line.payload.data(), line.payload.size());
+    if (line.level == spdlog::level::warn && text.find("connection 1") != std::string::npos &&
+        text.find(std::to_string(big_bytes)) != std::string::npos) {
+      warned = true;
+    }
+  }
+  CHECK(warned);
 }
 
 }  // namespace fencelock::net
