@@ -8,7 +8,7 @@
 //
 // Retries are safe: every mutating request carries (session, sequence), so
 // the cluster answers a retried one with the recorded result instead of
-// applying it twice (DESIGN.md "Exactly once"). OpenSession has no session
+// applying it twice (docs/design.md "Exactly once"). OpenSession has no session
 // yet; a retried one may open a second session, which expires unused.
 //
 // Thread-safety: thread-safe. The client runs its own I/O thread; callbacks

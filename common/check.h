@@ -1,7 +1,7 @@
 #pragma once
 // FL_CHECK: a broken invariant, a damaged store or a failed fsync logs at
 // critical and aborts, in every build type. A lock service that continues
-// after losing durability lies to its users (STYLE.md "Errors").
+// after losing durability lies to its users (docs/design.md "Errors").
 
 #include <spdlog/fmt/fmt.h>
 

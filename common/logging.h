@@ -1,5 +1,5 @@
 #pragma once
-// One named spdlog logger per module (STYLE.md "Logging").
+// One named spdlog logger per module (docs/design.md "Logging").
 //
 // Thread-safety: get_logger may be called from any thread; the loggers are
 // spdlog's thread-safe (_mt) sinks.

@@ -1,6 +1,6 @@
 #pragma once
 // Status and Result: expected outcomes as values, never exceptions across
-// module APIs (STYLE.md "Errors"). The code enum is the wire's ErrorCode so a
+// module APIs (docs/design.md "Errors"). The code enum is the wire's ErrorCode so a
 // state machine result reaches a client unchanged.
 //
 // Thread-safety: value types; distinct objects may be used from any thread.

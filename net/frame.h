@@ -1,5 +1,5 @@
 #pragma once
-// Length-prefixed frames (DESIGN.md "Wire protocol"): a 4-byte big-endian
+// Length-prefixed frames (docs/design.md "Wire protocol"): a 4-byte big-endian
 // body length, then one protobuf message. The length is checked against the
 // maximum before any memory is reserved for the body.
 //

@@ -2,7 +2,7 @@
 // ProcessCluster: real fencelockd processes on 127.0.0.1 for process-level
 // tests. Each node gets free ports and a data directory under a temporary
 // directory that the cluster removes. Waits are on conditions with
-// deadlines, never fixed sleeps (STYLE.md "Tests").
+// deadlines, never fixed sleeps (docs/design.md "Tests").
 //
 // Thread-safety: not thread-safe; one test thread.
 

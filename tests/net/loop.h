@@ -1,6 +1,6 @@
 #pragma once
 // Test helper: run an io_context until a condition holds or a deadline
-// passes (no fixed sleeps: STYLE.md "Tests").
+// passes (no fixed sleeps: docs/design.md "Tests").
 
 #include <chrono>
 #include <functional>

@@ -1,6 +1,6 @@
 // Property test: random command sequences, garbage included, against a naive
 // reference model written separately from the state machine. After every
-// command it checks the lock invariants of DESIGN.md on the state machine's
+// command it checks the lock invariants of docs/design.md on the state machine's
 // own reads, then compares results and whole state with the model; at random
 // points it swaps in a state restored from a snapshot.
 //
@@ -532,7 +532,8 @@ std::string describe(const ModelOutcome& o) {
 }
 
 // ---------------------------------------------------------------------------
-// Invariants of DESIGN.md, checked on the state machine's own reads.
+// Invariants of docs/design.md ("Invariants every test layer checks"),
+// checked on the state machine's own reads.
 
 struct History {
   uint64_t max_token = 0;                        // tokens grow globally
