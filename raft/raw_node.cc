@@ -146,7 +146,7 @@ void RawNode::become_leader() {
     auto [it, inserted] =
         progress_.emplace(voter, Progress(log_.last_index() + 1, config_.max_inflight_msgs));
     if (voter == id_) {
-      // Only what is on our disk counts toward a quorum (DESIGN.md "Durability").
+      // Only what is on our disk counts toward a quorum (docs/design.md "Durability").
       it->second.maybe_update(log_.last_stable_index());
       it->second.become_replicate();
       it->second.set_recent_active(true);
@@ -972,7 +972,7 @@ void RawNode::advance() {
   if (ready_last_entry_) log_.stable_to(ready_last_entry_->first, ready_last_entry_->second);
   if (ready_applied_ != 0) log_.applied_to(ready_applied_);
   if (role_ == Role::kLeader) {
-    // The leader's entries are on its disk now: count them (DESIGN.md "Durability").
+    // The leader's entries are on its disk now: count them (docs/design.md "Durability").
     Progress& self = progress_.at(id_);
     // As in handle_append_response, the commit reaches followers with the
     // next append or heartbeat.

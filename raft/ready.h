@@ -2,15 +2,16 @@
 // Ready: everything the core asks its driver to do, as one value.
 //
 // CONTRACT — the order of work. This comment is the one place it is written;
-// the server's driver loop and the simulator follow it step by step:
+// raft/driver.h is the one place it is carried out (the server, the
+// simulator and the Raft test cluster all run that driver):
 //
 //   Ready rd = node.ready();
-//   1. PERSIST, in one synced write: rd.hard_state (if set), rd.entries
+//   1. PERSIST, in one write, synced when rd.must_sync: rd.hard_state (if set), rd.entries
 //      (append; an entry at an existing index replaces it and everything
 //      after it), rd.snapshot (if set: replaces the log).
 //      rd.messages may be sent before or while this write happens: they are
 //      the leader's own AppendEntries/heartbeats/snapshots, which promise
-//      nothing about this node's disk (DESIGN.md "Durability": the leader
+//      nothing about this node's disk (docs/design.md "Durability": the leader
 //      may write its own log in parallel with sending it).
 //   2. SEND rd.messages_after_persist — only after step 1 is durable. They
 //      promise durable state: votes and vote requests (a term and voted_for),
