@@ -8,8 +8,8 @@
 //
 // Retries are safe: every mutating request carries (session, sequence), so
 // the cluster answers a retried one with the recorded result instead of
-// applying it twice (docs/design.md "Exactly once"). OpenSession has no session
-// yet; a retried one may open a second session, which expires unused.
+// applying it twice (docs/locks.md "Exactly once"). OpenSession has no
+// session yet; a retried one may open a second session, which expires unused.
 //
 // Thread-safety: thread-safe. The client runs its own I/O thread; callbacks
 // of the asynchronous methods run on it and must not block. The blocking
@@ -18,37 +18,14 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
-#include <vector>
 
+#include "client/client_options.h"
 #include "common/status.h"
 #include "proto/client.pb.h"
 
 namespace fencelock::client {
-
-struct ClientOptions {
-  std::vector<std::string> endpoints;  // "host:port" of any members
-  // How long a request may take in all, retries included (an acquire adds
-  // its wait to this).
-  std::chrono::milliseconds request_timeout{10000};
-  std::chrono::milliseconds connect_timeout{1000};
-  uint32_t max_frame_bytes = 4u << 20;
-  // A follower's NOT_LEADER answer names the leader by the client address
-  // the leader was started with (its --client-addr). A client that reaches
-  // the cluster through proxies, NAT or port forwarding cannot use that
-  // address: map it here to the endpoint that reaches the same member
-  // ("10.0.0.2:7001" -> "proxy:9002"). Checked before the rule below.
-  std::map<std::string, std::string> hint_endpoints;
-  // Whether to follow a hint that is neither one of `endpoints` nor mapped
-  // by hint_endpoints. true (default): connect to the hinted address, the
-  // quickest way to the leader when members' client addresses are
-  // reachable. false: stay within `endpoints`, trying them in turn until
-  // one is the leader; use it whenever the configured endpoints are the
-  // only way in.
-  bool follow_hints_outside_endpoints = true;
-};
 
 namespace detail {
 class Core;

@@ -5,7 +5,7 @@
 // seen for each lock and refuses a request carrying a lower one: that
 // request comes from a holder whose lock has since passed to someone else
 // (its process was paused, its network cut, its session expired). Tokens
-// only ever grow across the whole cluster (docs/design.md "Sequencers"), so this
+// only ever grow across the whole cluster (docs/locks.md "Sequencers"), so this
 // one comparison is the whole check.
 //
 //   fencelock::Fence fence;                              // one per resource
