@@ -26,48 +26,56 @@ void Session::open_async(std::shared_ptr<Client> client, SessionOptions options,
       done(response_status(response));
       return;
     }
-    std::chrono::milliseconds ttl(response.session_opened().ttl_ms());
-    auto safe = sent + std::chrono::duration_cast<Clock::duration>(ttl * (1.0 - options.clock_drift));
-    std::shared_ptr<Session> session(
-        new Session(std::move(client), std::move(options), response.session_opened().session_id(), ttl, safe));
+    SessionState state(response.session_opened().session_id(),
+                       std::chrono::milliseconds(response.session_opened().ttl_ms()), sent,
+                       options.clock_drift, options.keepalives_per_ttl);
+    std::shared_ptr<Session> session(new Session(std::move(client), std::move(state)));
     session->start_keepalive();
     done(std::move(session));
   });
 }
 
-Session::Session(std::shared_ptr<Client> client, SessionOptions options, uint64_t id,
-                 std::chrono::milliseconds ttl, Clock::time_point safe_until)
-    : client_(std::move(client)),
-      options_(std::move(options)),
-      id_(id),
-      ttl_(ttl),
-      safe_until_(safe_until) {}
+Session::Session(std::shared_ptr<Client> client, SessionState state)
+    : client_(std::move(client)), state_(std::move(state)) {}
 
 Session::~Session() {
   // Never blocks: the last reference may be dropped on the client's I/O
   // thread, which a blocking call would deadlock. The close is sent
   // asynchronously; if it never arrives the session simply expires.
-  if (closed_.exchange(true) || lost_.load()) return;
   clientpb::Request request;
-  request.mutable_close_session()->mutable_key()->set_session_id(id_);
-  request.mutable_close_session()->mutable_key()->set_sequence(next_sequence());
+  {
+    std::lock_guard lock(mutex_);
+    if (!state_.begin_close() || state_.ended()) return;
+    *request.mutable_close_session()->mutable_key() = state_.next_key();
+  }
   client_->call_async(std::move(request), [](clientpb::Response) {});
 }
 
 Clock::time_point Session::safe_until() const {
   std::lock_guard lock(mutex_);
-  return safe_until_;
+  return state_.safe_until();
+}
+
+bool Session::lost() const {
+  auto now = Clock::now();
+  std::lock_guard lock(mutex_);
+  return state_.lost(now);
 }
 
 void Session::on_lost(LostCallback callback) {
   {
     std::lock_guard lock(mutex_);
-    if (!lost_.load()) {
+    if (!state_.ended()) {
       lost_callbacks_.push_back(std::move(callback));
       return;
     }
   }
   client_->schedule(std::chrono::milliseconds(0), std::move(callback));
+}
+
+lockpb::RequestKey Session::next_key() {
+  std::lock_guard lock(mutex_);
+  return state_.next_key();
 }
 
 void Session::start_keepalive() {
@@ -76,50 +84,55 @@ void Session::start_keepalive() {
 }
 
 void Session::send_keepalive() {
-  if (lost_.load() || closed_.load()) return;
+  auto sent = Clock::now();
+  Clock::time_point next;
+  {
+    std::lock_guard lock(mutex_);
+    if (!state_.keepalive_wanted()) return;
+    next = state_.keepalive_sent(sent);
+  }
   std::weak_ptr<Session> weak = weak_from_this();
   clientpb::Request request;
-  request.mutable_keep_alive()->set_session_id(id_);
-  auto sent = Clock::now();
+  request.mutable_keep_alive()->set_session_id(id());
   client_->call_async(std::move(request), [weak, sent](clientpb::Response response) {
-    auto self = weak.lock();
-    if (!self) return;
-    if (response.code() == lockpb::OK) {
-      self->extend(sent);
-    } else if (response.code() == lockpb::SESSION_EXPIRED) {
-      self->mark_lost("the cluster expired the session");
-    }
-    // Other errors (TIMEOUT, UNAVAILABLE): the next keepalive tries again.
+    if (auto self = weak.lock()) self->keepalive_answered(sent, response.code());
   });
-  auto interval = std::max(std::chrono::milliseconds(50), ttl_ / options_.keepalives_per_ttl);
-  client_->schedule(interval, [weak] {
+  client_->schedule(std::chrono::duration_cast<std::chrono::milliseconds>(next - sent), [weak] {
     if (auto self = weak.lock()) self->send_keepalive();
   });
 }
 
-void Session::extend(Clock::time_point sent) {
+void Session::keepalive_answered(Clock::time_point sent, lockpb::ErrorCode code) {
+  std::vector<LostCallback> callbacks;
   {
     std::lock_guard lock(mutex_);
-    if (lost_.load()) return;  // once lost, locks stay lost: a holder must reacquire
-    if (Clock::now() < safe_until_) {
-      auto safe = sent + std::chrono::duration_cast<Clock::duration>(ttl_ * (1.0 - options_.clock_drift));
-      if (safe > safe_until_) safe_until_ = safe;
-      return;
-    }
+    if (state_.keepalive_answered(sent, code, Clock::now()) != KeepAliveVerdict::kEnded) return;
+    callbacks = std::move(lost_callbacks_);
   }
-  // The acknowledgement came after safe-until: the locks may already have
-  // been granted to someone else in between, so they are lost.
-  mark_lost("keepalive acknowledged after safe-until");
+  for (auto& callback : callbacks) callback();
 }
 
 void Session::check_jeopardy() {
-  if (lost_.load() || closed_.load()) return;
-  auto safe = safe_until();
   auto now = Clock::now();
-  if (now >= safe) {
-    mark_lost("no keepalive acknowledged before safe-until");
+  std::vector<LostCallback> callbacks;
+  bool ended_now = false;
+  Clock::time_point safe;
+  {
+    std::lock_guard lock(mutex_);
+    ended_now = state_.check_jeopardy(now);
+    if (ended_now) {
+      callbacks = std::move(lost_callbacks_);
+    } else if (state_.ended() || state_.closing()) {
+      return;  // nothing left to watch
+    }
+    safe = state_.safe_until();
+  }
+  if (ended_now) {
+    for (auto& callback : callbacks) callback();
     return;
   }
+  // The cast truncates to whole milliseconds: 1 ms more, so that the next
+  // check comes at or after safe-until.
   std::weak_ptr<Session> weak = weak_from_this();
   auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(safe - now) +
                std::chrono::milliseconds(1);
@@ -128,11 +141,11 @@ void Session::check_jeopardy() {
   });
 }
 
-void Session::mark_lost(const char*) {
+void Session::end(SessionEnd why) {
   std::vector<LostCallback> callbacks;
   {
     std::lock_guard lock(mutex_);
-    if (lost_.exchange(true)) return;
+    if (!state_.end(why)) return;
     callbacks = std::move(lost_callbacks_);
   }
   for (auto& callback : callbacks) callback();
@@ -142,8 +155,7 @@ void Session::acquire_async(const std::string& name, const AcquireOptions& optio
                             std::function<void(Result<lockpb::Sequencer>)> done) {
   clientpb::Request request;
   auto* acquire = request.mutable_acquire();
-  acquire->mutable_key()->set_session_id(id_);
-  acquire->mutable_key()->set_sequence(next_sequence());
+  *acquire->mutable_key() = next_key();
   acquire->set_lock(name);
   acquire->set_mode(options.mode);
   acquire->set_wait_ms(static_cast<uint64_t>(options.wait.count()));
@@ -183,8 +195,7 @@ Result<std::unique_ptr<Lock>> Session::try_acquire(const std::string& name, lock
 void Session::release_async(const lockpb::Sequencer& sequencer, std::function<void(Status)> done) {
   clientpb::Request request;
   auto* release = request.mutable_release();
-  release->mutable_key()->set_session_id(id_);
-  release->mutable_key()->set_sequence(next_sequence());
+  *release->mutable_key() = next_key();
   release->set_lock(sequencer.lock());
   release->set_token(sequencer.token());
   client_->call_async(std::move(request), [done = std::move(done)](clientpb::Response response) {
@@ -200,12 +211,14 @@ Status Session::release(const lockpb::Sequencer& sequencer) {
 }
 
 Status Session::close() {
-  if (closed_.exchange(true)) return Status();
   clientpb::Request request;
-  request.mutable_close_session()->mutable_key()->set_session_id(id_);
-  request.mutable_close_session()->mutable_key()->set_sequence(next_sequence());
+  {
+    std::lock_guard lock(mutex_);
+    if (!state_.begin_close()) return Status();
+    *request.mutable_close_session()->mutable_key() = state_.next_key();
+  }
   auto response = client_->call(std::move(request));
-  mark_lost("closed");
+  end(SessionEnd::kClosed);
   return response_status(response);
 }
 

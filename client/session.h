@@ -10,10 +10,14 @@
 // jeopardy: every lock it holds is reported lost (on_lost callbacks,
 // Lock::lost()) before the cluster could grant it to anyone else.
 //
+// The rules themselves (safe-until, jeopardy, keepalive schedule, which
+// keepalive answers extend or end the session, sequence numbers) live in
+// SessionState (client/session_state.h), pure code that the simulator runs
+// too; Session adds the clock, the timers and the requests.
+//
 // Thread-safety: Session and Lock are thread-safe. Callbacks run on the
 // client's I/O thread and must not block.
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -23,10 +27,9 @@
 #include <vector>
 
 #include "client/client.h"
+#include "client/session_state.h"
 
 namespace fencelock::client {
-
-using Clock = std::chrono::steady_clock;
 
 struct SessionOptions {
   std::chrono::milliseconds ttl{10000};
@@ -70,15 +73,16 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  uint64_t id() const { return id_; }
-  std::chrono::milliseconds ttl() const { return ttl_; }
+  // Fixed when the session opened: read without the lock.
+  uint64_t id() const { return state_.session_id(); }
+  std::chrono::milliseconds ttl() const { return state_.ttl(); }
   const std::shared_ptr<Client>& client() const { return client_; }
 
   // Until when the session is certainly alive on the cluster.
   Clock::time_point safe_until() const;
   // safe_until() has passed, the cluster said the session expired, or it
   // was closed. Reads the clock itself, so it never lags the jeopardy timer.
-  bool lost() const { return lost_.load() || Clock::now() >= safe_until(); }
+  bool lost() const;
   // Calls `callback` once when the session is lost (at once if it already
   // is), on the client's I/O thread.
   void on_lost(LostCallback callback);
@@ -103,25 +107,23 @@ class Session : public std::enable_shared_from_this<Session> {
   Status close();
 
  private:
-  Session(std::shared_ptr<Client> client, SessionOptions options, uint64_t id,
-          std::chrono::milliseconds ttl, Clock::time_point safe_until);
+  Session(std::shared_ptr<Client> client, SessionState state);
+  // Sends a keepalive now (if still wanted) and the first jeopardy check.
   void start_keepalive();
+  // Sends a keepalive if still wanted and schedules the next.
   void send_keepalive();
-  void extend(Clock::time_point sent);
+  // The answer `code` to the keepalive sent at `sent`.
+  void keepalive_answered(Clock::time_point sent, lockpb::ErrorCode code);
+  // Ends the session at safe-until, or checks again then.
   void check_jeopardy();
-  void mark_lost(const char* why);
-  uint64_t next_sequence() { return sequence_.fetch_add(1) + 1; }
+  // Ends the session for `why`; the first end runs the lost callbacks.
+  void end(SessionEnd why);
+  lockpb::RequestKey next_key();
 
   std::shared_ptr<Client> client_;
-  SessionOptions options_;
-  uint64_t id_;
-  std::chrono::milliseconds ttl_;
-  std::atomic<uint64_t> sequence_{0};
-  std::atomic<bool> lost_{false};
-  std::atomic<bool> closed_{false};
   mutable std::mutex mutex_;
-  Clock::time_point safe_until_;
-  std::vector<LostCallback> lost_callbacks_;
+  SessionState state_;                        // guarded by mutex_ (but for id and TTL)
+  std::vector<LostCallback> lost_callbacks_;  // guarded by mutex_
 };
 
 // A held lock; released when destroyed (unless released already or lost).
