@@ -3,8 +3,10 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
+#include "client/call_policy.h"
 #include "common/logging.h"
 #include "net/address.h"
 #include "net/connection.h"
@@ -12,7 +14,6 @@
 namespace fencelock::client {
 
 namespace asio = boost::asio;
-using Clock = std::chrono::steady_clock;
 
 Status response_status(const clientpb::Response& response) {
   if (response.code() == lockpb::OK) return Status();
@@ -21,12 +22,19 @@ Status response_status(const clientpb::Response& response) {
 
 namespace detail {
 
-// Everything below runs on the I/O thread, except the public entry points,
-// which post to it. Held by shared_ptr so posted work outlives nothing.
+// The I/O half of a Client: one connection, the calls in flight, timers.
+// What to do with each answer (retry here, go elsewhere, done), where to
+// connect, how long to pause and when a call has run out of time are
+// CallPolicy's and PendingCall's rules (client/call_policy.h).
+//
+// Thread-safety: everything runs on the I/O thread, except the public entry
+// points, which post to it, current_endpoint() (under endpoint_mutex_) and
+// options() (fixed at construction). Held by shared_ptr so posted work
+// outlives nothing.
 class Core : public std::enable_shared_from_this<Core> {
  public:
   explicit Core(ClientOptions options)
-      : options_(std::move(options)),
+      : policy_(std::move(options)),
         logger_(get_logger("fencelock-client")),
         work_(asio::make_work_guard(io_)),
         sweep_(io_) {}
@@ -82,8 +90,8 @@ class Core : public std::enable_shared_from_this<Core> {
       }
       uint64_t id = self->next_id_++;
       request.set_id(id);
-      Call call{std::move(request), std::move(done),
-                Clock::now() + self->options_.request_timeout + extra, false, ""};
+      Call call{PendingCall(std::move(request), self->policy_.deadline(Clock::now(), extra)),
+                std::move(done)};
       self->calls_.emplace(id, std::move(call));
       self->send_or_queue(id);
     });
@@ -103,15 +111,13 @@ class Core : public std::enable_shared_from_this<Core> {
     return endpoint_;
   }
 
-  const ClientOptions& options() const { return options_; }
+  const ClientOptions& options() const { return policy_.options(); }
 
  private:
   struct Call {
-    clientpb::Request request;
+    PendingCall pending;  // the request as first issued, its deadline, its last error
     Client::Callback done;
-    Clock::time_point deadline;
-    bool sent = false;
-    std::string last_error;
+    bool sent = false;    // on the current connection, awaiting an answer
   };
 
   void set_endpoint(std::string endpoint) {
@@ -124,7 +130,7 @@ class Core : public std::enable_shared_from_this<Core> {
     if (it == calls_.end()) return;
     if (connection_ && connection_->open() && connected_) {
       it->second.sent = true;
-      connection_->send(it->second.request);
+      connection_->send(it->second.pending.request());
       return;
     }
     it->second.sent = false;
@@ -138,24 +144,20 @@ class Core : public std::enable_shared_from_this<Core> {
     asio::co_spawn(io_, connect_loop(weak_from_this()), asio::detached);
   }
 
-  std::string next_endpoint() {
-    if (!hint_.empty()) {
-      std::string hint = std::exchange(hint_, "");
-      return hint;
-    }
-    const auto& endpoints = options_.endpoints;
-    std::string endpoint = endpoints[endpoint_index_ % endpoints.size()];
-    ++endpoint_index_;
-    return endpoint;
+  // A kResend decision's timer: the call goes out again unless it already
+  // has on a newer connection (or has been answered).
+  void resend_if_unsent(uint64_t id) {
+    auto it = calls_.find(id);
+    if (it != calls_.end() && !it->second.sent) send_or_queue(id);
   }
 
   // Holds the core weakly: a suspended loop must not keep a closed client
   // alive. If the core is destroyed, the frame is destroyed with its
   // io_context without resuming.
   asio::awaitable<void> connect_loop(std::weak_ptr<Core> self) {
-    int failures = 0;
+    const ClientOptions& options = policy_.options();
     while (!stopped_) {
-      std::string endpoint = next_endpoint();
+      std::string endpoint = policy_.next_endpoint();
       std::string host;
       uint16_t port = 0;
       net::split_host_port(endpoint, host, port);
@@ -165,7 +167,7 @@ class Core : public std::enable_shared_from_this<Core> {
                                                      asio::redirect_error(asio::use_awaitable, ec));
       asio::ip::tcp::socket socket(io_);
       if (!ec) {
-        asio::steady_timer deadline(io_, options_.connect_timeout);
+        asio::steady_timer deadline(io_, options.connect_timeout);
         deadline.async_wait([&socket](const boost::system::error_code& wait_ec) {
           if (!wait_ec) socket.close();
         });
@@ -177,9 +179,10 @@ class Core : public std::enable_shared_from_this<Core> {
       logger_->debug("connect to {}: {}", endpoint, ec ? ec.message() : "ok");
       if (!ec) {
         net::ConnectionOptions connection_options;
-        connection_options.max_frame_bytes = options_.max_frame_bytes;
+        connection_options.max_frame_bytes = options.max_frame_bytes;
         connection_ = std::make_shared<net::FramedConnection>(std::move(socket), connection_options);
         connected_ = true;
+        policy_.connected();
         set_endpoint(endpoint);
         std::weak_ptr<Core> weak = self;
         auto* raw = connection_.get();
@@ -195,17 +198,17 @@ class Core : public std::enable_shared_from_this<Core> {
         for (auto& [id, call] : calls_) {
           if (!call.sent) {
             call.sent = true;
-            connection_->send(call.request);
+            connection_->send(call.pending.request());
           }
         }
         co_return;
       }
-      for (auto& [id, call] : calls_) call.last_error = "cannot connect to " + endpoint + ": " + ec.message();
-      ++failures;
-      // Back off once every endpoint has been tried.
-      if (failures % std::max<size_t>(1, options_.endpoints.size()) == 0) {
-        asio::steady_timer pause(io_, std::chrono::milliseconds(std::min(50 * failures, 1000)));
-        co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      for (auto& [id, call] : calls_) {
+        call.pending.note_retry("cannot connect to " + endpoint + ": " + ec.message());
+      }
+      if (auto pause = policy_.connect_failed(); pause.count() > 0) {
+        asio::steady_timer timer(io_, pause);
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       }
     }
     connecting_ = false;
@@ -216,13 +219,9 @@ class Core : public std::enable_shared_from_this<Core> {
     if (connection_.get() != which) return;
     connected_ = false;
     connection_.reset();
-    bool any = false;
-    for (auto& [id, call] : calls_) {
-      call.sent = false;
-      call.last_error = "connection lost: " + reason;
-      any = true;
-    }
-    if (any) ensure_connecting();
+    std::optional<CallDecision> decision;
+    for (auto& [id, call] : calls_) decision = policy_.on_connection_lost(call.pending, reason);
+    if (decision) reconnect(*decision);
   }
 
   void on_frame(std::string_view body) {
@@ -234,70 +233,46 @@ class Core : public std::enable_shared_from_this<Core> {
     auto it = calls_.find(response.id());
     if (it == calls_.end()) return;  // answered before, or a connection-level error
     Call& call = it->second;
-    switch (response.code()) {
-      case lockpb::NOT_LEADER: {
-        call.last_error = response.message();
-        call.sent = false;
-        redirect(response.leader_hint());
+    bool open = connection_ && connection_->open();
+    CallDecision decision = policy_.on_response(call.pending, response, open ? current_endpoint() : "");
+    if (response.code() == lockpb::NOT_LEADER) {
+      logger_->debug("not the leader: {}; hint '{}' -> '{}'", current_endpoint(), response.leader_hint(),
+                     policy_.endpoint_for_hint(response.leader_hint()));
+    }
+    switch (decision.step) {
+      case CallStep::kDone: {
+        Client::Callback done = std::move(call.done);
+        calls_.erase(it);
+        done(std::move(response));
         return;
       }
-      case lockpb::UNAVAILABLE: {
-        call.last_error = response.message();
+      case CallStep::kResend: {
         call.sent = false;
         uint64_t id = response.id();
-        schedule(std::chrono::milliseconds(20), [this, id] { send_or_queue(id); });
+        schedule(decision.delay, [this, id] { resend_if_unsent(id); });
         return;
       }
-      default:
-        break;
+      case CallStep::kReconnect:
+        reconnect(decision);
+        return;
     }
-    Client::Callback done = std::move(call.done);
-    calls_.erase(it);
-    done(std::move(response));
   }
 
-  // The node we talk to is not the leader: go to the hinted one, or try the
-  // next endpoint after a pause (an election may be under way).
-  void redirect(const std::string& leader_address) {
-    std::string hint = endpoint_for_hint(leader_address);
-    logger_->debug("not the leader: {}; hint '{}' -> '{}'", current_endpoint(), leader_address, hint);
-    if (!hint.empty() && hint == current_endpoint() && connection_ && connection_->open()) {
-      // The node names itself: a leader handing its office over, or an
-      // answer that predates its election. Ask it again shortly.
-      schedule(std::chrono::milliseconds(50), [this] {
-        for (auto& [id, call] : calls_) {
-          if (!call.sent) send_or_queue(id);
-        }
-      });
-      return;
-    }
-    hint_ = hint;
+  // Leaves the current node (if still connected) and, after the decision's
+  // delay, connects to policy_.next_endpoint(); every unanswered call goes
+  // out on the new connection.
+  void reconnect(const CallDecision& decision) {
     if (connection_) {
       auto old = std::move(connection_);
       connected_ = false;
       old->stop("redirected to the leader");
     }
     for (auto& [id, call] : calls_) call.sent = false;
-    if (hint.empty()) {
-      schedule(std::chrono::milliseconds(50), [this] { ensure_connecting(); });
+    if (decision.delay.count() > 0) {
+      schedule(decision.delay, [this] { ensure_connecting(); });
     } else {
       ensure_connecting();
     }
-  }
-
-  // The endpoint to use for the leader's own client address `hint`, by
-  // ClientOptions::hint_endpoints and follow_hints_outside_endpoints; empty
-  // = no usable hint (try the endpoints in turn).
-  std::string endpoint_for_hint(const std::string& hint) const {
-    if (hint.empty()) return hint;
-    if (auto it = options_.hint_endpoints.find(hint); it != options_.hint_endpoints.end()) {
-      return it->second;
-    }
-    if (options_.follow_hints_outside_endpoints) return hint;
-    for (const auto& endpoint : options_.endpoints) {
-      if (endpoint == hint) return hint;
-    }
-    return "";
   }
 
   void arm_sweep() {
@@ -308,26 +283,19 @@ class Core : public std::enable_shared_from_this<Core> {
       auto now = Clock::now();
       std::vector<std::pair<uint64_t, Call>> expired;
       for (auto it = self->calls_.begin(); it != self->calls_.end();) {
-        if (it->second.deadline <= now) {
+        if (it->second.pending.expired(now)) {
           expired.emplace_back(it->first, std::move(it->second));
           it = self->calls_.erase(it);
         } else {
           ++it;
         }
       }
-      for (auto& [id, call] : expired) {
-        clientpb::Response response;
-        response.set_id(id);
-        response.set_code(lockpb::TIMEOUT);
-        response.set_message("no answer from the cluster in time" +
-                             (call.last_error.empty() ? "" : " (last error: " + call.last_error + ")"));
-        call.done(std::move(response));
-      }
+      for (auto& [id, call] : expired) call.done(call.pending.timeout_response());
       self->arm_sweep();
     });
   }
 
-  ClientOptions options_;
+  CallPolicy policy_;
   std::shared_ptr<spdlog::logger> logger_;
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
@@ -339,8 +307,6 @@ class Core : public std::enable_shared_from_this<Core> {
   bool connected_ = false;
   bool connecting_ = false;
   bool stopped_ = false;
-  std::string hint_;
-  size_t endpoint_index_ = 0;
   std::mutex endpoint_mutex_;
   std::string endpoint_;
 };
