@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace fencelock::client {
@@ -65,6 +66,8 @@ TEST_CASE("the session is in jeopardy exactly at safe-until", "[client][session]
   CHECK(state.lost(safe));
   CHECK(state.check_jeopardy(safe));
   CHECK(state.end_reason() == SessionEnd::kJeopardy);
+  CHECK(std::string(session_end_name(state.end_reason())) ==
+        "no keepalive acknowledged before safe-until");
   // Only the first check ends it (the caller runs the callbacks once).
   CHECK_FALSE(state.check_jeopardy(safe + 1s));
   CHECK_FALSE(state.keepalive_wanted());
