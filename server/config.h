@@ -16,6 +16,22 @@ namespace fencelock::server {
 
 inline constexpr uint32_t kMaxLazyWindowUs = 100'000;
 
+// Deliberate node-level bugs the node simulator's checker must catch. TEST
+// ONLY: never set outside tests; kNone in every real configuration.
+enum class InjectedBug {
+  kNone,
+  // Writes are not synced before the messages that promise them go out
+  // (docs/design.md "Durability").
+  kAckBeforeSync,
+  // A new leader does not give sessions a full TTL from taking office: it
+  // counts from half a TTL ago, as if it went on with the old leader's
+  // deadlines.
+  kExpireOnOldDeadline,
+  // A new leader ends every pending lock-delay at once, as one that
+  // compared an old leader's wall-clock end with its own clock would.
+  kEarlyLockDelay,
+};
+
 struct NodeConfig {
   uint64_t id = 0;
   // Nodes of one cluster share a cluster id; a node refuses peers of
@@ -45,6 +61,7 @@ struct NodeConfig {
   size_t max_in_flight_per_connection = 10000;
   uint32_t idle_timeout_ms = 5 * 60 * 1000;
   sm::Limits limits;
+  InjectedBug test_only_inject_bug = InjectedBug::kNone;  // TEST ONLY, see InjectedBug
 };
 
 // Parses "1=127.0.0.1:7001,2=127.0.0.1:7002" into id -> address.

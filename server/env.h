@@ -17,6 +17,7 @@
 #include "proto/client.pb.h"
 #include "proto/raft.pb.h"
 #include "raft/driver.h"
+#include "statemachine/lock_state_machine.h"
 
 namespace fencelock::server {
 
@@ -63,6 +64,14 @@ class Env {
   // A graceful shutdown finished: stop accepting clients and peers and
   // stop ticking.
   virtual void stop() = 0;
+
+  // Observes every command this node applies, in index order, with its
+  // outcome (the simulator's checker; metrics and watches later). `leader`:
+  // whether this node led when it applied it. Must not call the node.
+  virtual void applied(uint64_t index, const lockpb::Command& command,
+                       const sm::ApplyResult& result, bool leader) {
+    (void)index, (void)command, (void)result, (void)leader;
+  }
 };
 
 }  // namespace fencelock::server

@@ -22,14 +22,20 @@ void LeaderTimers::track_session(uint64_t session_id, uint64_t ttl_ms, SteadyTim
 void LeaderTimers::take_office(SteadyTime now, uint64_t wall_ms, const sm::LockStateMachine& state,
                                uint64_t term) {
   clear();
-  for (const auto& session : state.sessions()) track_session(session.session_id, session.ttl_ms, now);
+  for (const auto& session : state.sessions()) {
+    SteadyTime from = now;
+    if (bug_ == InjectedBug::kExpireOnOldDeadline) from -= ms(session.ttl_ms / 2);
+    track_session(session.session_id, session.ttl_ms, from);
+  }
   for (const auto& wait : state.pending_waits()) {
     if (wait.deadline_ms == 0) continue;
     wait_deadlines_.push(WaitTimer{now + ms(ms_until(wait.deadline_ms, wall_ms)), wait.session_id,
                                    wait.lock, wait.wait_id});
   }
   for (const auto& delay : state.lock_delays()) {
-    delay_ends_.push(DelayTimer{now + ms(ms_until(delay.until_ms, wall_ms)), delay.lock, delay.until_ms});
+    SteadyTime end = now + ms(ms_until(delay.until_ms, wall_ms));
+    if (bug_ == InjectedBug::kEarlyLockDelay) end = now;
+    delay_ends_.push(DelayTimer{end, delay.lock, delay.until_ms});
   }
   logger_->info("{} took office at term {}: {} sessions, {} waits, {} lock delays armed", self_id_,
                 term, session_seen_.size(), wait_deadlines_.size(), delay_ends_.size());
@@ -73,8 +79,10 @@ void LeaderTimers::applied(SteadyTime now, const lockpb::Command& command,
     wait_deadlines_.push(WaitTimer{now + ms(wait_ms), command.acquire().key().session_id(),
                                    command.acquire().lock(), result.wait_id});
   }
+  uint64_t started_ms = command.has_force_release() ? command.force_release().now_ms()
+                                                    : command.expire_session().now_ms();
   for (const auto& delay : result.lock_delays_started) {
-    uint64_t delay_ms = ms_until(delay.until_ms, command.expire_session().now_ms());
+    uint64_t delay_ms = ms_until(delay.until_ms, started_ms);
     delay_ends_.push(DelayTimer{now + ms(delay_ms), delay.lock, delay.until_ms});
   }
 }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "proto/command.pb.h"
+#include "server/config.h"
 #include "server/env.h"
 #include "statemachine/lock_state_machine.h"
 
@@ -35,9 +36,14 @@ class LeaderTimers {
   // leader, transfer under way), and the timer is tried again a tick later.
   using Propose = std::function<bool(const lockpb::Command&)>;
 
-  LeaderTimers(uint64_t self_id, uint32_t tick_ms, uint32_t election_ms,
+  // `bug`: kNone outside tests (NodeConfig::test_only_inject_bug).
+  LeaderTimers(uint64_t self_id, uint32_t tick_ms, uint32_t election_ms, InjectedBug bug,
                std::shared_ptr<spdlog::logger> logger)
-      : self_id_(self_id), tick_ms_(tick_ms), election_ms_(election_ms), logger_(std::move(logger)) {}
+      : self_id_(self_id),
+        tick_ms_(tick_ms),
+        election_ms_(election_ms),
+        bug_(bug),
+        logger_(std::move(logger)) {}
 
   // This node took office at `now`: arms every session, wait and
   // lock-delay of `state` in full from now.
@@ -96,6 +102,7 @@ class LeaderTimers {
   uint64_t self_id_;
   uint32_t tick_ms_;
   uint32_t election_ms_;
+  InjectedBug bug_;
   std::shared_ptr<spdlog::logger> logger_;
   std::map<uint64_t, Seen> session_seen_;
   MinHeap<std::pair<SteadyTime, uint64_t>> session_deadlines_;

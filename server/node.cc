@@ -63,7 +63,7 @@ Node::Node(Env& env, storage::LogStore& log, NodeConfig config)
       driver_(*raft_, *this),
       responder_(env_, config_.id),
       timers_(config_.id, config_.tick_ms, config_.election_ticks * config_.tick_ms,
-              get_logger("node")),
+              config_.test_only_inject_bug, get_logger("node")),
       requests_(responder_, logger_),
       reads_(config_.id,
              std::chrono::milliseconds(kReadTimeoutElections * config_.election_ticks *
@@ -196,7 +196,8 @@ bool Node::write(const raft::Ready& rd, raft::WriteMode mode) {
 // Runs on the loop, or on the Env's storage thread while the loop leaves the log alone.
 void Node::save_or_die(const raft::Ready& rd) {
   if (!rd.hard_state && rd.entries.empty()) return;
-  Status status = log_.save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries, rd.must_sync);
+  bool sync = rd.must_sync && config_.test_only_inject_bug != InjectedBug::kAckBeforeSync;
+  Status status = log_.save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries, sync);
   FL_CHECK(status.ok(), "{} cannot persist ready: {}", config_.id, status.to_string());
 }
 
@@ -248,6 +249,7 @@ void Node::apply(const raftpb::Entry& entry) {
   requests_.answer_waits(result);
   if (caller) requests_.answer_applied(*caller, command.kind_case(), result);
   if (leader() && parsed) timers_.applied(env_.now(), command, result);
+  env_.applied(entry.index(), command, result, leader());
 }
 
 void Node::on_read_state(const raft::ReadState& read_state) {

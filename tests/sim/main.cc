@@ -1,17 +1,25 @@
-// fencelock-sim: runs the deterministic cluster simulator over many seeds,
-// or replays one seed with a readable trace. See docs/simulator.md.
+// fencelock-sim: runs the deterministic simulator over many seeds, or
+// replays one seed with a readable trace. See docs/simulator.md.
 //
-//   fencelock-sim --seeds N [--first-seed F] [--nodes 3|5] [--inject-bug NAME]
-//   fencelock-sim --soak SECONDS [--first-seed F] [--nodes 3|5]
-//   fencelock-sim --seed S [--nodes 3|5]          replay with a trace
+//   fencelock-sim [--level raft|node] --seeds N [--first-seed F] [--nodes 3|5] [--inject-bug NAME]
+//   fencelock-sim [--level raft|node] --soak SECONDS [--first-seed F] [--nodes 3|5]
+//   fencelock-sim [--level raft|node] --seed S [--nodes 3|5]   replay with a trace
 //   fencelock-sim ... --expect-violation          exit 0 only if a violation is found
+//
+// --level raft (the default) runs the Raft core alone; --level node runs
+// whole server nodes with simulated disks, clocks and clients.
 
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <algorithm>
 #include <iostream>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "tests/sim/node/node_simulation.h"
 #include "tests/sim/simulation.h"
 
 namespace {
@@ -21,11 +29,12 @@ namespace {
 volatile uint64_t g_current_seed = 0;
 volatile int g_current_nodes = 3;
 const char* g_current_bug = "none";
+const char* g_current_level = "raft";
 
 void on_abort(int) {
   std::fprintf(stderr,
-               "aborted during seed %llu; replay: fencelock-sim --seed %llu --nodes %d%s%s\n",
-               static_cast<unsigned long long>(g_current_seed),
+               "aborted during seed %llu; replay: fencelock-sim --level %s --seed %llu --nodes %d%s%s\n",
+               static_cast<unsigned long long>(g_current_seed), g_current_level,
                static_cast<unsigned long long>(g_current_seed), g_current_nodes,
                std::string_view(g_current_bug) == "none" ? "" : " --inject-bug ",
                std::string_view(g_current_bug) == "none" ? "" : g_current_bug);
@@ -33,9 +42,10 @@ void on_abort(int) {
   std::abort();
 }
 
-std::string replay_command(uint64_t seed, int nodes, const std::string& bug) {
-  std::string out =
-      "fencelock-sim --seed " + std::to_string(seed) + " --nodes " + std::to_string(nodes);
+std::string replay_command(const std::string& level, uint64_t seed, int nodes,
+                           const std::string& bug) {
+  std::string out = "fencelock-sim --level " + level + " --seed " + std::to_string(seed) +
+                    " --nodes " + std::to_string(nodes);
   if (bug != "none") out += " --inject-bug " + bug;
   return out;
 }
@@ -50,7 +60,11 @@ int main(int argc, char** argv) {
   double soak_seconds = 0;
   int nodes = 3;
   std::string bug = "none";
+  std::string level = "raft";
   bool expect_violation = false;
+  app.add_option("--level", level, "raft: the Raft core alone; node: whole server nodes")
+      ->check(CLI::IsMember({"raft", "node"}))
+      ->capture_default_str();
   auto* seeds_opt = app.add_option("--seeds", seeds, "number of seeds to run");
   app.add_option("--first-seed", first_seed, "first seed of the sweep")->capture_default_str();
   auto* seed_opt = app.add_option("--seed", replay_seed, "replay one seed with a full trace");
@@ -59,7 +73,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({3, 5}))
       ->capture_default_str();
   app.add_option("--inject-bug", bug,
-                 "test only: none, commit-previous-term, vote-without-log-check")
+                 "test only: none; raft level: commit-previous-term, vote-without-log-check; node "
+                 "level: ack-before-sync, expire-on-old-deadline, early-lock-delay")
       ->capture_default_str();
   app.add_flag("--expect-violation", expect_violation,
                "succeed only if some seed finds a violation (for injected-bug tests)");
@@ -68,28 +83,65 @@ int main(int argc, char** argv) {
 
   fencelock::sim::SimOptions options;
   options.nodes = nodes;
-  if (!fencelock::sim::parse_bug(bug, &options.bug)) {
-    std::cerr << "unknown bug: " << bug << "\n";
+  fencelock::sim::NodeSimOptions node_options;
+  node_options.nodes = nodes;
+  bool known = level == "raft" ? fencelock::sim::parse_bug(bug, &options.bug)
+                               : fencelock::sim::parse_node_bug(bug, &node_options.bug);
+  if (!known) {
+    std::cerr << "unknown bug for --level " << level << ": " << bug << "\n";
     return 2;
   }
   g_current_nodes = nodes;
   g_current_bug = bug.c_str();
+  g_current_level = level.c_str();
   std::signal(SIGABRT, on_abort);
 
+  // One seed: ok, the violation, and the summary counters.
+  struct Outcome {
+    bool ok = true;
+    std::string violation;
+    std::vector<std::pair<std::string, uint64_t>> counters;  // in print order
+  };
+  auto run_one = [&](uint64_t seed, std::ostream* trace) {
+    Outcome outcome;
+    if (level == "raft") {
+      options.seed = seed;
+      options.trace = trace;
+      auto result = fencelock::sim::run_simulation(options);
+      outcome = {result.ok,
+                 result.violation,
+                 {{"commits", result.commits},
+                  {"elections", result.elections},
+                  {"end_ms", result.end_time_ms}}};
+    } else {
+      node_options.seed = seed;
+      node_options.trace = trace;
+      auto result = fencelock::sim::run_node_simulation(node_options);
+      outcome = {result.ok,
+                 result.violation,
+                 {{"grants", result.grants},
+                  {"client_grants", result.client_grants},
+                  {"expiries", result.expiries},
+                  {"operations", result.operations},
+                  {"faults", result.faults},
+                  {"end_ms", result.end_time_ms}}};
+    }
+    return outcome;
+  };
+
   if (*seed_opt) {
-    options.seed = replay_seed;
-    options.trace = &std::cout;
     g_current_seed = replay_seed;
-    auto result = fencelock::sim::run_simulation(options);
-    std::cout << "seed=" << replay_seed << " " << (result.ok ? "ok" : "VIOLATION")
-              << " commits=" << result.commits << " elections=" << result.elections
-              << " end_ms=" << result.end_time_ms << "\n";
-    return result.ok ? 0 : 1;
+    Outcome outcome = run_one(replay_seed, &std::cout);
+    std::cout << "seed=" << replay_seed << " " << (outcome.ok ? "ok" : "VIOLATION");
+    for (const auto& [name, value] : outcome.counters) std::cout << " " << name << "=" << value;
+    std::cout << "\n";
+    return outcome.ok ? 0 : 1;
   }
   if (!*seeds_opt && !*soak_opt) seeds = 100;
 
   auto start = std::chrono::steady_clock::now();
-  uint64_t ran = 0, violations = 0, commits = 0, elections = 0;
+  uint64_t ran = 0, violations = 0;
+  std::vector<std::pair<std::string, uint64_t>> totals;  // end_ms is left out
   for (uint64_t seed = first_seed;; ++seed) {
     if (*soak_opt) {
       std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
@@ -97,24 +149,31 @@ int main(int argc, char** argv) {
     } else if (ran >= seeds) {
       break;
     }
-    options.seed = seed;
     g_current_seed = seed;
-    auto result = fencelock::sim::run_simulation(options);
+    Outcome outcome = run_one(seed, nullptr);
     ++ran;
-    commits += result.commits;
-    elections += result.elections;
-    if (!result.ok) {
+    for (const auto& [name, value] : outcome.counters) {
+      if (name == "end_ms") continue;
+      auto it = std::find_if(totals.begin(), totals.end(), [&](auto& t) { return t.first == name; });
+      if (it == totals.end()) {
+        totals.emplace_back(name, value);
+      } else {
+        it->second += value;
+      }
+    }
+    if (!outcome.ok) {
       ++violations;
-      std::cout << "violation at seed " << seed << ": " << result.violation << "\n"
-                << "replay: " << replay_command(seed, nodes, bug) << "\n";
+      std::cout << "violation at seed " << seed << ": " << outcome.violation << "\n"
+                << "replay: " << replay_command(level, seed, nodes, bug) << "\n";
       if (expect_violation) break;
     }
   }
   std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-  std::cout << "seeds=" << ran << " violations=" << violations << " commits=" << commits
-            << " elections=" << elections << "\n";
-  std::cerr << "nodes=" << nodes << " first_seed=" << first_seed << " elapsed_s=" << elapsed.count()
-            << "\n";
+  std::cout << "seeds=" << ran << " violations=" << violations;
+  for (const auto& [name, value] : totals) std::cout << " " << name << "=" << value;
+  std::cout << "\n";
+  std::cerr << "level=" << level << " nodes=" << nodes << " first_seed=" << first_seed
+            << " elapsed_s=" << elapsed.count() << "\n";
   if (expect_violation) return violations > 0 ? 0 : 1;
   return violations == 0 ? 0 : 1;
 }

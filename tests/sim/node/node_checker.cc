@@ -1,0 +1,225 @@
+#include "tests/sim/node/node_checker.h"
+
+#include <fmt/format.h>
+
+namespace fencelock::sim {
+
+namespace {
+
+std::string ms(double us) { return fmt::format("{:.3f} ms", us / 1000.0); }
+
+bool conflicting(lockpb::LockMode a, lockpb::LockMode b) {
+  return a == lockpb::EXCLUSIVE || b == lockpb::EXCLUSIVE;
+}
+
+// How long (ms) the lock-delay `delay` that `command` started lasts.
+uint64_t delay_length_ms(const lockpb::Command& command, const sm::LockDelay& delay) {
+  uint64_t from = command.has_expire_session() ? command.expire_session().now_ms()
+                                               : command.force_release().now_ms();
+  return delay.until_ms > from ? delay.until_ms - from : 0;
+}
+
+}  // namespace
+
+void NodeChecker::fail(std::string what) {
+  if (!violation_) violation_ = std::move(what);
+}
+
+bool NodeChecker::active(const Holding& holding, double at) const {
+  if (holding.from > at) return false;
+  if (holding.until && *holding.until <= at) return false;
+  if (holding.revoked && *holding.revoked <= at) return false;
+  auto session = sessions_.find(holding.session);
+  if (session == sessions_.end()) return false;
+  if (session->second.lost && *session->second.lost <= at) return false;
+  return at < session->second.safe_until;
+}
+
+void NodeChecker::session_safe_until(uint64_t session, double real_until) {
+  SessionView& view = sessions_[session];
+  view.safe_until = std::max(view.safe_until, real_until);
+  if (view.expired && view.safe_until > *view.expired && (!view.lost || *view.lost > *view.expired)) {
+    fail(fmt::format("session {} expired at {} but its client was told it is safe until {}",
+                     session, ms(*view.expired), ms(view.safe_until)));
+  }
+}
+
+void NodeChecker::session_lost(uint64_t session, double at) {
+  SessionView& view = sessions_[session];
+  if (!view.lost) view.lost = at;
+}
+
+void NodeChecker::granted(uint64_t client, uint64_t session, const lockpb::Sequencer& sequencer,
+                          double at) {
+  ++client_grants_;
+  Holding holding;
+  holding.client = client;
+  holding.session = session;
+  holding.sequencer = sequencer;
+  holding.from = at;
+  if (auto forced = forced_.find(sequencer.lock());
+      forced != forced_.end() && sequencer.token() <= forced->second.second) {
+    holding.revoked = forced->second.first;  // force-released before it arrived
+  }
+  auto [begin, end] = holdings_.equal_range(sequencer.lock());
+  for (auto it = begin; it != end && !holding.revoked; ++it) {
+    const Holding& other = it->second;
+    if (other.session == session || !active(other, at)) continue;
+    if (!conflicting(other.sequencer.mode(), sequencer.mode())) continue;
+    fail(fmt::format(
+        "mutual exclusion: at {} client {} (session {}) got {} of {} with token {} while client {} "
+        "(session {}, safe until {}) held it {} with token {}",
+        ms(at), client, session, lockpb::LockMode_Name(sequencer.mode()), sequencer.lock(),
+        sequencer.token(), other.client, other.session, ms(sessions_[other.session].safe_until),
+        lockpb::LockMode_Name(other.sequencer.mode()), other.sequencer.token()));
+    return;
+  }
+  holdings_.emplace(sequencer.lock(), std::move(holding));
+}
+
+void NodeChecker::let_go(uint64_t session, uint64_t token, double at) {
+  for (auto& [lock, holding] : holdings_) {
+    if (holding.session == session && holding.sequencer.token() == token && !holding.until) {
+      holding.until = at;
+    }
+  }
+}
+
+void NodeChecker::release_acknowledged(const std::string& lock, uint64_t token, double sent,
+                                       double at) {
+  (void)sent;
+  released_[lock].emplace_back(at, token);
+}
+
+void NodeChecker::described(uint64_t session, const std::string& lock,
+                            const std::set<uint64_t>& tokens, double sent, double at) {
+  for (const auto& [acknowledged, token] : released_[lock]) {
+    if (acknowledged < sent && tokens.contains(token)) {
+      fail(fmt::format("lost release: token {} of {} was released (acknowledged at {}) but a read "
+                       "sent at {} lists it",
+                       token, lock, ms(acknowledged), ms(sent)));
+      return;
+    }
+  }
+  auto [begin, end] = holdings_.equal_range(lock);
+  for (auto it = begin; it != end; ++it) {
+    const Holding& holding = it->second;
+    if (holding.session != session || holding.from > sent || holding.revoked) continue;
+    if (!active(holding, sent) || !active(holding, at)) continue;
+    if (!tokens.contains(holding.sequencer.token())) {
+      fail(fmt::format("lost grant: session {} holds {} with token {} (granted at {}, safe until "
+                       "{}) but a read sent at {} does not list it",
+                       session, lock, holding.sequencer.token(), ms(holding.from),
+                       ms(sessions_[session].safe_until), ms(sent)));
+      return;
+    }
+  }
+}
+
+std::vector<uint64_t> NodeChecker::tokens_of(const sm::ApplyResult& result) const {
+  std::vector<uint64_t> tokens;
+  if (result.granted && !result.duplicate) tokens.push_back(result.granted->token());
+  for (const auto& grant : result.grants) tokens.push_back(grant.sequencer.token());
+  return tokens;
+}
+
+void NodeChecker::check_grant_applied(uint64_t session, const std::string& lock, uint64_t token,
+                                      double at) {
+  auto [owner, inserted] = token_owners_.emplace(token, std::make_pair(session, lock));
+  if (!inserted) {
+    if (owner->second != std::make_pair(session, lock)) {
+      fail(fmt::format("tokens: {} granted {} to session {} with token {}, which was {}'s for "
+                       "session {}",
+                       ms(at), lock, session, token, owner->second.second, owner->second.first));
+    }
+    return;  // the existing grant, answered again
+  }
+  ++grants_;
+  if (token <= max_token_) {
+    fail(fmt::format("tokens: {} granted {} with token {} after token {} was granted", ms(at), lock,
+                     token, max_token_));
+    return;
+  }
+  max_token_ = token;
+  max_token_of_lock_[lock] = token;
+  auto delay = delays_.find(lock);
+  if (delay != delays_.end()) {
+    double earliest = delay->second.from + static_cast<double>(delay->second.delay_ms) * 1000.0 /
+                                               max_node_rate_;
+    if (at < earliest) {
+      fail(fmt::format("lock-delay: {} granted (token {}) at {}, {} after its lock-delay of {} ms "
+                       "began at {}",
+                       lock, token, ms(at), ms(at - delay->second.from), delay->second.delay_ms,
+                       ms(delay->second.from)));
+      return;
+    }
+    delays_.erase(delay);
+  }
+}
+
+void NodeChecker::applied(uint64_t node, uint64_t index, const lockpb::Command& command,
+                          const sm::ApplyResult& result, double at) {
+  std::string bytes = command.SerializeAsString();
+  std::vector<uint64_t> tokens = tokens_of(result);
+  auto seen = applied_.find(index);
+  if (seen != applied_.end()) {
+    if (seen->second.command != bytes || seen->second.tokens != tokens) {
+      fail(fmt::format("state machine safety: node {} applied a different command or grants at "
+                       "index {}: {}",
+                       node, index, command.ShortDebugString()));
+    }
+    return;
+  }
+  applied_.emplace(index, AppliedIndex{bytes, tokens});
+
+  // Exactly once: one grant per (session, sequence) and per wait.
+  if (command.has_acquire() && result.granted) {
+    auto key = std::make_pair(command.acquire().key().session_id(),
+                              command.acquire().key().sequence());
+    auto [it, inserted] = acquire_tokens_.emplace(key, result.granted->token());
+    if (!inserted && it->second != result.granted->token()) {
+      fail(fmt::format("exactly once: acquire (session {}, sequence {}) answered token {} after "
+                       "token {}",
+                       key.first, key.second, result.granted->token(), it->second));
+    }
+  }
+  for (const auto& grant : result.grants) {
+    if (!granted_waits_.insert(grant.wait_id).second) {
+      fail(fmt::format("exactly once: wait {} granted twice", grant.wait_id));
+    }
+  }
+  if (result.granted && !result.duplicate) {
+    check_grant_applied(result.granted->session_id(), result.granted->lock(),
+                        result.granted->token(), at);
+  }
+  for (const auto& grant : result.grants) {
+    check_grant_applied(grant.sequencer.session_id(), grant.sequencer.lock(),
+                        grant.sequencer.token(), at);
+  }
+
+  if (command.has_force_release() && result.status.ok()) {
+    // The holders it ended are not told: their grants end here, also those
+    // whose answers are still on their way.
+    const std::string& lock = command.force_release().lock();
+    forced_[lock] = {at, max_token_of_lock_[lock]};
+    auto [begin, end] = holdings_.equal_range(lock);
+    for (auto it = begin; it != end; ++it) {
+      if (!it->second.revoked) it->second.revoked = at;
+    }
+  }
+  if (command.has_expire_session() && result.status.ok()) {
+    ++expiries_;
+    uint64_t session = command.expire_session().session_id();
+    SessionView& view = sessions_[session];
+    view.expired = at;
+    if ((!view.lost || *view.lost > at) && view.safe_until > at) {
+      fail(fmt::format("session expiry: session {} expired at {} while its client was safe until {}",
+                       session, ms(at), ms(view.safe_until)));
+    }
+  }
+  for (const auto& delay : result.lock_delays_started) {
+    delays_[delay.lock] = Delay{at, delay_length_ms(command, delay)};
+  }
+}
+
+}  // namespace fencelock::sim

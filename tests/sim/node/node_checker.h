@@ -1,0 +1,130 @@
+#pragma once
+// NodeChecker: what the node-level simulator checks, on real (simulated)
+// time, from two vantage points: what clients were told, and what the
+// nodes applied (server::Env::applied).
+//
+//   mutual exclusion     no two clients are both inside safe-until of
+//                        conflicting grants of one lock at one instant
+//                        (a force-release revokes the grants it ended)
+//   tokens               every grant's token is greater than every token
+//                        granted before it, cluster-wide (so per lock)
+//   state machine        every node applies the same command at an index,
+//                        with the same grants
+//   exactly once         a retried request never makes a second grant
+//   durability           an acknowledged grant is listed by a later
+//                        linearizable read while its session is safe; an
+//                        acknowledged release is not
+//   lock-delay           no grant of a lock within its lock-delay after its
+//                        holder's session expired, allowing for the
+//                        leader's clock running fast within the bound
+//   session expiry       no session expires while its client is inside
+//                        safe-until, nor is a keepalive acknowledged in a
+//                        way that puts safe-until past its expiry
+//
+// The first violation is kept.
+//
+// Thread-safety: not thread-safe.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "proto/command.pb.h"
+#include "statemachine/lock_state_machine.h"
+#include "tests/sim/node/sim_clock.h"
+
+namespace fencelock::sim {
+
+class NodeChecker {
+ public:
+  // `max_node_rate`: the fastest a node's steady clock may run (a lock-delay
+  // of D ms lasts at least D / max_node_rate real ms).
+  explicit NodeChecker(double max_node_rate) : max_node_rate_(max_node_rate) {}
+
+  bool ok() const { return !violation_; }
+  const std::optional<std::string>& violation() const { return violation_; }
+  void fail(std::string what);
+
+  uint64_t grants() const { return grants_; }
+  uint64_t expiries() const { return expiries_; }
+  uint64_t client_grants() const { return client_grants_; }
+
+  // --- What clients were told. Times are real microseconds.
+
+  // Session `session`'s safe-until is now `real_until` (it only grows).
+  void session_safe_until(uint64_t session, double real_until);
+  // The client treats session `session` as lost from `at` on.
+  void session_lost(uint64_t session, double at);
+  // Session `session` received a grant at `at` (while not lost).
+  void granted(uint64_t client, uint64_t session, const lockpb::Sequencer& sequencer, double at);
+  // The client stops treating the grant as held at `at` (it sent the
+  // release or the close, or gave the session up).
+  void let_go(uint64_t session, uint64_t token, double at);
+  // The release of `token`, sent at `sent`, was acknowledged OK.
+  void release_acknowledged(const std::string& lock, uint64_t token, double sent, double at);
+  // A linearizable describe of `lock`, sent at `sent` and answered at `at`,
+  // listed `tokens` as the holders.
+  void described(uint64_t session, const std::string& lock, const std::set<uint64_t>& tokens,
+                 double sent, double at);
+
+  // --- What the nodes applied.
+  void applied(uint64_t node, uint64_t index, const lockpb::Command& command,
+               const sm::ApplyResult& result, double at);
+
+ private:
+  struct Holding {
+    uint64_t client = 0;
+    uint64_t session = 0;
+    lockpb::Sequencer sequencer;
+    double from = 0;
+    std::optional<double> until;    // let go
+    std::optional<double> revoked;  // force-released
+  };
+  struct SessionView {
+    double safe_until = 0;
+    std::optional<double> lost;
+    std::optional<double> expired;  // when its ExpireSession first applied
+  };
+  struct AppliedIndex {
+    std::string command;  // serialized
+    std::vector<uint64_t> tokens;
+  };
+  struct Delay {
+    double from = 0;
+    uint64_t delay_ms = 0;
+  };
+
+  bool active(const Holding& holding, double at) const;
+  void check_grant_applied(uint64_t session, const std::string& lock, uint64_t token, double at);
+  std::vector<uint64_t> tokens_of(const sm::ApplyResult& result) const;
+
+  double max_node_rate_;
+  std::optional<std::string> violation_;
+  uint64_t grants_ = 0;
+  uint64_t expiries_ = 0;
+  uint64_t client_grants_ = 0;
+
+  std::map<uint64_t, SessionView> sessions_;
+  std::multimap<std::string, Holding> holdings_;  // by lock
+  // Per lock: (acknowledged at, token) of acknowledged releases.
+  std::map<std::string, std::vector<std::pair<double, uint64_t>>> released_;
+
+  std::map<uint64_t, AppliedIndex> applied_;  // by index, first applier's view
+  uint64_t max_token_ = 0;
+  std::map<std::pair<uint64_t, uint64_t>, uint64_t> acquire_tokens_;  // (session, sequence) -> token
+  std::set<uint64_t> granted_waits_;
+  std::map<std::string, Delay> delays_;  // locks in lock-delay
+  std::map<std::string, uint64_t> max_token_of_lock_;
+  // Every token granted: its session and lock. An Acquire of a lock its
+  // session already holds in that mode is answered with the existing
+  // grant, which is no new grant.
+  std::map<uint64_t, std::pair<uint64_t, std::string>> token_owners_;
+  // Per lock, the latest force-release: when it applied, and the highest
+  // token of the lock granted before it (every grant up to it ended there).
+  std::map<std::string, std::pair<double, uint64_t>> forced_;
+};
+
+}  // namespace fencelock::sim

@@ -1,0 +1,604 @@
+#include "tests/sim/node/node_simulation.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <set>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "common/check.h"
+#include "common/logging.h"
+#include "raft/random.h"
+#include "server/node.h"
+#include "tests/sim/node/node_checker.h"
+#include "tests/sim/node/sim_client.h"
+#include "tests/sim/node/sim_clock.h"
+#include "tests/sim/node/sim_disk.h"
+
+namespace fencelock::sim {
+
+namespace {
+
+using raft::chance;
+using raft::uniform_below;
+using raft::uniform_between;
+using std::chrono::microseconds;
+
+constexpr Micros kMs = 1000;
+constexpr Micros kChaosUs = 4000 * kMs;      // faults happen in [0, kChaosUs)
+constexpr Micros kLivenessUs = 25'000 * kMs;  // the probe must be done this long after healing
+constexpr int kMaxNodes = 5;
+// Steady clock rates: nodes and clients differ by less than the client's
+// 5% drift bound (1.02 / 0.99 < 1.05).
+constexpr double kMinNodeRate = 0.99;
+constexpr double kMaxNodeRate = 1.02;
+constexpr double kMinClientRate = 0.99;
+constexpr double kMaxClientRate = 1.01;
+
+std::string endpoint_of(uint64_t id) { return "n" + std::to_string(id); }
+
+uint64_t id_of_endpoint(const std::string& endpoint) {
+  if (endpoint.size() < 2 || endpoint[0] != 'n') return 0;
+  return std::stoull(endpoint.substr(1));
+}
+
+double draw_rate(std::mt19937_64& rng, double lo, double hi) {
+  return lo + (hi - lo) * static_cast<double>(uniform_below(rng, 1'000'001)) / 1'000'000.0;
+}
+
+class NodeSimulation;
+
+// A node's Env for one life of the process: the simulator's clock of its
+// machine, its event queue, disk, network and clients.
+class SimEnv final : public server::Env {
+ public:
+  SimEnv(NodeSimulation& sim, uint64_t id, uint64_t life) : sim_(sim), id_(id), life_(life) {}
+  server::SteadyTime now() const override;
+  uint64_t wall_ms() const override;
+  void post(std::function<void()> fn) override;
+  void write(raft::WriteMode mode, size_t entries, microseconds hold, std::function<void()> write,
+             std::function<void()> done) override;
+  void send(const raftpb::Message& message) override;
+  std::string peer_client_address(uint64_t id) const override { return endpoint_of(id); }
+  bool peer_connected(uint64_t) const override { return true; }
+  void respond(server::ConnectionId connection, const clientpb::Response& response) override;
+  void stop() override {}
+  void applied(uint64_t index, const lockpb::Command& command, const sm::ApplyResult& result,
+               bool leader) override;
+
+ private:
+  NodeSimulation& sim_;
+  uint64_t id_;
+  uint64_t life_;
+};
+
+class NodeSimulation final : public ClientNet {
+ public:
+  explicit NodeSimulation(const NodeSimOptions& options);
+  NodeSimResult run();
+
+  // ClientNet.
+  Micros now() const override { return now_; }
+  void at(Micros at, std::function<void()> fn) override;
+  void connect(uint64_t client, const std::string& endpoint) override;
+  void send(uint64_t connection, const clientpb::Request& request) override;
+  void close(uint64_t connection) override;
+  NodeChecker& checker() override { return checker_; }
+  void trace(const std::string& line) override {
+    if (options_.trace) *options_.trace << fmt::format("t={:>10.3f} {}\n", now_ / 1000.0, line);
+  }
+
+ private:
+  friend class SimEnv;
+  struct Member {
+    uint64_t id = 0;
+    SimClock clock;
+    std::unique_ptr<SimDisk> disk;
+    std::unique_ptr<SimEnv> env;
+    std::unique_ptr<server::Node> node;  // null while down
+    uint64_t life = 0;
+    Micros paused_until = 0;
+  };
+  struct Connection {
+    uint64_t client = 0;
+    uint64_t member = 0;
+    uint64_t life = 0;
+    bool open = true;
+    Micros last_to_node = 0;
+    Micros last_to_client = 0;
+  };
+
+  Member& member(uint64_t id) { return members_[id - 1]; }
+  SimClient& client(uint64_t id) { return *clients_[id - 1]; }
+  bool tracing() const { return options_.trace != nullptr; }
+
+  // Runs `fn` on member `id` in life `life`, now or when a pause ends;
+  // dropped if that life has ended.
+  void on_member(uint64_t id, uint64_t life, std::function<void()> fn);
+  void on_member_at(Micros at, uint64_t id, uint64_t life, std::function<void()> fn);
+  void start_member(Member& m);
+  void tick(uint64_t id, uint64_t life);
+  // Crashes `m` as `how`, or as a process crash or power loss at random.
+  void crash(Member& m, std::optional<CrashKind> how = std::nullopt);
+  void drop_connections(uint64_t member, std::optional<uint64_t> client, Micros after);
+  Micros link_delay();
+  void send_peer(const raftpb::Message& message);
+  void respond(uint64_t member, uint64_t life, server::ConnectionId connection,
+               const clientpb::Response& response);
+  void fault();
+  void heal();
+
+  NodeSimOptions options_;
+  std::mt19937_64 rng_;
+  NodeChecker checker_;
+  std::map<std::pair<Micros, uint64_t>, std::function<void()>> queue_;
+  uint64_t next_seq_ = 0;
+  Micros now_ = 0;
+
+  server::NodeConfig config_;  // shared settings; id, seed and peer set per member
+  uint64_t keep_entries_ = 0;
+  std::vector<Member> members_;
+  std::vector<std::unique_ptr<SimClient>> clients_;
+  std::vector<std::string> locks_;
+  std::map<uint64_t, Connection> connections_;
+  uint64_t next_connection_ = 1;
+
+  bool blocked_[kMaxNodes + 1][kMaxNodes + 1] = {};
+  std::set<std::pair<uint64_t, uint64_t>> client_cut_;  // (client, member)
+  uint64_t drop_per_million_ = 0;
+  uint64_t duplicate_per_million_ = 0;
+  Micros fsync_min_us_ = 200;
+  Micros fsync_max_us_ = 2000;
+  uint64_t faults_ = 0;
+  bool healed_ = false;
+  Micros heal_time_ = 0;
+  SimClient* probe_ = nullptr;
+};
+
+// --- SimEnv ------------------------------------------------------------------------
+
+server::SteadyTime SimEnv::now() const { return sim_.member(id_).clock.steady(sim_.now_); }
+
+uint64_t SimEnv::wall_ms() const { return sim_.member(id_).clock.wall_ms(sim_.now_); }
+
+void SimEnv::post(std::function<void()> fn) {
+  sim_.on_member_at(sim_.now_, id_, life_, std::move(fn));
+}
+
+void SimEnv::write(raft::WriteMode mode, size_t entries, microseconds hold,
+                   std::function<void()> write, std::function<void()> done) {
+  Micros latency = uniform_between(sim_.rng_, sim_.fsync_min_us_, sim_.fsync_max_us_);
+  if (mode == raft::WriteMode::kLazy) latency += sim_.member(id_).clock.real_span(hold);
+  if (sim_.tracing()) {
+    sim_.trace(fmt::format("node {} writes {} entries ({}) in {} us", id_, entries,
+                           raft::write_mode_name(mode), latency));
+  }
+  sim_.on_member_at(sim_.now_ + latency, id_, life_, [write = std::move(write), done = std::move(done)] {
+    write();
+    done();
+  });
+}
+
+void SimEnv::send(const raftpb::Message& message) { sim_.send_peer(message); }
+
+void SimEnv::respond(server::ConnectionId connection, const clientpb::Response& response) {
+  sim_.respond(id_, life_, connection, response);
+}
+
+void SimEnv::applied(uint64_t index, const lockpb::Command& command, const sm::ApplyResult& result,
+                     bool leader) {
+  if (sim_.tracing()) {
+    sim_.trace(fmt::format("node {} applies {}{}: {} -> {}", id_, index, leader ? " (leader)" : "",
+                           command.ShortDebugString(), result.status.to_string()));
+  }
+  sim_.checker_.applied(id_, index, command, result, static_cast<double>(sim_.now_));
+}
+
+// --- The simulation ------------------------------------------------------------------
+
+NodeSimulation::NodeSimulation(const NodeSimOptions& options)
+    : options_(options),
+      rng_(options.seed * 0xA24BAED4963EE407ULL + static_cast<uint64_t>(options.nodes)),
+      checker_(kMaxNodeRate) {
+  FL_CHECK(options.nodes >= 1 && options.nodes <= kMaxNodes, "nodes must be 1..{}", kMaxNodes);
+  config_.cluster_id = "sim";
+  config_.tick_ms = 10;
+  config_.election_ticks = 10;
+  config_.heartbeat_ticks = static_cast<int>(uniform_between(rng_, 1, 2));
+  const uint32_t windows[] = {0, 1000, 3000};
+  config_.lazy_window_us = windows[uniform_below(rng_, 3)];
+  config_.snapshot_every = uniform_between(rng_, 20, 300);
+  config_.test_only_inject_bug = options.bug;
+  keep_entries_ = uniform_between(rng_, 0, 20);
+  const uint64_t drops[] = {0, 10'000, 50'000};
+  drop_per_million_ = drops[uniform_below(rng_, 3)];
+  duplicate_per_million_ = chance(rng_, 500'000) ? 20'000 : 0;
+  fsync_min_us_ = uniform_between(rng_, 100, 500);
+  fsync_max_us_ = fsync_min_us_ + uniform_between(rng_, 100, 3000);
+
+  raftpb::ConfState conf;
+  for (int i = 1; i <= options.nodes; ++i) {
+    config_.peers[static_cast<uint64_t>(i)] = endpoint_of(static_cast<uint64_t>(i));
+    conf.add_voters(static_cast<uint64_t>(i));
+  }
+  members_.resize(static_cast<size_t>(options.nodes));
+  for (int i = 0; i < options.nodes; ++i) {
+    Member& m = members_[static_cast<size_t>(i)];
+    m.id = static_cast<uint64_t>(i + 1);
+    m.clock.rate = draw_rate(rng_, kMinNodeRate, kMaxNodeRate);
+    m.clock.steady_base_us = static_cast<int64_t>(uniform_below(rng_, 1'000'000'000));
+    m.clock.wall_offset_ms = static_cast<int64_t>(uniform_below(rng_, 4001)) - 2000;
+    m.disk = std::make_unique<SimDisk>(m.id, conf, keep_entries_);
+  }
+  size_t lock_count = uniform_between(rng_, 1, 3);
+  for (size_t i = 0; i < lock_count; ++i) locks_.push_back(fmt::format("jobs/{}", i));
+  size_t client_count = uniform_between(rng_, 2, 6);
+  std::vector<std::string> endpoints;
+  for (auto& m : members_) endpoints.push_back(endpoint_of(m.id));
+  for (size_t i = 0; i <= client_count; ++i) {  // the last one is the probe
+    SimClientOptions client_options;
+    client_options.id = i + 1;
+    client_options.clock.rate = draw_rate(rng_, kMinClientRate, kMaxClientRate);
+    client_options.clock.steady_base_us = static_cast<int64_t>(uniform_below(rng_, 1'000'000'000));
+    client_options.seed = rng_();
+    client_options.endpoints = endpoints;
+    // Clients start at different members.
+    std::rotate(client_options.endpoints.begin(),
+                client_options.endpoints.begin() + static_cast<long>(i % endpoints.size()),
+                client_options.endpoints.end());
+    client_options.locks = locks_;
+    client_options.probe = i == client_count;
+    clients_.push_back(std::make_unique<SimClient>(*this, client_options));
+  }
+  probe_ = clients_.back().get();
+}
+
+void NodeSimulation::at(Micros at, std::function<void()> fn) {
+  queue_.emplace(std::make_pair(std::max(at, now_), next_seq_++), std::move(fn));
+}
+
+void NodeSimulation::on_member_at(Micros at_time, uint64_t id, uint64_t life,
+                                  std::function<void()> fn) {
+  at(at_time, [this, id, life, fn = std::move(fn)]() mutable { on_member(id, life, std::move(fn)); });
+}
+
+void NodeSimulation::on_member(uint64_t id, uint64_t life, std::function<void()> fn) {
+  Member& m = member(id);
+  if (!m.node || m.life != life) return;
+  if (m.paused_until > now_) {
+    // Held, in order, until the pause ends.
+    on_member_at(m.paused_until, id, life, std::move(fn));
+    return;
+  }
+  fn();
+}
+
+void NodeSimulation::start_member(Member& m) {
+  ++m.life;
+  server::NodeConfig config = config_;
+  config.id = m.id;
+  config.client_addr = endpoint_of(m.id);
+  config.seed = rng_() | 1;
+  m.env = std::make_unique<SimEnv>(*this, m.id, m.life);
+  m.node = std::make_unique<server::Node>(*m.env, *m.disk, config);
+  m.paused_until = 0;
+  trace(fmt::format("node {} starts (life {}): term {}, log {}..{}", m.id, m.life, m.node->raft().term(),
+                    m.disk->first_index(), m.disk->last_index()));
+  m.node->start();
+  uint64_t id = m.id;
+  uint64_t life = m.life;
+  on_member_at(now_ + uniform_below(rng_, config_.tick_ms * kMs), id, life,
+               [this, id, life] { tick(id, life); });
+}
+
+void NodeSimulation::tick(uint64_t id, uint64_t life) {
+  Member& m = member(id);
+  m.node->on_tick();
+  if (!m.node || m.life != life) return;
+  Micros period = m.clock.real_span(microseconds(config_.tick_ms * kMs));
+  on_member_at(now_ + period, id, life, [this, id, life] { tick(id, life); });
+}
+
+void NodeSimulation::crash(Member& m, std::optional<CrashKind> how) {
+  CrashKind kind = how ? *how : chance(rng_, 500'000) ? CrashKind::kProcess : CrashKind::kPowerLoss;
+  size_t lost = m.disk->crash(kind, rng_);
+  trace(fmt::format("crash node {} ({}, {} unsynced writes lost)", m.id,
+                    kind == CrashKind::kProcess ? "process" : "power loss", lost));
+  m.node.reset();
+  m.env.reset();
+  drop_connections(m.id, std::nullopt, uniform_between(rng_, 100, 2000));
+}
+
+void NodeSimulation::drop_connections(uint64_t member_id, std::optional<uint64_t> only_client,
+                                      Micros after) {
+  for (auto& [id, connection] : connections_) {
+    if (!connection.open || connection.member != member_id) continue;
+    if (only_client && connection.client != *only_client) continue;
+    connection.open = false;
+    uint64_t conn = id;
+    uint64_t client_id = connection.client;
+    uint64_t life = connection.life;
+    at(now_ + after, [this, conn, client_id] { client(client_id).connection_lost(conn); });
+    on_member_at(now_ + after, member_id, life, [this, member_id, conn] {
+      member(member_id).node->on_connection_closed(conn);
+    });
+  }
+}
+
+Micros NodeSimulation::link_delay() {
+  return chance(rng_, 50'000) ? uniform_between(rng_, 1000, 20'000) : uniform_between(rng_, 50, 400);
+}
+
+void NodeSimulation::send_peer(const raftpb::Message& message) {
+  uint64_t from = message.from();
+  uint64_t to = message.to();
+  if (to == 0 || to > members_.size()) return;
+  if (!healed_) {
+    if (blocked_[from][to] || chance(rng_, drop_per_million_)) return;
+    if (chance(rng_, duplicate_per_million_)) {
+      at(now_ + link_delay(), [this, message] {
+        Member& m = member(message.to());
+        if (m.node) on_member(m.id, m.life, [&m, message] { m.node->on_peer_message(message); });
+      });
+    }
+  }
+  at(now_ + link_delay(), [this, message] {
+    Member& m = member(message.to());
+    if (m.node) on_member(m.id, m.life, [&m, message] { m.node->on_peer_message(message); });
+  });
+}
+
+void NodeSimulation::connect(uint64_t client_id, const std::string& endpoint) {
+  uint64_t member_id = id_of_endpoint(endpoint);
+  at(now_ + uniform_between(rng_, 100, 500), [this, client_id, member_id, endpoint] {
+    bool reachable = member_id >= 1 && member_id <= members_.size() && member(member_id).node &&
+                     !client_cut_.contains({client_id, member_id});
+    if (!reachable) {
+      client(client_id).connect_failed();
+      return;
+    }
+    uint64_t conn = next_connection_++;
+    connections_[conn] = Connection{client_id, member_id, member(member_id).life, true, now_, now_};
+    client(client_id).connected(conn, endpoint);
+  });
+}
+
+void NodeSimulation::send(uint64_t connection, const clientpb::Request& request) {
+  Connection& c = connections_.at(connection);
+  if (!c.open) return;
+  // TCP: in order, nothing lost while the connection lives.
+  c.last_to_node = std::max(now_ + link_delay(), c.last_to_node + 1);
+  on_member_at(c.last_to_node, c.member, c.life, [this, connection, request] {
+    Connection& conn = connections_.at(connection);
+    if (conn.open) member(conn.member).node->on_request(connection, request);
+  });
+}
+
+void NodeSimulation::close(uint64_t connection) {
+  Connection& c = connections_.at(connection);
+  if (!c.open) return;
+  c.open = false;
+  uint64_t member_id = c.member;
+  on_member_at(now_ + link_delay(), c.member, c.life, [this, member_id, connection] {
+    member(member_id).node->on_connection_closed(connection);
+  });
+}
+
+void NodeSimulation::respond(uint64_t member_id, uint64_t life, server::ConnectionId connection,
+                             const clientpb::Response& response) {
+  auto it = connections_.find(connection);
+  if (it == connections_.end() || !it->second.open || it->second.life != life ||
+      it->second.member != member_id) {
+    return;
+  }
+  Connection& c = it->second;
+  c.last_to_client = std::max(now_ + link_delay(), c.last_to_client + 1);
+  uint64_t client_id = c.client;
+  at(c.last_to_client, [this, client_id, connection, response] {
+    if (connections_.at(connection).open) client(client_id).response(connection, response);
+  });
+}
+
+void NodeSimulation::fault() {
+  ++faults_;
+  uint64_t roll = uniform_below(rng_, 100);
+  size_t count = members_.size();
+  auto random_member = [&]() -> Member& { return members_[uniform_below(rng_, count)]; };
+  if (roll < 12) {
+    std::set<uint64_t> side;
+    while (side.empty() || side.size() == count) {
+      side.clear();
+      for (auto& m : members_) {
+        if (chance(rng_, 500'000)) side.insert(m.id);
+      }
+    }
+    for (auto& a : members_) {
+      for (auto& b : members_) blocked_[a.id][b.id] = side.contains(a.id) != side.contains(b.id);
+    }
+    trace(fmt::format("partition {} | rest", fmt::join(side, ",")));
+  } else if (roll < 18) {
+    uint64_t a = random_member().id;
+    uint64_t b = random_member().id;
+    if (a != b) {
+      blocked_[a][b] = true;
+      trace(fmt::format("one-way partition: {} cannot reach {}", a, b));
+    }
+  } else if (roll < 26) {
+    uint64_t a = random_member().id;
+    for (auto& b : members_) {
+      blocked_[a][b.id] = a != b.id;
+      blocked_[b.id][a] = a != b.id;
+    }
+    trace(fmt::format("isolate {}", a));
+  } else if (roll < 40) {
+    for (auto& row : blocked_) {
+      for (bool& cell : row) cell = false;
+    }
+    client_cut_.clear();
+    trace("heal network");
+  } else if (roll < 50) {
+    Member& m = random_member();
+    if (m.node) crash(m);
+  } else if (roll < 62) {
+    for (auto& m : members_) {
+      if (!m.node) {
+        trace(fmt::format("restart node {}", m.id));
+        start_member(m);
+        break;
+      }
+    }
+  } else if (roll < 70) {
+    Member& m = random_member();
+    if (m.node && m.paused_until <= now_) {
+      Micros pause = chance(rng_, 300'000) ? uniform_between(rng_, 500, 2500) * kMs
+                                           : uniform_between(rng_, 20, 300) * kMs;
+      m.paused_until = now_ + pause;
+      trace(fmt::format("pause node {} for {} ms", m.id, pause / kMs));
+    }
+  } else if (roll < 76) {
+    Member& m = random_member();
+    int64_t step = static_cast<int64_t>(uniform_between(rng_, 100, 5000)) *
+                   (chance(rng_, 500'000) ? 1 : -1);
+    m.clock.wall_offset_ms += step;
+    trace(fmt::format("node {} wall clock steps {} ms", m.id, step));
+  } else if (roll < 84) {
+    uint64_t client_id = uniform_between(rng_, 1, clients_.size() - 1);
+    uint64_t member_id = random_member().id;
+    client_cut_.insert({client_id, member_id});
+    drop_connections(member_id, client_id, uniform_between(rng_, 1, 300) * kMs);
+    trace(fmt::format("cut client {} from node {}", client_id, member_id));
+  } else if (roll < 87) {
+    const uint64_t drops[] = {0, 10'000, 50'000, 200'000};
+    drop_per_million_ = drops[uniform_below(rng_, 4)];
+    trace(fmt::format("peer message loss now {} per million", drop_per_million_));
+  } else if (roll < 90) {
+    // The whole room loses power: every node at once.
+    trace("power failure: every node goes down");
+    for (auto& m : members_) {
+      if (m.node) crash(m, CrashKind::kPowerLoss);
+    }
+  } else {
+    // The leader fails: crashes, or is cut off.
+    for (auto& m : members_) {
+      if (!m.node || m.node->raft().role() != raft::Role::kLeader) continue;
+      if (chance(rng_, 500'000)) {
+        trace(fmt::format("the leader {} crashes", m.id));
+        crash(m);
+      } else {
+        for (auto& b : members_) {
+          blocked_[m.id][b.id] = m.id != b.id;
+          blocked_[b.id][m.id] = m.id != b.id;
+        }
+        trace(fmt::format("isolate the leader {}", m.id));
+      }
+      break;
+    }
+  }
+}
+
+void NodeSimulation::heal() {
+  healed_ = true;
+  heal_time_ = now_;
+  trace("heal everything: network repaired, nodes restart and resume, clients wind down");
+  for (auto& row : blocked_) {
+    for (bool& cell : row) cell = false;
+  }
+  client_cut_.clear();
+  for (auto& m : members_) {
+    if (!m.node) start_member(m);
+    m.paused_until = std::min(m.paused_until, now_);
+  }
+  for (auto& c : clients_) {
+    if (c.get() != probe_) c->wind_down();
+  }
+  at(now_ + uniform_between(rng_, 0, 500) * kMs, [this] { probe_->start(); });
+}
+
+NodeSimResult NodeSimulation::run() {
+  trace(fmt::format("seed {} nodes {}: heartbeat_ticks={} lazy_window_us={} snapshot_every={} "
+                    "keep_entries={} locks={} clients={} drop={} duplicate={} fsync_us={}..{} bug={}",
+                    options_.seed, members_.size(), config_.heartbeat_ticks, config_.lazy_window_us,
+                    config_.snapshot_every, keep_entries_, locks_.size(), clients_.size() - 1,
+                    drop_per_million_, duplicate_per_million_, fsync_min_us_, fsync_max_us_,
+                    static_cast<int>(options_.bug)));
+  for (auto& m : members_) {
+    trace(fmt::format("node {}: clock rate {:.4f}, wall offset {} ms", m.id, m.clock.rate,
+                      m.clock.wall_offset_ms));
+    start_member(m);
+  }
+  for (auto& c : clients_) {
+    if (c.get() != probe_) at(uniform_below(rng_, 300) * kMs, [&c] { c->start(); });
+  }
+  std::function<void()> next_fault = [this, &next_fault] {
+    if (healed_) return;
+    fault();
+    at(now_ + uniform_between(rng_, 20, 300) * kMs, next_fault);
+  };
+  at(uniform_between(rng_, 100, 400) * kMs, next_fault);
+
+  NodeSimResult result;
+  while (!queue_.empty() && checker_.ok()) {
+    auto handle = queue_.extract(queue_.begin());
+    now_ = handle.key().first;
+    if (!healed_ && now_ >= kChaosUs) heal();
+    if (healed_ && now_ > heal_time_ + kLivenessUs) {
+      checker_.fail(fmt::format("liveness: the probe did not acquire every lock within {} ms of "
+                                "healing",
+                                kLivenessUs / kMs));
+      break;
+    }
+    handle.mapped()();
+    if (probe_->probe_done()) break;
+  }
+  result.ok = checker_.ok();
+  if (!result.ok) {
+    result.violation = *checker_.violation();
+    trace("VIOLATION: " + result.violation);
+    if (tracing()) {
+      for (auto& m : members_) {
+        if (!m.node) continue;
+        for (const auto& lock : locks_) {
+          auto info = m.node->state().describe(lock);
+          trace(fmt::format("node {} ({}) sees {}: {}", m.id, raft::role_name(m.node->raft().role()),
+                            lock, info.ok() ? info.value().ShortDebugString() : info.status().to_string()));
+        }
+      }
+    }
+  }
+  result.grants = checker_.grants();
+  result.client_grants = checker_.client_grants();
+  result.expiries = checker_.expiries();
+  for (auto& c : clients_) result.operations += c->operations();
+  result.faults = faults_;
+  result.end_time_ms = now_ / kMs;
+  return result;
+}
+
+}  // namespace
+
+NodeSimResult run_node_simulation(const NodeSimOptions& options) {
+  set_log_level(options.trace ? "debug" : "off");
+  NodeSimulation simulation(options);
+  return simulation.run();
+}
+
+bool parse_node_bug(const std::string& name, server::InjectedBug* bug) {
+  if (name == "none") {
+    *bug = server::InjectedBug::kNone;
+  } else if (name == "ack-before-sync") {
+    *bug = server::InjectedBug::kAckBeforeSync;
+  } else if (name == "expire-on-old-deadline") {
+    *bug = server::InjectedBug::kExpireOnOldDeadline;
+  } else if (name == "early-lock-delay") {
+    *bug = server::InjectedBug::kEarlyLockDelay;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace fencelock::sim

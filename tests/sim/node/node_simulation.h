@@ -1,0 +1,53 @@
+#pragma once
+// NodeSimulation: one seeded run of 3 or 5 real server::Node objects — the
+// class fencelockd runs, with its Ready driver, group commit, lazy
+// followers, reads, keepalives and leader timers — over simulated time, a
+// simulated network and simulated disks, with simulated clients that use
+// the client library's own session and retry rules. Same options, same
+// run, always.
+//
+// Chaos: peer messages are lost, duplicated, delayed and reordered;
+// partitions (symmetric, one-way, isolating one node) come and go; client
+// connections are cut; nodes crash (a process crash keeps unsynced writes,
+// a power loss keeps only a prefix of them) and restart with what their
+// disk kept, or pause (a GC pause, SIGSTOP) and resume; each machine's
+// steady clock runs at its own rate within the documented drift bound and
+// its wall clock is skewed and steps. Heal: every fault is repaired,
+// clients let go and close, and a probe client must then acquire every
+// lock within a bounded time (liveness). NodeChecker checks the rest.
+//
+// Thread-safety: not thread-safe; one simulation per thread.
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+
+#include "server/config.h"
+
+namespace fencelock::sim {
+
+struct NodeSimOptions {
+  uint64_t seed = 1;
+  int nodes = 3;
+  server::InjectedBug bug = server::InjectedBug::kNone;
+  std::ostream* trace = nullptr;  // when set, every event goes here
+};
+
+struct NodeSimResult {
+  bool ok = true;
+  std::string violation;       // empty when ok
+  uint64_t grants = 0;         // grants applied
+  uint64_t client_grants = 0;  // grants clients were told of
+  uint64_t expiries = 0;       // sessions the cluster expired
+  uint64_t operations = 0;     // client operations started
+  uint64_t faults = 0;
+  uint64_t end_time_ms = 0;
+};
+
+NodeSimResult run_node_simulation(const NodeSimOptions& options);
+
+// Parses a node-level bug name: "none", "ack-before-sync",
+// "expire-on-old-deadline", "early-lock-delay".
+bool parse_node_bug(const std::string& name, server::InjectedBug* bug);
+
+}  // namespace fencelock::sim
