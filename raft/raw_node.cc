@@ -472,12 +472,12 @@ void RawNode::on_commit_advanced() {
 Result<ProposalId> RawNode::propose(std::string data) {
   check_not_awaiting_advance("propose");
   if (role_ != Role::kLeader) {
-    return Result<ProposalId>(lockpb::NOT_LEADER,
+    return Result<ProposalId>(Error::kNotLeader,
                               lead_ != 0 ? fmt::format("leader is {}", lead_) : "no leader known");
   }
   if (lead_transferee_ != 0) {
     return Result<ProposalId>(
-        lockpb::NOT_LEADER, fmt::format("leadership transfer to {} in progress", lead_transferee_));
+        Error::kTransferring, fmt::format("leadership transfer to {} in progress", lead_transferee_));
   }
   raftpb::Entry entry;
   entry.set_term(term_);
@@ -497,7 +497,7 @@ Status RawNode::read_index(std::string context) {
     leader_read_index(id_, std::move(context));
     return Status();
   }
-  if (lead_ == 0) return Status(lockpb::NOT_LEADER, "no leader known");
+  if (lead_ == 0) return Status(Error::kNotLeader, "no leader known");
   Message m;
   m.set_type(raftpb::MSG_READ_INDEX);
   m.set_to(lead_);
@@ -544,10 +544,10 @@ void RawNode::release_read(ReadRequest request) {
 
 Status RawNode::transfer_leadership(uint64_t to) {
   check_not_awaiting_advance("transfer_leadership");
-  if (role_ != Role::kLeader) return Status(lockpb::NOT_LEADER, "not the leader");
-  if (to == id_) return Status(lockpb::INVALID_ARGUMENT, "already the leader");
+  if (role_ != Role::kLeader) return Status(Error::kNotLeader, "not the leader");
+  if (to == id_) return Status(Error::kInvalidArgument, "already the leader");
   if (!voters_.contains(to)) {
-    return Status(lockpb::INVALID_ARGUMENT, fmt::format("{} is not a voter", to));
+    return Status(Error::kInvalidArgument, fmt::format("{} is not a voter", to));
   }
   if (lead_transferee_ == to) return Status();
   abort_leader_transfer();
@@ -576,10 +576,10 @@ void RawNode::report_snapshot(uint64_t to, bool ok) {
 Status RawNode::step(const Message& m) {
   check_not_awaiting_advance("step");
   if (m.to() != id_) {
-    return Status(lockpb::INVALID_ARGUMENT, fmt::format("message for {} sent to {}", m.to(), id_));
+    return Status(Error::kWrongRecipient, fmt::format("message for {} sent to {}", m.to(), id_));
   }
   if (m.type() == raftpb::MSG_NONE || !raftpb::MessageType_IsValid(m.type())) {
-    return Status(lockpb::INVALID_ARGUMENT, "unknown message type");
+    return Status(Error::kUnknownMessage, "unknown message type");
   }
   if (m.term() == 0) {
     // Forwarded requests carry no term: they ask, they do not assert.

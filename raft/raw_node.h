@@ -31,11 +31,11 @@
 #include <string>
 #include <vector>
 
-#include "common/status.h"
 #include "raft/log_storage.h"
 #include "raft/progress.h"
 #include "raft/core_log.h"
 #include "raft/ready.h"
+#include "raft/status.h"
 
 namespace fencelock::raft {
 
@@ -105,16 +105,17 @@ class RawNode {
 
   // Handles a message from a peer. Messages of an older term are dropped (or
   // answered so a stale leader learns the new term); a newer term makes the
-  // node a follower first (Raft §5.1). Returns INVALID_ARGUMENT for a message
-  // not addressed to this node or of an unknown type; protocol outcomes
-  // (rejections, ignored votes) are OK.
+  // node a follower first (Raft §5.1). Returns kWrongRecipient for a message
+  // not addressed to this node and kUnknownMessage for one of an unknown
+  // type; protocol outcomes (rejections, ignored votes) are OK.
   Status step(const raftpb::Message& message);
 
   // Appends `data` as a new entry when this node is the leader and no
   // leadership transfer is in progress; returns the (index, term) the entry
   // got. Replication starts at the next ready(): every proposal made before
   // it goes out in the same AppendEntries (batching). Otherwise returns
-  // NOT_LEADER; the message names the leader when known.
+  // kNotLeader (the message names the leader when known), or kTransferring
+  // while a leadership transfer is under way.
   Result<ProposalId> propose(std::string data);
 
   // Requests a linearizable read (dissertation §6.4). `context` identifies
@@ -125,13 +126,13 @@ class RawNode {
   // has. A follower forwards the request to the leader it knows
   // (MSG_READ_INDEX); the answer appears in a later Ready::read_states of
   // this node. A request is silently lost if leadership changes: the caller
-  // times it out and retries. Returns NOT_LEADER when no leader is known.
+  // times it out and retries. Returns kNotLeader when no leader is known.
   Status read_index(std::string context);
 
   // Starts handing leadership to voter `to` (dissertation §3.10): the
   // leader stops accepting proposals, brings `to` up to date and sends it
   // TimeoutNow so it campaigns at once. Abandoned after an election timeout.
-  // Returns NOT_LEADER on a non-leader, INVALID_ARGUMENT if `to` is this
+  // Returns kNotLeader on a non-leader, kInvalidArgument if `to` is this
   // node or not a voter.
   Status transfer_leadership(uint64_t to);
 

@@ -106,7 +106,7 @@ void Node::on_tick() {
 
 void Node::on_peer_message(const raftpb::Message& message) {
   if (driver_.defer([this, message] { on_peer_message(message); })) return;
-  Status status = raft_->step(message);
+  raft::Status status = raft_->step(message);
   if (!status.ok()) {
     logger_->debug("{} dropped peer message: {}", config_.id, status.to_string());
   }
@@ -310,7 +310,7 @@ void Node::shutdown(std::function<void()> done) {
   }
   if (best == 0) return;
   logger_->info("{} shutting down: transferring leadership to {}", config_.id, best);
-  Status status = raft_->transfer_leadership(best);
+  raft::Status status = raft_->transfer_leadership(best);
   transferring_ = status.ok();
   if (!status.ok()) {
     logger_->warn("{} leadership transfer failed: {}", config_.id, status.to_string());

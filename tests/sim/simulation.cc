@@ -324,7 +324,7 @@ void Simulation::deliver(const raftpb::Message& m) {
   }
   if (n.driver->defer([this, m] { deliver(m); })) return;
   if (options_.trace) trace("deliver {}", describe(m));
-  Status status = n.node->step(m);
+  raft::Status status = n.node->step(m);
   FL_CHECK(status.ok(), "step failed: {}", status.to_string());
   handle_ready(n);
 }
@@ -519,7 +519,7 @@ void Simulation::fault() {
     for (auto& n : nodes_) {
       if (n.node && n.node->role() == raft::Role::kLeader && !n.driver->writing()) {
         uint64_t to = voter_ids_[uniform_below(rng_, count)];
-        Status status = n.node->transfer_leadership(to);
+        raft::Status status = n.node->transfer_leadership(to);
         trace("transfer leadership {} -> {}: {}", n.id, to, status.to_string());
         handle_ready(n);
         break;
@@ -572,7 +572,7 @@ void Simulation::read() {
   if (!n.node || n.driver->writing()) return;
   std::string context = fmt::format("r{}", ++reads_);
   read_floor_[context] = checker_.highest_committed();
-  Status status = n.node->read_index(context);
+  raft::Status status = n.node->read_index(context);
   trace("read {} at {}: {}", context, n.id, status.to_string());
   handle_ready(n);
 }

@@ -1,0 +1,30 @@
+#include "raft/status.h"
+
+namespace fencelock::raft {
+
+std::string_view error_name(Error error) {
+  switch (error) {
+    case Error::kOk:
+      return "OK";
+    case Error::kNotLeader:
+      return "NOT_LEADER";
+    case Error::kTransferring:
+      return "TRANSFERRING";
+    case Error::kInvalidArgument:
+      return "INVALID_ARGUMENT";
+    case Error::kWrongRecipient:
+      return "WRONG_RECIPIENT";
+    case Error::kUnknownMessage:
+      return "UNKNOWN_MESSAGE";
+  }
+  return "UNKNOWN_ERROR";
+}
+
+std::string Status::to_string() const {
+  if (ok()) return "OK";
+  std::string out(error_name(error_));
+  if (!message_.empty()) out += ": " + message_;
+  return out;
+}
+
+}  // namespace fencelock::raft
