@@ -62,6 +62,20 @@ void NodeChecker::granted(uint64_t client, uint64_t session, const lockpb::Seque
     holding.revoked = forced->second.first;  // force-released before it arrived
   }
   auto [begin, end] = holdings_.equal_range(sequencer.lock());
+  if (auto semaphore = semaphores_.find(sequencer.lock());
+      semaphore != semaphores_.end() && !holding.revoked) {
+    uint32_t holders = 1;
+    for (auto it = begin; it != end; ++it) {
+      if (it->second.session != session && active(it->second, at)) ++holders;
+    }
+    if (holders > semaphore->second) {
+      fail(fmt::format("semaphore: at {} client {} (session {}) got {} with token {}, its holder "
+                       "number {} of at most {}",
+                       ms(at), client, session, sequencer.lock(), sequencer.token(), holders,
+                       semaphore->second));
+      return;
+    }
+  }
   for (auto it = begin; it != end && !holding.revoked; ++it) {
     const Holding& other = it->second;
     if (other.session == session || !active(other, at)) continue;

@@ -52,6 +52,11 @@ class NodeChecker {
   uint64_t expiries() const { return expiries_; }
   uint64_t client_grants() const { return client_grants_; }
 
+  // Lock `lock` is a counting semaphore of `max_holders` (SHARED grants).
+  void set_semaphore(const std::string& lock, uint32_t max_holders) {
+    semaphores_[lock] = max_holders;
+  }
+
   // --- What clients were told. Times are real microseconds.
 
   // Session `session`'s safe-until is now `real_until` (it only grows).
@@ -118,6 +123,7 @@ class NodeChecker {
   std::set<uint64_t> granted_waits_;
   std::map<std::string, Delay> delays_;  // locks in lock-delay
   std::map<std::string, uint64_t> max_token_of_lock_;
+  std::map<std::string, uint32_t> semaphores_;  // lock -> max holders
   // Every token granted: its session and lock. An Acquire of a lock its
   // session already holds in that mode is answered with the existing
   // grant, which is no new grant.

@@ -236,6 +236,10 @@ NodeSimulation::NodeSimulation(const NodeSimOptions& options)
   }
   size_t lock_count = uniform_between(rng_, 1, 3);
   for (size_t i = 0; i < lock_count; ++i) locks_.push_back(fmt::format("jobs/{}", i));
+  if (chance(rng_, 400'000)) {
+    locks_.push_back(fmt::format("{}0", kSemaphorePrefix));
+    checker_.set_semaphore(locks_.back(), kSemaphoreHolders);
+  }
   size_t client_count = uniform_between(rng_, 2, 6);
   std::vector<std::string> endpoints;
   for (auto& m : members_) endpoints.push_back(endpoint_of(m.id));

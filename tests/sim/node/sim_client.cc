@@ -268,6 +268,10 @@ void SimClient::acquire() {
   *acquire->mutable_key() = session_->next_key();
   acquire->set_lock(lock);
   acquire->set_mode(chance(75) ? lockpb::EXCLUSIVE : lockpb::SHARED);
+  if (lock.starts_with(kSemaphorePrefix)) {
+    acquire->set_mode(lockpb::SHARED);
+    acquire->set_max_holders(kSemaphoreHolders);
+  }
   acquire->set_wait_ms(wait_ms);
   if (chance(25)) acquire->set_lock_delay_ms(delays[pick(3)]);
   uint64_t life = session_life_;
@@ -443,6 +447,10 @@ void SimClient::probe_next() {
   *acquire->mutable_key() = session_->next_key();
   acquire->set_lock(lock);
   acquire->set_mode(lockpb::EXCLUSIVE);
+  if (lock.starts_with(kSemaphorePrefix)) {
+    acquire->set_mode(lockpb::SHARED);
+    acquire->set_max_holders(kSemaphoreHolders);
+  }
   acquire->set_wait_ms(20'000);
   uint64_t life = session_life_;
   call(request, milliseconds(20'000), [this, life](const clientpb::Response& response) {

@@ -7,8 +7,9 @@
 // clock. Only the threads and sockets of libfencelock are replaced.
 //
 // Its workload, drawn from its seed: open a session (TTL 0.5-3 s), then in
-// turn acquire one of a few locks (exclusive or shared, try or wait with a
-// deadline, sometimes with a lock-delay, sometimes cancelling the wait),
+// turn acquire one of a few locks (exclusive or shared, or a counting
+// semaphore; try or wait with a deadline, sometimes with a lock-delay,
+// sometimes cancelling the wait),
 // hold it a while, read it back (describe), release it; now and then close
 // the session, abandon it (stop keepalives, as a crashed process would),
 // force-release a lock as an operator, and start again. Everything it was
@@ -24,6 +25,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "client/call_policy.h"
@@ -33,6 +35,11 @@
 #include "tests/sim/node/sim_clock.h"
 
 namespace fencelock::sim {
+
+// Locks named with this prefix are counting semaphores of
+// kSemaphoreHolders SHARED holders.
+inline constexpr std::string_view kSemaphorePrefix = "sem/";
+inline constexpr uint32_t kSemaphoreHolders = 2;
 
 // The simulation as a client sees it.
 class ClientNet {
