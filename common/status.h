@@ -1,7 +1,8 @@
 #pragma once
 // Status and Result: expected outcomes as values, never exceptions across
-// module APIs (docs/design.md "Errors"). The code enum is the wire's ErrorCode so a
-// state machine result reaches a client unchanged.
+// module APIs (docs/design.md "Errors"). The code enum is the wire's ErrorCode.
+// The lock state machine has its own (statemachine/status.h), which the
+// server translates (server/wire.h).
 //
 // Thread-safety: value types; distinct objects may be used from any thread.
 

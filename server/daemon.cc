@@ -116,12 +116,6 @@ asio::awaitable<void> Daemon::tick_loop() {
   }
 }
 
-uint64_t Daemon::wall_ms() const {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
-
 void Daemon::write(raft::WriteMode mode, size_t entries, std::chrono::microseconds hold,
                    std::function<void()> write, std::function<void()> done) {
   if (mode == raft::WriteMode::kLazy) {

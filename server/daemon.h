@@ -52,7 +52,6 @@ class Daemon final : private Env {
 
   // Env.
   SteadyTime now() const override { return SteadyClock::now(); }
-  uint64_t wall_ms() const override;
   void post(std::function<void()> fn) override { boost::asio::post(io_, std::move(fn)); }
   void write(raft::WriteMode mode, size_t entries, std::chrono::microseconds hold,
              std::function<void()> write, std::function<void()> done) override;

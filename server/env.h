@@ -31,11 +31,9 @@ class Env {
   virtual ~Env() = default;
 
   // This node's monotonic clock: session TTLs, wait deadlines and
-  // lock-delays run on it.
+  // lock-delays run on it. A node reads no wall clock at all: one that
+  // steps, or differs between machines, cannot shorten anything.
   virtual SteadyTime now() const = 0;
-  // This node's wall clock in milliseconds since the Unix epoch; may step.
-  // Only informational fields (when a grant was made) use it.
-  virtual uint64_t wall_ms() const = 0;
 
   // Runs `fn` on the node's loop after everything already queued there (so
   // that requests and messages that arrive together share one Ready).

@@ -8,8 +8,12 @@ std::chrono::milliseconds ms(uint64_t count) {
   return std::chrono::milliseconds(static_cast<int64_t>(count));
 }
 
-uint64_t ms_until(uint64_t until_ms, uint64_t now_ms) {
-  return until_ms > now_ms ? until_ms - now_ms : 0;
+// `count` ms after `now`, saturating: a wait of "forever" (wait_ms near
+// 2^64) must not wrap into the past.
+SteadyTime after_ms(SteadyTime now, uint64_t count) {
+  auto room = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyTime::max() - now);
+  if (count >= static_cast<uint64_t>(room.count())) return SteadyTime::max();
+  return now + ms(count);
 }
 
 }  // namespace
@@ -19,23 +23,24 @@ void LeaderTimers::track_session(uint64_t session_id, uint64_t ttl_ms, SteadyTim
   session_deadlines_.emplace(now + ms(ttl_ms), session_id);
 }
 
-void LeaderTimers::take_office(SteadyTime now, uint64_t wall_ms, const sm::LockStateMachine& state,
-                               uint64_t term) {
+void LeaderTimers::take_office(SteadyTime now, const sm::LockStateMachine& state, uint64_t term) {
   clear();
   for (const auto& session : state.sessions()) {
     SteadyTime from = now;
     if (bug_ == InjectedBug::kExpireOnOldDeadline) from -= ms(session.ttl_ms / 2);
     track_session(session.session_id, session.ttl_ms, from);
   }
+  // Every pending wait and lock-delay runs in full again from taking office:
+  // this node cannot know how much of it ran on another leader's clock, and
+  // neither may end early.
   for (const auto& wait : state.pending_waits()) {
-    if (wait.deadline_ms == 0) continue;
-    wait_deadlines_.push(WaitTimer{now + ms(ms_until(wait.deadline_ms, wall_ms)), wait.session_id,
-                                   wait.lock, wait.wait_id});
+    wait_deadlines_.push(WaitTimer{after_ms(now, wait.wait_ms), wait.session_id, wait.lock,
+                                   wait.wait_id});
   }
   for (const auto& delay : state.lock_delays()) {
-    SteadyTime end = now + ms(ms_until(delay.until_ms, wall_ms));
+    SteadyTime end = after_ms(now, delay.delay_ms);
     if (bug_ == InjectedBug::kEarlyLockDelay) end = now;
-    delay_ends_.push(DelayTimer{end, delay.lock, delay.until_ms});
+    delay_ends_.push(DelayTimer{end, delay.lock, delay.delay_id});
   }
   logger_->info("{} took office at term {}: {} sessions, {} waits, {} lock delays armed", self_id_,
                 term, session_seen_.size(), wait_deadlines_.size(), delay_ends_.size());
@@ -74,21 +79,18 @@ void LeaderTimers::applied(SteadyTime now, const lockpb::Command& command,
     session_seen_.erase(command.expire_session().session_id());
     expiring_sessions_.erase(command.expire_session().session_id());
   }
-  if (result.queued && result.wait_deadline_ms > 0) {
-    uint64_t wait_ms = ms_until(result.wait_deadline_ms, command.acquire().now_ms());
-    wait_deadlines_.push(WaitTimer{now + ms(wait_ms), command.acquire().key().session_id(),
+  // A wait and a lock-delay run from when this node applied the entry
+  // that started them, on its own steady clock.
+  if (result.queued) {
+    wait_deadlines_.push(WaitTimer{after_ms(now, result.wait_ms), command.acquire().key().session_id(),
                                    command.acquire().lock(), result.wait_id});
   }
-  uint64_t started_ms = command.has_force_release() ? command.force_release().now_ms()
-                                                    : command.expire_session().now_ms();
   for (const auto& delay : result.lock_delays_started) {
-    uint64_t delay_ms = ms_until(delay.until_ms, started_ms);
-    delay_ends_.push(DelayTimer{now + ms(delay_ms), delay.lock, delay.until_ms});
+    delay_ends_.push(DelayTimer{after_ms(now, delay.delay_ms), delay.lock, delay.delay_id});
   }
 }
 
-void LeaderTimers::expire_due_sessions(SteadyTime now, uint64_t wall_ms, bool hold_sessions,
-                                       const Propose& propose) {
+void LeaderTimers::expire_due_sessions(SteadyTime now, bool hold_sessions, const Propose& propose) {
   while (!session_deadlines_.empty() && session_deadlines_.top().first <= now) {
     uint64_t session = session_deadlines_.top().second;
     session_deadlines_.pop();
@@ -106,15 +108,14 @@ void LeaderTimers::expire_due_sessions(SteadyTime now, uint64_t wall_ms, bool ho
     expiring_sessions_.insert(session);
     lockpb::Command command;
     command.mutable_expire_session()->set_session_id(session);
-    command.mutable_expire_session()->set_now_ms(wall_ms);
     propose(command);
     // Re-armed in case the proposal is lost; applying it erases the session.
     session_deadlines_.emplace(now + ms(election_ms_), session);
   }
 }
 
-void LeaderTimers::run(SteadyTime now, uint64_t wall_ms, bool hold_sessions, const Propose& propose) {
-  expire_due_sessions(now, wall_ms, hold_sessions, propose);
+void LeaderTimers::run(SteadyTime now, bool hold_sessions, const Propose& propose) {
+  expire_due_sessions(now, hold_sessions, propose);
   // Proposals refused for now (a leadership transfer under way) are tried
   // again a tick later; a stale one is ignored by the state machine.
   std::vector<WaitTimer> retry_waits;
@@ -138,7 +139,7 @@ void LeaderTimers::run(SteadyTime now, uint64_t wall_ms, bool hold_sessions, con
     delay_ends_.pop();
     lockpb::Command command;
     command.mutable_end_lock_delay()->set_lock(delay.lock);
-    command.mutable_end_lock_delay()->set_until_ms(delay.until_ms);
+    command.mutable_end_lock_delay()->set_delay_id(delay.delay_id);
     if (!propose(command)) {
       delay.end = now + ms(tick_ms_);
       retry_delays.push_back(std::move(delay));

@@ -47,14 +47,13 @@ class LeaderTimers {
 
   // This node took office at `now`: arms every session, wait and
   // lock-delay of `state` in full from now.
-  void take_office(SteadyTime now, uint64_t wall_ms, const sm::LockStateMachine& state,
-                   uint64_t term);
+  void take_office(SteadyTime now, const sm::LockStateMachine& state, uint64_t term);
   // This node is no longer leader: forgets every timer.
   void clear();
 
   // Proposes what is due at `now`. `hold_sessions`: a node handing
   // leadership over refuses keepalives, so it expires no session.
-  void run(SteadyTime now, uint64_t wall_ms, bool hold_sessions, const Propose& propose);
+  void run(SteadyTime now, bool hold_sessions, const Propose& propose);
 
   // Bookkeeping for an applied command on the leader.
   void applied(SteadyTime now, const lockpb::Command& command, const sm::ApplyResult& result);
@@ -87,7 +86,7 @@ class LeaderTimers {
   struct DelayTimer {
     SteadyTime end;
     std::string lock;
-    uint64_t until_ms = 0;  // names the delay in EndLockDelay
+    uint64_t delay_id = 0;  // names the delay in EndLockDelay
     friend bool operator>(const DelayTimer& a, const DelayTimer& b) {
       return std::tie(a.end, a.lock) > std::tie(b.end, b.lock);
     }
@@ -96,8 +95,7 @@ class LeaderTimers {
   using MinHeap = std::priority_queue<T, std::vector<T>, std::greater<T>>;
 
   void track_session(uint64_t session_id, uint64_t ttl_ms, SteadyTime now);
-  void expire_due_sessions(SteadyTime now, uint64_t wall_ms, bool hold_sessions,
-                           const Propose& propose);
+  void expire_due_sessions(SteadyTime now, bool hold_sessions, const Propose& propose);
 
   uint64_t self_id_;
   uint32_t tick_ms_;

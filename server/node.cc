@@ -14,6 +14,9 @@ namespace {
 // Reads and keepalives not confirmed by a ReadIndex round within this many
 // election timeouts are answered NOT_LEADER (leadership was lost).
 constexpr int kReadTimeoutElections = 2;
+// Room a read's answer needs beside its page: id, code, an empty message,
+// the result's tag and length.
+constexpr size_t kResponseHeadroomBytes = 1024;
 // How long a graceful shutdown waits for leadership to move and in-flight
 // proposals to be applied.
 constexpr auto kShutdownGrace = std::chrono::seconds(3);
@@ -22,7 +25,7 @@ constexpr auto kShutdownGrace = std::chrono::seconds(3);
 uint64_t restore_from_log(sm::LockStateMachine& state, const storage::LogStore& log) {
   raftpb::Snapshot snapshot = log.snapshot();
   if (snapshot.metadata().index() > 0) {
-    Status status = state.restore(snapshot.data());
+    sm::Status status = state.restore(snapshot.data());
     FL_CHECK(status.ok(), "snapshot at index {} in {} does not restore: {}",
              snapshot.metadata().index(), log.location(), status.to_string());
   }
@@ -68,6 +71,9 @@ Node::Node(Env& env, storage::LogStore& log, NodeConfig config)
       reads_(config_.id,
              std::chrono::milliseconds(kReadTimeoutElections * config_.election_ticks *
                                        config_.tick_ms),
+             config_.max_frame_bytes > kResponseHeadroomBytes
+                 ? config_.max_frame_bytes - kResponseHeadroomBytes
+                 : 0,
              responder_, state_, timers_) {
   last_snapshot_index_ = log_.snapshot().metadata().index();
   if (lazy_window_.count() < static_cast<int64_t>(config_.lazy_window_us)) {
@@ -94,7 +100,7 @@ void Node::on_tick() {
   SteadyTime now = env_.now();
   reads_.expire(now);
   if (leader()) {
-    timers_.run(now, env_.wall_ms(), shutting_down_,
+    timers_.run(now, shutting_down_,
                 [this](const lockpb::Command& command) { return propose_internal(command); });
   }
   if (shutting_down_) {
@@ -127,7 +133,7 @@ void Node::on_request(ConnectionId from, const clientpb::Request& request) {
     return;
   }
   std::string invalid;
-  auto command = Requests::to_command(request, env_.wall_ms(), &invalid);
+  auto command = Requests::to_command(request, &invalid);
   if (!invalid.empty()) {
     responder_.error(caller, lockpb::INVALID_ARGUMENT, invalid);
     return;
@@ -215,7 +221,7 @@ void Node::on_soft_state(const raft::SoftState& soft) {
   soft_state_ = soft;
   responder_.set_leader(soft.leader_id);
   if (is_leader && !was_leader) {
-    timers_.take_office(env_.now(), env_.wall_ms(), state_, raft_->term());
+    timers_.take_office(env_.now(), state_, raft_->term());
   }
   if (was_leader && !is_leader) {
     timers_.clear();
@@ -257,7 +263,7 @@ void Node::on_read_state(const raft::ReadState& read_state) {
 }
 
 void Node::restore(const raftpb::Snapshot& snapshot) {
-  Status status = state_.restore(snapshot.data());
+  sm::Status status = state_.restore(snapshot.data());
   FL_CHECK(status.ok(), "{} snapshot at index {} from the leader does not restore: {}", config_.id,
            snapshot.metadata().index(), status.to_string());
   last_snapshot_index_ = snapshot.metadata().index();
@@ -267,7 +273,7 @@ void Node::restore(const raftpb::Snapshot& snapshot) {
   requests_.fail_after_snapshot(snapshot.metadata().index(), pending);
   logger_->info("{} restored snapshot at index {} term {}", config_.id, snapshot.metadata().index(),
                 snapshot.metadata().term());
-  if (leader()) timers_.take_office(env_.now(), env_.wall_ms(), state_, raft_->term());
+  if (leader()) timers_.take_office(env_.now(), state_, raft_->term());
 }
 
 void Node::maybe_snapshot() {

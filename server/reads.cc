@@ -1,5 +1,7 @@
 #include "server/reads.h"
 
+#include "server/wire.h"
+
 namespace fencelock::server {
 
 void Reads::queue(const Caller& caller, clientpb::Request request) {
@@ -81,24 +83,24 @@ void Reads::serve(const Caller& caller, const clientpb::Request& request, bool l
     case clientpb::Request::kDescribe: {
       auto info = state_.describe(request.describe().lock());
       if (!info.ok()) {
-        responder_.error(caller, info.code(), info.status().message());
+        responder_.error(caller, to_wire(info.code()), info.status().message());
         return;
       }
-      *response.mutable_lock_info() = std::move(info).value();
+      *response.mutable_lock_info() = to_wire(info.value());
       break;
     }
     case clientpb::Request::kListLocks:
       *response.mutable_lock_list() =
-          state_.list_locks(request.list_locks().prefix(), request.list_locks().start_after(),
-                            request.list_locks().limit());
+          to_wire(state_.list_locks(request.list_locks().prefix(), request.list_locks().start_after(),
+                                    request.list_locks().limit(), page_bytes_));
       break;
     case clientpb::Request::kCheckSequencer:
       *response.mutable_sequencer_status() =
-          state_.check_sequencer(request.check_sequencer().sequencer());
+          to_wire(state_.check_sequencer(request.check_sequencer().sequencer()));
       break;
     case clientpb::Request::kListSessions:
-      *response.mutable_session_list() = state_.list_sessions(
-          request.list_sessions().start_after(), request.list_sessions().limit());
+      *response.mutable_session_list() = to_wire(state_.list_sessions(
+          request.list_sessions().start_after(), request.list_sessions().limit(), page_bytes_));
       break;
     default:
       responder_.error(caller, lockpb::UNKNOWN_REQUEST, "unknown request");

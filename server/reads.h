@@ -26,10 +26,17 @@ namespace fencelock::server {
 class Reads {
  public:
   // `timeout`: a round not confirmed within it is answered NOT_LEADER
-  // (leadership moved).
-  Reads(uint64_t self_id, std::chrono::milliseconds timeout, Responder& responder,
-        const sm::LockStateMachine& state, LeaderTimers& timers)
-      : self_id_(self_id), timeout_(timeout), responder_(responder), state_(state), timers_(timers) {}
+  // (leadership moved). `page_bytes`: how large a list page may grow, so
+  // that its answer fits in one frame (a page of one larger entry still
+  // goes out, and the client's frame check answers it).
+  Reads(uint64_t self_id, std::chrono::milliseconds timeout, size_t page_bytes,
+        Responder& responder, const sm::LockStateMachine& state, LeaderTimers& timers)
+      : self_id_(self_id),
+        timeout_(timeout),
+        page_bytes_(page_bytes),
+        responder_(responder),
+        state_(state),
+        timers_(timers) {}
 
   // Queues a read or keepalive for the next round.
   void queue(const Caller& caller, clientpb::Request request);
@@ -60,6 +67,7 @@ class Reads {
 
   uint64_t self_id_;
   std::chrono::milliseconds timeout_;
+  size_t page_bytes_;
   Responder& responder_;
   const sm::LockStateMachine& state_;
   LeaderTimers& timers_;

@@ -1,5 +1,7 @@
 #include "server/requests.h"
 
+#include "server/wire.h"
+
 namespace fencelock::server {
 
 namespace {
@@ -7,19 +9,20 @@ constexpr const char* kLost = "proposal lost in a leader change; retry";
 }  // namespace
 
 std::optional<lockpb::Command> Requests::to_command(const clientpb::Request& request,
-                                                    uint64_t wall_ms, std::string* invalid) {
+                                                    std::string* invalid) {
   lockpb::Command command;
   switch (request.kind_case()) {
     case clientpb::Request::kOpenSession:
       *command.mutable_open_session() = request.open_session();
-      command.mutable_open_session()->set_now_ms(wall_ms);
       break;
     case clientpb::Request::kCloseSession:
       *command.mutable_close_session() = request.close_session();
       break;
     case clientpb::Request::kAcquire:
       *command.mutable_acquire() = request.acquire();
-      command.mutable_acquire()->set_now_ms(wall_ms);
+      // A set now_ms marks an entry of an earlier version's leader
+      // (proto/command.proto): a client must not set it.
+      command.mutable_acquire()->clear_now_ms();
       break;
     case clientpb::Request::kRelease:
       *command.mutable_release() = request.release();
@@ -35,7 +38,7 @@ std::optional<lockpb::Command> Requests::to_command(const clientpb::Request& req
       break;
     case clientpb::Request::kForceRelease:
       *command.mutable_force_release() = request.force_release();
-      command.mutable_force_release()->set_now_ms(wall_ms);
+      command.mutable_force_release()->clear_now_ms();
       break;
     default:
       return std::nullopt;
@@ -81,7 +84,7 @@ std::optional<Caller> Requests::take_caller(const raftpb::Entry& entry) {
 void Requests::answer_applied(const Caller& caller, lockpb::Command::KindCase kind,
                               const sm::ApplyResult& result) {
   clientpb::Response response;
-  response.set_code(result.status.code());
+  response.set_code(to_wire(result.status.code()));
   response.set_message(result.status.message());
   if (!result.status.ok()) {
     responder_.respond(caller, std::move(response));
@@ -126,11 +129,12 @@ void Requests::answer_waits(const sm::ApplyResult& result) {
     }
   }
   for (const auto& ended : result.ended_waits) {
-    std::string message = ended.reason == lockpb::TIMEOUT    ? "lock not granted before the wait deadline"
-                          : ended.reason == lockpb::CANCELLED ? "wait cancelled"
-                                                              : "session ended while waiting";
+    std::string message = ended.reason == sm::Code::kTimeout
+                              ? "lock not granted before the wait deadline"
+                          : ended.reason == sm::Code::kCancelled ? "wait cancelled"
+                                                                 : "session ended while waiting";
     for (const Caller& caller : take_waiting(ended.wait_id)) {
-      responder_.error(caller, ended.reason, message);
+      responder_.error(caller, to_wire(ended.reason), message);
     }
   }
 }

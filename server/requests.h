@@ -31,12 +31,11 @@ class Requests {
   Requests(Responder& responder, std::shared_ptr<spdlog::logger> logger)
       : responder_(responder), logger_(std::move(logger)) {}
 
-  // The command a mutating request becomes, stamped with the leader's wall
-  // clock where the command records one. nullopt for requests that are not
+  // The command a mutating request becomes. nullopt for requests that are not
   // commands (reads, keepalives, status), and for one that is invalid as it
   // stands, which sets `*invalid` to the reason (INVALID_ARGUMENT).
   static std::optional<lockpb::Command> to_command(const clientpb::Request& request,
-                                                   uint64_t wall_ms, std::string* invalid);
+                                                   std::string* invalid);
 
   // Proposes `command` for `caller`; answers NOT_LEADER when the core
   // refuses it (not leader, leadership transfer under way).

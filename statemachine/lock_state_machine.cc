@@ -12,9 +12,12 @@ namespace fencelock::sm {
 namespace {
 
 constexpr uint32_t kSnapshotMagic = 0x4D534C46;  // "FLSM"
-constexpr uint32_t kSnapshotVersion = 1;
+// Format 1 stored a session's last result as a lockpb::ErrorCode number;
+// format 2 stores it as an sm::Code number.
+constexpr uint32_t kSnapshotFormat1 = 1;
+constexpr uint32_t kSnapshotVersion = 2;
 
-Status error(ErrorCode code, std::string message) {
+Status error(Code code, std::string message) {
   return Status(code, std::move(message));
 }
 
@@ -22,9 +25,39 @@ bool valid_mode(int mode) {
   return mode == lockpb::EXCLUSIVE || mode == lockpb::SHARED;
 }
 
-uint64_t saturating_add(uint64_t a, uint64_t b) {
-  return a > std::numeric_limits<uint64_t>::max() - b ? std::numeric_limits<uint64_t>::max()
-                                                      : a + b;
+// A last result as format 1 stored it: the lockpb::ErrorCode number of that
+// time. Spelled out rather than read from the wire enum, which may change;
+// only codes the state machine could record are accepted.
+std::optional<Code> code_from_format1(uint8_t number) {
+  switch (number) {
+    case 0:
+      return Code::kOk;
+    case 2:
+      return Code::kSessionExpired;
+    case 3:
+      return Code::kLockNotHeld;
+    case 4:
+      return Code::kTimeout;
+    case 5:
+      return Code::kInvalidArgument;
+    case 7:
+      return Code::kFailedPrecondition;
+    case 8:
+      return Code::kResourceExhausted;
+    case 13:
+      return Code::kNotFound;
+    case 14:
+      return Code::kStaleSequence;
+    case 15:
+      return Code::kCancelled;
+    default:
+      return std::nullopt;
+  }
+}
+
+std::optional<Code> code_from_format2(uint8_t number) {
+  if (number > static_cast<uint8_t>(kMaxCode)) return std::nullopt;
+  return static_cast<Code>(number);
 }
 
 uint32_t page_size(uint32_t limit) {
@@ -52,7 +85,7 @@ ApplyResult LockStateMachine::apply(uint64_t index, std::string_view entry_bytes
     FL_CHECK(index > applied_index_, "apply of index {} after index {}", index, applied_index_);
     applied_index_ = index;
     ApplyResult result;
-    result.status = error(lockpb::INVALID_ARGUMENT, "entry is not a Command");
+    result.status = error(Code::kInvalidArgument, "entry is not a Command");
     return result;
   }
   return apply(index, command);
@@ -71,7 +104,7 @@ ApplyResult LockStateMachine::apply_command(uint64_t index, const lockpb::Comman
     case lockpb::Command::kCloseSession:
       return close_session(command.close_session());
     case lockpb::Command::kExpireSession:
-      return expire_session(command.expire_session());
+      return expire_session(index, command.expire_session());
     case lockpb::Command::kAcquire:
       return acquire(index, command.acquire());
     case lockpb::Command::kRelease:
@@ -81,52 +114,67 @@ ApplyResult LockStateMachine::apply_command(uint64_t index, const lockpb::Comman
     case lockpb::Command::kEndLockDelay:
       return end_lock_delay(command.end_lock_delay());
     case lockpb::Command::kForceRelease:
-      return force_release(command.force_release());
+      return force_release(index, command.force_release());
     case lockpb::Command::KIND_NOT_SET:
       break;
   }
   ApplyResult result;
-  result.status = error(lockpb::INVALID_ARGUMENT, "empty or unknown command");
+  result.status = error(Code::kInvalidArgument, "empty or unknown command");
   return result;
 }
 
 // --- Exactly-once ---
 
+LockStateMachine::Request LockStateMachine::request_of(RequestKind kind, std::string_view lock,
+                                                       uint64_t argument) {
+  char fixed[9];
+  fixed[0] = static_cast<char>(kind);
+  for (int i = 0; i < 8; ++i) fixed[1 + i] = static_cast<char>((argument >> (8 * i)) & 0xFF);
+  uint64_t hash = detail::fnv1a64(lock, detail::fnv1a64(std::string_view(fixed, sizeof fixed)));
+  return Request{kind, hash == 0 ? 1 : hash};
+}
+
 LockStateMachine::KeyCheck LockStateMachine::check_key(const lockpb::RequestKey& key,
-                                                       RequestKind kind, SessionIt& session,
+                                                       const Request& request, SessionIt& session,
                                                        ApplyResult& result) {
   session = sessions_.find(key.session_id());
   if (session == sessions_.end()) {
-    result.status = error(lockpb::SESSION_EXPIRED, "unknown session");
+    result.status = error(Code::kSessionExpired, "unknown session");
     return KeyCheck::kDone;
   }
   Session& s = session->second;
   if (key.sequence() == 0) {
-    result.status = error(lockpb::INVALID_ARGUMENT, "request sequence number 0");
+    result.status = error(Code::kInvalidArgument, "request sequence number 0");
     return KeyCheck::kDone;
   }
   if (key.sequence() < s.last_sequence) {
-    result.status = error(lockpb::STALE_SEQUENCE, "sequence number older than the last applied");
+    result.status = error(Code::kStaleSequence, "sequence number older than the last applied");
     return KeyCheck::kDone;
   }
   if (key.sequence() == s.last_sequence) {
-    result.duplicate = true;
-    if (s.last_kind != kind) {
-      result.status = error(lockpb::INVALID_ARGUMENT, "sequence number reused for another request");
+    // Answering a different request with the recorded result would hand a
+    // client a grant or a release it did not ask for.
+    if (s.last_kind != request.kind ||
+        (s.last_request != 0 && s.last_request != request.fingerprint)) {
+      result.status =
+          error(Code::kInvalidArgument, "sequence number " + std::to_string(key.sequence()) +
+                                            " was used for a different request");
       return KeyCheck::kDone;
     }
-    auto code = static_cast<ErrorCode>(s.last_code);
-    result.status = code == lockpb::OK ? Status() : error(code, "recorded result of a retry");
+    result.duplicate = true;
+    result.status =
+        s.last_code == Code::kOk ? Status() : error(s.last_code, "recorded result of a retry");
     return KeyCheck::kDone;
   }
   return KeyCheck::kApply;
 }
 
-void LockStateMachine::record(Session& session, uint64_t sequence, RequestKind kind,
+void LockStateMachine::record(Session& session, uint64_t sequence, const Request& request,
                               const ApplyResult& result) {
   session.last_sequence = sequence;
-  session.last_kind = kind;
-  session.last_code = static_cast<uint8_t>(result.status.code());
+  session.last_kind = request.kind;
+  session.last_request = request.fingerprint;
+  session.last_code = result.status.code();
   session.last_queued = result.queued;
   session.last_token = result.granted ? result.granted->token() : 0;
 }
@@ -153,12 +201,12 @@ void LockStateMachine::answer_duplicate_acquire(uint64_t session_id, const Sessi
       if (waiter.session_id == session_id) {
         result.queued = true;
         result.wait_id = waiter.wait_id;
-        result.wait_deadline_ms = waiter.deadline_ms;
+        result.wait_ms = waiter.wait_ms;
         return;
       }
     }
   }
-  result.status = error(lockpb::TIMEOUT, "the wait of this request has ended");
+  result.status = error(Code::kTimeout, "the wait of this request has ended");
 }
 
 // --- Sessions ---
@@ -167,15 +215,15 @@ ApplyResult LockStateMachine::open_session(uint64_t index, const lockpb::OpenSes
   ApplyResult result;
   uint64_t ttl_ms = command.ttl_ms() == 0 ? kDefaultTtlMs : command.ttl_ms();
   if (ttl_ms < kMinTtlMs || ttl_ms > kMaxTtlMs) {
-    result.status = error(lockpb::INVALID_ARGUMENT, "ttl_ms must be within 500..600000");
+    result.status = error(Code::kInvalidArgument, "ttl_ms must be within 500..600000");
     return result;
   }
   if (command.client_name().size() > kMaxClientNameBytes || !is_valid_utf8(command.client_name())) {
-    result.status = error(lockpb::INVALID_ARGUMENT, "client_name must be UTF-8 of <= 256 bytes");
+    result.status = error(Code::kInvalidArgument, "client_name must be UTF-8 of <= 256 bytes");
     return result;
   }
   if (sessions_.size() >= limits_.max_sessions) {
-    result.status = error(lockpb::RESOURCE_EXHAUSTED, "too many sessions");
+    result.status = error(Code::kResourceExhausted, "too many sessions");
     return result;
   }
   // The index is unique and grows, so it is a deterministic session id.
@@ -190,25 +238,26 @@ ApplyResult LockStateMachine::open_session(uint64_t index, const lockpb::OpenSes
 ApplyResult LockStateMachine::close_session(const lockpb::CloseSession& command) {
   ApplyResult result;
   SessionIt session;
-  if (check_key(command.key(), RequestKind::kCloseSession, session, result) == KeyCheck::kDone) {
+  if (check_key(command.key(), request_of(RequestKind::kCloseSession, "", 0), session, result) ==
+      KeyCheck::kDone) {
     return result;
   }
-  end_session(session, /*expired=*/false, 0, result);
+  end_session(session, /*expired=*/false, 0, 0, result);
   return result;
 }
 
-ApplyResult LockStateMachine::expire_session(const lockpb::ExpireSession& command) {
+ApplyResult LockStateMachine::expire_session(uint64_t index, const lockpb::ExpireSession& command) {
   ApplyResult result;
   auto session = sessions_.find(command.session_id());
   if (session == sessions_.end()) {
-    result.status = error(lockpb::SESSION_EXPIRED, "unknown session");
+    result.status = error(Code::kSessionExpired, "unknown session");
     return result;
   }
-  end_session(session, /*expired=*/true, command.now_ms(), result);
+  end_session(session, /*expired=*/true, index, command.now_ms(), result);
   return result;
 }
 
-void LockStateMachine::end_session(SessionIt session, bool expired, uint64_t now_ms,
+void LockStateMachine::end_session(SessionIt session, bool expired, uint64_t index, uint64_t now_ms,
                                    ApplyResult& result) {
   const uint64_t session_id = session->first;
   std::vector<LockIt> locks = std::move(session->second.locks);
@@ -222,7 +271,7 @@ void LockStateMachine::end_session(SessionIt session, bool expired, uint64_t now
                                [&](const Waiter& w) { return w.session_id == session_id; });
     if (waiter != l.waiters.end()) {
       result.ended_waits.push_back(
-          EndedWait{session_id, lock->first, waiter->wait_id, lockpb::SESSION_EXPIRED});
+          EndedWait{session_id, lock->first, waiter->wait_id, Code::kSessionExpired});
       l.waiters.erase(waiter);
       continue;
     }
@@ -233,7 +282,7 @@ void LockStateMachine::end_session(SessionIt session, bool expired, uint64_t now
     l.holders.erase(holder);
     // Chubby lock-delay: a holder that vanished may still be acting on the
     // resource, so nobody else gets the lock for a while.
-    if (expired && l.lock_delay_ms > 0) start_lock_delay(lock, now_ms, result);
+    if (expired && l.lock_delay_ms > 0) start_lock_delay(lock, index, now_ms, result);
   }
   sessions_.erase(session);
   for (LockIt lock : locks) {
@@ -280,19 +329,27 @@ void LockStateMachine::forget_lock(Session& session, LockIt lock) {
   session.locks.pop_back();
 }
 
-void LockStateMachine::start_lock_delay(LockIt lock, uint64_t now_ms, ApplyResult& result) {
+void LockStateMachine::start_lock_delay(LockIt lock, uint64_t index, uint64_t now_ms,
+                                        ApplyResult& result) {
   Lock& l = lock->second;
-  const uint64_t until_ms = saturating_add(now_ms, l.lock_delay_ms);
-  if (l.in_delay && l.delay_until_ms >= until_ms) return;
+  // A holder that vanished now may act on the resource for the whole delay
+  // from now on, so a delay already running restarts in full under this
+  // entry's id. An entry with now_ms comes from a leader that armed its
+  // timers by wall-clock end time and proposed EndLockDelay without an id:
+  // id 0 lets its EndLockDelay, and a new leader's, end the delay, and
+  // gives the same state whether a node replays that entry or restores a
+  // format-1 snapshot that contains it.
   l.in_delay = true;
-  l.delay_until_ms = until_ms;
-  result.lock_delays_started.push_back(LockDelay{lock->first, until_ms});
+  l.delay_id = now_ms != 0 ? 0 : index;
+  result.lock_delays_started.push_back(LockDelay{lock->first, l.lock_delay_ms, l.delay_id});
 }
 
 ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& command) {
   ApplyResult result;
   SessionIt session_it;
-  if (check_key(command.key(), RequestKind::kAcquire, session_it, result) == KeyCheck::kDone) {
+  const Request request =
+      request_of(RequestKind::kAcquire, command.lock(), static_cast<uint64_t>(command.mode()));
+  if (check_key(command.key(), request, session_it, result) == KeyCheck::kDone) {
     if (result.duplicate && session_it != sessions_.end()) {
       answer_duplicate_acquire(session_it->first, session_it->second, command, result);
     }
@@ -301,21 +358,21 @@ ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& com
   const uint64_t session_id = session_it->first;
   Session& session = session_it->second;
   const uint64_t sequence = command.key().sequence();
-  auto fail = [&](ErrorCode code, std::string message) {
+  auto fail = [&](Code code, std::string message) {
     result.status = error(code, std::move(message));
-    record(session, sequence, RequestKind::kAcquire, result);
+    record(session, sequence, request, result);
     return result;
   };
 
   if (Status status = validate_lock_name(command.lock()); !status.ok()) {
     return fail(status.code(), status.message());
   }
-  if (!valid_mode(command.mode())) return fail(lockpb::INVALID_ARGUMENT, "unknown lock mode");
+  if (!valid_mode(command.mode())) return fail(Code::kInvalidArgument, "unknown lock mode");
   if (command.value().size() > kMaxValueBytes) {
-    return fail(lockpb::INVALID_ARGUMENT, "value is longer than 1 KiB");
+    return fail(Code::kInvalidArgument, "value is longer than 1 KiB");
   }
   if (command.lock_delay_ms() > kMaxLockDelayMs) {
-    return fail(lockpb::INVALID_ARGUMENT, "lock_delay_ms is longer than 60 s");
+    return fail(Code::kInvalidArgument, "lock_delay_ms is longer than 60 s");
   }
   const lockpb::LockMode mode = command.mode();
 
@@ -325,27 +382,27 @@ ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& com
     for (const Holder& holder : l.holders) {
       if (holder.session_id != session_id) continue;
       if (holder.mode != mode) {
-        return fail(lockpb::FAILED_PRECONDITION, "session holds the lock in the other mode");
+        return fail(Code::kFailedPrecondition, "session holds the lock in the other mode");
       }
       result.granted = make_sequencer(lock->first, mode, holder.token, session_id);
-      record(session, sequence, RequestKind::kAcquire, result);
+      record(session, sequence, request, result);
       return result;
     }
     for (const Waiter& waiter : l.waiters) {
       if (waiter.session_id == session_id) {
-        return fail(lockpb::FAILED_PRECONDITION, "session already waits for the lock");
+        return fail(Code::kFailedPrecondition, "session already waits for the lock");
       }
     }
     if (command.max_holders() != 0 && command.max_holders() != l.max_holders) {
-      return fail(lockpb::FAILED_PRECONDITION, "lock exists with another max_holders");
+      return fail(Code::kFailedPrecondition, "lock exists with another max_holders");
     }
   }
   if (session.locks.size() >= limits_.max_locks_per_session) {
-    return fail(lockpb::RESOURCE_EXHAUSTED, "session holds or waits for too many locks");
+    return fail(Code::kResourceExhausted, "session holds or waits for too many locks");
   }
   if (lock == locks_.end()) {
     if (locks_.size() >= limits_.max_locks) {
-      return fail(lockpb::RESOURCE_EXHAUSTED, "too many locks");
+      return fail(Code::kResourceExhausted, "too many locks");
     }
     lock = locks_.emplace(command.lock(), Lock()).first;
     lock->second.max_holders = command.max_holders();
@@ -361,26 +418,30 @@ ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& com
     result.granted = make_sequencer(lock->first, mode, token, session_id);
   } else if (command.wait_ms() == 0) {
     // A try-acquire is a wait of zero that has expired.
-    return fail(lockpb::TIMEOUT, "lock is busy");
+    return fail(Code::kTimeout, "lock is busy");
   } else if (l.waiters.size() >= limits_.max_waiters_per_lock) {
-    return fail(lockpb::RESOURCE_EXHAUSTED, "too many waiters for the lock");
+    return fail(Code::kResourceExhausted, "too many waiters for the lock");
   } else {
-    const uint64_t deadline_ms = saturating_add(command.now_ms(), command.wait_ms());
-    l.waiters.push_back(
-        Waiter{session_id, index, deadline_ms, mode, detail::Payload(command.value())});
+    // The wait runs on the leader's clock, not in the state. An Acquire with
+    // now_ms is an earlier leader's, which kept a deadline in its own clock:
+    // a format-1 snapshot holding this wait knows no duration, so neither
+    // does a replay of it (the same state either way).
+    const uint64_t wait_ms = command.now_ms() != 0 ? 0 : command.wait_ms();
+    l.waiters.push_back(Waiter{session_id, index, wait_ms, mode, detail::Payload(command.value())});
     session.locks.push_back(lock);
     result.queued = true;
     result.wait_id = index;
-    result.wait_deadline_ms = deadline_ms;
+    result.wait_ms = wait_ms;
   }
-  record(session, sequence, RequestKind::kAcquire, result);
+  record(session, sequence, request, result);
   return result;
 }
 
 ApplyResult LockStateMachine::release(const lockpb::Release& command) {
   ApplyResult result;
   SessionIt session_it;
-  if (check_key(command.key(), RequestKind::kRelease, session_it, result) == KeyCheck::kDone) {
+  const Request request = request_of(RequestKind::kRelease, command.lock(), command.token());
+  if (check_key(command.key(), request, session_it, result) == KeyCheck::kDone) {
     return result;
   }
   const uint64_t session_id = session_it->first;
@@ -388,15 +449,14 @@ ApplyResult LockStateMachine::release(const lockpb::Release& command) {
   auto lock = locks_.find(command.lock());
   if (lock == locks_.end()) {
     result.status = validate_lock_name(command.lock());
-    if (result.status.ok()) result.status = error(lockpb::LOCK_NOT_HELD, "lock is not held");
+    if (result.status.ok()) result.status = error(Code::kLockNotHeld, "lock is not held");
   } else {
     Lock& l = lock->second;
     auto holder = std::find_if(l.holders.begin(), l.holders.end(), [&](const Holder& h) {
       return h.session_id == session_id && h.token == command.token();
     });
     if (holder == l.holders.end()) {
-      result.status =
-          error(lockpb::LOCK_NOT_HELD, "session does not hold the lock with that token");
+      result.status = error(Code::kLockNotHeld, "session does not hold the lock with that token");
     } else {
       l.holders.erase(holder);
       forget_lock(session, lock);
@@ -404,7 +464,7 @@ ApplyResult LockStateMachine::release(const lockpb::Release& command) {
       erase_if_unused(lock);
     }
   }
-  record(session, command.key().sequence(), RequestKind::kRelease, result);
+  record(session, command.key().sequence(), request, result);
   return result;
 }
 
@@ -413,15 +473,15 @@ ApplyResult LockStateMachine::cancel_wait(const lockpb::CancelWait& command) {
   // sequence 0: the leader ends a wait whose deadline passed. Otherwise the
   // client cancels its own wait, exactly once.
   const bool by_leader = command.key().sequence() == 0;
+  const Request request = request_of(RequestKind::kCancelWait, command.lock(), command.wait_id());
   SessionIt session_it;
   if (by_leader) {
     session_it = sessions_.find(command.key().session_id());
     if (session_it == sessions_.end()) {
-      result.status = error(lockpb::SESSION_EXPIRED, "unknown session");
+      result.status = error(Code::kSessionExpired, "unknown session");
       return result;
     }
-  } else if (check_key(command.key(), RequestKind::kCancelWait, session_it, result) ==
-             KeyCheck::kDone) {
+  } else if (check_key(command.key(), request, session_it, result) == KeyCheck::kDone) {
     return result;
   }
   const uint64_t session_id = session_it->first;
@@ -437,7 +497,7 @@ ApplyResult LockStateMachine::cancel_wait(const lockpb::CancelWait& command) {
     if (waiter != l.waiters.end()) {
       found = true;
       result.ended_waits.push_back(EndedWait{session_id, lock->first, waiter->wait_id,
-                                             by_leader ? lockpb::TIMEOUT : lockpb::CANCELLED});
+                                             by_leader ? Code::kTimeout : Code::kCancelled});
       l.waiters.erase(waiter);
       forget_lock(session, lock);
       // The cancelled waiter may have been what blocked those behind it.
@@ -445,35 +505,32 @@ ApplyResult LockStateMachine::cancel_wait(const lockpb::CancelWait& command) {
       erase_if_unused(lock);
     }
   }
-  if (!found) result.status = error(lockpb::NOT_FOUND, "no such wait");
-  if (!by_leader) record(session, command.key().sequence(), RequestKind::kCancelWait, result);
+  if (!found) result.status = error(Code::kNotFound, "no such wait");
+  if (!by_leader) record(session, command.key().sequence(), request, result);
   return result;
 }
 
 ApplyResult LockStateMachine::end_lock_delay(const lockpb::EndLockDelay& command) {
   ApplyResult result;
+  // Leader proposed, from a timer armed for one delay: a delay that has
+  // ended or restarted since (another id), or a lock that is gone, makes it
+  // a stale timer with nothing to do.
   auto lock = locks_.find(command.lock());
-  if (lock == locks_.end()) {
-    result.status = error(lockpb::NOT_FOUND, "no such lock");
-    return result;
-  }
+  if (lock == locks_.end()) return result;
   Lock& l = lock->second;
-  if (!l.in_delay || (command.until_ms() != 0 && command.until_ms() != l.delay_until_ms)) {
-    result.status = error(lockpb::FAILED_PRECONDITION, "lock is not in that lock-delay");
-    return result;
-  }
+  if (!l.in_delay || l.delay_id != command.delay_id()) return result;
   l.in_delay = false;
-  l.delay_until_ms = 0;
+  l.delay_id = 0;
   grant_waiters(lock, result);
   erase_if_unused(lock);
   return result;
 }
 
-ApplyResult LockStateMachine::force_release(const lockpb::ForceRelease& command) {
+ApplyResult LockStateMachine::force_release(uint64_t index, const lockpb::ForceRelease& command) {
   ApplyResult result;
   auto lock = locks_.find(command.lock());
   if (lock == locks_.end()) {
-    result.status = error(lockpb::NOT_FOUND, "no such lock");
+    result.status = error(Code::kNotFound, "no such lock");
     return result;
   }
   Lock& l = lock->second;
@@ -486,7 +543,7 @@ ApplyResult LockStateMachine::force_release(const lockpb::ForceRelease& command)
     }
     l.holders.clear();
     // The holders did not release: they may still act on the resource.
-    if (l.lock_delay_ms > 0) start_lock_delay(lock, command.now_ms(), result);
+    if (l.lock_delay_ms > 0) start_lock_delay(lock, index, command.now_ms(), result);
   }
   grant_waiters(lock, result);
   erase_if_unused(lock);
@@ -495,86 +552,104 @@ ApplyResult LockStateMachine::force_release(const lockpb::ForceRelease& command)
 
 // --- Reads ---
 
-Result<clientpb::LockInfo> LockStateMachine::describe(std::string_view name) const {
+Result<LockView> LockStateMachine::describe(std::string_view name) const {
   if (Status status = validate_lock_name(name); !status.ok()) return status;
   auto lock = locks_.find(name);
-  if (lock == locks_.end()) return Status(lockpb::NOT_FOUND, "no such lock");
-  const Lock& l = lock->second;
-  clientpb::LockInfo info;
-  info.set_name(lock->first);
-  for (const Holder& holder : l.holders) {
-    clientpb::Holder* out = info.add_holders();
-    out->set_session_id(holder.session_id);
-    out->set_token(holder.token);
-    out->set_mode(holder.mode);
-    out->set_value(std::string(holder.value.view()));
-  }
-  for (const Waiter& waiter : l.waiters) {
-    clientpb::Waiter* out = info.add_waiters();
-    out->set_session_id(waiter.session_id);
-    out->set_mode(waiter.mode);
-    out->set_wait_id(waiter.wait_id);
-    out->set_deadline_ms(waiter.deadline_ms);
-  }
-  info.set_max_holders(l.max_holders);
-  info.set_lock_delay_ms(l.lock_delay_ms);
-  info.set_in_lock_delay(l.in_delay);
-  info.set_lock_delay_until_ms(l.delay_until_ms);
-  return info;
+  if (lock == locks_.end()) return Status(Code::kNotFound, "no such lock");
+  return view_of(*lock);
 }
 
-clientpb::LockList LockStateMachine::list_locks(std::string_view prefix,
-                                                std::string_view start_after,
-                                                uint32_t limit) const {
-  clientpb::LockList list;
-  const uint32_t page = page_size(limit);
+LockView LockStateMachine::view_of(const LockMap::value_type& entry) {
+  const Lock& l = entry.second;
+  LockView view;
+  view.name = entry.first;
+  view.holders.reserve(l.holders.size());
+  for (const Holder& holder : l.holders) {
+    view.holders.push_back(
+        HolderView{holder.session_id, holder.token, holder.mode, std::string(holder.value.view())});
+  }
+  view.waiters.reserve(l.waiters.size());
+  for (const Waiter& waiter : l.waiters) {
+    view.waiters.push_back(
+        WaiterView{waiter.session_id, waiter.mode, waiter.wait_id, waiter.wait_ms});
+  }
+  view.max_holders = l.max_holders;
+  view.lock_delay_ms = l.lock_delay_ms;
+  view.in_lock_delay = l.in_delay;
+  view.lock_delay_id = l.delay_id;
+  return view;
+}
+
+LockPage LockStateMachine::list_locks(std::string_view prefix, std::string_view start_after,
+                                      uint32_t limit, size_t max_bytes) const {
+  LockPage page;
+  const uint32_t size = page_size(limit);
+  // The bound of the page so far, counting next_start_after as the name of
+  // its last lock (what it becomes if the page ends there).
+  size_t page_bytes = encoded_bytes_bound(page);
   auto it = start_after < prefix ? locks_.lower_bound(prefix) : locks_.upper_bound(start_after);
   for (; it != locks_.end() && std::string_view(it->first).starts_with(prefix); ++it) {
-    if (static_cast<uint32_t>(list.locks_size()) == page) {
-      list.set_next_start_after(list.locks(list.locks_size() - 1).name());
+    if (page.locks.size() == size) {
+      page.next_start_after = page.locks.back().name;
       break;
     }
-    *list.add_locks() = describe(it->first).value();
+    LockView view = view_of(*it);
+    const size_t previous_name = page.locks.empty() ? 0 : page.locks.back().name.size();
+    const size_t bytes = page_bytes - previous_name + encoded_bytes_bound(view) + view.name.size();
+    if (!page.locks.empty() && bytes > max_bytes) {
+      page.next_start_after = page.locks.back().name;
+      break;
+    }
+    page_bytes = bytes;
+    page.locks.push_back(std::move(view));
   }
-  return list;
+  return page;
 }
 
-clientpb::SequencerStatus LockStateMachine::check_sequencer(
-    const lockpb::Sequencer& sequencer) const {
-  clientpb::SequencerStatus status;
+SequencerStatus LockStateMachine::check_sequencer(const lockpb::Sequencer& sequencer) const {
+  SequencerStatus status;
   auto lock = locks_.find(sequencer.lock());
   if (lock == locks_.end()) return status;
   for (const Holder& holder : lock->second.holders) {
     if (holder.session_id == sequencer.session_id() && holder.token == sequencer.token() &&
         holder.mode == sequencer.mode()) {
-      status.set_current(true);
+      status.current = true;
     }
   }
   return status;
 }
 
-clientpb::SessionList LockStateMachine::list_sessions(uint64_t start_after, uint32_t limit) const {
-  clientpb::SessionList list;
-  const uint32_t page = page_size(limit);
+SessionPage LockStateMachine::list_sessions(uint64_t start_after, uint32_t limit,
+                                            size_t max_bytes) const {
+  SessionPage page;
+  const uint32_t size = page_size(limit);
+  size_t page_bytes = encoded_bytes_bound(page);
   for (auto it = sessions_.upper_bound(start_after); it != sessions_.end(); ++it) {
-    if (static_cast<uint32_t>(list.sessions_size()) == page) {
-      list.set_next_start_after(list.sessions(list.sessions_size() - 1).session_id());
+    if (page.sessions.size() == size) {
+      page.next_start_after = page.sessions.back().session_id;
       break;
     }
-    clientpb::SessionInfo* info = list.add_sessions();
-    info->set_session_id(it->first);
-    info->set_client_name(it->second.client_name);
-    info->set_ttl_ms(it->second.ttl_ms);
+    SessionView view;
+    view.session_id = it->first;
+    view.client_name = it->second.client_name;
+    view.ttl_ms = it->second.ttl_ms;
     uint32_t held = 0;
     for (const LockIt& lock : it->second.locks) {
       const auto& holders = lock->second.holders;
       held += std::any_of(holders.begin(), holders.end(),
                           [&](const Holder& h) { return h.session_id == it->first; });
     }
-    info->set_held_locks(held);
-    info->set_waiting_locks(static_cast<uint32_t>(it->second.locks.size()) - held);
+    view.held_locks = held;
+    view.waiting_locks = static_cast<uint32_t>(it->second.locks.size()) - held;
+    const size_t bytes = page_bytes + encoded_bytes_bound(view);
+    if (!page.sessions.empty() && bytes > max_bytes) {
+      page.next_start_after = page.sessions.back().session_id;
+      break;
+    }
+    page_bytes = bytes;
+    page.sessions.push_back(std::move(view));
   }
-  return list;
+  return page;
 }
 
 std::vector<SessionTtl> LockStateMachine::sessions() const {
@@ -588,7 +663,7 @@ std::vector<PendingWait> LockStateMachine::pending_waits() const {
   std::vector<PendingWait> out;
   for (const auto& [name, lock] : locks_) {
     for (const Waiter& waiter : lock.waiters) {
-      out.push_back(PendingWait{waiter.session_id, name, waiter.wait_id, waiter.deadline_ms});
+      out.push_back(PendingWait{waiter.session_id, name, waiter.wait_id, waiter.wait_ms});
     }
   }
   return out;
@@ -597,22 +672,31 @@ std::vector<PendingWait> LockStateMachine::pending_waits() const {
 std::vector<LockDelay> LockStateMachine::lock_delays() const {
   std::vector<LockDelay> out;
   for (const auto& [name, lock] : locks_) {
-    if (lock.in_delay) out.push_back(LockDelay{name, lock.delay_until_ms});
+    if (lock.in_delay) out.push_back(LockDelay{name, lock.lock_delay_ms, lock.delay_id});
   }
   return out;
 }
 
 // --- Snapshots ---
 //
-// Layout (integers little-endian): magic u32, version u32, applied_index
-// u64, next_token u64; session count u64, then per session in id order: id
-// u64, ttl_ms u32, last_sequence u64, last_kind u8, last_code u8,
-// last_queued u8, last_token u64, client_name bytes; lock count u64, then
-// per lock in name order: name bytes, max_holders u32, lock_delay_ms u32,
-// in_delay u8, delay_until_ms u64, holder count u32 and per holder
-// session_id u64, token u64, mode u8, value bytes; waiter count u32 and per
-// waiter session_id u64, wait_id u64, deadline_ms u64, mode u8, value bytes.
-// Then the FNV-1a 64 checksum of all of it.
+// Format 2 (integers little-endian; bytes = u32 length, then the bytes):
+//   magic u32, version u32, applied_index u64, next_token u64;
+//   session count u64, then per session in id order: id u64, ttl_ms u32,
+//     last_sequence u64, last_kind u8, last_code u8 (an sm::Code),
+//     last_queued u8, last_token u64, last_request u64 (the fingerprint),
+//     client_name bytes;
+//   lock count u64, then per lock in name order: name bytes, max_holders
+//     u32, lock_delay_ms u32, in_delay u8, delay_id u64; holder count u32
+//     and per holder session_id u64, token u64, mode u8, value bytes; waiter
+//     count u32 and per waiter session_id u64, wait_id u64, wait_ms u64,
+//     mode u8, value bytes;
+//   then the FNV-1a 64 checksum of all of it.
+// Format 1 has the same shape without last_request (read as 0: unknown); it
+// differs in what three fields mean:
+//   last_code is a lockpb::ErrorCode number (code_from_format1); delay_id
+//   is the delay's end in the old leader's clock, read as delay id 0 (see
+//   start_lock_delay); wait_ms is the wait's deadline in that clock, read
+//   as 0 (see acquire).
 
 std::string LockStateMachine::snapshot() const {
   detail::SnapshotWriter w;
@@ -626,9 +710,10 @@ std::string LockStateMachine::snapshot() const {
     w.put_u32(s.ttl_ms);
     w.put_u64(s.last_sequence);
     w.put_u8(static_cast<uint8_t>(s.last_kind));
-    w.put_u8(s.last_code);
+    w.put_u8(static_cast<uint8_t>(s.last_code));
     w.put_u8(s.last_queued ? 1 : 0);
     w.put_u64(s.last_token);
+    w.put_u64(s.last_request);
     w.put_bytes(s.client_name);
   }
   w.put_u64(locks_.size());
@@ -637,7 +722,7 @@ std::string LockStateMachine::snapshot() const {
     w.put_u32(l.max_holders);
     w.put_u32(l.lock_delay_ms);
     w.put_u8(l.in_delay ? 1 : 0);
-    w.put_u64(l.delay_until_ms);
+    w.put_u64(l.delay_id);
     w.put_u32(static_cast<uint32_t>(l.holders.size()));
     for (const Holder& h : l.holders) {
       w.put_u64(h.session_id);
@@ -649,7 +734,7 @@ std::string LockStateMachine::snapshot() const {
     for (const Waiter& waiter : l.waiters) {
       w.put_u64(waiter.session_id);
       w.put_u64(waiter.wait_id);
-      w.put_u64(waiter.deadline_ms);
+      w.put_u64(waiter.wait_ms);
       w.put_u8(static_cast<uint8_t>(waiter.mode));
       w.put_bytes(waiter.value.view());
     }
@@ -659,7 +744,7 @@ std::string LockStateMachine::snapshot() const {
 
 Status LockStateMachine::restore(std::string_view bytes) {
   auto damaged = [](std::string what) {
-    return Status(lockpb::INVALID_ARGUMENT, "damaged snapshot: " + what);
+    return Status(Code::kInvalidArgument, "damaged snapshot: " + what);
   };
   detail::SnapshotReader r(bytes);
   if (!r.ok()) return damaged("checksum mismatch or truncated");
@@ -667,7 +752,10 @@ Status LockStateMachine::restore(std::string_view bytes) {
   r.get_u32(magic);
   r.get_u32(version);
   if (!r.ok() || magic != kSnapshotMagic) return damaged("bad magic");
-  if (version != kSnapshotVersion) return damaged("unknown version");
+  if (version != kSnapshotVersion && version != kSnapshotFormat1) {
+    return damaged("unknown version");
+  }
+  const bool format1 = version == kSnapshotFormat1;
 
   LockStateMachine next(limits_);
   uint64_t session_count = 0;
@@ -679,22 +767,28 @@ Status LockStateMachine::restore(std::string_view bytes) {
   for (uint64_t i = 0; i < session_count; ++i) {
     uint64_t id = 0;
     Session s;
-    uint8_t kind = 0, queued = 0;
+    uint8_t kind = 0, code = 0, queued = 0;
     r.get_u64(id);
     r.get_u32(s.ttl_ms);
     r.get_u64(s.last_sequence);
     r.get_u8(kind);
-    r.get_u8(s.last_code);
+    r.get_u8(code);
     r.get_u8(queued);
     r.get_u64(s.last_token);
+    if (!format1) r.get_u64(s.last_request);
     r.get_bytes(s.client_name);
     if (!r.ok()) return damaged("truncated session");
     if (id <= previous_id || id > next.applied_index_) return damaged("bad session id");
     if (s.ttl_ms < kMinTtlMs || s.ttl_ms > kMaxTtlMs) return damaged("bad session ttl");
-    if (kind > static_cast<uint8_t>(RequestKind::kCancelWait) ||
-        !lockpb::ErrorCode_IsValid(s.last_code) || queued > 1 || s.last_token >= next.next_token_) {
+    std::optional<Code> last_code = format1 ? code_from_format1(code) : code_from_format2(code);
+    // A fingerprint of 0 with a request is a format-1 session's, kept
+    // through later snapshots.
+    if (kind > static_cast<uint8_t>(RequestKind::kCancelWait) || !last_code || queued > 1 ||
+        s.last_token >= next.next_token_ ||
+        (kind == static_cast<uint8_t>(RequestKind::kNone) && s.last_request != 0)) {
       return damaged("bad session last request");
     }
+    s.last_code = *last_code;
     if (s.client_name.size() > kMaxClientNameBytes || !is_valid_utf8(s.client_name)) {
       return damaged("bad client name");
     }
@@ -713,22 +807,24 @@ Status LockStateMachine::restore(std::string_view bytes) {
     std::string name;
     Lock l;
     uint8_t in_delay = 0;
+    uint64_t delay = 0;
     uint32_t holder_count = 0;
     r.get_bytes(name);
     r.get_u32(l.max_holders);
     r.get_u32(l.lock_delay_ms);
     r.get_u8(in_delay);
-    r.get_u64(l.delay_until_ms);
+    r.get_u64(delay);
     r.get_u32(holder_count);
     if (!r.ok()) return damaged("truncated lock");
     if (!validate_lock_name(name).ok() || (i > 0 && name <= previous_name)) {
       return damaged("bad lock name");
     }
-    if (in_delay > 1 || l.lock_delay_ms > kMaxLockDelayMs ||
-        (in_delay == 0 && l.delay_until_ms != 0)) {
+    if (in_delay > 1 || l.lock_delay_ms > kMaxLockDelayMs || (in_delay == 0 && delay != 0) ||
+        (!format1 && delay > next.applied_index_)) {
       return damaged("bad lock-delay");
     }
     l.in_delay = in_delay == 1;
+    l.delay_id = format1 ? 0 : delay;
     if (holder_count > r.remaining()) return damaged("bad holder count");
     std::set<uint64_t> members;
     for (uint32_t j = 0; j < holder_count; ++j) {
@@ -767,7 +863,8 @@ Status LockStateMachine::restore(std::string_view bytes) {
       uint8_t mode = 0;
       r.get_u64(w.session_id);
       r.get_u64(w.wait_id);
-      r.get_u64(w.deadline_ms);
+      r.get_u64(w.wait_ms);
+      if (format1) w.wait_ms = 0;
       r.get_u8(mode);
       r.get_bytes(value);
       if (!r.ok()) return damaged("truncated waiter");

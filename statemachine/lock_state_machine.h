@@ -1,14 +1,15 @@
 #pragma once
-// LockStateMachine: the deterministic lock state machine of DESIGN.md
-// ("Lock state machine"). Sessions, exclusive/shared/semaphore locks with
-// strictly FIFO wait queues, fencing-token sequencers from one cluster-wide
-// counter, Chubby's lock-delay, and exactly-once application of client
-// requests. docs/locks.md states the semantics users rely on.
+// LockStateMachine: the deterministic lock state machine. Sessions,
+// exclusive/shared/semaphore locks with strictly FIFO wait queues,
+// fencing-token sequencers from one cluster-wide counter, Chubby's
+// lock-delay, and exactly-once application of client requests.
+// docs/locks.md states the semantics users rely on.
 //
 // It is driven by calls only: apply() one committed Raft entry at a time, in
-// index order; the state machine never reads a clock (time enters through
-// the now_ms fields of commands the leader proposes), owns no thread, file or
-// global. The same entries give byte-identical snapshot() on every node.
+// index order; it owns no thread, file or global, and it never reads a clock
+// or keeps a time: where time matters it keeps a duration (a lock-delay) and
+// reports it, and the leader measures it on its own steady clock. The same
+// entries give byte-identical snapshot() on every node.
 //
 // Thread-safety: not thread-safe. One thread (the server's event loop or the
 // simulator) owns an instance; const methods may run concurrently with each
@@ -21,16 +22,16 @@
 #include <string_view>
 #include <vector>
 
-#include "common/status.h"
-#include "proto/client.pb.h"
 #include "proto/command.pb.h"
 #include "statemachine/compact.h"
+#include "statemachine/reads.h"
+#include "statemachine/status.h"
 #include "statemachine/validation.h"
 
 namespace fencelock::sm {
 
 // Bounds on the state's size; a command that would exceed one fails with
-// RESOURCE_EXHAUSTED and changes nothing. Configuration, not replicated
+// kResourceExhausted and changes nothing. Configuration, not replicated
 // state: every node of a cluster must use the same values.
 struct Limits {
   uint64_t max_sessions = 100'000;
@@ -59,30 +60,44 @@ struct Grant {
   lockpb::Sequencer sequencer;
 };
 
-// A queued Acquire that ended without a grant. `reason` is the code the
-// server answers the waiting client with: TIMEOUT (leader-proposed
-// CancelWait), CANCELLED (the client's CancelWait) or SESSION_EXPIRED (its
-// session closed or expired).
+// A queued Acquire that ended without a grant. `reason` is what the server
+// answers the waiting client with: kTimeout (leader-proposed CancelWait),
+// kCancelled (the client's CancelWait) or kSessionExpired (its session
+// closed or expired).
 struct EndedWait {
   uint64_t session_id = 0;
   std::string lock;
   uint64_t wait_id = 0;
-  ErrorCode reason = lockpb::OK;
+  Code reason = Code::kOk;
 };
 
-// A lock that entered (or extended) its lock-delay: the leader arms a timer
-// and proposes EndLockDelay{lock, until_ms} when it fires.
+// A lock in lock-delay: granted to no one until an EndLockDelay names this
+// delay. The leader runs `delay_ms` in full on its steady clock from when it
+// applies the entry that started the delay (ApplyResult::lock_delays_started),
+// and in full again from taking office (lock_delays()), then proposes
+// EndLockDelay{lock, delay_id}. A delay that restarted meanwhile has another
+// id, so the older timer's EndLockDelay is a no-op: a delay never ends early.
 struct LockDelay {
   std::string lock;
-  uint64_t until_ms = 0;
+  uint64_t delay_ms = 0;
+  // The Raft index of the entry that started the delay; 0 when that entry
+  // carried now_ms (an earlier leader's, docs/locks.md) or the delay was
+  // restored from snapshot format 1.
+  uint64_t delay_id = 0;
 };
 
-// A pending wait, for the leader to arm its deadline timer.
+// A queued Acquire, for the leader to arm its deadline: `wait_ms` in full on
+// its steady clock from when it applies the Acquire (ApplyResult), and in
+// full again from taking office (pending_waits()), then CancelWait naming
+// `wait_id`. A wait never ends early; a stale CancelWait is a no-op.
 struct PendingWait {
   uint64_t session_id = 0;
   std::string lock;
-  uint64_t wait_id = 0;
-  uint64_t deadline_ms = 0;  // leader clock of the leader that proposed the Acquire
+  uint64_t wait_id = 0;  // Raft index of the Acquire that queued
+  // The Acquire's wait_ms; 0 when unknown (an Acquire carrying now_ms, from
+  // an earlier leader, or a wait restored from snapshot format 1): the
+  // leader ends such a wait as soon as it can.
+  uint64_t wait_ms = 0;
 };
 
 // A live session, for the leader to arm its TTL timer.
@@ -98,8 +113,10 @@ struct SessionTtl {
 // never in `grants`.
 struct ApplyResult {
   Status status;
-  // Set when the command was a retry of the session's last request: the
-  // recorded outcome is returned and nothing was applied again.
+  // Set when the command was a retry of the session's last request (same
+  // kind and arguments): the recorded outcome is returned and nothing was
+  // applied again. A different request reusing that sequence number is no
+  // retry: kInvalidArgument, duplicate false.
   bool duplicate = false;
   // OpenSession: the new session's id (= the entry's index) and TTL.
   uint64_t session_id = 0;
@@ -111,9 +128,11 @@ struct ApplyResult {
   // Grant or an EndedWait with this wait_id (= the entry's index).
   bool queued = false;
   uint64_t wait_id = 0;
-  uint64_t wait_deadline_ms = 0;
+  uint64_t wait_ms = 0;  // as PendingWait::wait_ms
   std::vector<Grant> grants;
   std::vector<EndedWait> ended_waits;
+  // Every lock-delay this entry started or restarted (ExpireSession,
+  // ForceRelease): the leader arms each.
   std::vector<LockDelay> lock_delays_started;
 };
 
@@ -132,12 +151,12 @@ class LockStateMachine {
   // no-ops, may leave gaps); a smaller index is a driver bug and aborts
   // through FL_CHECK. Never fails otherwise: whatever `command` contains,
   // the outcome is in ApplyResult::status (an empty oneof is
-  // INVALID_ARGUMENT) and every invariant holds afterwards. Sets
+  // kInvalidArgument) and every invariant holds afterwards. Sets
   // applied_index() to `index` whatever the outcome.
   ApplyResult apply(uint64_t index, const lockpb::Command& command);
 
   // Parses `entry_bytes` as a lockpb::Command and applies it as above; bytes
-  // that do not parse are INVALID_ARGUMENT (still advancing applied_index()).
+  // that do not parse are kInvalidArgument (still advancing applied_index()).
   ApplyResult apply(uint64_t index, std::string_view entry_bytes);
 
   // The index of the last applied entry; 0 for a new state machine.
@@ -154,32 +173,41 @@ class LockStateMachine {
   // --- Reads: linearizable when the server calls them after ReadIndex. ---
 
   // The lock `name`: holders in grant order, waiters in queue order.
-  // INVALID_ARGUMENT for a malformed name, NOT_FOUND when nobody holds,
+  // kInvalidArgument for a malformed name, kNotFound when nobody holds,
   // waits for or lock-delays it (a lock exists only while one of those is
   // true).
-  Result<clientpb::LockInfo> describe(std::string_view name) const;
+  Result<LockView> describe(std::string_view name) const;
 
   // Locks whose name starts with `prefix` and sorts after `start_after`, in
-  // byte order, at most `limit` of them (0 = kDefaultPageSize, capped at
-  // kMaxPageSize). next_start_after is empty on the last page.
-  clientpb::LockList list_locks(std::string_view prefix, std::string_view start_after,
-                                uint32_t limit) const;
+  // byte order: at most `limit` of them (0 = kDefaultPageSize, capped at
+  // kMaxPageSize), and only as many as keep encoded_bytes_bound(page)
+  // within `max_bytes` (the server passes its frame budget). A lock whose bound
+  // alone exceeds `max_bytes` comes alone on its page, so paging always
+  // progresses: that single-entry page is the only one that can exceed
+  // `max_bytes`, and the caller decides how to answer it.
+  // next_start_after is the name of the page's last lock when more follow,
+  // empty on the last page.
+  LockPage list_locks(std::string_view prefix, std::string_view start_after, uint32_t limit,
+                      size_t max_bytes) const;
 
   // Whether `sequencer` is still current: its session holds its lock in its
   // mode with its token. A malformed sequencer is simply not current.
-  clientpb::SequencerStatus check_sequencer(const lockpb::Sequencer& sequencer) const;
+  SequencerStatus check_sequencer(const lockpb::Sequencer& sequencer) const;
 
-  // Sessions with id > start_after in id order, at most `limit` (as above).
-  // next_start_after is 0 on the last page.
-  clientpb::SessionList list_sessions(uint64_t start_after, uint32_t limit) const;
+  // Sessions with id > start_after in id order, bounded by `limit` and
+  // `max_bytes` as list_locks. next_start_after is the page's last id when
+  // more follow, 0 on the last page.
+  SessionPage list_sessions(uint64_t start_after, uint32_t limit, size_t max_bytes) const;
 
   // --- Timer state for a new leader (sorted; ids, then names). ---
 
   // Every live session with its TTL, by id.
   std::vector<SessionTtl> sessions() const;
-  // Every queued Acquire with its deadline, by lock name then queue order.
+  // Every queued Acquire with its wait's duration, by lock name then queue
+  // order: a new leader runs each in full from taking office.
   std::vector<PendingWait> pending_waits() const;
-  // Every lock in lock-delay with the end of its delay, by name.
+  // Every lock in lock-delay with its delay's duration and id, by name: a
+  // new leader runs each in full from taking office.
   std::vector<LockDelay> lock_delays() const;
 
   // --- Snapshots ---
@@ -189,10 +217,11 @@ class LockStateMachine {
   // equal bytes.
   std::string snapshot() const;
 
-  // Replaces the state with the one `bytes` encodes (Limits stay this
-  // object's). A damaged, truncated or inconsistent snapshot returns
-  // INVALID_ARGUMENT whose message starts "damaged snapshot:" and says what
-  // is wrong, and leaves the current state unchanged.
+  // Replaces the state with the one `bytes` encodes, in the current format
+  // or an earlier one (Limits stay this object's). A damaged, truncated or
+  // inconsistent snapshot returns kInvalidArgument whose message starts
+  // "damaged snapshot:" and says what is wrong, and leaves the current
+  // state unchanged.
   Status restore(std::string_view bytes);
 
  private:
@@ -203,11 +232,22 @@ class LockStateMachine {
   // The last request of a session, kept for exactly-once answers.
   enum class RequestKind : uint8_t { kNone, kCloseSession, kAcquire, kRelease, kCancelWait };
 
+  // What a client request asks: its kind and a fingerprint of the arguments
+  // its recorded answer is about (Acquire: lock and mode; Release: lock and
+  // token; CancelWait: lock and wait_id), so that a different request
+  // reusing the sequence number is told apart from a retry. A 64-bit
+  // FNV-1a hash, never 0 (0 = unknown, restored from snapshot format 1).
+  struct Request {
+    RequestKind kind = RequestKind::kNone;
+    uint64_t fingerprint = 0;
+  };
+
   struct Session {
     uint64_t last_sequence = 0;
-    uint64_t last_token = 0;  // kAcquire granted: its token
+    uint64_t last_request = 0;  // Request::fingerprint
+    uint64_t last_token = 0;    // kAcquire granted: its token
     uint32_t ttl_ms = 0;
-    uint8_t last_code = 0;  // lockpb::ErrorCode
+    Code last_code = Code::kOk;
     RequestKind last_kind = RequestKind::kNone;
     bool last_queued = false;
     std::string client_name;
@@ -227,15 +267,15 @@ class LockStateMachine {
   struct Waiter {
     uint64_t session_id = 0;
     uint64_t wait_id = 0;
-    uint64_t deadline_ms = 0;
+    uint64_t wait_ms = 0;  // PendingWait::wait_ms
     lockpb::LockMode mode = lockpb::EXCLUSIVE;
     detail::Payload value;
   };
   struct Lock {
     std::vector<Holder> holders;         // grant order (tokens increase)
     detail::LazyVector<Waiter> waiters;  // FIFO
-    uint64_t delay_until_ms = 0;
-    uint32_t max_holders = 0;  // 0 = unbounded SHARED holders
+    uint64_t delay_id = 0;               // with in_delay: LockDelay::delay_id
+    uint32_t max_holders = 0;            // 0 = unbounded SHARED holders
     uint32_t lock_delay_ms = 0;
     bool in_delay = false;
   };
@@ -243,23 +283,28 @@ class LockStateMachine {
   // The outcome of the RequestKey check of a client request.
   enum class KeyCheck { kApply, kDone };
 
+  // The read view of one lock.
+  static LockView view_of(const LockMap::value_type& entry);
+
   ApplyResult apply_command(uint64_t index, const lockpb::Command& command);
   ApplyResult open_session(uint64_t index, const lockpb::OpenSession& command);
   ApplyResult close_session(const lockpb::CloseSession& command);
-  ApplyResult expire_session(const lockpb::ExpireSession& command);
+  ApplyResult expire_session(uint64_t index, const lockpb::ExpireSession& command);
   ApplyResult acquire(uint64_t index, const lockpb::Acquire& command);
   ApplyResult release(const lockpb::Release& command);
   ApplyResult cancel_wait(const lockpb::CancelWait& command);
   ApplyResult end_lock_delay(const lockpb::EndLockDelay& command);
-  ApplyResult force_release(const lockpb::ForceRelease& command);
+  ApplyResult force_release(uint64_t index, const lockpb::ForceRelease& command);
 
+  static Request request_of(RequestKind kind, std::string_view lock, uint64_t argument);
   // Finds the session of `key` and checks its sequence number. kDone: the
-  // result is final (unknown session, stale or duplicate request); kApply:
-  // `session` is set and the request is new.
-  KeyCheck check_key(const lockpb::RequestKey& key, RequestKind kind, SessionIt& session,
+  // result is final (unknown session, stale request, a retry answered with
+  // the recorded result, or a different request reusing the last sequence
+  // number); kApply: `session` is set and the request is new.
+  KeyCheck check_key(const lockpb::RequestKey& key, const Request& request, SessionIt& session,
                      ApplyResult& result);
-  // Records `result` as the session's last request.
-  static void record(Session& session, uint64_t sequence, RequestKind kind,
+  // Records `request` with `result` as the session's last request.
+  static void record(Session& session, uint64_t sequence, const Request& request,
                      const ApplyResult& result);
   // The recorded answer to a retry of an Acquire.
   void answer_duplicate_acquire(uint64_t session_id, const Session& session,
@@ -272,11 +317,15 @@ class LockStateMachine {
   // Erases `lock` if nobody holds, waits for or lock-delays it.
   void erase_if_unused(LockIt lock);
   static void forget_lock(Session& session, LockIt lock);
-  void start_lock_delay(LockIt lock, uint64_t now_ms, ApplyResult& result);
-  // Ends `session`: cancels its waits (reason SESSION_EXPIRED), releases its
-  // locks (with lock-delay when `expired`), erases it, then grants each
-  // affected lock's next waiters, all in lock name order.
-  void end_session(SessionIt session, bool expired, uint64_t now_ms, ApplyResult& result);
+  // Starts (or restarts, in full) the lock-delay of `lock` for the entry at
+  // `index`, whose leader-set now_ms is `now_ms` (non-zero: delay id 0).
+  void start_lock_delay(LockIt lock, uint64_t index, uint64_t now_ms, ApplyResult& result);
+  // Ends `session`: cancels its waits (reason kSessionExpired), releases its
+  // locks (with lock-delay when `expired`, started by the entry at `index`
+  // with `now_ms`), erases it, then grants each affected lock's next
+  // waiters, all in lock name order.
+  void end_session(SessionIt session, bool expired, uint64_t index, uint64_t now_ms,
+                   ApplyResult& result);
 
   Limits limits_;
   uint64_t applied_index_ = 0;

@@ -4,8 +4,7 @@
 
 namespace fencelock::sm::detail {
 
-uint64_t fnv1a64(std::string_view bytes) {
-  uint64_t hash = 14695981039346656037ULL;
+uint64_t fnv1a64(std::string_view bytes, uint64_t hash) {
   for (char c : bytes) {
     hash ^= static_cast<unsigned char>(c);
     hash *= 1099511628211ULL;

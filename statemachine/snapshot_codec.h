@@ -11,9 +11,12 @@
 
 namespace fencelock::sm::detail {
 
-// FNV-1a 64 of `bytes`. Every step is a bijection of the running state, so
-// any change confined to one byte changes the result.
-uint64_t fnv1a64(std::string_view bytes);
+inline constexpr uint64_t kFnv1a64Offset = 14695981039346656037ULL;
+
+// FNV-1a 64 of `bytes`, continuing from `hash` (kFnv1a64Offset to start).
+// Every step is a bijection of the running state, so any change confined
+// to one byte changes the result.
+uint64_t fnv1a64(std::string_view bytes, uint64_t hash = kFnv1a64Offset);
 
 // Appends values to a growing buffer; finish() seals it.
 class SnapshotWriter {

@@ -47,14 +47,14 @@ bool is_valid_utf8(std::string_view bytes) {
 }
 
 Status validate_lock_name(std::string_view name) {
-  if (name.empty()) return Status(lockpb::INVALID_ARGUMENT, "lock name is empty");
+  if (name.empty()) return Status(Code::kInvalidArgument, "lock name is empty");
   if (name.size() > kMaxLockNameBytes) {
-    return Status(lockpb::INVALID_ARGUMENT, "lock name is longer than 512 bytes");
+    return Status(Code::kInvalidArgument, "lock name is longer than 512 bytes");
   }
   if (name.find('\0') != std::string_view::npos) {
-    return Status(lockpb::INVALID_ARGUMENT, "lock name contains NUL");
+    return Status(Code::kInvalidArgument, "lock name contains NUL");
   }
-  if (!is_valid_utf8(name)) return Status(lockpb::INVALID_ARGUMENT, "lock name is not UTF-8");
+  if (!is_valid_utf8(name)) return Status(Code::kInvalidArgument, "lock name is not UTF-8");
   return Status();
 }
 

@@ -5,7 +5,7 @@
 
 #include <string_view>
 
-#include "common/status.h"
+#include "statemachine/status.h"
 
 namespace fencelock::sm {
 

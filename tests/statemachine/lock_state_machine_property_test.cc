@@ -1,6 +1,6 @@
 // Property test: random command sequences, garbage included, against a naive
 // reference model written separately from the state machine. After every
-// command it checks the lock invariants of docs/design.md on the state machine's
+// command it checks the lock invariants (docs/locks.md) on the state machine's
 // own reads, then compares results and whole state with the model; at random
 // points it swaps in a state restored from a snapshot.
 //
@@ -27,7 +27,7 @@ namespace {
 // The reference model: plain structures, linear scans, no cleverness.
 
 struct ModelOutcome {
-  int code = 0;
+  Code code = Code::kOk;
   uint64_t session_id = 0;
   uint64_t ttl_ms = 0;
   bool has_grant = false;
@@ -35,10 +35,10 @@ struct ModelOutcome {
   int grant_mode = 0;
   bool queued = false;
   uint64_t wait_id = 0;
-  uint64_t deadline_ms = 0;
+  uint64_t wait_ms = 0;
   std::vector<std::string> grants;       // "session/wait_id/lock/token/mode"
   std::vector<std::string> ended_waits;  // "session/lock/wait_id/reason"
-  std::vector<std::string> delays;       // "lock/until"
+  std::vector<std::string> delays;       // "lock/delay_ms/delay_id"
 };
 
 class Model {
@@ -56,9 +56,9 @@ class Model {
         break;
       case lockpb::Command::kExpireSession:
         if (!sessions_.count(c.expire_session().session_id())) {
-          out.code = lockpb::SESSION_EXPIRED;
+          out.code = Code::kSessionExpired;
         } else {
-          end(c.expire_session().session_id(), true, c.expire_session().now_ms(), out);
+          end(c.expire_session().session_id(), true, index, c.expire_session().now_ms(), out);
         }
         break;
       case lockpb::Command::kAcquire:
@@ -74,10 +74,10 @@ class Model {
         end_delay(c.end_lock_delay(), out);
         break;
       case lockpb::Command::kForceRelease:
-        force(c.force_release(), out);
+        force(index, c.force_release(), out);
         break;
       default:
-        out.code = lockpb::INVALID_ARGUMENT;
+        out.code = Code::kInvalidArgument;
     }
     return out;
   }
@@ -97,12 +97,12 @@ class Model {
     }
     for (const auto& [name, lock] : locks_) {
       s << "lock " << name << " max " << lock.max << " delay " << lock.delay_ms << " "
-        << lock.in_delay << " " << lock.until << "\n";
+        << lock.in_delay << " " << lock.delay_id << "\n";
       for (const auto& h : lock.holders) {
         s << " holder " << h.session << " " << h.token << " " << h.mode << " " << h.value << "\n";
       }
       for (const auto& w : lock.waiters) {
-        s << " waiter " << w.session << " " << w.mode << " " << w.wait_id << " " << w.deadline
+        s << " waiter " << w.session << " " << w.mode << " " << w.wait_id << " " << w.wait_ms
           << "\n";
       }
     }
@@ -119,7 +119,7 @@ class Model {
   struct MWaiter {
     uint64_t session;
     uint64_t wait_id;
-    uint64_t deadline;
+    uint64_t wait_ms;
     int mode;
     std::string value;
   };
@@ -129,14 +129,14 @@ class Model {
     uint32_t max = 0;
     uint64_t delay_ms = 0;
     bool in_delay = false;
-    uint64_t until = 0;
+    uint64_t delay_id = 0;
   };
   struct MSession {
     uint64_t ttl = 0;
     std::string name;
     uint64_t last_seq = 0;
-    int last_kind = 0;  // Command kind case of the last request
-    int last_code = 0;
+    std::string last_request;  // kind and arguments, e.g. "acquire 1 jobs/c"
+    Code last_code = Code::kOk;
     bool last_queued = false;
     uint64_t last_token = 0;
   };
@@ -171,35 +171,38 @@ class Model {
     }
   }
 
-  void delay(const std::string& name, MLock& l, uint64_t now, ModelOutcome& out) {
-    uint64_t until = now + l.delay_ms < now ? UINT64_MAX : now + l.delay_ms;
-    if (l.in_delay && l.until >= until) return;
+  // A delay restarts in full under the id of the entry that (re)starts it;
+  // an entry with now_ms is an earlier leader's and gives id 0.
+  void delay(const std::string& name, MLock& l, uint64_t index, uint64_t now, ModelOutcome& out) {
     l.in_delay = true;
-    l.until = until;
-    out.delays.push_back(name + "/" + std::to_string(until));
+    l.delay_id = now == 0 ? index : 0;
+    out.delays.push_back(name + "/" + std::to_string(l.delay_ms) + "/" +
+                         std::to_string(l.delay_id));
   }
 
   void open(uint64_t index, const lockpb::OpenSession& c, ModelOutcome& out) {
     uint64_t ttl = c.ttl_ms() ? c.ttl_ms() : 10'000;
     if (ttl < 500 || ttl > 600'000 || c.client_name().size() > 256 ||
         !is_valid_utf8(c.client_name())) {
-      out.code = lockpb::INVALID_ARGUMENT;
+      out.code = Code::kInvalidArgument;
     } else if (sessions_.size() >= limits_.max_sessions) {
-      out.code = lockpb::RESOURCE_EXHAUSTED;
+      out.code = Code::kResourceExhausted;
     } else {
-      sessions_[index] = MSession{ttl, c.client_name()};
+      MSession& session = sessions_[index];
+      session.ttl = ttl;
+      session.name = c.client_name();
       out.session_id = index;
       out.ttl_ms = ttl;
     }
   }
 
-  void end(uint64_t id, bool expired, uint64_t now, ModelOutcome& out) {
+  void end(uint64_t id, bool expired, uint64_t index, uint64_t now, ModelOutcome& out) {
     for (auto& [name, l] : locks_) {
       for (size_t i = 0; i < l.waiters.size(); ++i) {
         if (l.waiters[i].session == id) {
           out.ended_waits.push_back(std::to_string(id) + "/" + name + "/" +
                                     std::to_string(l.waiters[i].wait_id) + "/" +
-                                    std::to_string(lockpb::SESSION_EXPIRED));
+                                    std::string(code_name(Code::kSessionExpired)));
           l.waiters.erase(l.waiters.begin() + i);
           break;
         }
@@ -207,7 +210,7 @@ class Model {
       for (size_t i = 0; i < l.holders.size(); ++i) {
         if (l.holders[i].session == id) {
           l.holders.erase(l.holders.begin() + i);
-          if (expired && l.delay_ms > 0) delay(name, l, now, out);
+          if (expired && l.delay_ms > 0) delay(name, l, index, now, out);
           break;
         }
       }
@@ -222,46 +225,52 @@ class Model {
   }
 
   // The exactly-once check; returns true when the request must be applied.
-  bool key_ok(const lockpb::RequestKey& key, int kind, ModelOutcome& out,
+  bool key_ok(const lockpb::RequestKey& key, const std::string& request, ModelOutcome& out,
               bool* duplicate = nullptr) {
     auto it = sessions_.find(key.session_id());
     if (it == sessions_.end()) {
-      out.code = lockpb::SESSION_EXPIRED;
+      out.code = Code::kSessionExpired;
       return false;
     }
     MSession& s = it->second;
     if (key.sequence() == 0) {
-      out.code = lockpb::INVALID_ARGUMENT;
+      out.code = Code::kInvalidArgument;
     } else if (key.sequence() < s.last_seq) {
-      out.code = lockpb::STALE_SEQUENCE;
+      out.code = Code::kStaleSequence;
     } else if (key.sequence() == s.last_seq) {
-      out.code = s.last_kind == kind ? s.last_code : lockpb::INVALID_ARGUMENT;
-      if (duplicate != nullptr) *duplicate = true;
+      if (s.last_request != request) {
+        out.code = Code::kInvalidArgument;  // a different request, not a retry
+      } else {
+        out.code = s.last_code;
+        if (duplicate != nullptr) *duplicate = true;
+      }
     } else {
       return true;
     }
     return false;
   }
 
-  void remember(uint64_t session, uint64_t seq, int kind, const ModelOutcome& out) {
+  void remember(uint64_t session, uint64_t seq, const std::string& request,
+                const ModelOutcome& out) {
     MSession& s = sessions_.at(session);
     s.last_seq = seq;
-    s.last_kind = kind;
+    s.last_request = request;
     s.last_code = out.code;
     s.last_queued = out.queued;
     s.last_token = out.has_grant ? out.grant_token : 0;
   }
 
   void close(const lockpb::CloseSession& c, ModelOutcome& out) {
-    if (!key_ok(c.key(), lockpb::Command::kCloseSession, out)) return;
-    end(c.key().session_id(), false, 0, out);
+    if (!key_ok(c.key(), "close", out)) return;
+    end(c.key().session_id(), false, 0, 0, out);
   }
 
   void acquire(uint64_t index, const lockpb::Acquire& c, ModelOutcome& out) {
     const uint64_t sid = c.key().session_id();
     bool duplicate = false;
-    if (!key_ok(c.key(), lockpb::Command::kAcquire, out, &duplicate)) {
-      if (duplicate && out.code == lockpb::OK) {
+    const std::string request = "acquire " + std::to_string(c.mode()) + " " + c.lock();
+    if (!key_ok(c.key(), request, out, &duplicate)) {
+      if (duplicate && out.code == Code::kOk) {
         const MSession& s = sessions_.at(sid);
         if (!s.last_queued) {
           out.has_grant = true;
@@ -283,42 +292,41 @@ class Model {
             if (w.session == sid) {
               out.queued = true;
               out.wait_id = w.wait_id;
-              out.deadline_ms = w.deadline;
+              out.wait_ms = w.wait_ms;
               return;
             }
           }
         }
-        out.code = lockpb::TIMEOUT;
+        out.code = Code::kTimeout;
       }
       return;
     }
-    const int kind = lockpb::Command::kAcquire;
-    auto finish = [&](int code) {
+    auto finish = [&](Code code) {
       out.code = code;
-      remember(sid, c.key().sequence(), kind, out);
+      remember(sid, c.key().sequence(), request, out);
     };
-    if (!name_ok(c.lock())) return finish(lockpb::INVALID_ARGUMENT);
+    if (!name_ok(c.lock())) return finish(Code::kInvalidArgument);
     if (c.mode() != lockpb::EXCLUSIVE && c.mode() != lockpb::SHARED) {
-      return finish(lockpb::INVALID_ARGUMENT);
+      return finish(Code::kInvalidArgument);
     }
     if (c.value().size() > 1024 || c.lock_delay_ms() > 60'000) {
-      return finish(lockpb::INVALID_ARGUMENT);
+      return finish(Code::kInvalidArgument);
     }
     auto it = locks_.find(c.lock());
     if (it != locks_.end()) {
       for (const auto& h : it->second.holders) {
         if (h.session != sid) continue;
-        if (h.mode != c.mode()) return finish(lockpb::FAILED_PRECONDITION);
+        if (h.mode != c.mode()) return finish(Code::kFailedPrecondition);
         out.has_grant = true;
         out.grant_token = h.token;
         out.grant_mode = h.mode;
-        return finish(lockpb::OK);
+        return finish(Code::kOk);
       }
       for (const auto& w : it->second.waiters) {
-        if (w.session == sid) return finish(lockpb::FAILED_PRECONDITION);
+        if (w.session == sid) return finish(Code::kFailedPrecondition);
       }
       if (c.max_holders() != 0 && c.max_holders() != it->second.max) {
-        return finish(lockpb::FAILED_PRECONDITION);
+        return finish(Code::kFailedPrecondition);
       }
     }
     size_t mine = 0;
@@ -326,9 +334,9 @@ class Model {
       for (const auto& h : l.holders) mine += h.session == sid;
       for (const auto& w : l.waiters) mine += w.session == sid;
     }
-    if (mine >= limits_.max_locks_per_session) return finish(lockpb::RESOURCE_EXHAUSTED);
+    if (mine >= limits_.max_locks_per_session) return finish(Code::kResourceExhausted);
     if (it == locks_.end()) {
-      if (locks_.size() >= limits_.max_locks) return finish(lockpb::RESOURCE_EXHAUSTED);
+      if (locks_.size() >= limits_.max_locks) return finish(Code::kResourceExhausted);
       MLock fresh;
       fresh.max = c.max_holders();
       fresh.delay_ms = c.lock_delay_ms();
@@ -341,100 +349,96 @@ class Model {
       out.has_grant = true;
       out.grant_token = token;
       out.grant_mode = c.mode();
-      return finish(lockpb::OK);
+      return finish(Code::kOk);
     }
-    if (c.wait_ms() == 0) return finish(lockpb::TIMEOUT);
+    if (c.wait_ms() == 0) return finish(Code::kTimeout);
     if (l.waiters.size() >= limits_.max_waiters_per_lock) {
-      return finish(lockpb::RESOURCE_EXHAUSTED);
+      return finish(Code::kResourceExhausted);
     }
-    uint64_t deadline =
-        c.now_ms() + c.wait_ms() < c.now_ms() ? UINT64_MAX : c.now_ms() + c.wait_ms();
-    l.waiters.push_back({sid, index, deadline, c.mode(), c.value()});
+    // An earlier leader's Acquire (now_ms set) leaves the duration unknown.
+    uint64_t wait = c.now_ms() != 0 ? 0 : c.wait_ms();
+    l.waiters.push_back({sid, index, wait, c.mode(), c.value()});
     out.queued = true;
     out.wait_id = index;
-    out.deadline_ms = deadline;
-    finish(lockpb::OK);
+    out.wait_ms = wait;
+    finish(Code::kOk);
   }
 
   void release(const lockpb::Release& c, ModelOutcome& out) {
-    if (!key_ok(c.key(), lockpb::Command::kRelease, out)) return;
+    const std::string request = "release " + std::to_string(c.token()) + " " + c.lock();
+    if (!key_ok(c.key(), request, out)) return;
     const uint64_t sid = c.key().session_id();
-    out.code = lockpb::LOCK_NOT_HELD;
+    out.code = Code::kLockNotHeld;
     auto it = locks_.find(c.lock());
-    if (it == locks_.end() && !name_ok(c.lock())) out.code = lockpb::INVALID_ARGUMENT;
+    if (it == locks_.end() && !name_ok(c.lock())) out.code = Code::kInvalidArgument;
     if (it != locks_.end()) {
       auto& holders = it->second.holders;
       for (size_t i = 0; i < holders.size(); ++i) {
         if (holders[i].session == sid && holders[i].token == c.token()) {
           holders.erase(holders.begin() + i);
-          out.code = lockpb::OK;
+          out.code = Code::kOk;
           grant_queue(it->first, it->second, out);
           drop_if_unused(c.lock());
           break;
         }
       }
     }
-    remember(sid, c.key().sequence(), lockpb::Command::kRelease, out);
+    remember(sid, c.key().sequence(), request, out);
   }
 
   void cancel(const lockpb::CancelWait& c, ModelOutcome& out) {
     const uint64_t sid = c.key().session_id();
     const bool leader = c.key().sequence() == 0;
+    const std::string request = "cancel " + std::to_string(c.wait_id()) + " " + c.lock();
     if (leader) {
       if (!sessions_.count(sid)) {
-        out.code = lockpb::SESSION_EXPIRED;
+        out.code = Code::kSessionExpired;
         return;
       }
-    } else if (!key_ok(c.key(), lockpb::Command::kCancelWait, out)) {
+    } else if (!key_ok(c.key(), request, out)) {
       return;
     }
-    out.code = lockpb::NOT_FOUND;
+    out.code = Code::kNotFound;
     auto it = locks_.find(c.lock());
     if (it != locks_.end()) {
       auto& waiters = it->second.waiters;
       for (size_t i = 0; i < waiters.size(); ++i) {
         if (waiters[i].session == sid && (c.wait_id() == 0 || c.wait_id() == waiters[i].wait_id)) {
-          out.ended_waits.push_back(std::to_string(sid) + "/" + it->first + "/" +
-                                    std::to_string(waiters[i].wait_id) + "/" +
-                                    std::to_string(leader ? lockpb::TIMEOUT : lockpb::CANCELLED));
+          out.ended_waits.push_back(
+              std::to_string(sid) + "/" + it->first + "/" + std::to_string(waiters[i].wait_id) +
+              "/" + std::string(code_name(leader ? Code::kTimeout : Code::kCancelled)));
           waiters.erase(waiters.begin() + i);
-          out.code = lockpb::OK;
+          out.code = Code::kOk;
           grant_queue(it->first, it->second, out);
           drop_if_unused(c.lock());
           break;
         }
       }
     }
-    if (!leader) remember(sid, c.key().sequence(), lockpb::Command::kCancelWait, out);
+    if (!leader) remember(sid, c.key().sequence(), request, out);
   }
 
   void end_delay(const lockpb::EndLockDelay& c, ModelOutcome& out) {
     auto it = locks_.find(c.lock());
-    if (it == locks_.end()) {
-      out.code = lockpb::NOT_FOUND;
-      return;
-    }
+    if (it == locks_.end()) return;  // a stale timer: OK, nothing to do
     MLock& l = it->second;
-    if (!l.in_delay || (c.until_ms() != 0 && c.until_ms() != l.until)) {
-      out.code = lockpb::FAILED_PRECONDITION;
-      return;
-    }
+    if (!l.in_delay || c.delay_id() != l.delay_id) return;
     l.in_delay = false;
-    l.until = 0;
+    l.delay_id = 0;
     grant_queue(it->first, l, out);
     drop_if_unused(c.lock());
   }
 
-  void force(const lockpb::ForceRelease& c, ModelOutcome& out) {
+  void force(uint64_t index, const lockpb::ForceRelease& c, ModelOutcome& out) {
     auto it = locks_.find(c.lock());
     if (it == locks_.end()) {
-      out.code = lockpb::NOT_FOUND;
+      out.code = Code::kNotFound;
       return;
     }
     MLock& l = it->second;
     if (!l.holders.empty()) {
       l.holders.clear();
-      if (l.delay_ms > 0) delay(it->first, l, c.now_ms(), out);
+      if (l.delay_ms > 0) delay(it->first, l, index, c.now_ms(), out);
     }
     grant_queue(it->first, l, out);
     drop_if_unused(c.lock());
@@ -449,14 +453,18 @@ class Model {
 // ---------------------------------------------------------------------------
 // Reading the state machine back in the model's format.
 
-std::vector<clientpb::LockInfo> all_locks(const LockStateMachine& sm) {
-  std::vector<clientpb::LockInfo> out;
+std::vector<LockView> all_locks(const LockStateMachine& sm) {
+  std::vector<LockView> out;
   std::string after;
   while (true) {
-    clientpb::LockList page = sm.list_locks("", after, 2);
-    for (const auto& info : page.locks()) out.push_back(info);
-    if (page.next_start_after().empty()) return out;
-    after = page.next_start_after();
+    // Small pages by count and by bytes: a lock with a few holders and
+    // values fills this budget, one larger comes alone.
+    constexpr size_t kBudget = 400;
+    LockPage page = sm.list_locks("", after, 2, kBudget);
+    REQUIRE((page.locks.size() == 1 || encoded_bytes_bound(page) <= kBudget));
+    for (const auto& info : page.locks) out.push_back(info);
+    if (page.next_start_after.empty()) return out;
+    after = page.next_start_after;
   }
 }
 
@@ -465,25 +473,25 @@ std::string dump(const LockStateMachine& sm) {
   s << "applied " << sm.applied_index() << " next " << sm.next_token() << "\n";
   uint64_t after = 0;
   while (true) {
-    clientpb::SessionList page = sm.list_sessions(after, 3);
-    for (const auto& info : page.sessions()) {
-      s << "session " << info.session_id() << " " << info.client_name() << " " << info.ttl_ms()
-        << " " << info.held_locks() << " " << info.waiting_locks() << "\n";
+    constexpr size_t kBudget = 200;
+    SessionPage page = sm.list_sessions(after, 3, kBudget);
+    REQUIRE((page.sessions.size() == 1 || encoded_bytes_bound(page) <= kBudget));
+    for (const auto& info : page.sessions) {
+      s << "session " << info.session_id << " " << info.client_name << " " << info.ttl_ms << " "
+        << info.held_locks << " " << info.waiting_locks << "\n";
     }
-    if (page.next_start_after() == 0) break;
-    after = page.next_start_after();
+    if (page.next_start_after == 0) break;
+    after = page.next_start_after;
   }
   for (const auto& lock : all_locks(sm)) {
-    s << "lock " << lock.name() << " max " << lock.max_holders() << " delay "
-      << lock.lock_delay_ms() << " " << lock.in_lock_delay() << " " << lock.lock_delay_until_ms()
-      << "\n";
-    for (const auto& h : lock.holders()) {
-      s << " holder " << h.session_id() << " " << h.token() << " " << h.mode() << " " << h.value()
-        << "\n";
+    s << "lock " << lock.name << " max " << lock.max_holders << " delay " << lock.lock_delay_ms
+      << " " << lock.in_lock_delay << " " << lock.lock_delay_id << "\n";
+    for (const auto& h : lock.holders) {
+      s << " holder " << h.session_id << " " << h.token << " " << h.mode << " " << h.value << "\n";
     }
-    for (const auto& w : lock.waiters()) {
-      s << " waiter " << w.session_id() << " " << w.mode() << " " << w.wait_id() << " "
-        << w.deadline_ms() << "\n";
+    for (const auto& w : lock.waiters) {
+      s << " waiter " << w.session_id << " " << w.mode << " " << w.wait_id << " " << w.wait_ms
+        << "\n";
     }
   }
   return s.str();
@@ -501,7 +509,7 @@ ModelOutcome outcome_of(const ApplyResult& r) {
   }
   out.queued = r.queued;
   out.wait_id = r.wait_id;
-  out.deadline_ms = r.wait_deadline_ms;
+  out.wait_ms = r.wait_ms;
   for (const Grant& g : r.grants) {
     out.grants.push_back(std::to_string(g.session_id) + "/" + std::to_string(g.wait_id) + "/" +
                          g.sequencer.lock() + "/" + std::to_string(g.sequencer.token()) + "/" +
@@ -509,19 +517,20 @@ ModelOutcome outcome_of(const ApplyResult& r) {
   }
   for (const EndedWait& e : r.ended_waits) {
     out.ended_waits.push_back(std::to_string(e.session_id) + "/" + e.lock + "/" +
-                              std::to_string(e.wait_id) + "/" + std::to_string(e.reason));
+                              std::to_string(e.wait_id) + "/" + std::string(code_name(e.reason)));
   }
   for (const LockDelay& d : r.lock_delays_started) {
-    out.delays.push_back(d.lock + "/" + std::to_string(d.until_ms));
+    out.delays.push_back(d.lock + "/" + std::to_string(d.delay_ms) + "/" +
+                         std::to_string(d.delay_id));
   }
   return out;
 }
 
 std::string describe(const ModelOutcome& o) {
   std::ostringstream s;
-  s << "code " << o.code << " session " << o.session_id << " ttl " << o.ttl_ms << " grant "
-    << o.has_grant << ":" << o.grant_token << ":" << o.grant_mode << " queued " << o.queued << ":"
-    << o.wait_id << ":" << o.deadline_ms << " grants [";
+  s << "code " << code_name(o.code) << " session " << o.session_id << " ttl " << o.ttl_ms
+    << " grant " << o.has_grant << ":" << o.grant_token << ":" << o.grant_mode << " queued "
+    << o.queued << ":" << o.wait_id << ":" << o.wait_ms << " grants [";
   for (const auto& g : o.grants) s << g << " ";
   s << "] ended [";
   for (const auto& e : o.ended_waits) s << e << " ";
@@ -532,8 +541,7 @@ std::string describe(const ModelOutcome& o) {
 }
 
 // ---------------------------------------------------------------------------
-// Invariants of docs/design.md ("Invariants every test layer checks"),
-// checked on the state machine's own reads.
+// The lock invariants (docs/locks.md), checked on the state machine's own reads.
 
 struct History {
   uint64_t max_token = 0;                        // tokens grow globally
@@ -565,40 +573,40 @@ void check_invariants(const LockStateMachine& sm, const ApplyResult& r, History&
   for (const SessionTtl& s : sm.sessions()) sessions.insert(s.session_id);
   std::set<uint64_t> tokens;
   for (const auto& lock : all_locks(sm)) {
-    REQUIRE(validate_lock_name(lock.name()).ok());
-    REQUIRE((lock.holders_size() > 0 || lock.waiters_size() > 0 || lock.in_lock_delay()));
+    REQUIRE(validate_lock_name(lock.name).ok());
+    REQUIRE((lock.holders.size() > 0 || lock.waiters.size() > 0 || lock.in_lock_delay));
     bool exclusive = false;
     uint64_t previous_token = 0;
     std::set<uint64_t> members;
-    for (const auto& h : lock.holders()) {
-      exclusive |= h.mode() == lockpb::EXCLUSIVE;
-      REQUIRE(h.token() > previous_token);
-      previous_token = h.token();
-      REQUIRE(h.token() < sm.next_token());
-      REQUIRE(tokens.insert(h.token()).second);      // globally unique
-      REQUIRE(sessions.count(h.session_id()) == 1);  // a session's locks end with it
-      REQUIRE(members.insert(h.session_id()).second);
+    for (const auto& h : lock.holders) {
+      exclusive |= h.mode == lockpb::EXCLUSIVE;
+      REQUIRE(h.token > previous_token);
+      previous_token = h.token;
+      REQUIRE(h.token < sm.next_token());
+      REQUIRE(tokens.insert(h.token).second);      // globally unique
+      REQUIRE(sessions.count(h.session_id) == 1);  // a session's locks end with it
+      REQUIRE(members.insert(h.session_id).second);
     }
-    if (exclusive) REQUIRE(lock.holders_size() == 1);
-    if (!exclusive && lock.max_holders() > 0) {
-      REQUIRE(static_cast<uint32_t>(lock.holders_size()) <= lock.max_holders());
+    if (exclusive) REQUIRE(lock.holders.size() == 1);
+    if (!exclusive && lock.max_holders > 0) {
+      REQUIRE(static_cast<uint32_t>(lock.holders.size()) <= lock.max_holders);
     }
     uint64_t previous_wait = 0;
-    for (const auto& w : lock.waiters()) {
-      REQUIRE(sessions.count(w.session_id()) == 1);
-      REQUIRE(members.insert(w.session_id()).second);
-      REQUIRE(w.wait_id() > previous_wait);  // FIFO: queue in arrival order
-      previous_wait = w.wait_id();
+    for (const auto& w : lock.waiters) {
+      REQUIRE(sessions.count(w.session_id) == 1);
+      REQUIRE(members.insert(w.session_id).second);
+      REQUIRE(w.wait_id > previous_wait);  // FIFO: queue in arrival order
+      previous_wait = w.wait_id;
     }
     // No grantable head left behind: every grant happens in the step that
     // allowed it.
-    if (lock.waiters_size() > 0 && !lock.in_lock_delay()) {
-      const auto& head = lock.waiters(0);
+    if (lock.waiters.size() > 0 && !lock.in_lock_delay) {
+      const auto& head = lock.waiters[0];
       bool blocked =
-          head.mode() == lockpb::EXCLUSIVE
-              ? lock.holders_size() > 0
-              : exclusive || (lock.max_holders() > 0 &&
-                              static_cast<uint32_t>(lock.holders_size()) >= lock.max_holders());
+          head.mode == lockpb::EXCLUSIVE
+              ? lock.holders.size() > 0
+              : exclusive || (lock.max_holders > 0 &&
+                              static_cast<uint32_t>(lock.holders.size()) >= lock.max_holders);
       REQUIRE(blocked);
     }
   }
@@ -636,6 +644,25 @@ class Generator {
 
   lockpb::Command next(const std::vector<uint64_t>& known, std::map<uint64_t, uint64_t>& seq,
                        const LockStateMachine& sm) {
+    // An exact retry of a client request sent earlier (usually the
+    // session's last, so answered with the recorded result).
+    if (!sent_.empty() && chance(6)) {
+      auto it = sent_.begin();
+      std::advance(it, static_cast<ptrdiff_t>(below(sent_.size())));
+      return it->second;
+    }
+    lockpb::Command c = fresh(known, seq, sm);
+    const lockpb::RequestKey* key = c.has_acquire()         ? &c.acquire().key()
+                                    : c.has_release()       ? &c.release().key()
+                                    : c.has_cancel_wait()   ? &c.cancel_wait().key()
+                                    : c.has_close_session() ? &c.close_session().key()
+                                                            : nullptr;
+    if (key != nullptr && key->sequence() != 0) sent_[key->session_id()] = c;
+    return c;
+  }
+
+  lockpb::Command fresh(const std::vector<uint64_t>& known, std::map<uint64_t, uint64_t>& seq,
+                        const LockStateMachine& sm) {
     uint64_t kind = below(100);
     if (sm.session_count() < 3 && chance(50)) kind = 0;  // keep a few sessions alive
     auto key_for = [&](lockpb::RequestKey* key, uint64_t sid) {
@@ -645,7 +672,7 @@ class Generator {
       if (r < 85) {
         key->set_sequence(++last);
       } else if (r < 93) {
-        key->set_sequence(last);  // retry
+        key->set_sequence(last);  // a different request reusing the number
       } else if (r < 97) {
         key->set_sequence(last > 0 ? below(last) : 0);
       } else {
@@ -665,7 +692,7 @@ class Generator {
       a->set_mode(chance(3) ? static_cast<lockpb::LockMode>(5)
                             : static_cast<lockpb::LockMode>(below(2)));
       a->set_wait_ms(chance(30) ? 0 : (chance(3) ? UINT64_MAX : 100 + below(1000)));
-      a->set_now_ms(below(10'000));
+      a->set_now_ms(earlier_leader_now_ms());
       if (chance(30))
         a->set_value(chance(3) ? std::string(1025, 'v') : "v" + std::to_string(below(9)));
       if (chance(30)) a->set_max_holders(static_cast<uint32_t>(below(4)));
@@ -679,8 +706,8 @@ class Generator {
       uint64_t token = below(sm.next_token() + 2);
       auto info = sm.describe(r->lock());
       if (info.ok() && chance(80)) {
-        for (const auto& h : info.value().holders()) {
-          if (h.session_id() == sid) token = h.token();
+        for (const auto& h : info.value().holders) {
+          if (h.session_id == sid) token = h.token;
         }
       }
       r->set_token(token);
@@ -706,21 +733,30 @@ class Generator {
       key_for(c.mutable_close_session()->mutable_key(), session(known, sm));
     } else if (kind < 90) {
       c.mutable_expire_session()->set_session_id(session(known, sm));
-      c.mutable_expire_session()->set_now_ms(chance(3) ? UINT64_MAX - 5 : below(10'000));
+      c.mutable_expire_session()->set_now_ms(earlier_leader_now_ms());
     } else if (kind < 96) {
       c.mutable_end_lock_delay()->set_lock(lock_name());
       auto delays = sm.lock_delays();
       if (!delays.empty() && chance(70)) {
         const LockDelay& d = delays[below(delays.size())];
         c.mutable_end_lock_delay()->set_lock(d.lock);
-        c.mutable_end_lock_delay()->set_until_ms(chance(80) ? d.until_ms : d.until_ms + 1);
+        c.mutable_end_lock_delay()->set_delay_id(chance(80) ? d.delay_id : d.delay_id + 1);
+      } else if (chance(50)) {
+        c.mutable_end_lock_delay()->set_delay_id(chance(50) ? 0 : below(sm.applied_index() + 2));
       }
     } else if (kind < 99) {
       c.mutable_force_release()->set_lock(lock_name());
-      c.mutable_force_release()->set_now_ms(below(10'000));
+      c.mutable_force_release()->set_now_ms(earlier_leader_now_ms());
     }
     // else: an empty command.
     return c;
+  }
+
+  // now_ms of Acquire/ExpireSession/ForceRelease: 0 from a current leader;
+  // now and then a time, as an earlier leader wrote it.
+  uint64_t earlier_leader_now_ms() {
+    if (chance(85)) return 0;
+    return chance(10) ? UINT64_MAX - 5 : 1 + below(10'000);
   }
 
   std::string garbage() {
@@ -731,6 +767,7 @@ class Generator {
 
  private:
   std::mt19937_64 rng_;
+  std::map<uint64_t, lockpb::Command> sent_;  // by session: its last client request
 };
 
 void run_sequence(uint64_t seed, uint64_t sequence_number, int length) {

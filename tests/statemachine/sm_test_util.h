@@ -2,13 +2,18 @@
 // Command builders and a driver that numbers entries, for the state machine
 // tests.
 
+#include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <string>
 
 #include "statemachine/lock_state_machine.h"
 
 namespace fencelock::sm::testing {
+
+// A byte budget for list_locks/list_sessions that never ends a page early.
+inline constexpr size_t kNoByteLimit = std::numeric_limits<size_t>::max();
 
 inline lockpb::Command open_cmd(uint64_t ttl_ms = 0, std::string client_name = "client") {
   lockpb::Command c;
@@ -76,10 +81,10 @@ inline lockpb::Command cancel_cmd(uint64_t session, uint64_t sequence, std::stri
   return c;
 }
 
-inline lockpb::Command end_delay_cmd(std::string lock, uint64_t until_ms = 0) {
+inline lockpb::Command end_delay_cmd(std::string lock, uint64_t delay_id) {
   lockpb::Command c;
   c.mutable_end_lock_delay()->set_lock(std::move(lock));
-  c.mutable_end_lock_delay()->set_until_ms(until_ms);
+  c.mutable_end_lock_delay()->set_delay_id(delay_id);
   return c;
 }
 

@@ -75,37 +75,42 @@ TEST_CASE("a snapshot of format 1 restores its sessions, locks, waiters and lock
 
   auto x = sm.describe("x");
   REQUIRE(x.ok());
-  REQUIRE(x.value().holders_size() == 1);
-  CHECK(x.value().holders(0).session_id() == 1);
-  CHECK(x.value().holders(0).token() == 1);
-  CHECK(x.value().holders(0).value() == "payload");
-  CHECK(x.value().lock_delay_ms() == 3000);
-  REQUIRE(x.value().waiters_size() == 2);
-  CHECK(x.value().waiters(0).session_id() == 2);
-  CHECK(x.value().waiters(0).mode() == lockpb::SHARED);
-  CHECK(x.value().waiters(0).wait_id() == 10);
-  CHECK(x.value().waiters(1).session_id() == 22);
-  CHECK(x.value().waiters(1).wait_id() == 23);
+  REQUIRE(x.value().holders.size() == 1);
+  CHECK(x.value().holders[0].session_id == 1);
+  CHECK(x.value().holders[0].token == 1);
+  CHECK(x.value().holders[0].value == "payload");
+  CHECK(x.value().lock_delay_ms == 3000);
+  REQUIRE(x.value().waiters.size() == 2);
+  CHECK(x.value().waiters[0].session_id == 2);
+  CHECK(x.value().waiters[0].mode == lockpb::SHARED);
+  CHECK(x.value().waiters[0].wait_id == 10);
+  CHECK(x.value().waiters[1].session_id == 22);
+  CHECK(x.value().waiters[1].wait_id == 23);
+  // Format 1 kept a wait's deadline in the old leader's clock, not its
+  // duration: the restored waits have none, and a leader ends them at once.
+  CHECK(x.value().waiters[0].wait_ms == 0);
+  CHECK(x.value().waiters[1].wait_ms == 0);
+  for (const PendingWait& wait : sm.pending_waits()) CHECK(wait.wait_ms == 0);
 
   auto y = sm.describe("jobs/y");
   REQUIRE(y.ok());
-  REQUIRE(y.value().holders_size() == 2);
-  CHECK(y.value().holders(0).token() == 2);
-  CHECK(y.value().holders(1).session_id() == 7);
-  CHECK(y.value().max_holders() == 2);
+  REQUIRE(y.value().holders.size() == 2);
+  CHECK(y.value().holders[0].token == 2);
+  CHECK(y.value().holders[1].session_id == 7);
+  CHECK(y.value().max_holders == 2);
 
   auto z = sm.describe("z");
   REQUIRE(z.ok());
-  CHECK(z.value().in_lock_delay());
-  CHECK(z.value().holders_size() == 0);
-  REQUIRE(z.value().waiters_size() == 1);
-  CHECK(z.value().waiters(0).session_id() == 5);
+  CHECK(z.value().in_lock_delay);
+  CHECK(z.value().holders.size() == 0);
+  REQUIRE(z.value().waiters.size() == 1);
+  CHECK(z.value().waiters[0].session_id == 5);
 
-  auto sessions = sm.list_sessions(0, 0);
-  REQUIRE(sessions.sessions_size() == 10);
-  CHECK(sessions.sessions(0).client_name() == "alpha");
-  CHECK(sessions.sessions(1).client_name() == "b\xC3\xA9ta");
-  CHECK(sessions.sessions(1).ttl_ms() == 2000);
+  auto sessions = sm.list_sessions(0, 0, testing::kNoByteLimit);
+  REQUIRE(sessions.sessions.size() == 10);
+  CHECK(sessions.sessions[0].client_name == "alpha");
+  CHECK(sessions.sessions[1].client_name == "b\xC3\xA9ta");
+  CHECK(sessions.sessions[1].ttl_ms == 2000);
 }
 
 TEST_CASE("a session's last request restored from format 1 answers its retry as recorded",
@@ -128,30 +133,79 @@ TEST_CASE("a session's last request restored from format 1 answers its retry as 
   CHECK(b.queued);
   CHECK(b.wait_id == 10);
   CHECK(sm.apply(++index, testing::release_cmd(3, 2, "jobs/y", 999)).status.code() ==
-        lockpb::LOCK_NOT_HELD);
-  CHECK(sm.apply(++index, testing::cancel_cmd(6, 1, "nope")).status.code() == lockpb::NOT_FOUND);
+        Code::kLockNotHeld);
+  CHECK(sm.apply(++index, testing::cancel_cmd(6, 1, "nope")).status.code() == Code::kNotFound);
   CHECK(sm.apply(++index, testing::acquire_cmd(7, 2, "jobs/y")).status.code() ==
-        lockpb::FAILED_PRECONDITION);
-  CHECK(sm.apply(++index, testing::acquire_cmd(8, 1, "x")).status.code() == lockpb::TIMEOUT);
-  CHECK(sm.apply(++index, testing::acquire_cmd(20, 1, "")).status.code() ==
-        lockpb::INVALID_ARGUMENT);
+        Code::kFailedPrecondition);
+  CHECK(sm.apply(++index, testing::acquire_cmd(8, 1, "x")).status.code() == Code::kTimeout);
+  CHECK(sm.apply(++index, testing::acquire_cmd(20, 1, "")).status.code() == Code::kInvalidArgument);
   CHECK(sm.apply(++index, testing::acquire_cmd(24, 1, "x", wait_100)).status.code() ==
-        lockpb::RESOURCE_EXHAUSTED);
+        Code::kResourceExhausted);
   CHECK(sm.next_token() == 5);
 }
 
-TEST_CASE("a lock-delay restored from format 1 ends with the leader's EndLockDelay",
-          "[sm][snapshot][format1]") {
+TEST_CASE(
+    "a last request restored from format 1 is matched by kind only, then by what it asked once "
+    "the session makes a new one",
+    "[sm][snapshot][format1]") {
   LockStateMachine sm;
   REQUIRE(sm.restore(kFormat1).ok());
+  // Session 8's last request was Acquire x (seq 1) -> TIMEOUT; format 1 did
+  // not keep which lock it named.
+  CHECK(sm.apply(26, testing::acquire_cmd(8, 1, "elsewhere")).status.code() == Code::kTimeout);
+  CHECK(sm.apply(27, testing::release_cmd(8, 1, "x", 1)).status.code() == Code::kInvalidArgument);
+  CHECK(sm.apply(28, testing::acquire_cmd(8, 2, "w")).granted);
+  CHECK(sm.apply(29, testing::acquire_cmd(8, 2, "elsewhere")).status.code() ==
+        Code::kInvalidArgument);
+}
+
+TEST_CASE(
+    "a lock-delay restored from format 1 has id 0 and runs in full from the leader's taking "
+    "office",
+    "[sm][snapshot][format1]") {
+  LockStateMachine sm;
+  REQUIRE(sm.restore(kFormat1).ok());
+  // Format 1 kept the end time in the old leader's clock; what is left is
+  // the lock's delay, to be run in full, and id 0.
   REQUIRE(sm.lock_delays().size() == 1);
   CHECK(sm.lock_delays()[0].lock == "z");
-  ApplyResult ended = sm.apply(26, testing::end_delay_cmd("z"));
+  CHECK(sm.lock_delays()[0].delay_ms == 2'000);
+  CHECK(sm.lock_delays()[0].delay_id == 0);
+  CHECK(sm.apply(26, testing::end_delay_cmd("z", 25)).grants.empty());
+  ApplyResult ended = sm.apply(27, testing::end_delay_cmd("z", 0));
   REQUIRE(ended.status.ok());
   REQUIRE(ended.grants.size() == 1);
   CHECK(ended.grants[0].session_id == 5);
   CHECK(ended.grants[0].wait_id == 14);
   CHECK(ended.grants[0].sequencer.token() == 5);
+}
+
+TEST_CASE("an EndLockDelay written before format 2 (until_ms) ends a delay from format 1",
+          "[sm][snapshot][format1]") {
+  LockStateMachine sm;
+  REQUIRE(sm.restore(kFormat1).ok());
+  // lockpb::Command{end_lock_delay{lock "z", until_ms 2500}} as that leader wrote it.
+  const std::string earlier_end("\x3a\x06\x0a\x01z\x10\xc4\x13", 8);
+  ApplyResult ended = sm.apply(26, earlier_end);
+  REQUIRE(ended.status.ok());
+  REQUIRE(ended.grants.size() == 1);
+  CHECK(ended.grants[0].session_id == 5);
+}
+
+TEST_CASE("a state restored from format 1 is written in the current format and restores the same",
+          "[sm][snapshot][format1]") {
+  LockStateMachine sm;
+  REQUIRE(sm.restore(kFormat1).ok());
+  const std::string current = sm.snapshot();
+  CHECK(current != kFormat1);
+  LockStateMachine copy;
+  REQUIRE(copy.restore(current).ok());
+  CHECK(copy.snapshot() == current);
+  CHECK(copy.describe("x").value() == sm.describe("x").value());
+  CHECK(copy.list_sessions(0, 0, testing::kNoByteLimit) ==
+        sm.list_sessions(0, 0, testing::kNoByteLimit));
+  CHECK(copy.apply(26, testing::release_cmd(3, 2, "jobs/y", 999)).status.code() ==
+        Code::kLockNotHeld);
 }
 
 }  // namespace fencelock::sm

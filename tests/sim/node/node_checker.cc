@@ -12,13 +12,6 @@ bool conflicting(lockpb::LockMode a, lockpb::LockMode b) {
   return a == lockpb::EXCLUSIVE || b == lockpb::EXCLUSIVE;
 }
 
-// How long (ms) the lock-delay `delay` that `command` started lasts.
-uint64_t delay_length_ms(const lockpb::Command& command, const sm::LockDelay& delay) {
-  uint64_t from = command.has_expire_session() ? command.expire_session().now_ms()
-                                               : command.force_release().now_ms();
-  return delay.until_ms > from ? delay.until_ms - from : 0;
-}
-
 }  // namespace
 
 void NodeChecker::fail(std::string what) {
@@ -232,7 +225,7 @@ void NodeChecker::applied(uint64_t node, uint64_t index, const lockpb::Command& 
     }
   }
   for (const auto& delay : result.lock_delays_started) {
-    delays_[delay.lock] = Delay{at, delay_length_ms(command, delay)};
+    delays_[delay.lock] = Delay{at, delay.delay_ms};
   }
 }
 

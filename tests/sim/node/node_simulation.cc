@@ -14,6 +14,7 @@
 #include "common/logging.h"
 #include "raft/random.h"
 #include "server/node.h"
+#include "server/wire.h"
 #include "tests/sim/node/node_checker.h"
 #include "tests/sim/node/sim_client.h"
 #include "tests/sim/node/sim_clock.h"
@@ -58,7 +59,6 @@ class SimEnv final : public server::Env {
  public:
   SimEnv(NodeSimulation& sim, uint64_t id, uint64_t life) : sim_(sim), id_(id), life_(life) {}
   server::SteadyTime now() const override;
-  uint64_t wall_ms() const override;
   void post(std::function<void()> fn) override;
   void write(raft::WriteMode mode, size_t entries, microseconds hold, std::function<void()> write,
              std::function<void()> done) override;
@@ -163,8 +163,6 @@ class NodeSimulation final : public ClientNet {
 
 server::SteadyTime SimEnv::now() const { return sim_.member(id_).clock.steady(sim_.now_); }
 
-uint64_t SimEnv::wall_ms() const { return sim_.member(id_).clock.wall_ms(sim_.now_); }
-
 void SimEnv::post(std::function<void()> fn) {
   sim_.on_member_at(sim_.now_, id_, life_, std::move(fn));
 }
@@ -231,7 +229,6 @@ NodeSimulation::NodeSimulation(const NodeSimOptions& options)
     m.id = static_cast<uint64_t>(i + 1);
     m.clock.rate = draw_rate(rng_, kMinNodeRate, kMaxNodeRate);
     m.clock.steady_base_us = static_cast<int64_t>(uniform_below(rng_, 1'000'000'000));
-    m.clock.wall_offset_ms = static_cast<int64_t>(uniform_below(rng_, 4001)) - 2000;
     m.disk = std::make_unique<SimDisk>(m.id, conf, keep_entries_);
   }
   size_t lock_count = uniform_between(rng_, 1, 3);
@@ -464,11 +461,14 @@ void NodeSimulation::fault() {
       trace(fmt::format("pause node {} for {} ms", m.id, pause / kMs));
     }
   } else if (roll < 76) {
-    Member& m = random_member();
-    int64_t step = static_cast<int64_t>(uniform_between(rng_, 100, 5000)) *
-                   (chance(rng_, 500'000) ? 1 : -1);
-    m.clock.wall_offset_ms += step;
-    trace(fmt::format("node {} wall clock steps {} ms", m.id, step));
+    // A long pause of the leader: its steady clock runs on, and so do its
+    // followers' election timers.
+    for (auto& m : members_) {
+      if (!m.node || m.node->raft().role() != raft::Role::kLeader || m.paused_until > now_) continue;
+      m.paused_until = now_ + uniform_between(rng_, 100, 1500) * kMs;
+      trace(fmt::format("pause the leader {} for {} ms", m.id, (m.paused_until - now_) / kMs));
+      break;
+    }
   } else if (roll < 84) {
     uint64_t client_id = uniform_between(rng_, 1, clients_.size() - 1);
     uint64_t member_id = random_member().id;
@@ -530,8 +530,7 @@ NodeSimResult NodeSimulation::run() {
                     drop_per_million_, duplicate_per_million_, fsync_min_us_, fsync_max_us_,
                     static_cast<int>(options_.bug)));
   for (auto& m : members_) {
-    trace(fmt::format("node {}: clock rate {:.4f}, wall offset {} ms", m.id, m.clock.rate,
-                      m.clock.wall_offset_ms));
+    trace(fmt::format("node {}: clock rate {:.4f}", m.id, m.clock.rate));
     start_member(m);
   }
   for (auto& c : clients_) {
@@ -568,7 +567,7 @@ NodeSimResult NodeSimulation::run() {
         for (const auto& lock : locks_) {
           auto info = m.node->state().describe(lock);
           trace(fmt::format("node {} ({}) sees {}: {}", m.id, raft::role_name(m.node->raft().role()),
-                            lock, info.ok() ? info.value().ShortDebugString() : info.status().to_string()));
+                            lock, info.ok() ? server::to_wire(info.value()).ShortDebugString() : info.status().to_string()));
         }
       }
     }

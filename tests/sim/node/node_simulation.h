@@ -11,8 +11,8 @@
 // connections are cut; nodes crash (a process crash keeps unsynced writes,
 // a power loss keeps only a prefix of them) and restart with what their
 // disk kept, or pause (a GC pause, SIGSTOP) and resume; each machine's
-// steady clock runs at its own rate within the documented drift bound and
-// its wall clock is skewed and steps. Heal: every fault is repaired,
+// steady clock runs at its own rate within the documented drift bound (a
+// node reads no wall clock: server::Env has none). Heal: every fault is repaired,
 // clients let go and close, and a probe client must then acquire every
 // lock within a bounded time (liveness). NodeChecker checks the rest.
 //

@@ -1,8 +1,8 @@
 #pragma once
 // Simulated time for the node-level simulator: one real timeline in
-// microseconds (Micros), and each machine's clocks on it. A steady clock
-// runs at `rate` (a drift within the documented bound); a wall clock has a
-// skew and may step.
+// microseconds (Micros), and each machine's steady clock on it, running at
+// `rate` (a drift within the documented bound). Nodes and clients read no
+// wall clock, so none is simulated.
 //
 // Thread-safety: value types.
 
@@ -14,21 +14,13 @@ namespace fencelock::sim {
 using Micros = uint64_t;
 using SteadyTime = std::chrono::steady_clock::time_point;
 
-// The Unix time at real time zero (2026-12-01T00:00:00Z), in milliseconds.
-inline constexpr int64_t kEpochMs = 1'796'083'200'000;
-
 struct SimClock {
   double rate = 1.0;           // steady microseconds per real microsecond
   int64_t steady_base_us = 0;  // the steady reading at real time zero
-  int64_t wall_offset_ms = 0;  // skew and steps of the wall clock
 
   SteadyTime steady(Micros real) const {
     return SteadyTime(std::chrono::microseconds(steady_base_us +
                                                 static_cast<int64_t>(static_cast<double>(real) * rate)));
-  }
-  uint64_t wall_ms(Micros real) const {
-    return static_cast<uint64_t>(kEpochMs + wall_offset_ms +
-                                 static_cast<int64_t>(static_cast<double>(real) * rate / 1000));
   }
   // The real time at which this steady clock reads `t`.
   double real_at(SteadyTime t) const {
