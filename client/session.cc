@@ -162,9 +162,20 @@ void Session::acquire_async(const std::string& name, const AcquireOptions& optio
   acquire->set_value(options.value);
   acquire->set_max_holders(options.max_holders);
   acquire->set_lock_delay_ms(static_cast<uint64_t>(options.lock_delay.count()));
+  std::weak_ptr<Session> weak = weak_from_this();
+  bool waits = options.wait.count() > 0;
   client_->call_async(
       std::move(request),
-      [done = std::move(done)](clientpb::Response response) {
+      [done = std::move(done), weak, waits, name](clientpb::Response response) {
+        // A wait the client gave up on (no answer in time: a leader change
+        // runs a wait in full again) must not grant the lock later to a
+        // session that no longer expects it: cancel it. A wait the cluster
+        // ended needs nothing, and a cancel of no wait changes nothing.
+        if (waits && response.code() == lockpb::TIMEOUT) {
+          if (auto session = weak.lock(); session && !session->lost()) {
+            session->cancel_wait_async(name);
+          }
+        }
         if (response.code() != lockpb::OK) {
           done(response_status(response));
         } else if (!response.has_granted()) {
@@ -190,6 +201,13 @@ Result<std::unique_ptr<Lock>> Session::try_acquire(const std::string& name, lock
   AcquireOptions options;
   options.mode = mode;
   return acquire(name, options);
+}
+
+void Session::cancel_wait_async(const std::string& name) {
+  clientpb::Request request;
+  *request.mutable_cancel_wait()->mutable_key() = next_key();
+  request.mutable_cancel_wait()->set_lock(name);
+  client_->call_async(std::move(request), [](clientpb::Response) {});
 }
 
 void Session::release_async(const lockpb::Sequencer& sequencer, std::function<void(Status)> done) {

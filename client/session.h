@@ -98,6 +98,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // The asynchronous form: `done` gets the sequencer or the error.
   void acquire_async(const std::string& name, const AcquireOptions& options,
                      std::function<void(Result<lockpb::Sequencer>)> done);
+  // Cancels this session's wait for `name`, if it has one; fire and forget.
+  // acquire_async() sends it itself when a wait times out on the client.
+  void cancel_wait_async(const std::string& name);
   // Releases the grant named by `sequencer`.
   Status release(const lockpb::Sequencer& sequencer);
   void release_async(const lockpb::Sequencer& sequencer, std::function<void(Status)> done);

@@ -290,7 +290,8 @@ void SimClient::acquire() {
       call(cancel, milliseconds(0), [](const clientpb::Response&) {});
     });
   }
-  call(request, milliseconds(wait_ms), [this, life, answered](const clientpb::Response& response) {
+  call(request, milliseconds(wait_ms),
+       [this, life, answered, wait_ms, lock](const clientpb::Response& response) {
     *answered = true;
     if (life != session_life_ || !session_) return;
     if (response.code() == lockpb::SESSION_EXPIRED) {
@@ -312,6 +313,13 @@ void SimClient::acquire() {
     }
     trace(fmt::format("acquire answered {}: {}", lockpb::ErrorCode_Name(response.code()),
                       response.message()));
+    if (wait_ms > 0 && response.code() == lockpb::TIMEOUT) {
+      // As the library does: a wait given up on is cancelled.
+      clientpb::Request cancel;
+      *cancel.mutable_cancel_wait()->mutable_key() = session_->next_key();
+      cancel.mutable_cancel_wait()->set_lock(lock);
+      call(cancel, milliseconds(0), [](const clientpb::Response&) {});
+    }
     after(milliseconds(1 + pick(20)), [this, life] {
       if (life != session_life_) return;
       busy_ = false;
