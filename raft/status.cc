@@ -20,11 +20,4 @@ std::string_view error_name(Error error) {
   return "UNKNOWN_ERROR";
 }
 
-std::string Status::to_string() const {
-  if (ok()) return "OK";
-  std::string out(error_name(error_));
-  if (!message_.empty()) out += ": " + message_;
-  return out;
-}
-
 }  // namespace fencelock::raft

@@ -6,12 +6,9 @@
 //
 // Thread-safety: value types.
 
-#include <optional>
-#include <string>
 #include <string_view>
-#include <utility>
 
-#include "common/check.h"
+#include "common/basic_status.h"
 
 namespace fencelock::raft {
 
@@ -26,41 +23,8 @@ enum class Error {
 
 std::string_view error_name(Error error);
 
-class Status {
- public:
-  Status() = default;
-  Status(Error error, std::string message) : error_(error), message_(std::move(message)) {}
-
-  bool ok() const { return error_ == Error::kOk; }
-  Error error() const { return error_; }
-  const std::string& message() const { return message_; }
-  // "NOT_LEADER: message", or "OK".
-  std::string to_string() const;
-
- private:
-  Error error_ = Error::kOk;
-  std::string message_;
-};
-
-// A value or a non-OK Status; value() of an error aborts (FL_CHECK).
+using Status = BasicStatus<Error, Error::kOk, &error_name>;
 template <typename T>
-class Result {
- public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
-  Result(Status status) : status_(std::move(status)) {}  // NOLINT
-  Result(Error error, std::string message) : status_(error, std::move(message)) {}
-
-  bool ok() const { return value_.has_value(); }
-  const Status& status() const { return status_; }
-  Error error() const { return status_.error(); }
-  const T& value() const {
-    FL_CHECK(value_.has_value(), "value() of an error Result: {}", status_.to_string());
-    return *value_;
-  }
-
- private:
-  std::optional<T> value_;
-  Status status_;
-};
+using Result = BasicResult<T, Status>;
 
 }  // namespace fencelock::raft

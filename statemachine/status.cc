@@ -28,14 +28,4 @@ std::string_view code_name(Code code) {
   return "UNKNOWN_CODE";
 }
 
-std::string Status::to_string() const {
-  if (ok()) return "OK";
-  std::string out(code_name(code_));
-  if (!message_.empty()) {
-    out += ": ";
-    out += message_;
-  }
-  return out;
-}
-
 }  // namespace fencelock::sm

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <utility>
 
-#include "common/check.h"
+#include "common/basic_status.h"
 
 namespace fencelock::sm {
 
@@ -39,59 +39,10 @@ inline constexpr Code kMaxCode = Code::kStaleSequence;
 // test output, never parsed.
 std::string_view code_name(Code code);
 
-// A Code with a message for people. Default-constructed: OK, no message.
-class Status {
- public:
-  Status() = default;
-  Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
-
-  bool ok() const { return code_ == Code::kOk; }
-  Code code() const { return code_; }
-  const std::string& message() const { return message_; }
-
-  // "CODE: message", or "OK".
-  std::string to_string() const;
-
-  friend bool operator==(const Status& a, const Status& b) = default;
-
- private:
-  Code code_ = Code::kOk;
-  std::string message_;
-};
-
-// Either a value or a non-OK Status. value() of an error aborts through
-// FL_CHECK: check ok() first.
+// A Code with a message for people, or a value or such an outcome
+// (common/basic_status.h). Default-constructed: OK, no message.
+using Status = BasicStatus<Code, Code::kOk, &code_name>;
 template <typename T>
-class Result {
- public:
-  Result(T value) : value_(std::move(value)) {}          // NOLINT: implicit by design
-  Result(Status status) : status_(std::move(status)) {}  // NOLINT
-  Result(Code code, std::string message) : status_(code, std::move(message)) {}
-
-  bool ok() const { return value_.has_value(); }
-  const Status& status() const { return status_; }
-  Code code() const { return status_.code(); }
-
-  const T& value() const& {
-    check_value();
-    return *value_;
-  }
-  T& value() & {
-    check_value();
-    return *value_;
-  }
-  T&& value() && {
-    check_value();
-    return std::move(*value_);
-  }
-
- private:
-  void check_value() const {
-    FL_CHECK(value_.has_value(), "value() of an error sm::Result: {}", status_.to_string());
-  }
-
-  std::optional<T> value_;
-  Status status_;
-};
+using Result = BasicResult<T, Status>;
 
 }  // namespace fencelock::sm

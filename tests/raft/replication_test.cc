@@ -233,7 +233,7 @@ TEST_CASE("propose returns the entry's index and term on the leader, NOT_LEADER 
           "[raft][propose]") {
   TestCluster c({1, 2, 3});
   c.start();
-  CHECK(c.node(1).propose("x").error() == Error::kNotLeader);
+  CHECK(c.node(1).propose("x").code() == Error::kNotLeader);
   c.campaign(1);
   auto a = c.node(1).propose("a");
   auto b = c.node(1).propose("b");
@@ -242,7 +242,7 @@ TEST_CASE("propose returns the entry's index and term on the leader, NOT_LEADER 
   CHECK(a.value() == ProposalId{2, 1});
   CHECK(b.value() == ProposalId{3, 1});
   auto f = c.node(2).propose("c");
-  CHECK(f.error() == Error::kNotLeader);
+  CHECK(f.code() == Error::kNotLeader);
   CHECK(f.status().message() == "leader is 1");
   c.stabilize();
   REQUIRE(c.applied(1).size() == 3);

@@ -142,7 +142,7 @@ TEST_CASE(
     "[raft][readindex]") {
   TestCluster c({1, 2, 3});
   c.start();
-  CHECK(c.node(2).read_index("x").error() == Error::kNotLeader);
+  CHECK(c.node(2).read_index("x").code() == Error::kNotLeader);
   c.campaign(1);
   REQUIRE(c.node(2).read_index("f1").ok());
   c.stabilize();
@@ -164,7 +164,7 @@ TEST_CASE(
   c.heal();
   REQUIRE(c.node(1).transfer_leadership(3).ok());
   CHECK(c.node(1).lead_transferee() == 3);
-  CHECK(c.node(1).propose("refused").error() == Error::kTransferring);  // during the transfer
+  CHECK(c.node(1).propose("refused").code() == Error::kTransferring);  // during the transfer
   c.stabilize();
   CHECK(c.node(3).role() == Role::kLeader);
   CHECK(c.node(3).term() == 2);
@@ -180,9 +180,9 @@ TEST_CASE(
   TestCluster c({1, 2, 3});
   c.start();
   c.campaign(1);
-  CHECK(c.node(2).transfer_leadership(3).error() == Error::kNotLeader);
-  CHECK(c.node(1).transfer_leadership(9).error() == Error::kInvalidArgument);
-  CHECK(c.node(1).transfer_leadership(1).error() == Error::kInvalidArgument);
+  CHECK(c.node(2).transfer_leadership(3).code() == Error::kNotLeader);
+  CHECK(c.node(1).transfer_leadership(9).code() == Error::kInvalidArgument);
+  CHECK(c.node(1).transfer_leadership(1).code() == Error::kInvalidArgument);
   c.isolate(3);
   REQUIRE(c.node(1).transfer_leadership(3).ok());
   c.tick_all(12);
