@@ -1,6 +1,7 @@
 #include "tests/sim/node/node_simulation.h"
 
 #include <fmt/format.h>
+#include <spdlog/sinks/ostream_sink.h>
 
 #include <algorithm>
 #include <map>
@@ -585,8 +586,22 @@ NodeSimResult NodeSimulation::run() {
 
 NodeSimResult run_node_simulation(const NodeSimOptions& options) {
   set_log_level(options.trace ? "debug" : "off");
-  NodeSimulation simulation(options);
-  return simulation.run();
+  // While traced, the nodes' own log lines join the trace, without
+  // wall-clock stamps, so two traces of one seed compare byte for byte.
+  std::vector<std::pair<std::shared_ptr<spdlog::logger>, std::vector<spdlog::sink_ptr>>> saved;
+  if (options.trace) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(*options.trace);
+    sink->set_pattern("           [%n] %v");
+    for (const char* name : {"node", "raft"}) {
+      auto logger = get_logger(name);
+      saved.emplace_back(logger, logger->sinks());
+      logger->sinks().assign({sink});
+    }
+  }
+  NodeSimResult result = NodeSimulation(options).run();
+  for (auto& [logger, sinks] : saved) logger->sinks() = std::move(sinks);
+  set_log_level("off");
+  return result;
 }
 
 bool parse_node_bug(const std::string& name, server::InjectedBug* bug) {
