@@ -92,9 +92,7 @@ void NodeChecker::let_go(uint64_t session, uint64_t token, double at) {
   }
 }
 
-void NodeChecker::release_acknowledged(const std::string& lock, uint64_t token, double sent,
-                                       double at) {
-  (void)sent;
+void NodeChecker::release_acknowledged(const std::string& lock, uint64_t token, double at) {
   released_[lock].emplace_back(at, token);
 }
 

@@ -68,8 +68,8 @@ class NodeChecker {
   // The client stops treating the grant as held at `at` (it sent the
   // release or the close, or gave the session up).
   void let_go(uint64_t session, uint64_t token, double at);
-  // The release of `token`, sent at `sent`, was acknowledged OK.
-  void release_acknowledged(const std::string& lock, uint64_t token, double sent, double at);
+  // The release of `token` was acknowledged OK at `at`.
+  void release_acknowledged(const std::string& lock, uint64_t token, double at);
   // A linearizable describe of `lock`, sent at `sent` and answered at `at`,
   // listed `tokens` as the holders.
   void described(uint64_t session, const std::string& lock, const std::set<uint64_t>& tokens,

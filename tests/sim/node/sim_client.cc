@@ -371,10 +371,10 @@ void SimClient::release(const lockpb::Sequencer& sequencer) {
   release->set_lock(sequencer.lock());
   release->set_token(sequencer.token());
   trace(fmt::format("release {} token {}", sequencer.lock(), sequencer.token()));
-  call(request, milliseconds(0), [this, life, sequencer, now](const clientpb::Response& response) {
+  call(request, milliseconds(0), [this, life, sequencer](const clientpb::Response& response) {
     if (life != session_life_) return;
     if (response.code() == lockpb::OK) {
-      net_.checker().release_acknowledged(sequencer.lock(), sequencer.token(), now,
+      net_.checker().release_acknowledged(sequencer.lock(), sequencer.token(),
                                           static_cast<double>(net_.now()));
     }
     auto go_on = [this, life] {
