@@ -13,7 +13,26 @@ CoreLog::CoreLog(const LogStorage& storage)
     : storage_(storage),
       unstable_offset_(storage.last_index() + 1),
       committed_(storage.first_index() - 1),
-      applied_(storage.first_index() - 1) {}
+      applied_(storage.first_index() - 1) {
+  membership_.reset(storage.first_index() - 1, storage.initial_state().conf_state);
+  // Replays the stored log's configuration changes; a page at a time, so a
+  // long log is never held in memory at once.
+  constexpr uint64_t kPageBytes = 4 << 20;
+  uint64_t next = storage.first_index();
+  while (next <= storage.last_index()) {
+    std::vector<raftpb::Entry> page = storage.entries(next, storage.last_index() + 1, kPageBytes);
+    FL_CHECK(!page.empty() && page.front().index() == next, "storage returned no entry at {}", next);
+    for (const auto& entry : page) membership_.append(entry);
+    next = page.back().index() + 1;
+  }
+}
+
+void CoreLog::set_default_configuration(const raftpb::ConfState& conf) {
+  if (membership_.latest().voters_size() > 0 || membership_.latest().learners_size() > 0) return;
+  uint64_t base = storage_.first_index() - 1;
+  if (membership_.latest_index() != base) return;
+  membership_.reset(base, conf);
+}
 
 uint64_t CoreLog::first_index() const {
   if (unstable_snapshot_) return unstable_snapshot_->metadata().index() + 1;
@@ -88,6 +107,8 @@ void CoreLog::append(std::vector<raftpb::Entry> entries) {
   uint64_t after = entries.front().index();
   FL_CHECK(after > committed_, "append at {} would overwrite committed {}", after, committed_);
   FL_CHECK(after <= last_index() + 1, "append at {} leaves a gap after {}", after, last_index());
+  membership_.truncate_from(after);
+  for (const auto& entry : entries) membership_.append(entry);
   if (after == unstable_offset_ + unstable_.size()) {
     // Directly after the unstable entries.
   } else if (after <= unstable_offset_) {
@@ -162,6 +183,11 @@ void CoreLog::restore(const raftpb::Snapshot& snapshot) {
   unstable_.clear();
   unstable_offset_ = index + 1;
   unstable_snapshot_ = snapshot;
+  const raftpb::ConfState& conf = snapshot.metadata().conf_state();
+  // A snapshot that names no configuration (none from a current node does)
+  // keeps the one we know.
+  raftpb::ConfState keep = membership_.latest();
+  membership_.reset(index, conf.voters_size() > 0 ? conf : keep);
 }
 
 std::vector<raftpb::Entry> CoreLog::next_committed_entries() const {

@@ -7,7 +7,9 @@
 // Entries and a received snapshot enter the unstable part; Ready hands them
 // to the driver, and Advance marks them stable once the driver has written
 // them to storage. Also tracks commit_index and the applied index (the last
-// entry handed to the driver to apply).
+// entry handed to the driver to apply), and the configuration at every
+// point of the log (Membership), which follows appends, truncations and
+// snapshots.
 //
 // Thread-safety: not thread-safe; owned by one RawNode.
 
@@ -16,13 +18,23 @@
 #include <vector>
 
 #include "raft/log_storage.h"
+#include "raft/membership.h"
 
 namespace fencelock::raft {
 
 class CoreLog {
  public:
-  // Starts from what `storage` holds: committed = applied = the snapshot index.
+  // Starts from what `storage` holds: committed = applied = the snapshot
+  // index; the configuration is the snapshot's (storage's initial one)
+  // followed by every ConfChange entry in the stored log.
   explicit CoreLog(const LogStorage& storage);
+
+  // The configuration at every index still in the log (membership.h).
+  const Membership& membership() const { return membership_; }
+  // Uses `conf` as the configuration at the base of the log when neither
+  // storage nor the log names any (a cluster started without bootstrap
+  // entries, as the Raft tests do). Ignored otherwise.
+  void set_default_configuration(const raftpb::ConfState& conf);
 
   // First index still in the log (a pending snapshot's index + 1, else storage's).
   uint64_t first_index() const;
@@ -94,6 +106,7 @@ class CoreLog {
 
  private:
   const LogStorage& storage_;
+  Membership membership_;
   std::optional<raftpb::Snapshot> unstable_snapshot_;
   std::vector<raftpb::Entry> unstable_;  // unstable_[k].index() == unstable_offset_ + k
   uint64_t unstable_offset_;

@@ -21,6 +21,7 @@ void Driver::handle_ready() {
     Ready rd = node_.ready();
     if (!rd.hard_state && unsaved_commit_) rd.hard_state = *unsaved_commit_;
     unsaved_commit_.reset();
+    if (rd.conf_state) host_.on_conf_state(*rd.conf_state);
     // Step 1 allows the leader's own messages out before and during its write.
     for (const auto& message : rd.messages) host_.send(message);
     if (rd.soft_state) host_.on_soft_state(*rd.soft_state);

@@ -69,6 +69,9 @@ class DriverHost {
   virtual void send(const raftpb::Message& message) = 0;
   // The leader or this node's role changed (before the Ready's entries are applied).
   virtual void on_soft_state(const SoftState& soft) = 0;
+  // The latest configuration changed (Ready::conf_state); called before any
+  // message of the Ready is sent, so a new member's address is known.
+  virtual void on_conf_state(const raftpb::ConfState& /*conf*/) {}
   // Step 3: restores the state machine from a snapshot the core installed.
   virtual void restore(const raftpb::Snapshot& snapshot) = 0;
   // Step 3: applies one committed entry (no-ops included), in index order.

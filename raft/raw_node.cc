@@ -1,8 +1,11 @@
 #include "raft/raw_node.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "common/check.h"
+#include "raft/membership.h"
 #include "raft/random.h"
 
 namespace fencelock::raft {
@@ -47,13 +50,16 @@ RawNode::RawNode(Config config, const LogStorage& storage, std::shared_ptr<spdlo
   FL_CHECK(config_.max_inflight_msgs > 0, "max_inflight_msgs must be positive");
 
   InitialState initial = storage.initial_state();
-  const auto& stored_voters = initial.conf_state.voters();
-  if (!stored_voters.empty()) {
-    voters_.insert(stored_voters.begin(), stored_voters.end());
-  } else {
-    voters_.insert(config_.voters.begin(), config_.voters.end());
+  if (!config_.voters.empty()) {
+    raftpb::ConfState conf;
+    std::set<uint64_t> sorted(config_.voters.begin(), config_.voters.end());
+    for (uint64_t voter : sorted) conf.add_voters(voter);
+    log_.set_default_configuration(conf);
   }
-  FL_CHECK(!voters_.empty(), "node {} has no voters in storage or config", id_);
+  // A node with no configuration yet joins a running cluster: it waits,
+  // never campaigning, until a leader sends it the log.
+  refresh_configuration();
+  reported_conf_bytes_ = conf_bytes_;
 
   const raftpb::HardState& hs = initial.hard_state;
   FL_CHECK(hs.commit() <= log_.last_index(),
@@ -69,9 +75,11 @@ RawNode::RawNode(Config config, const LogStorage& storage, std::shared_ptr<spdlo
   vote_ = hs.vote();
   prev_hard_state_ = hs;
   prev_soft_state_ = SoftState{0, Role::kFollower};
-  logger_->info("{} started at term {} (seed {}): commit {}, applied {}, last index {}, {} voters",
-                id_, term_, config_.seed, log_.committed(), log_.applied(), log_.last_index(),
-                voters_.size());
+  logger_->info(
+      "{} started at term {} (seed {}): commit {}, applied {}, last index {}, {} voters, {} "
+      "learners",
+      id_, term_, config_.seed, log_.committed(), log_.applied(), log_.last_index(),
+      voters_.size(), learners_.size());
 }
 
 void RawNode::check_not_awaiting_advance(const char* call) const {
@@ -84,6 +92,59 @@ bool RawNode::promotable() const {
 
 bool RawNode::committed_entry_in_current_term() const {
   return log_.term(log_.committed()) == term_;
+}
+
+size_t RawNode::voter_count(const std::set<uint64_t>& ids) const {
+  return static_cast<size_t>(
+      std::count_if(ids.begin(), ids.end(), [this](uint64_t id) { return voters_.contains(id); }));
+}
+
+// ---------------------------------------------------------------- membership
+
+void RawNode::refresh_configuration() {
+  const raftpb::ConfState& conf = log_.membership().latest();
+  std::string bytes = conf.SerializeAsString();
+  if (bytes == conf_bytes_) return;
+  conf_bytes_ = std::move(bytes);
+  voters_ = std::set<uint64_t>(conf.voters().begin(), conf.voters().end());
+  learners_ = std::set<uint64_t>(conf.learners().begin(), conf.learners().end());
+  logger_->info("{} configuration at index {} (term {}): voters {}, learners {}", id_,
+                log_.membership().latest_index(), term_, fmt::join(voters_, ","),
+                fmt::join(learners_, ","));
+  if (lead_transferee_ != 0 && !voters_.contains(lead_transferee_)) abort_leader_transfer();
+  if (role_ != Role::kLeader) return;
+  for (const std::set<uint64_t>* ids : {&voters_, &learners_}) {
+    for (uint64_t id : *ids) {
+      auto [it, added] =
+          progress_.emplace(id, Progress(log_.last_index() + 1, config_.max_inflight_msgs));
+      // A new member gets one check-quorum round to answer (etcd does the same).
+      if (added) it->second.set_recent_active(true);
+    }
+  }
+  for (auto it = prompt_.begin(); it != prompt_.end();) {
+    it = voters_.contains(*it) ? std::next(it) : prompt_.erase(it);
+  }
+  pending_broadcast_ = true;
+  maybe_commit();  // fewer voters may make a quorum already
+  drop_removed_progress();
+}
+
+// A removed node keeps its progress until its removal commits, so the
+// leader goes on sending it the log and it learns it was removed (and
+// stops campaigning); then one last heartbeat tells it the commit.
+void RawNode::drop_removed_progress() {
+  if (role_ != Role::kLeader || log_.membership().latest_index() > log_.committed()) return;
+  for (auto it = progress_.begin(); it != progress_.end();) {
+    uint64_t id = it->first;
+    if (id == id_ || voters_.contains(id) || learners_.contains(id)) {
+      ++it;
+      continue;
+    }
+    logger_->info("{} stops replicating to removed node {} at term {}", id_, id, term_);
+    send_heartbeat(id, "");
+    prompt_.erase(id);
+    it = progress_.erase(it);
+  }
 }
 
 // ---------------------------------------------------------------- roles
@@ -142,7 +203,9 @@ void RawNode::become_leader() {
   reset(term_);
   lead_ = id_;
   role_ = Role::kLeader;
-  for (uint64_t voter : voters_) {
+  std::set<uint64_t> members = voters_;
+  members.insert(learners_.begin(), learners_.end());
+  for (uint64_t voter : members) {
     auto [it, inserted] =
         progress_.emplace(voter, Progress(log_.last_index() + 1, config_.max_inflight_msgs));
     if (voter == id_) {
@@ -242,9 +305,9 @@ void RawNode::tick_heartbeat() {
       // Dissertation §6.2: a leader that cannot reach a majority steps down,
       // so clients look for the real leader and ReadIndex leases stay sound.
       size_t active = 0;
-      for (auto& [voter, pr] : progress_) {
-        if (voter == id_ || pr.recent_active()) ++active;
-        if (voter != id_) pr.set_recent_active(false);
+      for (auto& [peer, pr] : progress_) {
+        if (voters_.contains(peer) && (peer == id_ || pr.recent_active())) ++active;
+        if (peer != id_) pr.set_recent_active(false);
       }
       if (active < quorum()) {
         logger_->info("{} stepped down to follower since quorum is not active", id_);
@@ -295,7 +358,7 @@ void RawNode::maybe_wait_for(uint64_t from, const Progress& pr) {
   // replicating: a rejection, a heartbeat answer or a follower catching up
   // (probing, or taking a snapshot) would fill the place with one that
   // cannot help a commit yet.
-  if (!config_.lazy_followers || prompt_full()) return;
+  if (!config_.lazy_followers || prompt_full() || !voters_.contains(from)) return;
   if (pr.state() != ProgressState::kReplicate || pr.match_index() < log_.committed()) return;
   if (prompt_.insert(from).second) {
     logger_->debug("{} asks {} to persist at once at term {}", id_, from, term_);
@@ -305,7 +368,8 @@ void RawNode::maybe_wait_for(uint64_t from, const Progress& pr) {
 void RawNode::review_prompt_followers() {
   for (auto it = prompt_.begin(); it != prompt_.end();) {
     auto pr = progress_.find(*it);
-    bool replicating = pr != progress_.end() && pr->second.state() == ProgressState::kReplicate;
+    bool replicating = pr != progress_.end() && pr->second.state() == ProgressState::kReplicate &&
+                       voters_.contains(*it);
     if (answered_.count(*it) && replicating) {
       ++it;
       continue;
@@ -318,7 +382,9 @@ void RawNode::review_prompt_followers() {
 }
 
 bool RawNode::lazy_for(uint64_t to) const {
-  return config_.lazy_followers && prompt_full() && !prompt_.count(to);
+  // A learner never counts toward a commit, so it may always gather appends.
+  if (!config_.lazy_followers) return false;
+  return !voters_.contains(to) || (prompt_full() && !prompt_.count(to));
 }
 
 bool RawNode::may_persist_lazily() const {
@@ -460,6 +526,7 @@ bool RawNode::maybe_commit() {
 }
 
 void RawNode::on_commit_advanced() {
+  drop_removed_progress();
   if (role_ != Role::kLeader || reads_awaiting_commit_.empty()) return;
   if (!committed_entry_in_current_term()) return;
   std::vector<ReadRequest> waiting = std::move(reads_awaiting_commit_);
@@ -487,6 +554,45 @@ Result<ProposalId> RawNode::propose(std::string data) {
   std::vector<raftpb::Entry> batch;
   batch.push_back(std::move(entry));
   log_.append(std::move(batch));
+  pending_broadcast_ = true;
+  return id;
+}
+
+Result<ProposalId> RawNode::propose_conf_change(const raftpb::ConfChange& change) {
+  check_not_awaiting_advance("propose_conf_change");
+  using R = Result<ProposalId>;
+  if (role_ != Role::kLeader) {
+    return R(Error::kNotLeader, lead_ != 0 ? fmt::format("leader is {}", lead_) : "no leader known");
+  }
+  if (lead_transferee_ != 0) {
+    return R(Error::kTransferring,
+             fmt::format("leadership transfer to {} in progress", lead_transferee_));
+  }
+  if (!committed_entry_in_current_term()) {
+    return R(Error::kChangeInProgress, "the new leader has not committed an entry of its term yet");
+  }
+  if (log_.membership().latest_index() > log_.committed()) {
+    return R(Error::kChangeInProgress,
+             fmt::format("the change at index {} is not committed yet",
+                         log_.membership().latest_index()));
+  }
+  if (change.type() == raftpb::ConfChange::REMOVE_NODE && change.node_id() == id_) {
+    return R(Error::kInvalidArgument, "the leader cannot remove itself: transfer leadership first");
+  }
+  auto next = apply_conf_change(log_.membership().latest(), change);
+  if (!next.ok()) return R(next.status());
+  raftpb::Entry entry;
+  entry.set_term(term_);
+  entry.set_index(log_.last_index() + 1);
+  entry.set_type(raftpb::ENTRY_CONF_CHANGE);
+  entry.set_data(change.SerializeAsString());
+  ProposalId id{entry.index(), entry.term()};
+  logger_->info("{} proposes {} of node {} at index {} term {}", id_,
+                raftpb::ConfChange::Type_Name(change.type()), change.node_id(), id.index, term_);
+  std::vector<raftpb::Entry> batch;
+  batch.push_back(std::move(entry));
+  log_.append(std::move(batch));
+  refresh_configuration();
   pending_broadcast_ = true;
   return id;
 }
@@ -735,6 +841,8 @@ void RawNode::handle_append_response(const Message& m, Progress& pr) {
   // append per commit would cost every follower a wake-up, a write and an
   // acknowledgement for nothing that anyone waits on.
   maybe_commit();
+  // The commit may have been this node's own removal, which drops its progress.
+  if (!progress_.contains(from)) return;
   if (was_paused) send_append(from, true);
   while (send_append(from, false)) {
   }
@@ -753,7 +861,7 @@ void RawNode::handle_heartbeat_response(const Message& m, Progress& pr) {
                          [&](const ReadRequest& r) { return r.context == m.context(); });
   if (it == read_requests_.end()) return;
   it->acks.insert(m.from());
-  if (it->acks.size() < quorum()) return;
+  if (voter_count(it->acks) < quorum()) return;
   // A quorum confirmed leadership after every earlier request was
   // registered, so all of them are safe too.
   auto end = std::next(it);
@@ -846,6 +954,7 @@ void RawNode::handle_append(const Message& m) {
   }
   std::vector<raftpb::Entry> entries(m.entries().begin(), m.entries().end());
   if (auto last_new = log_.maybe_append(m.index(), m.log_term(), m.commit(), std::move(entries))) {
+    refresh_configuration();
     resp.set_index(*last_new);
     send(std::move(resp));
     return;
@@ -895,11 +1004,7 @@ bool RawNode::restore(const raftpb::Snapshot& snapshot) {
     return false;
   }
   log_.restore(snapshot);
-  const auto& voters = snapshot.metadata().conf_state().voters();
-  if (!voters.empty()) {
-    voters_.clear();
-    voters_.insert(voters.begin(), voters.end());
-  }
+  refresh_configuration();
   return true;
 }
 
@@ -912,6 +1017,7 @@ bool RawNode::has_ready() const {
       log_.committed() != prev_hard_state_.commit()) {
     return true;
   }
+  if (conf_bytes_ != reported_conf_bytes_) return true;
   return !log_.unstable_entries().empty() || log_.unstable_snapshot().has_value() ||
          !messages_.empty() || !messages_after_persist_.empty() || !read_states_.empty() ||
          log_.has_next_committed_entries();
@@ -950,6 +1056,10 @@ Ready RawNode::ready() {
   messages_after_persist_.clear();
   rd.read_states = std::move(read_states_);
   read_states_.clear();
+  if (conf_bytes_ != reported_conf_bytes_) {
+    rd.conf_state = log_.membership().latest();
+    reported_conf_bytes_ = conf_bytes_;
+  }
 
   ready_last_entry_.reset();
   if (!rd.entries.empty()) {
@@ -985,9 +1095,10 @@ void RawNode::advance() {
 std::vector<PeerProgress> RawNode::progress() const {
   std::vector<PeerProgress> out;
   for (const auto& [voter, pr] : progress_) {
-    out.push_back(
-        PeerProgress{voter, pr.match_index(), pr.next_index(), pr.state(), pr.recent_active(),
-                     voter == id_ || !lazy_for(voter)});
+    if (!voters_.contains(voter) && !learners_.contains(voter)) continue;  // removed, leaving
+    out.push_back(PeerProgress{voter, pr.match_index(), pr.next_index(), pr.state(),
+                               pr.recent_active(), voter == id_ || !lazy_for(voter),
+                               learners_.contains(voter)});
   }
   return out;
 }

@@ -13,8 +13,10 @@
 // pipelining, probing after a rejection and fast backtracking (§5.3); the
 // §5.4.2 commit rule; batching of proposals made between two ready() calls;
 // InstallSnapshot (§7); ReadIndex (dissertation §6.4); leadership transfer
-// (dissertation §3.10). The configuration is data (a set of voter ids, read
-// from storage's ConfState), so membership change can replace it later.
+// (dissertation §3.10); single-server membership change with learners
+// (dissertation §4.1, raft/membership.h: a node uses the latest
+// configuration in its log, and a leader changes one node at a time, only
+// after an entry of its term has committed).
 //
 // Thread-safety: not thread-safe. One thread (the node's event loop) makes
 // every call.
@@ -52,8 +54,9 @@ enum class InjectedBug {
 
 struct Config {
   uint64_t id = 0;  // this node's id, non-zero
-  // The initial voters, used only when storage has no ConfState (a fresh
-  // cluster); afterwards the configuration comes from storage and snapshots.
+  // The initial voters, used only when neither storage nor the log names a
+  // configuration (tests that start without bootstrap_entries()); a node
+  // joining a running cluster has none and learns it from the leader.
   std::vector<uint64_t> voters;
   int election_ticks = 10;  // election timeout is drawn from [election_ticks, 2*election_ticks)
   int heartbeat_ticks = 1;  // leader sends heartbeats every heartbeat_ticks; < election_ticks
@@ -87,6 +90,7 @@ struct PeerProgress {
   ProgressState state = ProgressState::kProbe;
   bool recent_active = false;
   bool prompt = false;  // asked to persist appends at once (Config::lazy_followers)
+  bool learner = false;  // receives the log, does not vote or count
 };
 
 class RawNode {
@@ -129,6 +133,14 @@ class RawNode {
   // times it out and retries. Returns kNotLeader when no leader is known.
   Status read_index(std::string context);
 
+  // Appends a membership change (raft/membership.h) when this node is the
+  // leader; it is in force from now on, here and on every node that appends
+  // it. Refused with kNotLeader, kTransferring, kChangeInProgress (an entry
+  // of this leader's term has not committed yet, or an earlier change has
+  // not), or kInvalidArgument (the change does not apply to the latest
+  // configuration, or removes this leader: hand leadership over first).
+  Result<ProposalId> propose_conf_change(const raftpb::ConfChange& change);
+
   // Starts handing leadership to voter `to` (dissertation §3.10): the
   // leader stops accepting proposals, brings `to` up to date and sends it
   // TimeoutNow so it campaigns at once. Abandoned after an election timeout.
@@ -167,8 +179,18 @@ class RawNode {
   uint64_t last_index() const { return log_.last_index(); }
   uint64_t lead_transferee() const { return lead_transferee_; }
   const std::set<uint64_t>& voters() const { return voters_; }
+  const std::set<uint64_t>& learners() const { return learners_; }
+  // The latest configuration in the log (in force), and the index of the
+  // ConfChange that made it.
+  const raftpb::ConfState& conf_state() const { return log_.membership().latest(); }
+  uint64_t conf_index() const { return log_.membership().latest_index(); }
+  // The configuration in force at `index`, which must be at or after the
+  // snapshot (e.g. the applied index, for a snapshot taken there).
+  const raftpb::ConfState& conf_state_at(uint64_t index) const {
+    return log_.membership().at(index);
+  }
 
-  // The leader's view of every voter (itself included), ordered by id;
+  // The leader's view of every voter and learner (itself included), ordered by id;
   // empty when this node is not the leader.
   std::vector<PeerProgress> progress() const;
   // match_index of `peer` as the leader sees it; nullopt when not leader or unknown peer.
@@ -188,6 +210,9 @@ class RawNode {
   size_t quorum() const { return voters_.size() / 2 + 1; }
   bool promotable() const;
   bool committed_entry_in_current_term() const;
+  void refresh_configuration();
+  void drop_removed_progress();
+  size_t voter_count(const std::set<uint64_t>& ids) const;
 
   void reset(uint64_t term);
   void reset_randomized_election_timeout();
@@ -242,8 +267,15 @@ class RawNode {
   uint64_t vote_ = 0;
   uint64_t lead_ = 0;
   Role role_ = Role::kFollower;
+  // The latest configuration's voters and learners (a cache of
+  // log_.membership().latest(), refreshed after every append and restore).
   std::set<uint64_t> voters_;
-  std::map<uint64_t, Progress> progress_;  // leader only; includes this node
+  std::set<uint64_t> learners_;
+  std::string conf_bytes_;           // latest configuration, serialized
+  std::string reported_conf_bytes_;  // the one last reported in a Ready
+  // Leader only: voters and learners, this node included, and removed nodes
+  // until their removal commits (so they hear of it).
+  std::map<uint64_t, Progress> progress_;
   std::map<uint64_t, bool> votes_;         // candidate: granted or not, per voter
 
   int election_elapsed_ = 0;

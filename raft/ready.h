@@ -73,6 +73,11 @@ struct Ready {
   std::vector<raftpb::Message> messages_after_persist;  // only after step 1
   std::vector<raftpb::Entry> committed_entries;         // apply (step 3)
   std::vector<ReadState> read_states;                   // serve after applying their index
+  // The latest configuration (raft/membership.h), set when it changed: a
+  // ConfChange was appended or truncated away, or a snapshot replaced the
+  // log. It is in force already (peers to dial, members to name); it need
+  // not be committed yet.
+  std::optional<raftpb::ConfState> conf_state;
   // A follower's Ready whose every new entry came in appends the leader
   // marked lazy_persist, and whose messages_after_persist are only
   // acknowledgements (no vote, no forwarded request): the driver may hold

@@ -10,6 +10,8 @@ std::string_view error_name(Error error) {
       return "NOT_LEADER";
     case Error::kTransferring:
       return "TRANSFERRING";
+    case Error::kChangeInProgress:
+      return "CHANGE_IN_PROGRESS";
     case Error::kInvalidArgument:
       return "INVALID_ARGUMENT";
     case Error::kWrongRecipient:

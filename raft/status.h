@@ -16,6 +16,7 @@ enum class Error {
   kOk,
   kNotLeader,       // this node is not the leader (or knows none)
   kTransferring,    // a leadership transfer is under way: no proposals meanwhile
+  kChangeInProgress,// a membership change waits: the previous one or the leader's first commit
   kInvalidArgument, // a call the core refuses as asked (transfer to itself, to a non-voter)
   kWrongRecipient,  // a message addressed to another node
   kUnknownMessage,  // a message of no known type
