@@ -19,6 +19,7 @@ struct PeerTransport::Peer {
   std::shared_ptr<FramedConnection> connection;  // set once Hello is accepted
   asio::steady_timer wake;                       // cancelled when the connection closes
   bool accepted = false;
+  bool removed = false;  // no longer a member: the dial loop ends
 };
 
 PeerTransport::PeerTransport(asio::io_context& io, PeerTransportOptions options,
@@ -51,6 +52,7 @@ Tcp::endpoint PeerTransport::local_endpoint() const {
 void PeerTransport::start(MessageHandler on_message, StatusHandler on_status) {
   on_message_ = std::move(on_message);
   on_status_ = std::move(on_status);
+  started_ = true;
   if (acceptor_.is_open()) {
     asio::co_spawn(io_, accept_loop(alive_), asio::detached);
   }
@@ -68,6 +70,28 @@ bool PeerTransport::send(const raftpb::Message& message) {
   peerpb::PeerEnvelope envelope;
   *envelope.mutable_raft() = message;
   return peer.connection->send(envelope);
+}
+
+void PeerTransport::set_peers(const std::map<uint64_t, std::string>& peer_addresses) {
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    auto wanted = peer_addresses.find(it->first);
+    if (wanted != peer_addresses.end() && wanted->second == it->second->address) {
+      ++it;
+      continue;
+    }
+    logger_->info("{} forgets peer {} at {}", options_.self_id, it->first, it->second->address);
+    it->second->removed = true;
+    if (it->second->connection) it->second->connection->stop("no longer a member");
+    it->second->wake.cancel();
+    it = peers_.erase(it);
+  }
+  for (const auto& [id, address] : peer_addresses) {
+    if (id == options_.self_id || peers_.contains(id)) continue;
+    logger_->info("{} adds peer {} at {}", options_.self_id, id, address);
+    auto peer = std::make_shared<Peer>(io_, id, address);
+    peers_.emplace(id, peer);
+    if (started_ && !stopped_) asio::co_spawn(io_, dial_loop(peer, alive_), asio::detached);
+  }
 }
 
 bool PeerTransport::connected(uint64_t peer) const {
@@ -185,7 +209,7 @@ awaitable<void> PeerTransport::dial_loop(std::shared_ptr<Peer> peer, std::shared
   int attempt = 0;
   asio::steady_timer timer(io_);
   Tcp::resolver resolver(io_);
-  while (!stopped_) {
+  while (!stopped_ && !peer->removed) {
     std::string host;
     uint16_t port = 0;
     if (!split_host_port(peer->address, host, port)) {
@@ -271,12 +295,13 @@ awaitable<void> PeerTransport::dial_loop(std::shared_ptr<Peer> peer, std::shared
         if (!*alive) co_return;
       }
       peer->connection.reset();
+      if (peer->removed) co_return;
       // A refusal is a configuration error: retry, but slowly.
       attempt = *refused ? std::max(attempt + 1, 5) : 0;
     } else {
       ++attempt;
     }
-    if (stopped_) co_return;
+    if (stopped_ || peer->removed) co_return;
     timer.expires_after(backoff(attempt));
     boost::system::error_code wait_ec;
     co_await timer.async_wait(asio::redirect_error(use_awaitable, wait_ec));

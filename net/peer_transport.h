@@ -72,6 +72,11 @@ class PeerTransport {
   // (unknown peer, not connected, queue over its bound).
   bool send(const raftpb::Message& message);
 
+  // Replaces the set of peers (membership change): dials new ones, redials
+  // one whose address changed, closes and forgets removed ones. Only
+  // members may connect in; `self_id` is ignored if present.
+  void set_peers(const std::map<uint64_t, std::string>& peer_addresses);
+
   // Whether the outbound connection to `peer` is up.
   bool connected(uint64_t peer) const;
 
@@ -104,6 +109,7 @@ class PeerTransport {
   MessageHandler on_message_;
   StatusHandler on_status_;
   std::mt19937_64 rng_;
+  bool started_ = false;
   bool stopped_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

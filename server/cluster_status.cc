@@ -1,6 +1,7 @@
 // Node::cluster_status: this member's view of the cluster, for the
 // ClusterStatus request (fencelock status).
 #include <map>
+#include <set>
 
 #include "server/node.h"
 
@@ -11,22 +12,26 @@ clientpb::ClusterStatusResult Node::cluster_status() const {
   result.set_self_id(config_.id);
   std::map<uint64_t, raft::PeerProgress> progress;
   for (auto& peer : raft_->progress()) progress[peer.id] = peer;
-  for (const auto& [id, address] : config_.peers) {
+  std::set<uint64_t> ids(raft_->voters().begin(), raft_->voters().end());
+  ids.insert(raft_->learners().begin(), raft_->learners().end());
+  ids.insert(config_.id);  // a removed node or a joiner still reports itself
+  for (uint64_t id : ids) {
     auto* member = result.add_members();
     member->set_id(id);
-    member->set_address(address);
+    member->set_address(members_.client_address(id));
+    bool learner = raft_->learners().contains(id);
     if (id == config_.id) {
-      member->set_role(std::string(raft::role_name(raft_->role())));
+      std::string role(raft::role_name(raft_->role()));
+      if (!members_.self_is_member()) role = "removed";
+      if (learner) role = "learner";
+      member->set_role(role);
       member->set_term(raft_->term());
       member->set_commit_index(raft_->commit_index());
       member->set_applied_index(applied_index_);
       member->set_reachable(true);
-      member->set_address(config_.client_addr);
       continue;
     }
-    std::string client_address = env_.peer_client_address(id);
-    if (!client_address.empty()) member->set_address(client_address);
-    member->set_role(id == soft_state_.leader_id ? "leader" : "follower");
+    member->set_role(id == soft_state_.leader_id ? "leader" : learner ? "learner" : "follower");
     member->set_term(id == soft_state_.leader_id ? raft_->term() : 0);
     if (auto it = progress.find(id); it != progress.end()) {
       member->set_commit_index(it->second.match_index);

@@ -41,6 +41,11 @@ Status validate(const NodeConfig& config) {
   auto invalid = [](std::string message) { return Status(lockpb::INVALID_ARGUMENT, std::move(message)); };
   if (config.id == 0) return invalid("--id must be a positive integer");
   if (!config.peers.contains(config.id)) {
+    if (config.join) {
+      return invalid("node " + std::to_string(config.id) +
+                     " is not a member of the cluster it joins: add it first with "
+                     "`fencelock member add`");
+    }
     return invalid("--id " + std::to_string(config.id) + " is not among --peers");
   }
   if (config.client_addr.empty()) return invalid("--client-addr is required");

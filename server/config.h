@@ -41,6 +41,11 @@ struct NodeConfig {
   std::map<uint64_t, std::string> peers;
   std::string client_addr;  // where clients connect, "ip:port"
   std::string peer_addr;    // where peers connect; empty = peers[id]
+  // This node joins a running cluster (fencelockd --join): `peers` are the
+  // members it was told of, and its log starts empty, learning the
+  // configuration from the leader. A founding member (false) writes the
+  // bootstrap configuration (the voters in `peers`) into a new log.
+  bool join = false;
   std::filesystem::path data_dir;
 
   uint32_t tick_ms = 100;

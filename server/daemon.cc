@@ -54,7 +54,8 @@ Result<std::unique_ptr<Daemon>> Daemon::open(asio::io_context& io, NodeConfig co
   options.dir = config.data_dir;
   options.cluster_id = cluster_hash(config.cluster_id);
   options.node_id = config.id;
-  for (const auto& [id, address] : config.peers) options.initial_conf_state.add_voters(id);
+  // A new data directory gets no configuration here: a founding member's
+  // node writes the bootstrap entries, a joining one learns it (server/node.h).
   options.sync = !config.unsafe_no_fsync;
   options.keep_entries_after_snapshot = config.keep_entries_after_snapshot;
   auto log = storage::DiskLog::open(options);

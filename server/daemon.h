@@ -60,6 +60,9 @@ class Daemon final : private Env {
     return transport_->client_address(id);
   }
   bool peer_connected(uint64_t id) const override { return transport_->connected(id); }
+  void set_peers(const std::map<uint64_t, std::string>& peers) override {
+    transport_->set_peers(peers);
+  }
   void respond(ConnectionId connection, const clientpb::Response& response) override {
     listener_->respond(connection, response);
   }

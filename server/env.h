@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 
 #include "proto/client.pb.h"
@@ -55,6 +56,9 @@ class Env {
   virtual std::string peer_client_address(uint64_t id) const = 0;
   // Whether a connection to peer `id` is up (status only).
   virtual bool peer_connected(uint64_t id) const = 0;
+  // The cluster's members changed: `peers` (id -> peer address, this node
+  // may be among them) is who to connect to and accept from now on.
+  virtual void set_peers(const std::map<uint64_t, std::string>& peers) = 0;
 
   // Sends `response` on client connection `connection`; dropped if it has closed.
   virtual void respond(ConnectionId connection, const clientpb::Response& response) = 0;

@@ -21,8 +21,35 @@ constexpr size_t kResponseHeadroomBytes = 1024;
 // proposals to be applied.
 constexpr auto kShutdownGrace = std::chrono::seconds(3);
 
-// Restores `state` from the log's snapshot; returns the index applied.
-uint64_t restore_from_log(sm::LockStateMachine& state, const storage::LogStore& log) {
+// A founding member's brand-new log gets the cluster's first configuration
+// as entries 1..n, committed (identical on every founding member); a node
+// joining a running cluster (config.join) learns it from the leader.
+void bootstrap_if_new(storage::LogStore& log, const NodeConfig& config) {
+  raft::InitialState initial = log.initial_state();
+  bool fresh = log.last_index() == 0 && log.snapshot().metadata().index() == 0 &&
+               initial.hard_state.term() == 0 && initial.conf_state.voters_size() == 0;
+  if (!fresh || config.join) return;
+  std::vector<raftpb::Member> members;
+  for (const auto& [id, address] : config.peers) {
+    raftpb::Member member;
+    member.set_id(id);
+    member.set_peer_address(address);
+    members.push_back(std::move(member));
+  }
+  std::vector<raftpb::Entry> entries = raft::bootstrap_entries(std::move(members));
+  raftpb::HardState hard_state;
+  hard_state.set_term(1);
+  hard_state.set_commit(entries.size());
+  Status status = log.save(&hard_state, entries, /*sync=*/true);
+  FL_CHECK(status.ok(), "{} cannot write the bootstrap configuration to {}: {}", config.id,
+           log.location(), status.to_string());
+}
+
+// Bootstraps a new cluster's log, restores `state` from the log's
+// snapshot; returns the index applied.
+uint64_t restore_from_log(sm::LockStateMachine& state, storage::LogStore& log,
+                          const NodeConfig& config) {
+  bootstrap_if_new(log, config);
   raftpb::Snapshot snapshot = log.snapshot();
   if (snapshot.metadata().index() > 0) {
     sm::Status status = state.restore(snapshot.data());
@@ -43,7 +70,8 @@ std::unique_ptr<raft::RawNode> make_raft(const NodeConfig& config, const storage
                                          uint64_t applied) {
   raft::Config raft_config;
   raft_config.id = config.id;
-  for (const auto& [id, address] : config.peers) raft_config.voters.push_back(id);
+  // The configuration comes from the log (bootstrap entries, snapshots and
+  // changes), or from a data directory made before membership change.
   raft_config.election_ticks = config.election_ticks;
   raft_config.heartbeat_ticks = config.heartbeat_ticks;
   raft_config.lazy_followers = lazy_window(config).count() > 0;
@@ -61,7 +89,7 @@ Node::Node(Env& env, storage::LogStore& log, NodeConfig config)
       logger_(get_logger("node")),
       lazy_window_(lazy_window(config_)),
       state_(config_.limits),
-      applied_index_(restore_from_log(state_, log_)),
+      applied_index_(restore_from_log(state_, log_, config_)),
       raft_(make_raft(config_, log_, applied_index_)),
       driver_(*raft_, *this),
       responder_(env_, config_.id),
@@ -74,8 +102,11 @@ Node::Node(Env& env, storage::LogStore& log, NodeConfig config)
              config_.max_frame_bytes > kResponseHeadroomBytes
                  ? config_.max_frame_bytes - kResponseHeadroomBytes
                  : 0,
-             responder_, state_, timers_) {
+             responder_, state_, timers_),
+      members_(env_, responder_, config_, logger_) {
   last_snapshot_index_ = log_.snapshot().metadata().index();
+  responder_.set_address_book([this](uint64_t id) { return members_.client_address(id); });
+  members_.on_conf_state(raft_->conf_state());
   if (lazy_window_.count() < static_cast<int64_t>(config_.lazy_window_us)) {
     logger_->warn("{} --lazy-window-us {} is more than half of --tick-ms {}: using {} us",
                   config_.id, config_.lazy_window_us, config_.tick_ms, lazy_window_.count());
@@ -127,6 +158,21 @@ void Node::on_request(ConnectionId from, const clientpb::Request& request) {
     *response.mutable_cluster_status() = cluster_status();
     responder_.respond(caller, std::move(response));
     return;
+  }
+  if (!members_.self_is_member()) {
+    responder_.not_member(caller);
+    return;
+  }
+  switch (request.kind_case()) {
+    case clientpb::Request::kMemberList:
+    case clientpb::Request::kMemberAdd:
+    case clientpb::Request::kMemberPromote:
+    case clientpb::Request::kMemberRemove:
+      members_.handle(*raft_, leader() && !shutting_down_, caller, request);
+      schedule_ready();
+      return;
+    default:
+      break;
   }
   if (shutting_down_ || !leader()) {
     responder_.not_leader(caller);
@@ -237,6 +283,7 @@ void Node::on_soft_state(const raft::SoftState& soft) {
 void Node::apply(const raftpb::Entry& entry) {
   if (entry.index() <= applied_index_) return;  // already in the snapshot
   applied_index_ = entry.index();
+  members_.applied(entry, *raft_);
   std::optional<Caller> caller = requests_.take_caller(entry);
   if (entry.type() != raftpb::ENTRY_NORMAL || entry.data().empty()) return;
   lockpb::Command command;
@@ -281,9 +328,10 @@ void Node::maybe_snapshot() {
   // The synced snapshot write makes the commit index written before it
   // durable too, so a restart never finds a snapshot beyond its commit.
   driver_.flush_commit();
-  raftpb::ConfState conf_state;
-  for (uint64_t voter : raft_->voters()) conf_state.add_voters(voter);
-  Status status = log_.create_snapshot(applied_index_, conf_state, state_.snapshot());
+  // The configuration in force at the snapshot's index, not the latest: a
+  // later change may not be committed yet.
+  Status status =
+      log_.create_snapshot(applied_index_, raft_->conf_state_at(applied_index_), state_.snapshot());
   FL_CHECK(status.ok(), "{} cannot save snapshot at {}: {}", config_.id, applied_index_,
            status.to_string());
   status = log_.compact_to_snapshot();

@@ -10,7 +10,8 @@
 // Its jobs live in their own files: requests, proposals and answers
 // (requests.h); reads and keepalives through ReadIndex (reads.h); the
 // leader's timers — session expiry, wait deadlines, lock-delay
-// (leader_timers.h); answering and NOT_LEADER hints (responder.h). This
+// (leader_timers.h); answering and NOT_LEADER hints (responder.h); the
+// membership and its requests (members.h). This
 // file wires them to the driver and handles inputs, leadership changes,
 // state machine snapshots and shutdown.
 //
@@ -26,6 +27,7 @@
 #include "server/config.h"
 #include "server/env.h"
 #include "server/leader_timers.h"
+#include "server/members.h"
 #include "server/reads.h"
 #include "server/requests.h"
 #include "server/responder.h"
@@ -37,7 +39,10 @@ namespace fencelock::server {
 class Node final : private raft::DriverHost {
  public:
   // Restores the state machine from the log's latest snapshot and starts
-  // the Raft core on what the log holds. `env` and `log` must outlive the
+  // the Raft core on what the log holds. A brand-new log (no entry, no
+  // snapshot, no term) of a node not joining starts the cluster: it gets
+  // the bootstrap entries naming config.peers as the first voters
+  // (raft::bootstrap_entries), the same on every founding member. `env` and `log` must outlive the
   // node; `config` must be valid (server::validate) with its seed chosen.
   // A snapshot that does not restore aborts, naming the log.
   Node(Env& env, storage::LogStore& log, NodeConfig config);
@@ -73,6 +78,7 @@ class Node final : private raft::DriverHost {
   void write_commit(const raftpb::HardState& hard_state) override;
   void send(const raftpb::Message& message) override { env_.send(message); }
   void on_soft_state(const raft::SoftState& soft) override;
+  void on_conf_state(const raftpb::ConfState& conf) override { members_.on_conf_state(conf); }
   void restore(const raftpb::Snapshot& snapshot) override;
   void apply(const raftpb::Entry& entry) override;
   void on_read_state(const raft::ReadState& read_state) override;
@@ -103,6 +109,7 @@ class Node final : private raft::DriverHost {
   LeaderTimers timers_;
   Requests requests_;
   Reads reads_;
+  Members members_;
 
   bool ready_scheduled_ = false;
   uint64_t last_snapshot_index_ = 0;

@@ -66,6 +66,8 @@ class SimEnv final : public server::Env {
   void send(const raftpb::Message& message) override;
   std::string peer_client_address(uint64_t id) const override { return endpoint_of(id); }
   bool peer_connected(uint64_t) const override { return true; }
+  // The simulated network routes by id: there is nothing to dial.
+  void set_peers(const std::map<uint64_t, std::string>&) override {}
   void respond(server::ConnectionId connection, const clientpb::Response& response) override;
   void stop() override {}
   void applied(uint64_t index, const lockpb::Command& command, const sm::ApplyResult& result,
@@ -219,10 +221,10 @@ NodeSimulation::NodeSimulation(const NodeSimOptions& options)
   fsync_min_us_ = uniform_between(rng_, 100, 500);
   fsync_max_us_ = fsync_min_us_ + uniform_between(rng_, 100, 3000);
 
+  // Each node's first start writes the bootstrap configuration (server::Node).
   raftpb::ConfState conf;
   for (int i = 1; i <= options.nodes; ++i) {
     config_.peers[static_cast<uint64_t>(i)] = endpoint_of(static_cast<uint64_t>(i));
-    conf.add_voters(static_cast<uint64_t>(i));
   }
   members_.resize(static_cast<size_t>(options.nodes));
   for (int i = 0; i < options.nodes; ++i) {

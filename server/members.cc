@@ -1,0 +1,262 @@
+#include "server/members.h"
+
+#include <set>
+
+#include "raft/membership.h"
+
+namespace fencelock::server {
+
+namespace {
+
+const raftpb::Member* find_member(const raftpb::ConfState& conf, uint64_t id) {
+  for (const auto& member : conf.members()) {
+    if (member.id() == id) return &member;
+  }
+  return nullptr;
+}
+
+ErrorCode code_of(raft::Error error) {
+  switch (error) {
+    case raft::Error::kNotLeader:
+      return lockpb::NOT_LEADER;
+    case raft::Error::kTransferring:
+    case raft::Error::kChangeInProgress:
+      return lockpb::UNAVAILABLE;  // the client library retries these
+    default:
+      return lockpb::FAILED_PRECONDITION;
+  }
+}
+
+}  // namespace
+
+Members::Members(Env& env, Responder& responder, const NodeConfig& config,
+                 std::shared_ptr<spdlog::logger> logger)
+    : env_(env),
+      responder_(responder),
+      self_id_(config.id),
+      self_client_address_(config.client_addr),
+      fallback_peers_(config.peers),
+      logger_(std::move(logger)) {}
+
+void Members::on_conf_state(const raftpb::ConfState& conf) {
+  bool was_member = self_is_member();
+  conf_ = conf;
+  if (was_member && !self_is_member()) {
+    logger_->warn("{} is no longer a member of the cluster: it stops serving and campaigning",
+                  self_id_);
+  } else if (!was_member && self_is_member()) {
+    logger_->info("{} is a {} of the cluster", self_id_,
+                  raft::is_voter(conf_, self_id_) ? "voter" : "learner");
+  }
+  env_.set_peers(peer_addresses());
+}
+
+bool Members::self_is_member() const { return raft::is_member(conf_, self_id_); }
+
+std::string Members::client_address(uint64_t id) const {
+  if (id == self_id_) return self_client_address_;
+  const raftpb::Member* member = find_member(conf_, id);
+  if (member != nullptr && !member->client_address().empty()) return member->client_address();
+  return env_.peer_client_address(id);
+}
+
+std::map<uint64_t, std::string> Members::peer_addresses() const {
+  // Until this node holds a configuration (it is joining), the members it
+  // was told of, so it can answer the leader.
+  if (conf_.voters_size() == 0 && conf_.learners_size() == 0) return fallback_peers_;
+  std::map<uint64_t, std::string> out;
+  auto add = [&](uint64_t id) {
+    const raftpb::Member* member = find_member(conf_, id);
+    if (member != nullptr && !member->peer_address().empty()) {
+      out[id] = member->peer_address();
+    } else if (auto it = fallback_peers_.find(id); it != fallback_peers_.end()) {
+      out[id] = it->second;
+    }
+  };
+  for (uint64_t id : conf_.voters()) add(id);
+  for (uint64_t id : conf_.learners()) add(id);
+  return out;
+}
+
+clientpb::MemberListResult Members::list(const raft::RawNode& raft) const {
+  clientpb::MemberListResult result;
+  std::map<uint64_t, raft::PeerProgress> progress;
+  for (const auto& peer : raft.progress()) progress[peer.id] = peer;
+  std::set<uint64_t> ids(conf_.voters().begin(), conf_.voters().end());
+  ids.insert(conf_.learners().begin(), conf_.learners().end());
+  auto addresses = peer_addresses();
+  for (uint64_t id : ids) {
+    auto* info = result.add_members();
+    info->set_id(id);
+    if (auto it = addresses.find(id); it != addresses.end()) info->set_peer_address(it->second);
+    info->set_client_address(client_address(id));
+    info->set_learner(raft::is_learner(conf_, id));
+    info->set_leader(id == raft.leader_id());
+    if (auto it = progress.find(id); it != progress.end()) {
+      info->set_match_index(it->second.match_index);
+      info->set_reachable(id == self_id_ || it->second.recent_active);
+    }
+  }
+  result.set_leader_id(raft.leader_id());
+  result.set_last_index(raft.last_index());
+  result.set_commit_index(raft.commit_index());
+  result.set_conf_index(raft.conf_index());
+  result.set_conf_committed(raft.conf_index() <= raft.commit_index());
+  return result;
+}
+
+void Members::answer_list(const Caller& caller, const raft::RawNode& raft, std::string note) {
+  clientpb::Response response;
+  response.set_message(std::move(note));
+  *response.mutable_member_list() = list(raft);
+  responder_.respond(caller, std::move(response));
+}
+
+void Members::handle(raft::RawNode& raft, bool leader, const Caller& caller,
+                     const clientpb::Request& request) {
+  if (!leader) {
+    responder_.not_leader(caller);
+    return;
+  }
+  raftpb::ConfChange change;
+  switch (request.kind_case()) {
+    case clientpb::Request::kMemberList:
+      answer_list(caller, raft);
+      return;
+    case clientpb::Request::kMemberAdd: {
+      const auto& add = request.member_add();
+      if (add.id() == 0 || add.peer_address().empty() || add.client_address().empty()) {
+        responder_.error(caller, lockpb::INVALID_ARGUMENT,
+                         "member add needs a positive id, a peer address and a client address");
+        return;
+      }
+      if (raft::is_member(conf_, add.id())) {
+        const raftpb::Member* known = find_member(conf_, add.id());
+        if (known != nullptr && known->peer_address() == add.peer_address() &&
+            known->client_address() == add.client_address()) {
+          answer_list(caller, raft, "node " + std::to_string(add.id()) + " is already a member");
+        } else {
+          responder_.error(caller, lockpb::FAILED_PRECONDITION,
+                           "node " + std::to_string(add.id()) +
+                               " is already a member with other addresses; remove it first");
+        }
+        return;
+      }
+      for (const auto& member : conf_.members()) {
+        if (member.peer_address() == add.peer_address() ||
+            member.client_address() == add.client_address()) {
+          responder_.error(caller, lockpb::FAILED_PRECONDITION,
+                           "node " + std::to_string(member.id()) + " already uses that address");
+          return;
+        }
+      }
+      change.set_type(raftpb::ConfChange::ADD_LEARNER);
+      change.set_node_id(add.id());
+      change.mutable_member()->set_id(add.id());
+      change.mutable_member()->set_peer_address(add.peer_address());
+      change.mutable_member()->set_client_address(add.client_address());
+      break;
+    }
+    case clientpb::Request::kMemberPromote: {
+      uint64_t id = request.member_promote().id();
+      if (raft::is_voter(conf_, id)) {
+        answer_list(caller, raft, "node " + std::to_string(id) + " is already a voter");
+        return;
+      }
+      if (!raft::is_learner(conf_, id)) {
+        responder_.error(caller, lockpb::NOT_FOUND,
+                         "node " + std::to_string(id) + " is not a learner; add it first");
+        return;
+      }
+      uint64_t match = raft.match_index(id).value_or(0);
+      if (match + kPromoteMaxLag < raft.last_index()) {
+        responder_.error(caller, lockpb::FAILED_PRECONDITION,
+                         "learner " + std::to_string(id) + " is not caught up: it holds index " +
+                             std::to_string(match) + " of " + std::to_string(raft.last_index()) +
+                             "; retry once it is within " + std::to_string(kPromoteMaxLag));
+        return;
+      }
+      change.set_type(raftpb::ConfChange::ADD_VOTER);
+      change.set_node_id(id);
+      break;
+    }
+    case clientpb::Request::kMemberRemove: {
+      uint64_t id = request.member_remove().id();
+      if (!raft::is_member(conf_, id)) {
+        answer_list(caller, raft, "node " + std::to_string(id) + " is not a member");
+        return;
+      }
+      if (id == self_id_) {
+        remove_leader(raft, caller);
+        return;
+      }
+      change.set_type(raftpb::ConfChange::REMOVE_NODE);
+      change.set_node_id(id);
+      break;
+    }
+    default:
+      responder_.error(caller, lockpb::UNKNOWN_REQUEST, "not a member request");
+      return;
+  }
+  propose(raft, caller, change);
+}
+
+void Members::propose(raft::RawNode& raft, const Caller& caller, const raftpb::ConfChange& change) {
+  auto proposed = raft.propose_conf_change(change);
+  if (!proposed.ok()) {
+    const raft::Status& status = proposed.status();
+    if (status.code() == raft::Error::kNotLeader) {
+      responder_.not_leader(caller);
+    } else {
+      responder_.error(caller, code_of(status.code()), status.message());
+    }
+    return;
+  }
+  pending_[proposed.value().index] = Pending{caller, proposed.value().term};
+}
+
+void Members::remove_leader(raft::RawNode& raft, const Caller& caller) {
+  uint64_t best = 0;
+  uint64_t best_match = 0;
+  for (const auto& peer : raft.progress()) {
+    if (peer.id == self_id_ || peer.learner || !raft::is_voter(conf_, peer.id)) continue;
+    if (best == 0 || peer.match_index > best_match) {
+      best = peer.id;
+      best_match = peer.match_index;
+    }
+  }
+  if (best == 0) {
+    responder_.error(caller, lockpb::FAILED_PRECONDITION,
+                     "node " + std::to_string(self_id_) + " is the last voter");
+    return;
+  }
+  raft::Status status = raft.transfer_leadership(best);
+  if (!status.ok()) {
+    responder_.error(caller, code_of(status.code()), status.message());
+    return;
+  }
+  responder_.error(caller, lockpb::UNAVAILABLE,
+                   "node " + std::to_string(self_id_) + " leads: handing leadership to node " +
+                       std::to_string(best) + " before it is removed; retry");
+}
+
+void Members::applied(const raftpb::Entry& entry, const raft::RawNode& raft) {
+  // Changes proposed at earlier indices lost them to another leader's entries.
+  while (!pending_.empty() && pending_.begin()->first < entry.index()) {
+    responder_.error(pending_.begin()->second.caller, lockpb::UNAVAILABLE,
+                     "the membership change was lost in a leader change; retry");
+    pending_.erase(pending_.begin());
+  }
+  auto it = pending_.find(entry.index());
+  if (it == pending_.end()) return;
+  Pending pending = it->second;
+  pending_.erase(it);
+  if (pending.term != entry.term()) {
+    responder_.error(pending.caller, lockpb::UNAVAILABLE,
+                     "the membership change was lost in a leader change; retry");
+    return;
+  }
+  answer_list(pending.caller, raft);
+}
+
+}  // namespace fencelock::server

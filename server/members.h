@@ -1,0 +1,88 @@
+#pragma once
+// Members: the node's view of the cluster's membership, and the member
+// requests (list, add, promote, remove; docs/operations.md "Membership").
+//
+// The configuration comes from the Raft core (the latest in the log,
+// raft/membership.h), with every member's addresses. A data directory made
+// before members carried addresses falls back to --peers for peer
+// addresses; client addresses not in the configuration come from the
+// peers' Hellos.
+//
+// A change is proposed by the leader and answered once the entry applies
+// (or UNAVAILABLE if another entry took its index: retry). Adding a member
+// that is already one with the same addresses, promoting a voter and
+// removing a node that is not a member answer OK at once, so a client's
+// retry after a lost answer does not fail. Removing the leader first hands
+// leadership to the most up-to-date voter and answers UNAVAILABLE: the
+// client's retry reaches the new leader, which removes the old one.
+//
+// Thread-safety: not thread-safe; the node's loop only.
+
+#include <spdlog/logger.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "proto/client.pb.h"
+#include "raft/raw_node.h"
+#include "server/config.h"
+#include "server/env.h"
+#include "server/responder.h"
+
+namespace fencelock::server {
+
+// How far (in log entries) a learner may trail the leader's last index and
+// still be promoted: the rest arrives within a few appends.
+inline constexpr uint64_t kPromoteMaxLag = 1000;
+
+class Members {
+ public:
+  Members(Env& env, Responder& responder, const NodeConfig& config,
+          std::shared_ptr<spdlog::logger> logger);
+
+  // The latest configuration changed (and at start): remembers it and hands
+  // the Env the peers to connect to.
+  void on_conf_state(const raftpb::ConfState& conf);
+
+  // Whether this node is a voter or learner of the latest configuration. A
+  // removed node (or one not yet added) does not serve clients.
+  bool self_is_member() const;
+  // `id`'s client address: from the configuration, else its Hello; "" if unknown.
+  std::string client_address(uint64_t id) const;
+  // Every member's peer address (this node's included).
+  std::map<uint64_t, std::string> peer_addresses() const;
+
+  // A MemberList/Add/Promote/Remove request. `raft` must be the leader's
+  // core when `leader`; a follower answers NOT_LEADER.
+  void handle(raft::RawNode& raft, bool leader, const Caller& caller,
+              const clientpb::Request& request);
+
+  // A ConfChange entry applied: answers the change proposed at its index.
+  void applied(const raftpb::Entry& entry, const raft::RawNode& raft);
+
+  // The members as `raft` sees them (the leader adds match indices).
+  clientpb::MemberListResult list(const raft::RawNode& raft) const;
+
+ private:
+  struct Pending {
+    Caller caller;
+    uint64_t term = 0;
+  };
+
+  void propose(raft::RawNode& raft, const Caller& caller, const raftpb::ConfChange& change);
+  void remove_leader(raft::RawNode& raft, const Caller& caller);
+  void answer_list(const Caller& caller, const raft::RawNode& raft, std::string note = "");
+
+  Env& env_;
+  Responder& responder_;
+  uint64_t self_id_;
+  std::string self_client_address_;
+  std::map<uint64_t, std::string> fallback_peers_;  // --peers, or what --join learnt
+  std::shared_ptr<spdlog::logger> logger_;
+  raftpb::ConfState conf_;
+  std::map<uint64_t, Pending> pending_;  // proposed changes by log index
+};
+
+}  // namespace fencelock::server
