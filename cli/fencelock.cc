@@ -4,6 +4,7 @@
 //   fencelock lock NAME [--shared | --semaphore N] [--ttl 10s] [--wait 30s | --no-wait] -- CMD ARGS...
 //   fencelock holder NAME | list [PREFIX] | check NAME TOKEN | sessions
 //   fencelock release --force NAME | status
+//   fencelock member list | add ID PEER_ADDR CLIENT_ADDR | promote ID | remove ID
 //
 // Endpoints come from --endpoints or FENCELOCK_ENDPOINTS. Exit codes are in
 // docs/cli.md: the command's own status for `lock`, 75 when the lock was not
@@ -15,8 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <google/protobuf/util/json_util.h>
-
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <cstdio>
@@ -25,6 +24,8 @@
 #include <iostream>
 #include <thread>
 
+#include "cli/member.h"
+#include "cli/output.h"
 #include "client/session.h"
 #include "common/logging.h"
 #include "common/text.h"
@@ -60,15 +61,7 @@ int exit_code_for(const Status& status) {
   }
 }
 
-std::string to_json(const google::protobuf::Message& message) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
-  options.preserve_proto_field_names = true;
-  options.always_print_primitive_fields = true;
-  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
-  return out;
-}
+using fencelock::cli::to_json;
 
 std::string mode_name(fencelock::lockpb::LockMode mode) {
   return mode == fencelock::lockpb::SHARED ? "shared" : "exclusive";
@@ -416,6 +409,23 @@ int main(int argc, char** argv) {
   release->add_flag("--force", force, "required: the holders are not told");
   auto* status = app.add_subcommand("status", "each member: id, address, role, term, commit, applied");
 
+  fencelock::cli::MemberArgs member_args;
+  using Action = fencelock::cli::MemberArgs::Action;
+  std::string catch_up_wait = "120s";
+  auto* member = app.add_subcommand("member", "list, add, promote or remove cluster members");
+  member->require_subcommand(1);
+  auto* member_list = member->add_subcommand("list", "every member: id, role, addresses, match index");
+  auto* member_add = member->add_subcommand("add", "add a node as a learner (start it with --join)");
+  member_add->add_option("id", member_args.id, "the new node's id, never used before")->required();
+  member_add->add_option("peer_addr", member_args.peer_address, "its peer address, HOST:PORT")->required();
+  member_add->add_option("client_addr", member_args.client_address, "its client address, HOST:PORT")
+      ->required();
+  auto* member_promote = member->add_subcommand("promote", "make a caught-up learner a voter");
+  member_promote->add_option("id", member_args.id, "the learner's id")->required();
+  member_promote->add_option("--wait", catch_up_wait, "how long to wait for it to catch up, e.g. 120s");
+  auto* member_remove = member->add_subcommand("remove", "remove a member (a leader hands over first)");
+  member_remove->add_option("id", member_args.id, "the member's id")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -432,5 +442,21 @@ int main(int argc, char** argv) {
   if (*sessions) return run_sessions(globals);
   if (*release) return run_release(globals, name, force);
   if (*status) return run_status(globals);
+  if (*member) {
+    member_args.action = *member_list      ? Action::kList
+                         : *member_add     ? Action::kAdd
+                         : *member_promote ? Action::kPromote
+                                           : Action::kRemove;
+    (void)member_remove;
+    member_args.json = globals.output == "json";
+    if (!fencelock::parse_duration(catch_up_wait, member_args.catch_up_wait)) {
+      return fail(kExitUsage, "bad duration '" + catch_up_wait + "' for --wait");
+    }
+    auto client = make_client(globals);
+    if (!client.ok()) return fail(exit_code_for(client.status()), client.status().message());
+    Status done = fencelock::cli::run_member(*client.value(), member_args);
+    if (!done.ok()) return fail(exit_code_for(done), "member: " + done.to_string());
+    return 0;
+  }
   return fail(kExitUsage, "no command");
 }

@@ -3,6 +3,13 @@
 //   fencelockd --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
 //              --client-addr 127.0.0.1:8001 --data-dir var/n1
 //
+// A node added to a running cluster (`fencelock member add 4 PEER CLIENT`)
+// starts with --join instead of --peers: it asks the members at the given
+// client addresses for the configuration, then catches up as a learner.
+//
+//   fencelockd --id 4 --join 127.0.0.1:8001,127.0.0.1:8002 --peer-addr 127.0.0.1:7004
+//              --client-addr 127.0.0.1:8004 --data-dir var/n4
+//
 // Every flag can also come from a TOML file given with --config (same keys,
 // e.g. `client-addr = "127.0.0.1:8001"`). A wrong flag, an unknown id, a
 // port in use or an unusable data directory prints one line and exits 2.
@@ -15,7 +22,9 @@
 #include <cstdio>
 #include <iostream>
 
+#include "client/client.h"
 #include "common/logging.h"
+#include "common/text.h"
 #include "net/asio.h"
 #include "server/daemon.h"
 
@@ -38,6 +47,43 @@ int fail(const std::string& message) {
   return kExitUsage;
 }
 
+// --join on a new data directory: the members, from the cluster's leader.
+// This node must be among them (added with `fencelock member add`), with
+// the addresses it was started with.
+fencelock::Result<std::map<uint64_t, std::string>> members_to_join(
+    const std::string& join, const fencelock::server::NodeConfig& config) {
+  using fencelock::Status;
+  fencelock::client::ClientOptions options;
+  options.endpoints = fencelock::split(join, ',');
+  options.request_timeout = std::chrono::seconds(10);
+  auto client = fencelock::client::Client::connect(options);
+  if (!client.ok()) return client.status();
+  auto members = client.value()->member_list();
+  if (!members.ok()) {
+    return Status(members.code(), "cannot learn the members from " + join + ": " +
+                                      members.status().message());
+  }
+  std::map<uint64_t, std::string> peers;
+  const fencelock::clientpb::MemberInfo* self = nullptr;
+  for (const auto& member : members.value().members()) {
+    peers[member.id()] = member.peer_address();
+    if (member.id() == config.id) self = &member;
+  }
+  if (self == nullptr) {
+    return Status(fencelock::lockpb::FAILED_PRECONDITION,
+                  "node " + std::to_string(config.id) +
+                      " is not a member of the cluster at " + join +
+                      ": add it first with `fencelock member add`");
+  }
+  if (self->peer_address() != config.peer_addr || self->client_address() != config.client_addr) {
+    return Status(fencelock::lockpb::FAILED_PRECONDITION,
+                  "node " + std::to_string(config.id) + " was added with peer address " +
+                      self->peer_address() + " and client address " + self->client_address() +
+                      ", not " + config.peer_addr + " and " + config.client_addr);
+  }
+  return peers;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -50,8 +96,16 @@ int main(int argc, char** argv) {
   CLI::App app{"fencelockd: a fencelock lock service node"};
   app.set_config("--config", "", "read options from a TOML file (same keys as the flags)");
   app.allow_config_extras(CLI::config_extras_mode::error);
+  std::string join;
   app.add_option("--id", config.id, "this node's id, one of --peers")->required();
-  app.add_option("--peers", peers, "every member: ID=HOST:PORT,... (peer addresses)")->required();
+  auto* peers_option = app.add_option(
+      "--peers", peers, "a new cluster's founding members: ID=HOST:PORT,... (peer addresses)");
+  auto* join_option =
+      app.add_option("--join", join,
+                     "join a running cluster: client addresses of its members, HOST:PORT,... "
+                     "(add this node first with `fencelock member add`)")
+          ->excludes(peers_option);
+  peers_option->excludes(join_option);
   app.add_option("--client-addr", config.client_addr, "address clients connect to, HOST:PORT")
       ->required();
   app.add_option("--peer-addr", config.peer_addr,
@@ -97,11 +151,26 @@ int main(int argc, char** argv) {
     return fail(e.what());
   }
 
-  auto parsed_peers = fencelock::server::parse_peers(peers);
-  if (!parsed_peers.ok()) return fail("--peers: " + parsed_peers.status().message());
-  config.peers = std::move(parsed_peers).value();
   config.data_dir = data_dir;
   fencelock::set_log_level(log_level);
+  if (join.empty()) {
+    if (peers.empty()) return fail("give --peers (a new cluster) or --join (a running one)");
+    auto parsed_peers = fencelock::server::parse_peers(peers);
+    if (!parsed_peers.ok()) return fail("--peers: " + parsed_peers.status().message());
+    config.peers = std::move(parsed_peers).value();
+  } else {
+    if (config.peer_addr.empty()) return fail("--join needs --peer-addr");
+    config.join = true;
+    config.peers = {{config.id, config.peer_addr}};
+    std::error_code ec;
+    if (!std::filesystem::exists(std::filesystem::path(data_dir) / "db", ec)) {
+      // A new member: it needs the members to answer the leader. A
+      // restarted one knows them from its log.
+      auto members = members_to_join(join, config);
+      if (!members.ok()) return fail("--join: " + members.status().message());
+      config.peers = std::move(members).value();
+    }
+  }
   spdlog::set_default_logger(fencelock::get_logger("fencelockd"));  // stderr, like every logger
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
   raise_fd_limit();

@@ -396,6 +396,43 @@ Status Client::force_release(const std::string& lock) {
   return response_status(call(std::move(request)));
 }
 
+namespace {
+
+Result<clientpb::MemberListResult> member_result(const clientpb::Response& response) {
+  if (response.code() != lockpb::OK) return response_status(response);
+  return response.member_list();
+}
+
+}  // namespace
+
+Result<clientpb::MemberListResult> Client::member_list() {
+  clientpb::Request request;
+  request.mutable_member_list();
+  return member_result(call(std::move(request)));
+}
+
+Result<clientpb::MemberListResult> Client::member_add(uint64_t id, const std::string& peer_address,
+                                                      const std::string& client_address) {
+  clientpb::Request request;
+  auto* add = request.mutable_member_add();
+  add->set_id(id);
+  add->set_peer_address(peer_address);
+  add->set_client_address(client_address);
+  return member_result(call(std::move(request)));
+}
+
+Result<clientpb::MemberListResult> Client::member_promote(uint64_t id) {
+  clientpb::Request request;
+  request.mutable_member_promote()->set_id(id);
+  return member_result(call(std::move(request)));
+}
+
+Result<clientpb::MemberListResult> Client::member_remove(uint64_t id) {
+  clientpb::Request request;
+  request.mutable_member_remove()->set_id(id);
+  return member_result(call(std::move(request)));
+}
+
 Result<clientpb::ClusterStatusResult> Client::member_status(const std::string& endpoint) {
   std::string host;
   uint16_t port = 0;

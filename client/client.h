@@ -69,6 +69,17 @@ class Client {
   Result<clientpb::SessionList> list_sessions(uint64_t start_after = 0, uint32_t limit = 0);
   // Operator: releases every holder of `lock` (they are not told).
   Status force_release(const std::string& lock);
+  // Membership, answered by the leader (docs/operations.md "Membership").
+  // Each change answers with the members once it is committed. add: a new
+  // node joins as a learner; promote: a caught-up learner becomes a voter
+  // (FAILED_PRECONDITION while it is not caught up); remove: a voter or
+  // learner leaves (the leader hands leadership over first).
+  Result<clientpb::MemberListResult> member_list();
+  Result<clientpb::MemberListResult> member_add(uint64_t id, const std::string& peer_address,
+                                                const std::string& client_address);
+  Result<clientpb::MemberListResult> member_promote(uint64_t id);
+  Result<clientpb::MemberListResult> member_remove(uint64_t id);
+
   // Status of the member at `endpoint` as it sees itself and its peers (not
   // redirected to the leader).
   Result<clientpb::ClusterStatusResult> member_status(const std::string& endpoint);

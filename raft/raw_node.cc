@@ -129,17 +129,26 @@ void RawNode::refresh_configuration() {
   drop_removed_progress();
 }
 
-// A removed node keeps its progress until its removal commits, so the
-// leader goes on sending it the log and it learns it was removed (and
-// stops campaigning); then one last heartbeat tells it the commit.
+// A removed node keeps its progress until its removal commits and it holds
+// the removal (or an election timeout has passed since, if it does not
+// answer), so the leader goes on sending it the log and it learns it was
+// removed and stops campaigning; then one last heartbeat tells it the
+// commit.
 void RawNode::drop_removed_progress() {
-  if (role_ != Role::kLeader || log_.membership().latest_index() > log_.committed()) return;
+  uint64_t removal = log_.membership().latest_index();
+  if (role_ != Role::kLeader || removal > log_.committed()) return;
   for (auto it = progress_.begin(); it != progress_.end();) {
     uint64_t id = it->first;
     if (id == id_ || voters_.contains(id) || learners_.contains(id)) {
       ++it;
       continue;
     }
+    int& waited = leaving_ticks_[id];
+    if (it->second.match_index() < removal && waited < config_.election_ticks) {
+      ++it;
+      continue;
+    }
+    leaving_ticks_.erase(id);
     logger_->info("{} stops replicating to removed node {} at term {}", id_, id, term_);
     send_heartbeat(id, "");
     prompt_.erase(id);
@@ -166,6 +175,7 @@ void RawNode::reset(uint64_t term) {
   pending_broadcast_ = false;
   prompt_.clear();
   answered_.clear();
+  leaving_ticks_.clear();
 }
 
 void RawNode::reset_randomized_election_timeout() {
@@ -324,6 +334,8 @@ void RawNode::tick_heartbeat() {
       send_append(voter, true);
     }
   }
+  for (auto& [id, waited] : leaving_ticks_) ++waited;
+  drop_removed_progress();
   if (heartbeat_elapsed_ >= config_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;
     review_prompt_followers();
@@ -841,6 +853,7 @@ void RawNode::handle_append_response(const Message& m, Progress& pr) {
   // append per commit would cost every follower a wake-up, a write and an
   // acknowledgement for nothing that anyone waits on.
   maybe_commit();
+  drop_removed_progress();  // it may hold its removal now
   // The commit may have been this node's own removal, which drops its progress.
   if (!progress_.contains(from)) return;
   if (was_paused) send_append(from, true);

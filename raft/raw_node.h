@@ -276,6 +276,9 @@ class RawNode {
   // Leader only: voters and learners, this node included, and removed nodes
   // until their removal commits (so they hear of it).
   std::map<uint64_t, Progress> progress_;
+  // Leader: ticks each removed node has kept its progress since its
+  // removal committed (drop_removed_progress).
+  std::map<uint64_t, int> leaving_ticks_;
   std::map<uint64_t, bool> votes_;         // candidate: granted or not, per voter
 
   int election_elapsed_ = 0;

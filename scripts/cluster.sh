@@ -2,12 +2,17 @@
 # Runs a local fencelock cluster on 127.0.0.1, data and logs under ./var/.
 #
 #   scripts/cluster.sh start [3|5]   build if needed, start, wait for a leader
+#                                    (an existing ./var restarts its members)
+#   scripts/cluster.sh add           start one more node and make it a voter
+#                                    (member add, fencelockd --join, member promote)
+#   scripts/cluster.sh remove ID     remove member ID from the cluster and stop it
 #   scripts/cluster.sh stop          SIGTERM every node (graceful), wait for exit
-#   scripts/cluster.sh status        which nodes run, who leads
+#   scripts/cluster.sh status        which nodes run, who leads, the members
 #
 # Node i listens for clients on 127.0.0.1:(7000+i) and for peers on
-# 127.0.0.1:(7100+i). Environment: FENCELOCK_BUILD_DIR (default build),
-# FENCELOCK_VAR (default ./var).
+# 127.0.0.1:(7100+i); ids are never reused. $var/members lists the current
+# members, $var/nI/args how node I starts. Environment: FENCELOCK_BUILD_DIR
+# (default build), FENCELOCK_VAR (default ./var).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,9 +20,10 @@ build_dir=${FENCELOCK_BUILD_DIR:-build}
 [[ "$build_dir" = /* ]] || build_dir="$root/$build_dir"
 var=${FENCELOCK_VAR:-$root/var}
 daemon="$build_dir/cli/fencelockd"
+cli="$build_dir/cli/fencelock"
 
 usage() {
-  echo "usage: scripts/cluster.sh start [3|5] | stop | status" >&2
+  echo "usage: scripts/cluster.sh start [3|5] | add | remove ID | stop | status" >&2
   exit 2
 }
 
@@ -32,9 +38,18 @@ running_ids() {
   done
 }
 
+member_ids() {
+  # A ./var from before membership change recorded only its size.
+  if [ ! -f "$var/members" ] && [ -f "$var/cluster-size" ]; then
+    seq 1 "$(cat "$var/cluster-size")" >"$var/members"
+  fi
+  [ -f "$var/members" ] && cat "$var/members"
+  return 0
+}
+
 endpoints_of() {
   local out=""
-  for i in $(seq 1 "$(cat "$var/cluster-size" 2>/dev/null || echo 3)"); do
+  for i in $(member_ids); do
     out+="${out:+,}127.0.0.1:$((7000 + i))"
   done
   echo "$out"
@@ -43,8 +58,42 @@ endpoints_of() {
 leader_of() {
   # Asks every member (fencelock status); prints "ID (term T)" of the one
   # that reports itself leader, or nothing.
-  "$build_dir/cli/fencelock" --timeout 1s --endpoints "$(endpoints_of)" status 2>/dev/null |
+  "$cli" --timeout 1s --endpoints "$(endpoints_of)" status 2>/dev/null |
     awk '$3 == "leader" { print $1 " (term " $4 ")"; exit }'
+}
+
+ensure_built() {
+  if [ ! -x "$daemon" ] || [ ! -x "$cli" ]; then
+    echo "cluster.sh: building (scripts/setup.sh)..."
+    "$root/scripts/setup.sh"
+  fi
+}
+
+# Starts node $1 with the arguments recorded in its args file.
+launch() {
+  local dir="$var/n$1"
+  local -a args
+  mapfile -t args <"$dir/args"
+  nohup "$daemon" "${args[@]}" >>"$dir/fencelockd.log" 2>&1 &
+  echo $! >"$dir/fencelockd.pid"
+}
+
+wait_for_leader() {
+  local deadline=$((SECONDS + 15))
+  while [ -z "$(leader_of)" ]; do
+    if ((SECONDS >= deadline)); then
+      echo "cluster.sh: no leader after 15 s; see $var/n*/fencelockd.log" >&2
+      exit 1
+    fi
+    for i in $(member_ids); do
+      if ! kill -0 "$(cat "$var/n$i/fencelockd.pid")" 2>/dev/null; then
+        echo "cluster.sh: node $i exited; its log:" >&2
+        tail -n 5 "$var/n$i/fencelockd.log" >&2
+        exit 1
+      fi
+    done
+    sleep 0.2
+  done
 }
 
 cmd_start() {
@@ -54,50 +103,89 @@ cmd_start() {
     echo "cluster.sh: a cluster is already running (scripts/cluster.sh stop first)" >&2
     exit 1
   fi
-  # Membership is fixed at first start: the data of a 3-node cluster cannot
-  # be restarted as 5 nodes.
-  if [ -f "$var/cluster-size" ] && [ "$(cat "$var/cluster-size")" != "$n" ]; then
-    echo "cluster.sh: $var holds a $(cat "$var/cluster-size")-node cluster; start it with that size," \
-      "or remove $var to start afresh" >&2
-    exit 1
-  fi
+  ensure_built
   mkdir -p "$var"
-  echo "$n" >"$var/cluster-size"
-  if [ ! -x "$daemon" ] || [ ! -x "$build_dir/cli/fencelock" ]; then
-    echo "cluster.sh: building (scripts/setup.sh)..."
-    "$root/scripts/setup.sh"
-  fi
-  local peers="" endpoints=""
-  for i in $(seq 1 "$n"); do
-    peers+="${peers:+,}$i=127.0.0.1:$((7100 + i))"
-    endpoints+="${endpoints:+,}127.0.0.1:$((7000 + i))"
-  done
-  for i in $(seq 1 "$n"); do
-    local dir="$var/n$i"
-    mkdir -p "$dir"
-    nohup "$daemon" --id "$i" --peers "$peers" --client-addr "127.0.0.1:$((7000 + i))" \
-      --data-dir "$dir/data" >>"$dir/fencelockd.log" 2>&1 &
-    echo $! >"$dir/fencelockd.pid"
-  done
-  local deadline=$((SECONDS + 15))
-  while [ -z "$(leader_of)" ]; do
-    if ((SECONDS >= deadline)); then
-      echo "cluster.sh: no leader after 15 s; see $var/n*/fencelockd.log" >&2
-      exit 1
+  if [ -n "$(member_ids)" ]; then
+    # Restart the cluster ./var holds, whatever its size now.
+    if [ $# -gt 0 ] && [ "$(member_ids | wc -l)" != "$n" ]; then
+      echo "cluster.sh: $var holds a $(member_ids | wc -l)-member cluster; restarting that"         "(remove $var to start afresh with $n)" >&2
     fi
-    for i in $(seq 1 "$n"); do
-      if ! kill -0 "$(cat "$var/n$i/fencelockd.pid")" 2>/dev/null; then
-        echo "cluster.sh: node $i exited; its log:" >&2
-        tail -n 5 "$var/n$i/fencelockd.log" >&2
-        exit 1
+    for i in $(member_ids); do
+      if [ ! -f "$var/n$i/args" ]; then
+        # Started before args were recorded: a founding member.
+        local peers=""
+        for j in $(member_ids); do peers+="${peers:+,}$j=127.0.0.1:$((7100 + j))"; done
+        printf '%s\n' --id "$i" --peers "$peers" --client-addr "127.0.0.1:$((7000 + i))" \
+          --data-dir "$var/n$i/data" >"$var/n$i/args"
       fi
+      launch "$i"
     done
-    sleep 0.2
-  done
-  echo "fencelock: $n nodes running, leader is node $(leader_of)"
+  else
+    local peers=""
+    for i in $(seq 1 "$n"); do peers+="${peers:+,}$i=127.0.0.1:$((7100 + i))"; done
+    seq 1 "$n" >"$var/members"
+    echo $((n + 1)) >"$var/next-id"
+    for i in $(seq 1 "$n"); do
+      mkdir -p "$var/n$i"
+      printf '%s\n' --id "$i" --peers "$peers" --client-addr "127.0.0.1:$((7000 + i))" \
+        --data-dir "$var/n$i/data" >"$var/n$i/args"
+      launch "$i"
+    done
+  fi
+  wait_for_leader
+  local endpoints
+  endpoints=$(endpoints_of)
+  echo "fencelock: $(member_ids | wc -l) nodes running, leader is node $(leader_of)"
   echo "client endpoints: $endpoints"
   echo "logs and data:    $var/n*/"
-  echo "try:  $build_dir/cli/fencelock --endpoints $endpoints lock jobs/demo -- echo hello"
+  echo "try:  $cli --endpoints $endpoints lock jobs/demo -- echo hello"
+}
+
+cmd_add() {
+  if [ -z "$(running_ids)" ]; then
+    echo "cluster.sh: no cluster is running (scripts/cluster.sh start first)" >&2
+    exit 1
+  fi
+  local endpoints id
+  endpoints=$(endpoints_of)
+  id=$(cat "$var/next-id" 2>/dev/null || echo $(($(member_ids | sort -n | tail -n 1) + 1)))
+  local peer="127.0.0.1:$((7100 + id))" client="127.0.0.1:$((7000 + id))"
+  "$cli" --endpoints "$endpoints" member add "$id" "$peer" "$client" >/dev/null
+  echo $((id + 1)) >"$var/next-id"
+  mkdir -p "$var/n$id"
+  printf '%s\n' --id "$id" --join "$endpoints" --peer-addr "$peer" --client-addr "$client" \
+    --data-dir "$var/n$id/data" >"$var/n$id/args"
+  launch "$id"
+  echo "$id" >>"$var/members"
+  if ! "$cli" --endpoints "$endpoints" member promote "$id" --wait 120s >/dev/null; then
+    echo "cluster.sh: node $id joined as a learner but was not promoted; see $var/n$id/fencelockd.log" >&2
+    exit 1
+  fi
+  echo "cluster.sh: node $id added (clients $client, peers $peer)"
+  "$cli" --endpoints "$(endpoints_of)" member list
+}
+
+cmd_remove() {
+  local id=${1:-}
+  [[ "$id" =~ ^[0-9]+$ ]] || usage
+  if ! member_ids | grep -qx "$id"; then
+    echo "cluster.sh: node $id is not a member of the local cluster" >&2
+    exit 1
+  fi
+  "$cli" --endpoints "$(endpoints_of)" member remove "$id" >/dev/null
+  grep -vx "$id" "$var/members" >"$var/members.new" || true
+  mv "$var/members.new" "$var/members"
+  if kill -0 "$(cat "$var/n$id/fencelockd.pid" 2>/dev/null)" 2>/dev/null; then
+    kill -TERM "$(cat "$var/n$id/fencelockd.pid")" 2>/dev/null || true
+    local deadline=$((SECONDS + 15))
+    while kill -0 "$(cat "$var/n$id/fencelockd.pid")" 2>/dev/null && ((SECONDS < deadline)); do
+      sleep 0.2
+    done
+    kill -KILL "$(cat "$var/n$id/fencelockd.pid")" 2>/dev/null || true
+  fi
+  mv "$var/n$id" "$var/removed-n$id"
+  echo "cluster.sh: node $id removed and stopped (its data is in $var/removed-n$id)"
+  "$cli" --endpoints "$(endpoints_of)" member list
 }
 
 cmd_stop() {
@@ -125,11 +213,14 @@ cmd_status() {
     return 1
   fi
   echo "running nodes: $(echo $ids)"
-  "$build_dir/cli/fencelock" --timeout 1s --endpoints "$(endpoints_of)" status || true
+  "$cli" --timeout 1s --endpoints "$(endpoints_of)" status || true
+  "$cli" --timeout 2s --endpoints "$(endpoints_of)" member list || true
 }
 
 case "${1:-}" in
   start) shift; cmd_start "$@" ;;
+  add) cmd_add ;;
+  remove) shift; cmd_remove "$@" ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   *) usage ;;
