@@ -1116,6 +1116,14 @@ std::vector<PeerProgress> RawNode::progress() const {
   return out;
 }
 
+std::vector<uint64_t> RawNode::leaving() const {
+  std::vector<uint64_t> out;
+  for (const auto& [id, pr] : progress_) {
+    if (!voters_.contains(id) && !learners_.contains(id)) out.push_back(id);
+  }
+  return out;
+}
+
 std::optional<uint64_t> RawNode::match_index(uint64_t peer) const {
   auto it = progress_.find(peer);
   if (it == progress_.end()) return std::nullopt;

@@ -193,6 +193,9 @@ class RawNode {
   // The leader's view of every voter and learner (itself included), ordered by id;
   // empty when this node is not the leader.
   std::vector<PeerProgress> progress() const;
+  // The leader's removed nodes it still replicates to until they hold their
+  // removal (drop_removed_progress); empty elsewhere.
+  std::vector<uint64_t> leaving() const;
   // match_index of `peer` as the leader sees it; nullopt when not leader or unknown peer.
   std::optional<uint64_t> match_index(uint64_t peer) const;
 

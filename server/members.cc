@@ -38,9 +38,13 @@ Members::Members(Env& env, Responder& responder, const NodeConfig& config,
       fallback_peers_(config.peers),
       logger_(std::move(logger)) {}
 
-void Members::on_conf_state(const raftpb::ConfState& conf) {
+void Members::on_conf_state(const raftpb::ConfState& conf, const std::vector<uint64_t>& leaving) {
   bool was_member = self_is_member();
+  for (const auto& member : conf_.members()) {
+    if (!raft::is_member(conf, member.id())) departed_[member.id()] = member.peer_address();
+  }
   conf_ = conf;
+  leaving_ = std::set<uint64_t>(leaving.begin(), leaving.end());
   if (was_member && !self_is_member()) {
     logger_->warn("{} is no longer a member of the cluster: it stops serving and campaigning",
                   self_id_);
@@ -48,6 +52,13 @@ void Members::on_conf_state(const raftpb::ConfState& conf) {
     logger_->info("{} is a {} of the cluster", self_id_,
                   raft::is_voter(conf_, self_id_) ? "voter" : "learner");
   }
+  env_.set_peers(peer_addresses());
+}
+
+void Members::set_leaving(const std::vector<uint64_t>& leaving) {
+  std::set<uint64_t> now(leaving.begin(), leaving.end());
+  if (now == leaving_) return;
+  leaving_ = std::move(now);
   env_.set_peers(peer_addresses());
 }
 
@@ -75,6 +86,13 @@ std::map<uint64_t, std::string> Members::peer_addresses() const {
   };
   for (uint64_t id : conf_.voters()) add(id);
   for (uint64_t id : conf_.learners()) add(id);
+  for (uint64_t id : leaving_) {
+    if (auto it = departed_.find(id); it != departed_.end() && !it->second.empty()) {
+      out[id] = it->second;
+    } else {
+      add(id);
+    }
+  }
   return out;
 }
 

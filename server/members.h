@@ -23,6 +23,8 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
+#include <vector>
 #include <string>
 
 #include "proto/client.pb.h"
@@ -43,8 +45,12 @@ class Members {
           std::shared_ptr<spdlog::logger> logger);
 
   // The latest configuration changed (and at start): remembers it and hands
-  // the Env the peers to connect to.
-  void on_conf_state(const raftpb::ConfState& conf);
+  // the Env the peers to connect to: the members, and the removed nodes
+  // the leader still replicates to so they learn of their removal
+  // (raft::RawNode::leaving).
+  void on_conf_state(const raftpb::ConfState& conf, const std::vector<uint64_t>& leaving);
+  // The leader's leaving nodes changed (checked every tick).
+  void set_leaving(const std::vector<uint64_t>& leaving);
 
   // Whether this node is a voter or learner of the latest configuration. A
   // removed node (or one not yet added) does not serve clients.
@@ -82,6 +88,8 @@ class Members {
   std::map<uint64_t, std::string> fallback_peers_;  // --peers, or what --join learnt
   std::shared_ptr<spdlog::logger> logger_;
   raftpb::ConfState conf_;
+  std::set<uint64_t> leaving_;
+  std::map<uint64_t, std::string> departed_;  // peer addresses of removed members
   std::map<uint64_t, Pending> pending_;  // proposed changes by log index
 };
 

@@ -106,7 +106,7 @@ Node::Node(Env& env, storage::LogStore& log, NodeConfig config)
       members_(env_, responder_, config_, logger_) {
   last_snapshot_index_ = log_.snapshot().metadata().index();
   responder_.set_address_book([this](uint64_t id) { return members_.client_address(id); });
-  members_.on_conf_state(raft_->conf_state());
+  members_.on_conf_state(raft_->conf_state(), {});
   if (lazy_window_.count() < static_cast<int64_t>(config_.lazy_window_us)) {
     logger_->warn("{} --lazy-window-us {} is more than half of --tick-ms {}: using {} us",
                   config_.id, config_.lazy_window_us, config_.tick_ms, lazy_window_.count());
@@ -128,6 +128,7 @@ void Node::on_tick() {
   if (driver_.defer([this] { on_tick(); })) return;
   driver_.flush_commit();
   raft_->tick();
+  members_.set_leaving(raft_->leaving());
   SteadyTime now = env_.now();
   reads_.expire(now);
   if (leader()) {

@@ -50,6 +50,23 @@ ProcessCluster::ProcessCluster(ProcessClusterOptions options) : options_(std::mo
     peer_addrs_[i] = "127.0.0.1:" + std::to_string(free_port());
     client_addrs_[i] = "127.0.0.1:" + std::to_string(free_port());
   }
+  last_id_ = static_cast<uint64_t>(options_.nodes);
+}
+
+uint64_t ProcessCluster::add_joining_node() {
+  uint64_t id = ++last_id_;
+  peer_addrs_[id] = "127.0.0.1:" + std::to_string(free_port());
+  client_addrs_[id] = "127.0.0.1:" + std::to_string(free_port());
+  joining_.insert(id);
+  return id;
+}
+
+void ProcessCluster::forget(uint64_t id) {
+  if (running(id)) terminate(id);
+  peer_addrs_.erase(id);
+  client_addrs_.erase(id);
+  forgotten_.insert(id);
+  probe_.reset();
 }
 
 ProcessCluster::~ProcessCluster() {
@@ -57,6 +74,7 @@ ProcessCluster::~ProcessCluster() {
   // A REQUIRE failed (the test is unwinding): show what every node logged.
   if (std::uncaught_exceptions() > 0 || std::getenv("FENCELOCK_TEST_LOGS") != nullptr) {
     for (uint64_t id : ids()) std::fprintf(stderr, "%s", log_tail(id, 200).c_str());
+    for (uint64_t id : forgotten_) std::fprintf(stderr, "%s", log_tail(id, 100).c_str());
   }
   for (auto& [id, pid] : pids_) {
     ::kill(pid, SIGKILL);
@@ -91,7 +109,9 @@ std::filesystem::path ProcessCluster::data_dir(uint64_t id) const {
 void ProcessCluster::start(uint64_t id) {
   if (running(id)) return;
   std::string peers;
+  std::string join;
   for (const auto& [peer, address] : peer_addrs_) {
+    if (joining_.contains(peer)) continue;
     if (!peers.empty()) peers += ",";
     std::string dial = address;
     if (options_.dial_address && peer != id) dial = options_.dial_address(id, peer, address);
@@ -100,7 +120,6 @@ void ProcessCluster::start(uint64_t id) {
   std::vector<std::string> args = {
       FENCELOCKD_PATH,
       "--id", std::to_string(id),
-      "--peers", peers,
       "--client-addr", client_addrs_.at(id),
       "--peer-addr", peer_addrs_.at(id),
       "--data-dir", (data_dir(id) / "data").string(),
@@ -110,6 +129,14 @@ void ProcessCluster::start(uint64_t id) {
       "--keep-log-entries", std::to_string(options_.keep_log_entries),
       "--seed", std::to_string(id * 7919),
   };
+  if (joining_.contains(id)) {
+    for (const auto& [other, address] : client_addrs_) {
+      if (other != id) join += (join.empty() ? "" : ",") + address;
+    }
+    args.insert(args.begin() + 3, {"--join", join});
+  } else {
+    args.insert(args.begin() + 3, {"--peers", peers});
+  }
   if (options_.unsafe_no_fsync) args.push_back("--unsafe-no-fsync");
   for (const auto& flag : options_.extra_flags) args.push_back(flag);
   std::filesystem::create_directories(data_dir(id));

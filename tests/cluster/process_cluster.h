@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,14 @@ class ProcessCluster {
   // Waits until a running node reports itself leader; returns its id, or 0
   // after `timeout`.
   uint64_t wait_for_leader(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Membership change: a new node id (one above any so far) with fresh
+  // ports; start() runs it with --join (the other nodes' client addresses)
+  // instead of --peers. Add it to the cluster (member add) before starting it.
+  uint64_t add_joining_node();
+  // A removed node: stops it if it runs; ids() and client_endpoints() no
+  // longer list it (its log stays for failure messages).
+  void forget(uint64_t id);
+
   // Every member's view; empty when unreachable.
   std::optional<clientpb::ClusterStatusResult> status_of(uint64_t id);
 
@@ -76,6 +85,9 @@ class ProcessCluster {
   std::map<uint64_t, std::string> peer_addrs_;
   std::map<uint64_t, std::string> client_addrs_;
   std::map<uint64_t, pid_t> pids_;
+  std::set<uint64_t> joining_;    // started with --join
+  std::set<uint64_t> forgotten_;  // removed: their logs remain
+  uint64_t last_id_ = 0;
   std::shared_ptr<client::Client> probe_;
 };
 
