@@ -80,6 +80,11 @@ class Membership {
   // The configuration in force at `index` (>= the base index).
   const raftpb::ConfState& at(uint64_t index) const;
 
+  // The base: where the known history of the configuration starts (0, or
+  // a snapshot's index), and the configuration in force there.
+  uint64_t base_index() const { return by_index_.begin()->first; }
+  const raftpb::ConfState& base() const { return by_index_.begin()->second; }
+
  private:
   std::map<uint64_t, raftpb::ConfState> by_index_{{0, raftpb::ConfState()}};
 };

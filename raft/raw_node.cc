@@ -439,10 +439,31 @@ void RawNode::bcast_append() {
   }
 }
 
+// Whether `to` knows the configuration in force before index 1, so that
+// the log from index 1 tells it every configuration after. A cluster
+// started from bootstrap_entries() starts from an empty one, which every
+// node knows; one started from Config::voters or storage's ConfState
+// starts from a configuration that is in no entry, which only its members
+// know: a joiner would apply the log's changes to an empty configuration
+// (after ADD_LEARNER and ADD_VOTER of itself, it would be its only voter).
+// Where the log's history of configurations starts at a snapshot, what
+// came before is unknown: the snapshot says it.
+bool RawNode::log_start_known_to(uint64_t to) const {
+  const Membership& membership = log_.membership();
+  if (membership.base_index() != 0) return false;
+  const raftpb::ConfState& base = membership.base();
+  return (base.voters_size() == 0 && base.learners_size() == 0) || is_member(base, to);
+}
+
 bool RawNode::send_append(uint64_t to, bool send_if_empty) {
   Progress& pr = progress_.at(to);
   if (pr.is_paused()) return false;
   uint64_t prev_index = pr.next_index() - 1;
+  if (prev_index == 0 && !log_start_known_to(to)) {
+    // The log from index 1 would not tell `to` the configuration it starts
+    // from: a snapshot does (when none exists yet, `to` waits for one).
+    return send_snapshot(to, /*none_yet_ok=*/true);
+  }
   std::optional<uint64_t> prev_term = log_.term(prev_index);
   std::optional<std::vector<raftpb::Entry>> entries;
   if (prev_term) {
@@ -464,13 +485,18 @@ bool RawNode::send_append(uint64_t to, bool send_if_empty) {
   return true;
 }
 
-bool RawNode::send_snapshot(uint64_t to) {
+bool RawNode::send_snapshot(uint64_t to, bool none_yet_ok) {
   Progress& pr = progress_.at(to);
   if (!pr.recent_active()) {
     logger_->debug("{} skips snapshot to {}: not recently active", id_, to);
     return false;
   }
   raftpb::Snapshot snapshot = log_.snapshot();
+  if (snapshot.metadata().index() == 0 && none_yet_ok) {
+    logger_->debug("{} has no snapshot yet for {}, which needs the log's first configuration", id_,
+                   to);
+    return false;
+  }
   FL_CHECK(snapshot.metadata().index() != 0,
            "node {}: follower {} needs entries before {} but there is no snapshot", id_, to,
            log_.first_index());

@@ -232,7 +232,8 @@ class RawNode {
   void send(raftpb::Message message);
   void bcast_append();
   bool send_append(uint64_t to, bool send_if_empty);
-  bool send_snapshot(uint64_t to);
+  bool send_snapshot(uint64_t to, bool none_yet_ok = false);
+  bool log_start_known_to(uint64_t to) const;
   void bcast_heartbeat();
   void send_heartbeat(uint64_t to, const std::string& context);
   void send_timeout_now(uint64_t to);

@@ -290,6 +290,39 @@ TEST_CASE("a learner that fell behind a compacted log receives a snapshot",
   CHECK(c.node(4).commit_index() == c.node(1).commit_index());
 }
 
+TEST_CASE(
+    "a joiner is never sent a log whose first configuration is not in it: it waits for a "
+    "snapshot instead of electing itself",
+    "[raft][membership][learner][snapshot]") {
+  // The configuration comes from Config::voters and storage, not from the
+  // log: entries from index 1 do not say who the voters are. A joiner that
+  // took them would apply ADD_LEARNER 4 to an empty configuration, and once
+  // promoted believe itself the only voter.
+  TestCluster c({1, 2, 3});
+  c.start();
+  c.campaign(1);
+  propose(c, 1, "x");
+  c.add_joiner(4);
+  change(c, 1, add_learner(4));
+  CHECK(c.storage(4).last_index() == 0);
+  CHECK(c.node(4).voters().empty());
+  uint64_t applied = c.node(1).applied_index();
+  c.storage(1).create_snapshot(applied, c.node(1).conf_state_at(applied), "s");
+  c.tick_all(2);
+  CHECK(c.storage(4).snapshot().metadata().index() == applied);
+  CHECK(c.node(4).voters() == Ids{1, 2, 3});
+  CHECK(c.node(4).learners() == Ids{4});
+  change(c, 1, add_voter(4));
+  CHECK(c.node(4).voters() == Ids{1, 2, 3, 4});
+  // Alone, it cannot win an election.
+  c.isolate(4);
+  for (int i = 0; i < 100; ++i) {
+    c.node(4).tick();
+    c.process(4);
+  }
+  CHECK(c.node(4).role() != Role::kLeader);
+}
+
 TEST_CASE("a promoted learner counts: a commit needs it once enough others are cut",
           "[raft][membership][learner]") {
   TestCluster c = bootstrapped();
