@@ -14,11 +14,16 @@ CoreLog::CoreLog(const LogStorage& storage)
       unstable_offset_(storage.last_index() + 1),
       committed_(storage.first_index() - 1),
       applied_(storage.first_index() - 1) {
-  membership_.reset(storage.first_index() - 1, storage.initial_state().conf_state);
-  // Replays the stored log's configuration changes; a page at a time, so a
-  // long log is never held in memory at once.
+  // The configuration's history starts at the snapshot, whose ConfState is
+  // storage's configuration: at the snapshot's index, which may lie above
+  // the compaction point (storage keeps some entries below its snapshot),
+  // and then the entries below it are already in that configuration.
+  uint64_t base = std::max(storage.first_index() - 1, storage.snapshot().metadata().index());
+  membership_.reset(base, storage.initial_state().conf_state);
+  // Replays the stored log's configuration changes after it; a page at a
+  // time, so a long log is never held in memory at once.
   constexpr uint64_t kPageBytes = 4 << 20;
-  uint64_t next = storage.first_index();
+  uint64_t next = base + 1;
   while (next <= storage.last_index()) {
     std::vector<raftpb::Entry> page = storage.entries(next, storage.last_index() + 1, kPageBytes);
     FL_CHECK(!page.empty() && page.front().index() == next, "storage returned no entry at {}", next);
@@ -29,7 +34,7 @@ CoreLog::CoreLog(const LogStorage& storage)
 
 void CoreLog::set_default_configuration(const raftpb::ConfState& conf) {
   if (membership_.latest().voters_size() > 0 || membership_.latest().learners_size() > 0) return;
-  uint64_t base = storage_.first_index() - 1;
+  uint64_t base = membership_.base_index();
   if (membership_.latest_index() != base) return;
   membership_.reset(base, conf);
 }

@@ -24,9 +24,10 @@ namespace fencelock::raft {
 
 class CoreLog {
  public:
-  // Starts from what `storage` holds: committed = applied = the snapshot
-  // index; the configuration is the snapshot's (storage's initial one)
-  // followed by every ConfChange entry in the stored log.
+  // Starts from what `storage` holds: committed = applied = the compaction
+  // point; the configuration is the snapshot's (storage's initial one), at
+  // the snapshot's index, followed by every ConfChange entry stored after
+  // it (entries kept below the snapshot are already in its configuration).
   explicit CoreLog(const LogStorage& storage);
 
   // The configuration at every index still in the log (membership.h).

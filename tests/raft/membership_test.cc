@@ -323,6 +323,38 @@ TEST_CASE(
   CHECK(c.node(4).role() != Role::kLeader);
 }
 
+TEST_CASE(
+    "a node restarted over a snapshot above its compaction point takes its configuration "
+    "from the snapshot, at the snapshot's index",
+    "[raft][membership][restart][snapshot]") {
+  // Storage keeps entries below its snapshot (DiskLog keeps a thousand):
+  // the configuration history starts at the snapshot, not before it.
+  TestCluster c({1, 2, 3}, no_pre_vote);
+  c.start();
+  c.campaign(1);
+  c.add_joiner(4);
+  c.isolate(4);
+  uint64_t added = change(c, 1, add_learner(4));
+  propose(c, 1, "x");
+  uint64_t applied = c.node(1).applied_index();
+  REQUIRE(applied > added);
+  c.storage(1).create_snapshot(applied, c.node(1).conf_state_at(applied), "s");
+  REQUIRE(c.storage(1).first_index() == 1);
+  c.restart(1);
+  CHECK(c.node(1).conf_index() == applied);
+  CHECK(c.node(1).learners() == Ids{4});
+  CHECK(c.node(1).conf_state_at(applied).learners_size() == 1);
+  // Re-elected, it sends the joiner the snapshot, not the log from index 1
+  // (the configuration before index 1 is not in the log).
+  c.campaign(1);
+  REQUIRE(c.node(1).role() == Role::kLeader);
+  c.heal();
+  c.tick_all(3);
+  CHECK(c.storage(4).snapshot().metadata().index() == applied);
+  CHECK(c.node(4).voters() == Ids{1, 2, 3});
+  CHECK(c.node(4).learners() == Ids{4});
+}
+
 TEST_CASE("a promoted learner counts: a commit needs it once enough others are cut",
           "[raft][membership][learner]") {
   TestCluster c = bootstrapped();
