@@ -121,6 +121,11 @@ void RawNode::refresh_configuration() {
       if (added) it->second.set_recent_active(true);
     }
   }
+  for (const auto& [id, pr] : progress_) {
+    if (!voters_.contains(id) && !learners_.contains(id)) {
+      removed_at_.emplace(id, log_.membership().latest_index());
+    }
+  }
   for (auto it = prompt_.begin(); it != prompt_.end();) {
     it = voters_.contains(*it) ? std::next(it) : prompt_.erase(it);
   }
@@ -129,29 +134,41 @@ void RawNode::refresh_configuration() {
   drop_removed_progress();
 }
 
-// A removed node keeps its progress until its removal commits and it holds
-// the removal (or an election timeout has passed since, if it does not
-// answer), so the leader goes on sending it the log and it learns it was
-// removed and stops campaigning; then one last heartbeat tells it the
-// commit.
-void RawNode::drop_removed_progress() {
-  uint64_t removal = log_.membership().latest_index();
-  if (role_ != Role::kLeader || removal > log_.committed()) return;
+// A removed node keeps its progress while the leader replicates its
+// removal, and after the removal commits until it holds the entry that
+// removed it (it stops campaigning as soon as it appends it): then one
+// last heartbeat tells it the commit, so its host can apply the removal.
+// The removal may well commit before the removed node has the entry: it
+// is not needed for the commit. A removed node that does not answer for a
+// whole round (`round_over`: an election timeout, as check-quorum counts)
+// is dropped without hearing of it; it may be gone, and pre-vote and
+// leader leases keep it from disrupting the cluster if it is not.
+void RawNode::drop_removed_progress(bool round_over) {
+  if (role_ != Role::kLeader || log_.membership().latest_index() > log_.committed()) return;
   for (auto it = progress_.begin(); it != progress_.end();) {
     uint64_t id = it->first;
+    Progress& pr = it->second;
     if (id == id_ || voters_.contains(id) || learners_.contains(id)) {
       ++it;
       continue;
     }
-    int& waited = leaving_ticks_[id];
-    if (it->second.match_index() < removal && waited < config_.election_ticks) {
+    auto at = removed_at_.find(id);
+    bool holds_removal = at == removed_at_.end() || pr.match_index() >= at->second;
+    if (!holds_removal && !(round_over && !pr.recent_active())) {
+      if (round_over) pr.set_recent_active(false);
       ++it;
       continue;
     }
-    leaving_ticks_.erase(id);
-    logger_->info("{} stops replicating to removed node {} at term {}", id_, id, term_);
-    send_heartbeat(id, "");
+    if (holds_removal) {
+      logger_->info("{} stops replicating to removed node {} at term {}: it holds its removal",
+                    id_, id, term_);
+      send_heartbeat(id, "");
+    } else {
+      logger_->info("{} stops replicating to removed node {} at term {}: no answer for a round",
+                    id_, id, term_);
+    }
     prompt_.erase(id);
+    removed_at_.erase(id);
     it = progress_.erase(it);
   }
 }
@@ -170,12 +187,12 @@ void RawNode::reset(uint64_t term) {
   abort_leader_transfer();
   votes_.clear();
   progress_.clear();
+  removed_at_.clear();
   read_requests_.clear();
   reads_awaiting_commit_.clear();
   pending_broadcast_ = false;
   prompt_.clear();
   answered_.clear();
-  leaving_ticks_.clear();
 }
 
 void RawNode::reset_randomized_election_timeout() {
@@ -311,6 +328,7 @@ void RawNode::tick_heartbeat() {
   ++election_elapsed_;
   if (election_elapsed_ >= config_.election_ticks) {
     election_elapsed_ = 0;
+    drop_removed_progress(/*round_over=*/true);
     if (config_.check_quorum) {
       // Dissertation §6.2: a leader that cannot reach a majority steps down,
       // so clients look for the real leader and ReadIndex leases stay sound.
@@ -334,8 +352,6 @@ void RawNode::tick_heartbeat() {
       send_append(voter, true);
     }
   }
-  for (auto& [id, waited] : leaving_ticks_) ++waited;
-  drop_removed_progress();
   if (heartbeat_elapsed_ >= config_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;
     review_prompt_followers();
@@ -879,8 +895,9 @@ void RawNode::handle_append_response(const Message& m, Progress& pr) {
   // append per commit would cost every follower a wake-up, a write and an
   // acknowledgement for nothing that anyone waits on.
   maybe_commit();
-  drop_removed_progress();  // it may hold its removal now
-  // The commit may have been this node's own removal, which drops its progress.
+  // A removed node that now holds its committed removal is dropped (maybe
+  // by the commit just made).
+  if (!voters_.contains(from) && !learners_.contains(from)) drop_removed_progress();
   if (!progress_.contains(from)) return;
   if (was_paused) send_append(from, true);
   while (send_append(from, false)) {

@@ -214,7 +214,7 @@ class RawNode {
   bool promotable() const;
   bool committed_entry_in_current_term() const;
   void refresh_configuration();
-  void drop_removed_progress();
+  void drop_removed_progress(bool round_over = false);
   size_t voter_count(const std::set<uint64_t>& ids) const;
 
   void reset(uint64_t term);
@@ -278,11 +278,9 @@ class RawNode {
   std::string conf_bytes_;           // latest configuration, serialized
   std::string reported_conf_bytes_;  // the one last reported in a Ready
   // Leader only: voters and learners, this node included, and removed nodes
-  // until their removal commits (so they hear of it).
+  // until they hear of their committed removal (drop_removed_progress).
   std::map<uint64_t, Progress> progress_;
-  // Leader: ticks each removed node has kept its progress since its
-  // removal committed (drop_removed_progress).
-  std::map<uint64_t, int> leaving_ticks_;
+  std::map<uint64_t, uint64_t> removed_at_;  // leader: removed node -> index of its removal
   std::map<uint64_t, bool> votes_;         // candidate: granted or not, per voter
 
   int election_elapsed_ = 0;

@@ -408,6 +408,52 @@ TEST_CASE("removing a voter shrinks the quorum; the removed node hears of it and
   CHECK(c.node(4).term() == term);
 }
 
+TEST_CASE(
+    "a removed node that missed its removal hears of it after the commit; one that is gone "
+    "is dropped after an election timeout",
+    "[raft][membership][remove]") {
+  TestCluster c = bootstrapped();
+  c.start();
+  c.campaign(1);
+  propose(c, 1, "x");
+  SECTION("it missed the entry") {
+    // 1 and 2 commit the removal of 3 without 3: its copy is lost.
+    c.set_drop([](const raftpb::Message& m) { return m.to() == 3 && m.type() == raftpb::MSG_APP; });
+    auto r = c.node(1).propose_conf_change(remove_node(3));
+    REQUIRE(r.ok());
+    c.stabilize();
+    CHECK(c.node(1).commit_index() >= r.value().index);
+    CHECK(c.node(3).voters() == Ids{1, 2, 3});
+    c.set_drop(nullptr);
+    c.tick_all(2);
+    // The leader went on replicating to it until it held its removal, then
+    // told it the commit.
+    CHECK(c.node(3).voters() == Ids{1, 2});
+    CHECK(c.node(3).commit_index() >= r.value().index);
+    CHECK(!c.node(1).match_index(3).has_value());
+  }
+  SECTION("it acknowledged the entry after the commit") {
+    c.set_drop([](const raftpb::Message& m) { return m.from() == 3; });
+    auto r = c.node(1).propose_conf_change(remove_node(3));
+    REQUIRE(r.ok());
+    c.stabilize();
+    CHECK(c.node(1).commit_index() >= r.value().index);
+    CHECK(c.node(3).voters() == Ids{1, 2});
+    c.set_drop(nullptr);
+    c.tick_all(2);
+    CHECK(c.node(3).commit_index() >= r.value().index);
+    CHECK(!c.node(1).match_index(3).has_value());
+  }
+  SECTION("it is down") {
+    c.remove(3);
+    change(c, 1, remove_node(3));
+    // Kept a while, in case it comes back to hear of it.
+    CHECK(c.node(1).match_index(3).has_value());
+    c.tick_all(2 * 10);  // two election timeouts
+    CHECK(!c.node(1).match_index(3).has_value());
+  }
+}
+
 TEST_CASE("the leader refuses to remove itself", "[raft][membership][remove]") {
   TestCluster c = bootstrapped();
   c.start();
