@@ -29,6 +29,7 @@
 #include "client/session.h"
 #include "common/logging.h"
 #include "common/text.h"
+#include "fencelock/version.h"
 
 namespace {
 
@@ -375,6 +376,7 @@ int main(int argc, char** argv) {
   Globals globals;
   CLI::App app{"fencelock: take locks and inspect a fencelock cluster"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", FENCELOCK_VERSION, "print the version and exit");
   app.add_option("--endpoints", globals.endpoints, "cluster members, HOST:PORT,... (or FENCELOCK_ENDPOINTS)");
   app.add_option("--output", globals.output, "table or json")->check(CLI::IsMember({"table", "json"}));
   app.add_option("--timeout", globals.timeout, "how long a request may take, e.g. 10s");
@@ -430,6 +432,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
     std::cout << app.help();
+    return 0;
+  } catch (const CLI::CallForVersion&) {
+    std::cout << "fencelock " FENCELOCK_VERSION "\n";
     return 0;
   } catch (const CLI::ParseError& e) {
     return fail(kExitUsage, e.what());

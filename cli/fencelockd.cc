@@ -25,6 +25,7 @@
 #include "client/client.h"
 #include "common/logging.h"
 #include "common/text.h"
+#include "fencelock/version.h"
 #include "net/asio.h"
 #include "server/daemon.h"
 
@@ -94,6 +95,7 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
 
   CLI::App app{"fencelockd: a fencelock lock service node"};
+  app.set_version_flag("--version", FENCELOCK_VERSION, "print the version and exit");
   app.set_config("--config", "", "read options from a TOML file (same keys as the flags)");
   app.allow_config_extras(CLI::config_extras_mode::error);
   std::string join;
@@ -147,6 +149,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp&) {
     std::cout << app.help();
     return 0;
+  } catch (const CLI::CallForVersion&) {
+    std::cout << "fencelockd " FENCELOCK_VERSION "\n";
+    return 0;
   } catch (const CLI::ParseError& e) {
     return fail(e.what());
   }
@@ -179,8 +184,8 @@ int main(int argc, char** argv) {
   auto node = fencelock::server::Daemon::open(io, config);
   if (!node.ok()) return fail(node.status().message());
   node.value()->start();
-  spdlog::info("node {} serving clients on {}, peers on {}", config.id,
-               node.value()->client_endpoint(), node.value()->peer_endpoint());
+  spdlog::info("node {} serving clients on {}, peers on {} (fencelockd {})", config.id,
+               node.value()->client_endpoint(), node.value()->peer_endpoint(), FENCELOCK_VERSION);
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {

@@ -22,6 +22,7 @@ packages=(
   librocksdb-dev
   libspdlog-dev libfmt-dev
   catch2 libcli11-dev libssl-dev libbenchmark-dev
+  dpkg-dev  # dpkg-shlibdeps, for cpack -G DEB (docs/operations.md, "Installing")
 )
 
 missing=()
