@@ -5,6 +5,7 @@
 //   fencelock holder NAME | list [PREFIX] | check NAME TOKEN | sessions
 //   fencelock release --force NAME | status
 //   fencelock member list | add ID PEER_ADDR CLIENT_ADDR | promote ID | remove ID
+//   fencelock snapshot save FILE
 //
 // Endpoints come from --endpoints or FENCELOCK_ENDPOINTS. Exit codes are in
 // docs/cli.md: the command's own status for `lock`, 75 when the lock was not
@@ -369,6 +370,30 @@ int run_status(const Globals& globals) {
   return any ? 0 : kExitUnavailable;
 }
 
+// --- fencelock snapshot save --------------------------------------------------
+
+int run_snapshot_save(const Globals& globals, const std::string& file) {
+  auto client = make_client(globals);
+  if (!client.ok()) return fail(exit_code_for(client.status()), client.status().message());
+  auto saved = client.value()->save_snapshot(file);
+  if (!saved.ok()) {
+    return fail(exit_code_for(saved.status()), "snapshot save: " + saved.status().to_string());
+  }
+  const auto& s = saved.value();
+  if (globals.output == "json") {
+    std::printf(
+        "{\"file\": %s, \"cluster_id\": %s, \"index\": %lu, \"term\": %lu, \"size\": %lu, "
+        "\"sha256\": \"%s\"}\n",
+        fencelock::json_quote(file).c_str(), fencelock::json_quote(s.cluster_id).c_str(), s.index,
+        s.term, s.size, s.sha256.c_str());
+  } else {
+    std::printf("saved snapshot of cluster %s to %s\n", s.cluster_id.c_str(), file.c_str());
+    std::printf("index   %lu (term %lu)\nsize    %lu bytes\nsha256  %s\n", s.index, s.term, s.size,
+                s.sha256.c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -410,6 +435,13 @@ int main(int argc, char** argv) {
   release->add_option("name", name, "lock name")->required();
   release->add_flag("--force", force, "required: the holders are not told");
   auto* status = app.add_subcommand("status", "each member: id, address, role, term, commit, applied");
+  std::string snapshot_file;
+  auto* snapshot = app.add_subcommand("snapshot", "operator: backups (docs/operations.md)");
+  snapshot->require_subcommand(1);
+  auto* snapshot_save =
+      snapshot->add_subcommand("save", "save a consistent snapshot of the cluster to FILE");
+  snapshot_save->add_option("file", snapshot_file, "backup file to write (via FILE.tmp)")
+      ->required();
 
   fencelock::cli::MemberArgs member_args;
   using Action = fencelock::cli::MemberArgs::Action;
@@ -463,5 +495,6 @@ int main(int argc, char** argv) {
     if (!done.ok()) return fail(exit_code_for(done), "member: " + done.to_string());
     return 0;
   }
+  if (*snapshot_save) return run_snapshot_save(globals, snapshot_file);
   return fail(kExitUsage, "no command");
 }

@@ -9,6 +9,8 @@
 //
 //   fencelockd --id 4 --join 127.0.0.1:8001,127.0.0.1:8002 --peer-addr 127.0.0.1:7004
 //              --client-addr 127.0.0.1:8004 --data-dir var/n4
+//   fencelockd ... --restore backup.flbackup   (a new cluster from a backup:
+//              every node with the same file, on an empty --data-dir)
 //
 // Every flag can also come from a TOML file given with --config (same keys,
 // e.g. `client-addr = "127.0.0.1:8001"`). A wrong flag, an unknown id, a
@@ -141,6 +143,13 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  std::string restore_file;
+  auto* restore = app.add_option("--restore", restore_file,
+                                 "start a new cluster from a backup (fencelock snapshot save): "
+                                 "every node with the same FILE, on an empty data directory");
+  app.add_option("--restore-token-floor", config.restore_token_floor,
+                 "with --restore: the lowest fencing token the new cluster issues")
+      ->needs(restore);
   app.add_flag("--unsafe-no-fsync", config.unsafe_no_fsync,
                "do not fsync (tests only: a machine crash loses acknowledged writes)");
 
@@ -157,6 +166,7 @@ int main(int argc, char** argv) {
   }
 
   config.data_dir = data_dir;
+  config.restore_file = restore_file;
   fencelock::set_log_level(log_level);
   if (join.empty()) {
     if (peers.empty()) return fail("give --peers (a new cluster) or --join (a running one)");

@@ -354,6 +354,8 @@ void Client::schedule(std::chrono::milliseconds delay, std::function<void()> fn)
 
 std::string Client::current_endpoint() const { return core_->current_endpoint(); }
 
+const ClientOptions& Client::options() const { return core_->options(); }
+
 Result<clientpb::LockInfo> Client::describe(const std::string& lock) {
   clientpb::Request request;
   request.mutable_describe()->set_lock(lock);

@@ -31,6 +31,16 @@ namespace detail {
 class Core;
 }
 
+// What Client::save_snapshot() wrote.
+struct SavedSnapshot {
+  uint64_t index = 0;  // the snapshot includes the log up to this index
+  uint64_t term = 0;
+  uint64_t size = 0;   // bytes of state machine snapshot (the file adds a header)
+  std::string sha256;  // of those bytes, lower-case hex
+  std::string cluster_id;
+  uint64_t node_id = 0;  // the member that took it
+};
+
 class Client {
  public:
   using Callback = std::function<void(clientpb::Response response)>;
@@ -79,6 +89,17 @@ class Client {
                                                 const std::string& client_address);
   Result<clientpb::MemberListResult> member_promote(uint64_t id);
   Result<clientpb::MemberListResult> member_remove(uint64_t id);
+  // Operator: saves a consistent snapshot of the cluster to the backup file
+  // `path` (storage/backup_file.h; docs/operations.md "Backup and
+  // restore"). The leader takes it after a ReadIndex round, so it includes
+  // everything committed before the call; the client fetches it in chunks
+  // of at most 1 MiB, checks it against the SHA-256 the leader reported,
+  // and writes "<path>.tmp", fsyncs it and renames it over `path`. When the
+  // node holding it is lost midway, it starts again (3 attempts in all).
+  // Errors: the cluster's (TIMEOUT, UNAVAILABLE, ...); INTERNAL for a
+  // checksum mismatch or a file that cannot be written. On error nothing
+  // new is at `path`.
+  Result<SavedSnapshot> save_snapshot(const std::string& path);
 
   // Status of the member at `endpoint` as it sees itself and its peers (not
   // redirected to the leader).
@@ -86,6 +107,7 @@ class Client {
 
  private:
   explicit Client(ClientOptions options);
+  const ClientOptions& options() const;
   std::shared_ptr<detail::Core> core_;
 };
 

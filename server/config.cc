@@ -60,6 +60,9 @@ Status validate(const NodeConfig& config) {
   }
   if (config.snapshot_every < 1) return invalid("--snapshot-every must be at least 1");
   if (config.cluster_id.empty()) return invalid("--cluster-id must not be empty");
+  if (config.restore_token_floor != 0 && config.restore_file.empty()) {
+    return invalid("--restore-token-floor needs --restore");
+  }
   return Status();
 }
 

@@ -66,6 +66,11 @@ struct NodeConfig {
   size_t max_in_flight_per_connection = 10000;
   uint32_t idle_timeout_ms = 5 * 60 * 1000;
   sm::Limits limits;
+  // --restore: before starting, initialize the empty data directory from
+  // this backup file, in the next token epoch (server/restore.h); empty =
+  // no restore. --restore-token-floor: the lowest token it may issue then.
+  std::filesystem::path restore_file;
+  uint64_t restore_token_floor = 0;
   InjectedBug test_only_inject_bug = InjectedBug::kNone;  // TEST ONLY, see InjectedBug
 };
 

@@ -3,6 +3,7 @@
 #include <random>
 
 #include "common/logging.h"
+#include "server/restore.h"
 
 namespace fencelock::server {
 
@@ -55,9 +56,24 @@ Result<std::unique_ptr<Daemon>> Daemon::open(asio::io_context& io, NodeConfig co
   options.cluster_id = cluster_hash(config.cluster_id);
   options.node_id = config.id;
   // A new data directory gets no configuration here: a founding member's
-  // node writes the bootstrap entries, a joining one learns it (server/node.h).
+  // node writes the bootstrap entries, a joining one learns it
+  // (server/node.h). A restored one starts from the backup's snapshot, whose
+  // configuration is the new cluster's --peers.
+  if (!config.restore_file.empty()) {
+    for (const auto& [id, address] : config.peers) {
+      options.initial_conf_state.add_voters(id);
+      raftpb::Member* member = options.initial_conf_state.add_members();
+      member->set_id(id);
+      member->set_peer_address(address);
+    }
+  }
   options.sync = !config.unsafe_no_fsync;
   options.keep_entries_after_snapshot = config.keep_entries_after_snapshot;
+  Status restored = config.restore_file.empty()
+                        ? check_no_unfinished_restore(options.dir)
+                        : restore_data_dir(config.restore_file, config.restore_token_floor,
+                                           config.limits, options);
+  if (!restored.ok()) return restored;
   auto log = storage::DiskLog::open(options);
   if (!log.ok()) return log.status();
   return std::unique_ptr<Daemon>(new Daemon(io, std::move(config), std::move(log).value(),

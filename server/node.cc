@@ -103,10 +103,21 @@ Node::Node(Env& env, storage::LogStore& log, NodeConfig config)
                  ? config_.max_frame_bytes - kResponseHeadroomBytes
                  : 0,
              responder_, state_, timers_),
-      members_(env_, responder_, config_, logger_) {
+      members_(env_, responder_, config_, logger_),
+      backups_(config_.id, config_.seed, config_.max_frame_bytes, responder_, logger_) {
   last_snapshot_index_ = log_.snapshot().metadata().index();
+  applied_term_ = log_.snapshot().metadata().term();
   responder_.set_address_book([this](uint64_t id) { return members_.client_address(id); });
   members_.on_conf_state(raft_->conf_state(), {});
+  // BackupBegin is a read: served after a ReadIndex round, at an applied
+  // index at or past the read index (server/backups.h).
+  reads_.set_fallback([this](const Caller& caller, const clientpb::Request& request) {
+    if (!request.has_backup_begin()) return false;
+    Backups::Source source{applied_index_, applied_term_, config_.cluster_id,
+                           raft_->conf_state_at(applied_index_)};
+    backups_.begin(caller, env_.now(), source, state_.snapshot());
+    return true;
+  });
   if (lazy_window_.count() < static_cast<int64_t>(config_.lazy_window_us)) {
     logger_->warn("{} --lazy-window-us {} is more than half of --tick-ms {}: using {} us",
                   config_.id, config_.lazy_window_us, config_.tick_ms, lazy_window_.count());
@@ -131,6 +142,7 @@ void Node::on_tick() {
   members_.set_leaving(raft_->leaving());
   SteadyTime now = env_.now();
   reads_.expire(now);
+  backups_.expire(now);
   if (leader()) {
     timers_.run(now, shutting_down_,
                 [this](const lockpb::Command& command) { return propose_internal(command); });
@@ -174,6 +186,10 @@ void Node::on_request(ConnectionId from, const clientpb::Request& request) {
       return;
     default:
       break;
+  }
+  if (Backups::handles(request)) {  // on any node: the bytes are fixed
+    backups_.serve(caller, request, env_.now());
+    return;
   }
   if (shutting_down_ || !leader()) {
     responder_.not_leader(caller);
@@ -285,6 +301,7 @@ void Node::apply(const raftpb::Entry& entry) {
   if (entry.index() <= applied_index_) return;  // already in the snapshot
   applied_index_ = entry.index();
   members_.applied(entry, *raft_);
+  applied_term_ = entry.term();
   std::optional<Caller> caller = requests_.take_caller(entry);
   if (entry.type() != raftpb::ENTRY_NORMAL || entry.data().empty()) return;
   lockpb::Command command;
@@ -316,6 +333,7 @@ void Node::restore(const raftpb::Snapshot& snapshot) {
            snapshot.metadata().index(), status.to_string());
   last_snapshot_index_ = snapshot.metadata().index();
   applied_index_ = std::max(applied_index_, snapshot.metadata().index());
+  if (applied_index_ == snapshot.metadata().index()) applied_term_ = snapshot.metadata().term();
   std::set<uint64_t> pending;
   for (const auto& wait : state_.pending_waits()) pending.insert(wait.wait_id);
   requests_.fail_after_snapshot(snapshot.metadata().index(), pending);

@@ -24,6 +24,7 @@
 
 #include "raft/driver.h"
 #include "raft/raw_node.h"
+#include "server/backups.h"
 #include "server/config.h"
 #include "server/env.h"
 #include "server/leader_timers.h"
@@ -105,6 +106,7 @@ class Node final : private raft::DriverHost {
   // only sees commands, so its applied_index() can lag behind this, and a
   // read must wait for this one.
   uint64_t applied_index_ = 0;
+  uint64_t applied_term_ = 0;  // of the entry at applied_index_ (backups)
   std::unique_ptr<raft::RawNode> raft_;
   raft::Driver driver_;
   Responder responder_;
@@ -112,6 +114,7 @@ class Node final : private raft::DriverHost {
   Requests requests_;
   Reads reads_;
   Members members_;
+  Backups backups_;
 
   bool ready_scheduled_ = false;
   uint64_t last_snapshot_index_ = 0;

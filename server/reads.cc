@@ -103,6 +103,7 @@ void Reads::serve(const Caller& caller, const clientpb::Request& request, bool l
           request.list_sessions().start_after(), request.list_sessions().limit(), page_bytes_));
       break;
     default:
+      if (fallback_ && fallback_(caller, request)) return;
       responder_.error(caller, lockpb::UNKNOWN_REQUEST, "unknown request");
       return;
   }

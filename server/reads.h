@@ -10,6 +10,7 @@
 // Thread-safety: not thread-safe; the node's loop only.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -37,6 +38,11 @@ class Reads {
         responder_(responder),
         state_(state),
         timers_(timers) {}
+
+  // Serves kinds of read this class does not know (the node's backups);
+  // returns false for one it does not know either (UNKNOWN_REQUEST).
+  using Fallback = std::function<bool(const Caller&, const clientpb::Request&)>;
+  void set_fallback(Fallback fallback) { fallback_ = std::move(fallback); }
 
   // Queues a read or keepalive for the next round.
   void queue(const Caller& caller, clientpb::Request request);
@@ -75,6 +81,7 @@ class Reads {
   std::map<std::string, Round> in_flight_;         // by ReadIndex context
   std::multimap<uint64_t, Round> awaiting_apply_;  // by read index
   uint64_t next_context_ = 1;
+  Fallback fallback_;
 };
 
 }  // namespace fencelock::server

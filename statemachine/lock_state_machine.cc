@@ -13,9 +13,10 @@ namespace {
 
 constexpr uint32_t kSnapshotMagic = 0x4D534C46;  // "FLSM"
 // Format 1 stored a session's last result as a lockpb::ErrorCode number;
-// format 2 stores it as an sm::Code number.
+// format 2 stores it as an sm::Code number; format 3 adds the token epoch.
 constexpr uint32_t kSnapshotFormat1 = 1;
-constexpr uint32_t kSnapshotVersion = 2;
+constexpr uint32_t kSnapshotFormat2 = 2;
+constexpr uint32_t kSnapshotVersion = 3;
 
 Status error(Code code, std::string message) {
   return Status(code, std::move(message));
@@ -77,7 +78,32 @@ lockpb::Sequencer make_sequencer(std::string_view lock, lockpb::LockMode mode, u
 
 }  // namespace
 
+uint64_t first_token_of_epoch(uint64_t epoch) {
+  return epoch == 0 ? 1 : epoch << kTokenEpochBits;
+}
+
+uint64_t token_epoch_end(uint64_t epoch) {
+  return epoch >= kMaxTokenEpoch ? std::numeric_limits<uint64_t>::max()
+                                 : (epoch + 1) << kTokenEpochBits;
+}
+
 LockStateMachine::LockStateMachine(Limits limits) : limits_(limits) {}
+
+Status LockStateMachine::advance_token_epoch(uint64_t token_floor) {
+  if (token_epoch_ >= kMaxTokenEpoch) {
+    return error(Code::kResourceExhausted,
+                 "token epoch " + std::to_string(token_epoch_) + " is the last one");
+  }
+  const uint64_t epoch = std::max(token_epoch_ + 1, token_floor >> kTokenEpochBits);
+  const uint64_t next = std::max(first_token_of_epoch(epoch), token_floor);
+  if (next >= token_epoch_end(epoch)) {
+    return error(Code::kInvalidArgument,
+                 "token floor " + std::to_string(token_floor) + " leaves no token in its epoch");
+  }
+  token_epoch_ = epoch;
+  next_token_ = next;
+  return Status();
+}
 
 ApplyResult LockStateMachine::apply(uint64_t index, std::string_view entry_bytes) {
   lockpb::Command command;
@@ -303,7 +329,10 @@ bool LockStateMachine::can_grant(const Lock& lock, lockpb::LockMode mode) const 
 void LockStateMachine::grant_waiters(LockIt lock, ApplyResult& result) {
   Lock& l = lock->second;
   size_t granted = 0;
-  while (granted < l.waiters.size() && can_grant(l, l.waiters[granted].mode)) {
+  // With the token epoch used up the queue stays as it is: its waits end
+  // by their deadlines.
+  while (granted < l.waiters.size() && can_grant(l, l.waiters[granted].mode) &&
+         !tokens_exhausted()) {
     Waiter& waiter = l.waiters[granted];
     FL_CHECK(sessions_.count(waiter.session_id) == 1, "waiter of {} has no session {}", lock->first,
              waiter.session_id);
@@ -399,6 +428,15 @@ ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& com
   }
   if (session.locks.size() >= limits_.max_locks_per_session) {
     return fail(Code::kResourceExhausted, "session holds or waits for too many locks");
+  }
+  // A grant needs a token: with the epoch's tokens used up (after 2^48 of
+  // them) an acquire that would be granted fails cleanly and creates
+  // nothing, rather than wrap to a lower token; one that queues still does.
+  if ((lock == locks_.end() || (lock->second.waiters.empty() && can_grant(lock->second, mode))) &&
+      tokens_exhausted()) {
+    return fail(Code::kResourceExhausted,
+                "the fencing tokens of token epoch " + std::to_string(token_epoch_) +
+                    " are used up; a cluster restored from a backup starts the next epoch");
   }
   if (lock == locks_.end()) {
     if (locks_.size() >= limits_.max_locks) {
@@ -679,8 +717,9 @@ std::vector<LockDelay> LockStateMachine::lock_delays() const {
 
 // --- Snapshots ---
 //
-// Format 2 (integers little-endian; bytes = u32 length, then the bytes):
-//   magic u32, version u32, applied_index u64, next_token u64;
+// Format 3 (integers little-endian; bytes = u32 length, then the bytes):
+//   magic u32, version u32, applied_index u64, next_token u64,
+//     token_epoch u64;
 //   session count u64, then per session in id order: id u64, ttl_ms u32,
 //     last_sequence u64, last_kind u8, last_code u8 (an sm::Code),
 //     last_queued u8, last_token u64, last_request u64 (the fingerprint),
@@ -691,7 +730,8 @@ std::vector<LockDelay> LockStateMachine::lock_delays() const {
 //     count u32 and per waiter session_id u64, wait_id u64, wait_ms u64,
 //     mode u8, value bytes;
 //   then the FNV-1a 64 checksum of all of it.
-// Format 1 has the same shape without last_request (read as 0: unknown); it
+// Format 2 has the same shape without token_epoch (read as epoch 0).
+// Format 1 has the shape of format 2 without last_request (read as 0: unknown); it
 // differs in what three fields mean:
 //   last_code is a lockpb::ErrorCode number (code_from_format1); delay_id
 //   is the delay's end in the old leader's clock, read as delay id 0 (see
@@ -704,6 +744,7 @@ std::string LockStateMachine::snapshot() const {
   w.put_u32(kSnapshotVersion);
   w.put_u64(applied_index_);
   w.put_u64(next_token_);
+  w.put_u64(token_epoch_);
   w.put_u64(sessions_.size());
   for (const auto& [id, s] : sessions_) {
     w.put_u64(id);
@@ -752,8 +793,8 @@ Status LockStateMachine::restore(std::string_view bytes) {
   r.get_u32(magic);
   r.get_u32(version);
   if (!r.ok() || magic != kSnapshotMagic) return damaged("bad magic");
-  if (version != kSnapshotVersion && version != kSnapshotFormat1) {
-    return damaged("unknown version");
+  if (version != kSnapshotVersion && version != kSnapshotFormat2 && version != kSnapshotFormat1) {
+    return damaged("unknown version " + std::to_string(version));
   }
   const bool format1 = version == kSnapshotFormat1;
 
@@ -761,8 +802,14 @@ Status LockStateMachine::restore(std::string_view bytes) {
   uint64_t session_count = 0;
   r.get_u64(next.applied_index_);
   r.get_u64(next.next_token_);
+  if (version >= 3) r.get_u64(next.token_epoch_);  // earlier formats: epoch 0
   r.get_u64(session_count);
-  if (!r.ok() || next.next_token_ == 0) return damaged("bad header");
+  if (!r.ok()) return damaged("bad header");
+  if (next.token_epoch_ > kMaxTokenEpoch ||
+      next.next_token_ < first_token_of_epoch(next.token_epoch_) ||
+      next.next_token_ > token_epoch_end(next.token_epoch_)) {
+    return damaged("next token outside its token epoch");
+  }
   uint64_t previous_id = 0;
   for (uint64_t i = 0; i < session_count; ++i) {
     uint64_t id = 0;
@@ -882,7 +929,9 @@ Status LockStateMachine::restore(std::string_view bytes) {
     // A state apply() can reach: the lock exists only while used, and the
     // head of the queue is blocked (otherwise it would have been granted).
     if (l.holders.empty() && l.waiters.empty() && !l.in_delay) return damaged("unused lock");
-    if (!l.waiters.empty() && next.can_grant(l, l.waiters.front().mode)) {
+    // (With the token epoch used up, the head may be grantable yet wait.)
+    if (!l.waiters.empty() && next.can_grant(l, l.waiters.front().mode) &&
+        !next.tokens_exhausted()) {
       return damaged("grantable head of queue");
     }
     auto lock = next.locks_.emplace_hint(next.locks_.end(), name, std::move(l));

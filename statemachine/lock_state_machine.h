@@ -52,6 +52,20 @@ inline constexpr size_t kMaxClientNameBytes = 256;
 inline constexpr uint32_t kDefaultPageSize = 100;
 inline constexpr uint32_t kMaxPageSize = 1000;
 
+// Fencing tokens come in epochs (docs/locks.md "Sequencers"): the tokens of
+// epoch e lie in [e << 48, (e + 1) << 48), except that epoch 0 starts at 1
+// and the last epoch ends before UINT64_MAX. A cluster starts in epoch 0; a
+// cluster restored from a backup taken in epoch e starts epoch e + 1
+// (advance_token_epoch()), so each of its tokens exceeds every token the
+// old cluster could ever issue, whatever it issued after the backup.
+inline constexpr int kTokenEpochBits = 48;
+inline constexpr uint64_t kMaxTokenEpoch = (uint64_t{1} << (64 - kTokenEpochBits)) - 1;
+// The first token of `epoch` (<= kMaxTokenEpoch).
+uint64_t first_token_of_epoch(uint64_t epoch);
+// The end of `epoch`'s tokens, exclusive: the first token of the next epoch
+// (UINT64_MAX for the last one, a token never issued).
+uint64_t token_epoch_end(uint64_t epoch);
+
 // A queued Acquire that a later command granted: the server answers the
 // client whose Acquire (session, wait_id) is waiting with `sequencer`.
 struct Grant {
@@ -162,8 +176,25 @@ class LockStateMachine {
   // The index of the last applied entry; 0 for a new state machine.
   uint64_t applied_index() const { return applied_index_; }
 
-  // The token the next grant will carry (starts at 1, never reused).
+  // The token the next grant will carry (starts at 1, never reused). Equal
+  // to token_epoch_end(token_epoch()) once the epoch's tokens are used up:
+  // then every grant fails (kResourceExhausted) and waiters stay queued.
   uint64_t next_token() const { return next_token_; }
+  // The epoch of next_token() (0 unless restored from a backup).
+  uint64_t token_epoch() const { return token_epoch_; }
+
+  // For a cluster restored from a snapshot of this state: starts the next
+  // token epoch, so that every later grant carries a token above any the
+  // snapshot's cluster could have issued in its own epoch, after the
+  // snapshot included. The new epoch is token_epoch() + 1, or the epoch of
+  // `token_floor` if that is higher, and next_token() becomes its first
+  // token, or `token_floor` if that is higher (0 = no floor). Nothing else
+  // changes: holders keep their tokens, applied_index() stays. Pure: the
+  // same state and floor give the same result on every node.
+  // kResourceExhausted when token_epoch() is kMaxTokenEpoch, kInvalidArgument
+  // when `token_floor` leaves no token in its epoch; the state is unchanged
+  // then.
+  Status advance_token_epoch(uint64_t token_floor = 0);
 
   // The number of live sessions, and of existing locks (held, waited for or
   // in lock-delay).
@@ -212,8 +243,8 @@ class LockStateMachine {
 
   // --- Snapshots ---
 
-  // The whole state (including applied_index() and next_token(), not the
-  // Limits) as bytes ending in a checksum. Deterministic: equal states give
+  // The whole state (including applied_index(), next_token() and
+  // token_epoch(), not the Limits) as bytes ending in a checksum. Deterministic: equal states give
   // equal bytes.
   std::string snapshot() const;
 
@@ -311,6 +342,8 @@ class LockStateMachine {
                                 const lockpb::Acquire& command, ApplyResult& result) const;
 
   bool can_grant(const Lock& lock, lockpb::LockMode mode) const;
+  // Whether the token epoch has no token left to grant.
+  bool tokens_exhausted() const { return next_token_ >= token_epoch_end(token_epoch_); }
   // Grants the head of the queue while it is grantable (FIFO, no barging),
   // appending to result.grants.
   void grant_waiters(LockIt lock, ApplyResult& result);
@@ -330,6 +363,7 @@ class LockStateMachine {
   Limits limits_;
   uint64_t applied_index_ = 0;
   uint64_t next_token_ = 1;
+  uint64_t token_epoch_ = 0;
   SessionMap sessions_;
   LockMap locks_;
 };

@@ -176,16 +176,29 @@ Result<std::unique_ptr<DiskLog>> DiskLog::open(const DiskLogOptions& options) {
 }
 
 Status DiskLog::initialize() {
+  raftpb::HardState hard_state;
+  raftpb::SnapshotMetadata metadata;
+  *metadata.mutable_conf_state() = options_.initial_conf_state;
+  if (const auto& initial = options_.initial_snapshot.metadata(); initial.index() > 0) {
+    // The snapshot file first: the batch below is what makes the directory
+    // initialized, and it names the file.
+    metadata.set_index(initial.index());
+    metadata.set_term(initial.term());
+    Status status = write_snapshot_file(snapshot_path(metadata), initial.index(), initial.term(),
+                                        options_.initial_snapshot.data(), options_.sync);
+    if (!status.ok()) return status;
+    hard_state.set_term(initial.term());
+    hard_state.set_commit(initial.index());
+    options_.initial_snapshot.Clear();  // its data is in the file now
+  }
   rocksdb::WriteBatch batch;
   std::string version;
   put_u32(version, kFormatVersion);
   batch.Put(slice(kVersionKey), version);
   batch.Put(slice(kIdentityKey), encode_pair(options_.cluster_id, options_.node_id));
-  batch.Put(slice(kHardStateKey), raftpb::HardState().SerializeAsString());
-  raftpb::SnapshotMetadata metadata;
-  *metadata.mutable_conf_state() = options_.initial_conf_state;
+  batch.Put(slice(kHardStateKey), hard_state.SerializeAsString());
   batch.Put(slice(kSnapshotKey), metadata.SerializeAsString());
-  batch.Put(slice(kBaseKey), encode_pair(0, 0));
+  batch.Put(slice(kBaseKey), encode_pair(metadata.index(), metadata.term()));
   rocksdb::WriteOptions write_options;
   write_options.sync = options_.sync;
   rocksdb::Status status = db_->Write(write_options, &batch);
@@ -193,8 +206,11 @@ Status DiskLog::initialize() {
     return Status(lockpb::INTERNAL, fmt::format("cannot initialize the data directory {}: {}",
                                                 options_.dir.string(), status.ToString()));
   }
-  logger()->info("initialized data directory {} for cluster {} node {}", options_.dir.string(),
-                 options_.cluster_id, options_.node_id);
+  logger()->info("initialized data directory {} for cluster {} node {}{}", options_.dir.string(),
+                 options_.cluster_id, options_.node_id,
+                 metadata.index() > 0 ? fmt::format(" from a snapshot at index {} term {}",
+                                                    metadata.index(), metadata.term())
+                                      : "");
   return Status::ok_status();
 }
 

@@ -62,6 +62,14 @@ struct DiskLogOptions {
   // Configuration of a fresh directory (the voters the cluster starts with);
   // ignored when the directory already holds a log.
   raftpb::ConfState initial_conf_state;
+  // A fresh directory starts from this snapshot when its index is non-zero
+  // (fencelockd --restore, server/restore.h): a snapshot file holds its
+  // data, the log begins after its index, and the hard state has its term
+  // and commits its index, so nodes initialized from the same snapshot agree
+  // on the log and elect a leader as usual. The configuration is
+  // initial_conf_state (the snapshot's own conf_state is ignored). Ignored
+  // when the directory already holds a log.
+  raftpb::Snapshot initial_snapshot;
   // fsync every write. false only for tests (--unsafe-no-fsync): a crash of
   // the machine then loses acknowledged entries. Logged at warn on open.
   bool sync = true;
@@ -78,7 +86,8 @@ class DiskLog final : public LogStore {
  public:
   // Opens the data directory in `options.dir`, creating and initializing it
   // (identity, empty hard state, a snapshot-less log whose configuration is
-  // options.initial_conf_state) when it is missing or empty. Recovers hard
+  // options.initial_conf_state, or options.initial_snapshot's log) when it
+  // is missing or empty. Recovers hard
   // state, snapshot (file verified against its checksum), log base and last
   // index, checks that every entry in the live range is present, removes
   // snapshot files left over by a crash, and warms the entry cache with the

@@ -47,6 +47,9 @@ class ProcessCluster {
 
   void start(uint64_t id);
   void start_all();
+  // Replaces ProcessClusterOptions::extra_flags for the starts that follow
+  // (e.g. a cluster started again from a backup with --restore).
+  void set_extra_flags(std::vector<std::string> flags) { options_.extra_flags = std::move(flags); }
   // SIGKILL (or another signal) and reap.
   void kill(uint64_t id, int signal = 9);
   // SIGTERM and wait for exit; returns the exit status (-1 if killed by signal).

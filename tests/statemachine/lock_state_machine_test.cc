@@ -953,9 +953,9 @@ TEST_CASE("a damaged or truncated snapshot is an error and leaves the state unch
 namespace {
 
 // A hand-made snapshot: two sessions sharing lock "x" (tokens 1 and
-// second_token), checksum correct, in format 1 or the current format 2.
+// second_token), checksum correct, in format 1, 2 or the current format 3.
 struct Crafted {
-  uint32_t format = 2;
+  uint32_t format = 3;
   uint64_t second_token = 2;
   uint8_t second_mode = lockpb::SHARED;
   uint8_t last_code = 0;  // of both sessions, as the format stores it
@@ -968,6 +968,7 @@ struct Crafted {
     w.put_u32(format);
     w.put_u64(10);  // applied_index
     w.put_u64(5);   // next_token
+    if (format >= 3) w.put_u64(0);  // token_epoch
     w.put_u64(2);
     for (uint64_t id : {1, 2}) {
       w.put_u64(id);
@@ -1003,7 +1004,7 @@ struct Crafted {
 }  // namespace
 
 TEST_CASE("a snapshot with a valid checksum but a broken invariant is refused", "[sm][snapshot]") {
-  for (uint32_t format : {1, 2}) {
+  for (uint32_t format : {1, 2, 3}) {
     INFO("format " << format);
     Crafted good{.format = format};
     LockStateMachine sm;
@@ -1038,7 +1039,7 @@ TEST_CASE(
   // Numbers that are no result the state machine records.
   CHECK_FALSE(sm.restore(Crafted{.format = 2, .last_code = 10}.bytes()).ok());
   CHECK_FALSE(sm.restore(Crafted{.format = 1, .last_code = 1}.bytes()).ok());  // NOT_LEADER
-  CHECK_FALSE(sm.restore(Crafted{.format = 3}.bytes()).ok());
+  CHECK_FALSE(sm.restore(Crafted{.format = 4}.bytes()).ok());
 }
 
 TEST_CASE(

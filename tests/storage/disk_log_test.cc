@@ -79,6 +79,38 @@ TEST_CASE("a fresh directory starts with an empty log and the initial configurat
   CHECK(std::filesystem::is_directory(dir.path() / "node" / "snap"));
 }
 
+TEST_CASE("a fresh directory with an initial snapshot starts its log after the snapshot",
+          "[storage]") {
+  TempDir dir;
+  DiskLogOptions options = options_for(dir);
+  options.initial_snapshot.mutable_metadata()->set_index(40);
+  options.initial_snapshot.mutable_metadata()->set_term(6);
+  options.initial_snapshot.mutable_metadata()->mutable_conf_state()->add_voters(9);  // ignored
+  options.initial_snapshot.set_data("restored state");
+  for (int open = 0; open < 2; ++open) {
+    INFO("open " << open);
+    auto log = open_or_fail(options);
+    CHECK(log->first_index() == 41);
+    CHECK(log->last_index() == (open == 0 ? 40 : 42));
+    CHECK(log->term(40) == 6);
+    CHECK(log->snapshot().metadata().index() == 40);
+    CHECK(log->snapshot().metadata().term() == 6);
+    CHECK(log->snapshot().data() == "restored state");
+    raft::InitialState state = log->initial_state();
+    CHECK(state.hard_state.term() == 6);
+    CHECK(state.hard_state.vote() == 0);
+    CHECK(state.hard_state.commit() == 40);
+    REQUIRE(state.conf_state.voters_size() == 3);
+    CHECK(state.conf_state.voters(0) == 1);
+    // The log goes on after the snapshot.
+    if (open == 0) REQUIRE(log->save(nullptr, make_entries(41, 43, 7)).ok());
+    CHECK(log->last_index() == 42);
+    // A later open ignores the option: the directory holds a log.
+    options.initial_snapshot.set_data("something else");
+  }
+  CHECK(std::filesystem::exists(dir.path() / "node" / "snap" / snapshot_file_name(6, 40)));
+}
+
 TEST_CASE("appended entries and hard state survive a reopen", "[storage]") {
   TempDir dir;
   DiskLogOptions options = options_for(dir);
