@@ -54,4 +54,6 @@ cd "$root"
 cmake -S . -B "$build_dir" -G Ninja \
   -DCMAKE_BUILD_TYPE="$build_type" \
   -DFENCELOCK_SANITIZE="$sanitize" >/dev/null
-cmake --build "$build_dir"
+# FENCELOCK_BUILD_TARGET builds one target instead of everything (CI's
+# sanitizer pass: fencelock_fast_tests, what `ctest -L "unit|sim"` runs).
+cmake --build "$build_dir" ${FENCELOCK_BUILD_TARGET:+--target "$FENCELOCK_BUILD_TARGET"}
