@@ -114,12 +114,16 @@ std::vector<raftpb::Entry> bootstrap_entries(std::vector<raftpb::Member> members
 void Membership::reset(uint64_t base_index, raftpb::ConfState base) {
   by_index_.clear();
   by_index_.emplace(base_index, std::move(base));
+  ++generation_;
 }
 
 void Membership::truncate_from(uint64_t index) {
   FL_CHECK(index > by_index_.begin()->first, "truncating at {}, at or below the base at {}", index,
            by_index_.begin()->first);
-  by_index_.erase(by_index_.lower_bound(index), by_index_.end());
+  auto from = by_index_.lower_bound(index);
+  if (from == by_index_.end()) return;
+  by_index_.erase(from, by_index_.end());
+  ++generation_;
 }
 
 bool Membership::append(const raftpb::Entry& entry) {
@@ -131,6 +135,7 @@ bool Membership::append(const raftpb::Entry& entry) {
   auto next = apply_conf_change(latest(), change);
   if (!next.ok()) return false;
   by_index_.emplace(entry.index(), std::move(next).value());
+  ++generation_;
   return true;
 }
 

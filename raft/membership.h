@@ -85,8 +85,13 @@ class Membership {
   uint64_t base_index() const { return by_index_.begin()->first; }
   const raftpb::ConfState& base() const { return by_index_.begin()->second; }
 
+  // Counts the calls that may have changed latest(): a cheap "maybe
+  // changed" test for callers that follow it.
+  uint64_t generation() const { return generation_; }
+
  private:
   std::map<uint64_t, raftpb::ConfState> by_index_{{0, raftpb::ConfState()}};
+  uint64_t generation_ = 0;
 };
 
 }  // namespace fencelock::raft

@@ -102,6 +102,8 @@ size_t RawNode::voter_count(const std::set<uint64_t>& ids) const {
 // ---------------------------------------------------------------- membership
 
 void RawNode::refresh_configuration() {
+  if (log_.membership().generation() == conf_generation_) return;
+  conf_generation_ = log_.membership().generation();
   const raftpb::ConfState& conf = log_.membership().latest();
   std::string bytes = conf.SerializeAsString();
   if (bytes == conf_bytes_) return;

@@ -275,6 +275,7 @@ class RawNode {
   // log_.membership().latest(), refreshed after every append and restore).
   std::set<uint64_t> voters_;
   std::set<uint64_t> learners_;
+  uint64_t conf_generation_ = ~0ULL;  // Membership::generation() last refreshed from
   std::string conf_bytes_;           // latest configuration, serialized
   std::string reported_conf_bytes_;  // the one last reported in a Ready
   // Leader only: voters and learners, this node included, and removed nodes
