@@ -2,6 +2,11 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <algorithm>
+#include <cstdint>
+
+#include "raft/membership.h"
+
 namespace fencelock::sim {
 
 uint64_t hash_bytes(const std::string& data) {
@@ -88,7 +93,42 @@ void Checker::observe_commit(uint64_t id, uint64_t term, uint64_t commit,
   }
 }
 
-void Checker::check_electable(const std::vector<const raft::MemoryStorage*>& storages) {
+const raftpb::ConfState& Checker::configuration_of(uint64_t id,
+                                                   const raft::MemoryStorage& storage) {
+  // A log is known by its last entry (log matching): the same last index
+  // and term, the same log, the same configuration, compacted or not.
+  uint64_t last = storage.last_index();
+  auto key = std::make_pair(last, storage.term(last));
+  CachedConf& cached = confs_[id];
+  if (cached.log == key && cached.known) return cached.conf;
+  uint64_t first = storage.first_index();
+  auto replay = [&](uint64_t from) {
+    if (from > last) return;
+    for (const auto& e : storage.entries(from, last + 1, UINT64_MAX)) {
+      if (e.type() != raftpb::ENTRY_CONF_CHANGE) continue;
+      raftpb::ConfChange change;
+      if (!change.ParseFromString(e.data())) continue;
+      auto next = raft::apply_conf_change(cached.conf, change);
+      if (next.ok()) cached.conf = std::move(next).value();
+    }
+  };
+  // The log only grew since: replay the new entries.
+  uint64_t old_last = cached.log.first;
+  if (cached.known && old_last >= first && old_last < last &&
+      storage.term(old_last) == cached.log.second) {
+    replay(old_last + 1);
+  } else {
+    // As raft::CoreLog replays it at start-up.
+    uint64_t base = std::max(first - 1, storage.snapshot().metadata().index());
+    cached.conf = storage.initial_state().conf_state;
+    replay(base + 1);
+  }
+  cached.log = key;
+  cached.known = true;
+  return cached.conf;
+}
+
+void Checker::check_electable(const std::vector<Candidate>& nodes) {
   uint64_t c = commit_terms_.size();
   if (c == 0 || violation_) return;
   uint64_t entry_term = entry_term_of(c);
@@ -96,25 +136,33 @@ void Checker::check_electable(const std::vector<const raft::MemoryStorage*>& sto
   auto last_of = [](const raft::MemoryStorage& s) {
     return std::make_pair(s.term(s.last_index()), s.last_index());
   };
-  for (size_t n = 0; n < storages.size(); ++n) {
-    const raft::MemoryStorage& s = *storages[n];
+  const raft::MemoryStorage* by_id[kMaxNodeId + 1] = {};
+  for (const auto& n : nodes) {
+    if (n.id <= kMaxNodeId) by_id[n.id] = n.storage;
+  }
+  for (const auto& n : nodes) {
+    const raft::MemoryStorage& s = *n.storage;
     bool holds = c + 1 < s.first_index() || (c <= s.last_index() && s.term(c) == entry_term);
     if (holds) continue;
+    const raftpb::ConfState& conf = configuration_of(n.id, s);
+    if (!raft::is_voter(conf, n.id)) continue;  // it cannot campaign
     auto candidate = last_of(s);
     std::vector<uint64_t> grant;
-    for (size_t v = 0; v < storages.size(); ++v) {
-      auto voter = last_of(*storages[v]);
+    for (uint64_t v : conf.voters()) {
+      if (v > kMaxNodeId || by_id[v] == nullptr) continue;  // gone for good
+      auto voter = last_of(*by_id[v]);
       // Raft §5.4.1: v grants if the candidate's log is at least as up to date.
       if (candidate.first > voter.first ||
           (candidate.first == voter.first && candidate.second >= voter.second)) {
-        grant.push_back(v + 1);
+        grant.push_back(v);
       }
     }
-    if (grant.size() >= storages.size() / 2 + 1) {
+    if (grant.size() >= static_cast<size_t>(conf.voters_size()) / 2 + 1) {
       fail(fmt::format(
           "leader completeness: node {} lacks committed index {} (term {}) yet its "
-          "log (last term {}, last index {}) could win the votes of {}",
-          n + 1, c, entry_term, candidate.first, candidate.second, fmt::join(grant, ",")));
+          "log (last term {}, last index {}) could win the votes of {} (voters {})",
+          n.id, c, entry_term, candidate.first, candidate.second, fmt::join(grant, ","),
+          fmt::join(conf.voters(), ",")));
       return;
     }
   }

@@ -49,12 +49,25 @@ class Checker {
   void observe_commit(uint64_t id, uint64_t term, uint64_t commit,
                       const raft::MemoryStorage& storage);
 
+  // A node that may still campaign or vote: its id (at most kMaxNodeId)
+  // and persisted log.
+  static constexpr uint64_t kMaxNodeId = 64;
+  struct Candidate {
+    uint64_t id;
+    const raft::MemoryStorage* storage;
+  };
+
   // Leader completeness, checked before a leader exists: every node lacking
   // the latest committed entry must be unable to win an election, i.e. a
-  // majority of logs (the majority that holds the entry) must be more up to
-  // date than its log (Raft §5.4.3's argument). `storages[i]` is node i+1's
-  // persisted log (crashed nodes included: they restart with it).
-  void check_electable(const std::vector<const raft::MemoryStorage*>& storages);
+  // majority of the voters of its own configuration (the latest in its
+  // persisted log, as it would campaign with) must have logs more up to
+  // date than its own (Raft §5.4.3's argument, which single-server
+  // membership changes keep: any two successive configurations share a
+  // node of every majority). A node that is no voter of its own
+  // configuration cannot campaign. `nodes` are the nodes that exist,
+  // crashed ones included (they restart with their log); a voter of the
+  // configuration that is gone for good gives no vote.
+  void check_electable(const std::vector<Candidate>& nodes);
 
   // Node `id` is about to persist `entries` into `storage` (before the
   // write). `leader_term` is its term if it is the leader, else 0.
@@ -86,6 +99,9 @@ class Checker {
   void check_leader_holds(uint64_t id, uint64_t leader_term, uint64_t index,
                           const raft::MemoryStorage& storage);
   uint64_t entry_term_of(uint64_t index) const;
+  // The latest configuration in a persisted log (cached per node while the
+  // log's ends stay the same).
+  const raftpb::ConfState& configuration_of(uint64_t id, const raft::MemoryStorage& storage);
 
   std::optional<std::string> violation_;
   std::map<uint64_t, uint64_t> leaders_;                           // term -> leader id
@@ -98,6 +114,12 @@ class Checker {
   std::map<std::pair<uint64_t, uint64_t>, uint64_t> proposals_;  // (index, term) -> data hash
   std::map<uint64_t, std::pair<uint64_t, uint64_t>>
       current_leaders_;  // id -> (term, checked up to)
+  struct CachedConf {
+    bool known = false;
+    std::pair<uint64_t, uint64_t> log;  // last index and term
+    raftpb::ConfState conf;
+  };
+  std::map<uint64_t, CachedConf> confs_;  // node id -> its log's latest configuration
 };
 
 }  // namespace fencelock::sim

@@ -5,6 +5,7 @@
 //   fencelock-sim [--level raft|node] --soak SECONDS [--first-seed F] [--nodes 3|5]
 //   fencelock-sim [--level raft|node] --seed S [--nodes 3|5]   replay with a trace
 //   fencelock-sim ... --expect-violation          exit 0 only if a violation is found
+//   fencelock-sim --level raft ... --no-membership  no membership changes
 //
 // --level raft (the default) runs the Raft core alone; --level node runs
 // whole server nodes with simulated disks, clocks and clients.
@@ -62,6 +63,7 @@ int main(int argc, char** argv) {
   std::string bug = "none";
   std::string level = "raft";
   bool expect_violation = false;
+  bool no_membership = false;
   app.add_option("--level", level, "raft: the Raft core alone; node: whole server nodes")
       ->check(CLI::IsMember({"raft", "node"}))
       ->capture_default_str();
@@ -78,11 +80,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--expect-violation", expect_violation,
                "succeed only if some seed finds a violation (for injected-bug tests)");
+  app.add_flag("--no-membership", no_membership,
+               "raft level: the configuration never changes (no learners, joiners or removals)");
   seed_opt->excludes(seeds_opt)->excludes(soak_opt);
   CLI11_PARSE(app, argc, argv);
 
   fencelock::sim::SimOptions options;
   options.nodes = nodes;
+  options.membership = !no_membership;
   fencelock::sim::NodeSimOptions node_options;
   node_options.nodes = nodes;
   bool known = level == "raft" ? fencelock::sim::parse_bug(bug, &options.bug)
@@ -112,6 +117,12 @@ int main(int argc, char** argv) {
                  result.violation,
                  {{"commits", result.commits},
                   {"elections", result.elections},
+                  {"joiners", result.joiners},
+                  {"conf_proposals", result.conf_proposals},
+                  {"conf_refusals", result.conf_refusals},
+                  {"learners_added", result.learners_added},
+                  {"promotions", result.promotions},
+                  {"removals", result.removals},
                   {"end_ms", result.end_time_ms}}};
     } else {
       node_options.seed = seed;

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <memory>
 #include <random>
@@ -14,6 +15,7 @@
 
 #include "common/check.h"
 #include "raft/driver.h"
+#include "raft/membership.h"
 #include "raft/memory_storage.h"
 #include "raft/random.h"
 #include "tests/sim/checker.h"
@@ -29,9 +31,20 @@ using raft::uniform_between;
 constexpr uint64_t kTickMs = 10;
 constexpr uint64_t kChaosMs = 3000;     // faults happen in [0, kChaosMs)
 constexpr uint64_t kLivenessMs = 5000;  // after healing, progress must come within this
-constexpr int kMaxNodes = 5;
+constexpr int kMaxNodes = 5;   // the first configuration's voters
+constexpr uint64_t kMaxIds = 16;  // node ids of a run, joiners included; never reused
 
-enum class EventKind { kTick, kDeliver, kFault, kPropose, kRead, kWriteDone, kCrash };
+enum class EventKind {
+  kTick,
+  kDeliver,
+  kFault,
+  kPropose,
+  kRead,
+  kWriteDone,
+  kCrash,
+  kMembership,  // node 0: the periodic workload; node 1: one attempt, not repeated
+  kDiscard,     // the node's removal committed: it goes away for good
+};
 
 struct Event {
   EventKind kind;
@@ -77,6 +90,11 @@ struct SimNode {
   // commit index of the last synced write.
   uint64_t synced_commit = 0;
   uint64_t incarnation = 0;  // counts starts, so a crashed life's events are dropped
+  // Membership: a removed node's removal committed; a discarded node is
+  // gone for good (never restarted, never reachable), its storage kept for
+  // the checks.
+  bool removed = false;
+  bool discarded = false;
 };
 
 std::string describe(const raftpb::Message& m) {
@@ -159,6 +177,17 @@ class Simulation {
   void deliver(const raftpb::Message& m);
   void fault();
   void heal();
+  // Membership workload: adds learners (fresh nodes with empty storage),
+  // promotes them once caught up, removes voters and learners, replaces a
+  // voter (add learner, promote, remove the old one), through the leader.
+  void membership();
+  SimNode* leader();
+  SimNode& create_joiner();
+  bool propose_conf_change(SimNode& leader, raftpb::ConfChange::Type type, uint64_t id);
+  void on_committed_conf_change(const raftpb::Entry& e);
+  void discard(SimNode& n, const char* why);
+  // Ids of nodes that are not discarded (running or crashed).
+  std::vector<uint64_t> present_ids() const;
   void propose();
   void read();
   void check_step();
@@ -168,15 +197,15 @@ class Simulation {
   SimOptions options_;
   std::mt19937_64 rng_;
   std::shared_ptr<spdlog::logger> logger_;
-  std::vector<SimNode> nodes_;
-  std::vector<uint64_t> voter_ids_;
+  std::deque<SimNode> nodes_;  // node id i is nodes_[i - 1]; a deque keeps storages in place
+  std::vector<uint64_t> first_ids_;  // the first configuration's voters
   Checker checker_;
   std::map<std::pair<uint64_t, uint64_t>, Event> queue_;  // (time, seq) -> event
   uint64_t next_seq_ = 0;
   uint64_t now_ = 0;
 
   // Network.
-  bool blocked_[kMaxNodes + 1][kMaxNodes + 1] = {};
+  bool blocked_[kMaxIds + 1][kMaxIds + 1] = {};
   uint64_t drop_per_million_ = 0;
   uint64_t duplicate_per_million_ = 0;
   uint64_t crash_mid_ready_per_million_ = 0;
@@ -199,11 +228,22 @@ class Simulation {
   bool healed_ = false;
   uint64_t heal_time_ = 0;
   std::vector<std::pair<uint64_t, uint64_t>> post_heal_proposals_;  // (index, data hash)
+
+  // Membership workload (per-seed settings, state and counts).
+  bool membership_ = false;
+  uint64_t membership_gap_max_ms_ = 300;
+  size_t min_voters_ = 3;
+  size_t max_voters_ = 5;
+  uint64_t replace_old_ = 0;  // a replacement under way: retire this voter
+  uint64_t replace_new_ = 0;  // for this node
+  uint64_t conf_applied_ = 0;  // highest ConfChange index seen committed
+  SimResult counts_;
 };
 
 Simulation::Simulation(const SimOptions& options)
     : options_(options), rng_(options.seed * 0x9E3779B97F4A7C15ULL + options.nodes) {
   FL_CHECK(options.nodes >= 1 && options.nodes <= kMaxNodes, "nodes must be 1..{}", kMaxNodes);
+  static_assert(kMaxNodes <= kMaxIds);
   if (options_.trace != nullptr) {
     auto sink = std::make_shared<spdlog::sinks::ostream_sink_st>(*options_.trace);
     sink->set_pattern("         %v");
@@ -236,22 +276,44 @@ Simulation::Simulation(const SimOptions& options)
     lazy_window_ms_ = window_choices[uniform_below(lazy_rng, 4)];
   }
 
-  raftpb::ConfState conf;
-  for (int i = 1; i <= options.nodes; ++i) {
-    voter_ids_.push_back(static_cast<uint64_t>(i));
-    conf.add_voters(static_cast<uint64_t>(i));
+  {
+    // Membership draws come from a generator of their own too.
+    std::mt19937_64 membership_rng(options.seed * 0x94D049BB133111EBULL + options.nodes);
+    // Half the seeds change the configuration; the others keep the first
+    // one all along, as before membership change existed (and cost less).
+    membership_ = options.membership && chance(membership_rng, 500'000);
+    membership_gap_max_ms_ = chance(membership_rng, 500'000) ? 300 : 100;
+    const size_t min_choices[] = {1, 2, 3, 3, 3, 3};
+    min_voters_ = std::min(min_choices[uniform_below(membership_rng, 6)],
+                           static_cast<size_t>(options.nodes));
+    max_voters_ = kMaxNodes;
   }
-  nodes_.resize(static_cast<size_t>(options.nodes));
-  for (int i = 0; i < options.nodes; ++i) {
-    nodes_[static_cast<size_t>(i)].id = static_cast<uint64_t>(i + 1);
-    nodes_[static_cast<size_t>(i)].storage = raft::MemoryStorage(conf);
+
+  // Every first node's log starts with the same bootstrap entries, committed.
+  std::vector<raftpb::Member> members;
+  for (int i = 1; i <= options.nodes; ++i) {
+    first_ids_.push_back(static_cast<uint64_t>(i));
+    raftpb::Member member;
+    member.set_id(static_cast<uint64_t>(i));
+    member.set_peer_address(fmt::format("sim-{}", i));
+    members.push_back(member);
+  }
+  std::vector<raftpb::Entry> boot = raft::bootstrap_entries(members);
+  raftpb::HardState hard_state;
+  hard_state.set_term(1);
+  hard_state.set_commit(boot.size());
+  for (uint64_t id : first_ids_) {
+    SimNode& n = nodes_.emplace_back();
+    n.id = id;
+    n.storage.append(boot);
+    n.storage.set_hard_state(hard_state);
+    n.synced_commit = boot.size();
   }
 }
 
 void Simulation::start_node(SimNode& n) {
   raft::Config config;
-  config.id = n.id;
-  config.voters = voter_ids_;
+  config.id = n.id;  // no Config::voters: the log names them
   config.election_ticks = 10;
   config.heartbeat_ticks = heartbeat_ticks_;
   config.max_inflight_msgs = max_inflight_;
@@ -347,6 +409,12 @@ void SimHost::send(const raftpb::Message& message) { sim_.send(message); }
 void SimHost::on_soft_state(const raft::SoftState& soft) {
   sim_.trace("node {} is {} at term {} (leader {})", id_, raft::role_name(soft.role),
              sim_.node(id_).node->term(), soft.leader_id);
+  // An operator's retry loop finds a new leader at once: try a change
+  // right away (a leader must refuse until an entry of its term commits).
+  if (soft.role == raft::Role::kLeader && sim_.membership_ && sim_.chaos() &&
+      chance(sim_.rng_, 500'000)) {
+    sim_.schedule(sim_.now_ + uniform_below(sim_.rng_, 3), Event{EventKind::kMembership, 1, {}});
+  }
 }
 void SimHost::restore(const raftpb::Snapshot& snapshot) { sim_.restore(sim_.node(id_), snapshot); }
 void SimHost::apply(const raftpb::Entry& entry) { sim_.apply(sim_.node(id_), entry); }
@@ -421,6 +489,7 @@ void Simulation::apply(SimNode& n, const raftpb::Entry& e) {
   n.sm_hash = fold_hash(n.sm_hash, e.index(), hash_bytes(e.data()));
   n.sm_index = e.index();
   checker_.observe_apply(n.id, e, n.sm_hash);
+  if (e.type() == raftpb::ENTRY_CONF_CHANGE && checker_.ok()) on_committed_conf_change(e);
 }
 
 void Simulation::on_read_state(SimNode& n, const raft::ReadState& rs) {
@@ -437,8 +506,8 @@ void Simulation::on_read_state(SimNode& n, const raft::ReadState& rs) {
 void Simulation::maybe_snapshot(SimNode& n) {
   uint64_t snapshot_index = n.storage.first_index() - 1;
   if (n.sm_index < snapshot_index + snapshot_every_) return;
-  raftpb::ConfState conf;
-  for (uint64_t id : voter_ids_) conf.add_voters(id);
+  // The configuration in force at the snapshot's index, not the latest.
+  const raftpb::ConfState& conf = n.node->conf_state_at(n.sm_index);
   n.storage.create_snapshot(n.sm_index, conf, fmt::format("{} {}", n.sm_index, n.sm_hash));
   n.synced_commit = n.storage.initial_state().hard_state.commit();  // a synced write
   uint64_t keep = uniform_below(rng_, 3);
@@ -447,31 +516,40 @@ void Simulation::maybe_snapshot(SimNode& n) {
         n.storage.first_index() - 1);
 }
 
+std::vector<uint64_t> Simulation::present_ids() const {
+  std::vector<uint64_t> out;
+  for (const auto& n : nodes_) {
+    if (!n.discarded) out.push_back(n.id);
+  }
+  return out;
+}
+
 void Simulation::fault() {
   uint64_t roll = uniform_below(rng_, 105);
-  size_t count = nodes_.size();
+  const std::vector<uint64_t> ids = present_ids();
+  size_t count = ids.size();
   if (roll < 20 && count > 1) {
     std::set<uint64_t> side;
     while (side.empty() || side.size() == count) {
       side.clear();
-      for (uint64_t id : voter_ids_) {
+      for (uint64_t id : ids) {
         if (chance(rng_, 500'000)) side.insert(id);
       }
     }
-    for (uint64_t a : voter_ids_) {
-      for (uint64_t b : voter_ids_) blocked_[a][b] = side.contains(a) != side.contains(b);
+    for (uint64_t a : ids) {
+      for (uint64_t b : ids) blocked_[a][b] = side.contains(a) != side.contains(b);
     }
     trace("partition {} | rest", fmt::join(side, ","));
   } else if (roll < 30 && count > 1) {
-    uint64_t a = voter_ids_[uniform_below(rng_, count)];
-    uint64_t b = voter_ids_[uniform_below(rng_, count)];
+    uint64_t a = ids[uniform_below(rng_, count)];
+    uint64_t b = ids[uniform_below(rng_, count)];
     if (a != b) {
       blocked_[a][b] = true;
       trace("one-way partition: {} cannot reach {}", a, b);
     }
   } else if (roll < 40 && count > 1) {
-    uint64_t a = voter_ids_[uniform_below(rng_, count)];
-    for (uint64_t b : voter_ids_) {
+    uint64_t a = ids[uniform_below(rng_, count)];
+    for (uint64_t b : ids) {
       blocked_[a][b] = a != b;
       blocked_[b][a] = a != b;
     }
@@ -482,16 +560,16 @@ void Simulation::fault() {
     }
     trace("heal network");
   } else if (roll < 75) {
-    SimNode& n = nodes_[uniform_below(rng_, count)];
+    SimNode& n = node(ids[uniform_below(rng_, count)]);
     if (n.node) crash(n, "");
   } else if (roll < 90) {
     std::vector<SimNode*> down;
     for (auto& n : nodes_) {
-      if (!n.node) down.push_back(&n);
+      if (!n.node && !n.discarded) down.push_back(&n);
     }
     if (!down.empty()) {
       SimNode& n = *down[uniform_below(rng_, down.size())];
-      trace("restart {}", n.id);
+      trace("restart {}{}", n.id, n.removed ? " (removed)" : "");
       start_node(n);
       handle_ready(n);
     }
@@ -506,7 +584,7 @@ void Simulation::fault() {
         if (chance(rng_, 500'000)) {
           crash(n, " (the leader)");
         } else {
-          for (uint64_t b : voter_ids_) {
+          for (uint64_t b : ids) {
             blocked_[n.id][b] = n.id != b;
             blocked_[b][n.id] = n.id != b;
           }
@@ -518,7 +596,8 @@ void Simulation::fault() {
   } else {
     for (auto& n : nodes_) {
       if (n.node && n.node->role() == raft::Role::kLeader && !n.driver->writing()) {
-        uint64_t to = voter_ids_[uniform_below(rng_, count)];
+        // Any node: the core refuses learners, removed nodes and itself.
+        uint64_t to = ids[uniform_below(rng_, count)];
         raft::Status status = n.node->transfer_leadership(to);
         trace("transfer leadership {} -> {}: {}", n.id, to, status.to_string());
         handle_ready(n);
@@ -534,18 +613,184 @@ void Simulation::heal() {
   for (auto& row : blocked_) {
     for (bool& cell : row) cell = false;
   }
-  trace("heal everything: network repaired, crashed nodes restart");
+  trace("heal everything: network repaired, removed nodes discarded, crashed nodes restart");
   for (auto& n : nodes_) {
-    if (!n.node) {
+    if (n.removed && !n.discarded) discard(n, "removed");
+  }
+  for (auto& n : nodes_) {
+    if (!n.node && !n.discarded) {
       start_node(n);
       handle_ready(n);
     }
   }
 }
 
+// ---------------------------------------------------------------- membership
+
+SimNode* Simulation::leader() {
+  SimNode* out = nullptr;
+  for (auto& n : nodes_) {
+    if (!n.node || n.node->role() != raft::Role::kLeader) continue;
+    if (out == nullptr || n.node->term() > out->node->term()) out = &n;
+  }
+  return out;
+}
+
+void Simulation::discard(SimNode& n, const char* why) {
+  if (n.node) crash(n, "");
+  n.discarded = true;
+  trace("discard {} ({}): it never comes back", n.id, why);
+}
+
+SimNode& Simulation::create_joiner() {
+  SimNode& n = nodes_.emplace_back();
+  n.id = nodes_.size();
+  ++counts_.joiners;
+  trace("joiner {} starts with an empty log", n.id);
+  start_node(n);
+  schedule(now_ + uniform_below(rng_, kTickMs), Event{EventKind::kTick, n.id, {}});
+  return n;
+}
+
+bool Simulation::propose_conf_change(SimNode& l, raftpb::ConfChange::Type type, uint64_t id) {
+  raftpb::ConfChange change;
+  change.set_type(type);
+  change.set_node_id(id);
+  if (type != raftpb::ConfChange::REMOVE_NODE) {
+    change.mutable_member()->set_id(id);
+    change.mutable_member()->set_peer_address(fmt::format("sim-{}", id));
+  }
+  auto result = l.node->propose_conf_change(change);
+  ++counts_.conf_proposals;
+  if (!result.ok()) {
+    ++counts_.conf_refusals;
+    trace("conf change {} {} at {}: {}", raftpb::ConfChange::Type_Name(type), id, l.id,
+          result.status().to_string());
+    return false;
+  }
+  trace("conf change {} {} at {}: index={} term={}", raftpb::ConfChange::Type_Name(type), id,
+        l.id, result.value().index, result.value().term);
+  handle_ready(l);
+  return true;
+}
+
+void Simulation::membership() {
+  SimNode* l = leader();
+  if (l == nullptr || l->driver->writing()) return;
+  raft::RawNode& core = *l->node;
+  const raftpb::ConfState conf = core.conf_state();
+  std::vector<uint64_t> voters(conf.voters().begin(), conf.voters().end());
+  std::vector<uint64_t> learners(conf.learners().begin(), conf.learners().end());
+  auto caught_up = [&](uint64_t id) {
+    auto match = core.match_index(id);
+    return (match && *match >= core.commit_index()) || chance(rng_, 100'000);
+  };
+  // A node to add: one that joined but is in no configuration yet (an
+  // earlier attempt failed or was lost), else a fresh one.
+  auto joiner = [&]() -> SimNode* {
+    for (auto& n : nodes_) {
+      if (n.id > first_ids_.size() && !n.removed && !n.discarded && !raft::is_member(conf, n.id) &&
+          n.id != replace_new_) {
+        return &n;
+      }
+    }
+    if (nodes_.size() >= kMaxIds) return nullptr;
+    return &create_joiner();
+  };
+  // Removing the leader: it hands over first (the core refuses otherwise).
+  auto remove = [&](uint64_t id) {
+    if (id == l->id) {
+      std::vector<uint64_t> others;
+      for (uint64_t v : voters) {
+        if (v != id) others.push_back(v);
+      }
+      if (others.empty()) return;
+      uint64_t to = others[uniform_below(rng_, others.size())];
+      raft::Status status = core.transfer_leadership(to);
+      trace("transfer leadership {} -> {} to remove it: {}", l->id, to, status.to_string());
+      handle_ready(*l);
+      return;
+    }
+    propose_conf_change(*l, raftpb::ConfChange::REMOVE_NODE, id);
+  };
+
+  if (replace_old_ != 0) {
+    // A replacement: add a learner, promote it once caught up, remove the old voter.
+    if (!raft::is_voter(conf, replace_old_) || node(replace_new_).removed) {
+      trace("replacement of {} by {} is over", replace_old_, replace_new_);
+      replace_old_ = replace_new_ = 0;
+    } else if (!raft::is_member(conf, replace_new_)) {
+      propose_conf_change(*l, raftpb::ConfChange::ADD_LEARNER, replace_new_);
+    } else if (raft::is_learner(conf, replace_new_)) {
+      if (caught_up(replace_new_)) {
+        propose_conf_change(*l, raftpb::ConfChange::ADD_VOTER, replace_new_);
+      }
+    } else {
+      remove(replace_old_);
+    }
+    return;
+  }
+  uint64_t roll = uniform_below(rng_, 100);
+  if (roll < 30) {
+    if (learners.size() >= 2) return;
+    if (SimNode* n = joiner()) propose_conf_change(*l, raftpb::ConfChange::ADD_LEARNER, n->id);
+  } else if (roll < 55) {
+    if (learners.empty() || voters.size() >= max_voters_) return;
+    uint64_t id = learners[uniform_below(rng_, learners.size())];
+    if (caught_up(id)) propose_conf_change(*l, raftpb::ConfChange::ADD_VOTER, id);
+  } else if (roll < 80) {
+    if (voters.size() <= min_voters_) return;
+    remove(voters[uniform_below(rng_, voters.size())]);
+  } else if (roll < 88) {
+    if (learners.empty()) return;
+    propose_conf_change(*l, raftpb::ConfChange::REMOVE_NODE,
+                        learners[uniform_below(rng_, learners.size())]);
+  } else {
+    if (voters.size() >= max_voters_ || voters.empty()) return;
+    SimNode* n = joiner();
+    if (n == nullptr) return;
+    replace_old_ = voters[uniform_below(rng_, voters.size())];
+    replace_new_ = n->id;
+    trace("replacement of {} by {} begins", replace_old_, replace_new_);
+    propose_conf_change(*l, raftpb::ConfChange::ADD_LEARNER, replace_new_);
+  }
+}
+
+// A ConfChange entry applied for the first time anywhere: it is committed.
+void Simulation::on_committed_conf_change(const raftpb::Entry& e) {
+  if (e.index() <= conf_applied_) return;
+  conf_applied_ = e.index();
+  if (e.index() <= first_ids_.size()) return;  // a bootstrap entry
+  raftpb::ConfChange change;
+  if (!change.ParseFromString(e.data())) return;
+  uint64_t id = change.node_id();
+  trace("committed at {}: {} {}", e.index(), raftpb::ConfChange::Type_Name(change.type()), id);
+  switch (change.type()) {
+    case raftpb::ConfChange::ADD_LEARNER:
+      ++counts_.learners_added;
+      break;
+    case raftpb::ConfChange::ADD_VOTER:
+      ++counts_.promotions;
+      break;
+    case raftpb::ConfChange::REMOVE_NODE: {
+      ++counts_.removals;
+      if (id == 0 || id > nodes_.size()) break;
+      SimNode& n = node(id);
+      n.removed = true;
+      // Gone now, or left running (it may crash and restart) until healing.
+      // (Not here: this runs inside some node's driver, maybe the node's own.)
+      if (chance(rng_, 500'000)) schedule(now_, Event{EventKind::kDiscard, id, {}});
+      break;
+    }
+    default:
+      break;
+  }
+}
+
 void Simulation::propose() {
   // Clients mostly find the leader; sometimes they ask a random node.
-  SimNode* target = &nodes_[uniform_below(rng_, nodes_.size())];
+  const std::vector<uint64_t> ids = present_ids();
+  SimNode* target = &node(ids[uniform_below(rng_, ids.size())]);
   if (chance(rng_, 800'000)) {
     for (auto& n : nodes_) {
       if (n.node && n.node->role() == raft::Role::kLeader) target = &n;
@@ -568,7 +813,8 @@ void Simulation::propose() {
 }
 
 void Simulation::read() {
-  SimNode& n = nodes_[uniform_below(rng_, nodes_.size())];
+  const std::vector<uint64_t> ids = present_ids();
+  SimNode& n = node(ids[uniform_below(rng_, ids.size())]);
   if (!n.node || n.driver->writing()) return;
   std::string context = fmt::format("r{}", ++reads_);
   read_floor_[context] = checker_.highest_committed();
@@ -586,16 +832,24 @@ void Simulation::check_step() {
     if (!n.node || n.node->role() != raft::Role::kLeader) continue;
     checker_.observe_leader(n.id, n.node->term(), n.storage);
   }
-  std::vector<const raft::MemoryStorage*> storages;
-  for (const auto& n : nodes_) storages.push_back(&n.storage);
-  checker_.check_electable(storages);
+  std::vector<Checker::Candidate> present;
+  for (const auto& n : nodes_) {
+    if (!n.discarded) present.push_back(Checker::Candidate{n.id, &n.storage});
+  }
+  checker_.check_electable(present);
 }
 
+// A proposal made after healing is applied on every member (voter or
+// learner) of the leader's configuration.
 bool Simulation::liveness_reached() {
+  SimNode* l = leader();
+  if (l == nullptr) return false;
+  const raftpb::ConfState& conf = l->node->conf_state();
   for (const auto& [index, data_hash] : post_heal_proposals_) {
     if (checker_.applied_hash(index) != data_hash) continue;
     bool everywhere = true;
     for (const auto& n : nodes_) {
+      if (!raft::is_member(conf, n.id)) continue;
       if (!n.node || n.sm_index < index) everywhere = false;
     }
     if (everywhere) return true;
@@ -631,10 +885,12 @@ SimResult Simulation::run() {
   trace(
       "seed {} nodes {}: heartbeat_ticks={} max_inflight={} max_size_per_msg={} pre_vote={} "
       "check_quorum={} snapshot_every={} fault_gap_max_ms={} drop={} duplicate={} "
-      "crash_mid_ready={} lazy_window_ms={} bug={}",
+      "crash_mid_ready={} lazy_window_ms={} membership={} membership_gap_max_ms={} "
+      "voters={}..{} bug={}",
       options_.seed, nodes_.size(), heartbeat_ticks_, max_inflight_, max_size_per_msg_, pre_vote_,
       check_quorum_, snapshot_every_, fault_gap_max_ms_, drop_per_million_, duplicate_per_million_,
-      crash_mid_ready_per_million_, lazy_window_ms_, bug_name(options_.bug));
+      crash_mid_ready_per_million_, lazy_window_ms_, membership_, membership_gap_max_ms_,
+      min_voters_, max_voters_, bug_name(options_.bug));
   for (auto& n : nodes_) {
     start_node(n);
     schedule(uniform_below(rng_, kTickMs), Event{EventKind::kTick, n.id, {}});
@@ -642,6 +898,9 @@ SimResult Simulation::run() {
   schedule(uniform_between(rng_, 100, 400), Event{EventKind::kFault, 0, {}});
   schedule(uniform_between(rng_, 10, 50), Event{EventKind::kPropose, 0, {}});
   schedule(uniform_between(rng_, 50, 200), Event{EventKind::kRead, 0, {}});
+  if (membership_) {
+    schedule(uniform_between(rng_, 50, 300), Event{EventKind::kMembership, 0, {}});
+  }
 
   SimResult result;
   while (!queue_.empty() && checker_.ok()) {
@@ -658,6 +917,7 @@ SimResult Simulation::run() {
     }
     switch (event.kind) {
       case EventKind::kTick: {
+        if (node(event.node).discarded) break;
         tick(event.node);
         schedule(now_ + kTickMs, std::move(event));
         break;
@@ -685,6 +945,16 @@ SimResult Simulation::run() {
       case EventKind::kCrash:
         if (live(event)) crash(node(event.node), " after sending, before persisting");
         break;
+      case EventKind::kMembership:
+        if (healed_) break;
+        membership();
+        if (event.node == 0) {
+          schedule(now_ + uniform_between(rng_, 20, membership_gap_max_ms_), std::move(event));
+        }
+        break;
+      case EventKind::kDiscard:
+        if (!node(event.node).discarded) discard(node(event.node), "removal committed");
+        break;
     }
     check_step();
     if (healed_ && checker_.ok() && liveness_reached()) {
@@ -693,6 +963,7 @@ SimResult Simulation::run() {
     }
   }
   if (checker_.ok()) check_teardown();
+  result = counts_;
   result.ok = checker_.ok();
   if (!result.ok) {
     result.violation = *checker_.violation();
