@@ -624,10 +624,12 @@ Result<ProposalId> RawNode::propose_conf_change(const raftpb::ConfChange& change
     return R(Error::kTransferring,
              fmt::format("leadership transfer to {} in progress", lead_transferee_));
   }
-  if (!committed_entry_in_current_term()) {
+  if (!committed_entry_in_current_term() &&
+      config_.test_only_inject_bug != InjectedBug::kConfChangeBeforeLeaderCommit) {
     return R(Error::kChangeInProgress, "the new leader has not committed an entry of its term yet");
   }
-  if (log_.membership().latest_index() > log_.committed()) {
+  if (log_.membership().latest_index() > log_.committed() &&
+      config_.test_only_inject_bug != InjectedBug::kTwoUncommittedConfChanges) {
     return R(Error::kChangeInProgress,
              fmt::format("the change at index {} is not committed yet",
                          log_.membership().latest_index()));

@@ -50,6 +50,11 @@ enum class InjectedBug {
   kCommitPreviousTermByCounting,
   // Grant votes without the §5.4.1 up-to-date check.
   kVoteWithoutLogCheck,
+  // Let a new leader change the configuration before an entry of its term
+  // has committed (the single-server bug Ongaro fixed on raft-dev in 2015).
+  kConfChangeBeforeLeaderCommit,
+  // Let a leader append a change while an earlier one is uncommitted.
+  kTwoUncommittedConfChanges,
 };
 
 struct Config {

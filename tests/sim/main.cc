@@ -75,8 +75,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({3, 5}))
       ->capture_default_str();
   app.add_option("--inject-bug", bug,
-                 "test only: none; raft level: commit-previous-term, vote-without-log-check; node "
-                 "level: ack-before-sync, expire-on-old-deadline, early-lock-delay")
+                 "test only: none; raft level: commit-previous-term, vote-without-log-check, "
+                 "conf-change-before-leader-commit, two-uncommitted-conf-changes; node level: "
+                 "ack-before-sync, expire-on-old-deadline, early-lock-delay")
       ->capture_default_str();
   app.add_flag("--expect-violation", expect_violation,
                "succeed only if some seed finds a violation (for injected-bug tests)");

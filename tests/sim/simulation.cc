@@ -989,6 +989,11 @@ bool parse_bug(const std::string& name, raft::InjectedBug* bug) {
     *bug = raft::InjectedBug::kCommitPreviousTermByCounting;
   } else if (name == "vote-without-log-check") {
     *bug = raft::InjectedBug::kVoteWithoutLogCheck;
+  } else if (name == "conf-change-before-leader-commit") {
+    *bug = raft::InjectedBug::kConfChangeBeforeLeaderCommit;
+  } else if (name == "two-uncommitted-conf-changes") {
+    *bug = raft::InjectedBug::kTwoUncommittedConfChanges;
+
   } else {
     return false;
   }
@@ -1003,6 +1008,11 @@ std::string bug_name(raft::InjectedBug bug) {
       return "commit-previous-term";
     case raft::InjectedBug::kVoteWithoutLogCheck:
       return "vote-without-log-check";
+    case raft::InjectedBug::kConfChangeBeforeLeaderCommit:
+      return "conf-change-before-leader-commit";
+    case raft::InjectedBug::kTwoUncommittedConfChanges:
+      return "two-uncommitted-conf-changes";
+
   }
   return "unknown";
 }

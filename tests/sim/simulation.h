@@ -52,7 +52,8 @@ struct SimResult {
 
 SimResult run_simulation(const SimOptions& options);
 
-// Parses a bug name: "none", "commit-previous-term", "vote-without-log-check".
+// Parses a bug name: "none", "commit-previous-term", "vote-without-log-check",
+// "conf-change-before-leader-commit", "two-uncommitted-conf-changes".
 bool parse_bug(const std::string& name, raft::InjectedBug* bug);
 std::string bug_name(raft::InjectedBug bug);
 
