@@ -48,7 +48,7 @@ TEST_CASE("membership seeds add, promote and remove nodes, and pass every check"
   CHECK(total.conf_refusals > 0);  // the core's rules turn some attempts away
   SimOptions off;
   off.seed = 44;
-  off.membership = false;
+  off.membership = Membership::kNever;
   CHECK(run_simulation(off).joiners == 0);
 }
 

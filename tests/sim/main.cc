@@ -5,7 +5,8 @@
 //   fencelock-sim [--level raft|node] --soak SECONDS [--first-seed F] [--nodes 3|5]
 //   fencelock-sim [--level raft|node] --seed S [--nodes 3|5]   replay with a trace
 //   fencelock-sim ... --expect-violation          exit 0 only if a violation is found
-//   fencelock-sim --level raft ... --no-membership  no membership changes
+//   fencelock-sim --level raft ... --membership never|half|always   which seeds change
+//                                                  the configuration (default: half)
 //
 // --level raft (the default) runs the Raft core alone; --level node runs
 // whole server nodes with simulated disks, clocks and clients.
@@ -63,7 +64,7 @@ int main(int argc, char** argv) {
   std::string bug = "none";
   std::string level = "raft";
   bool expect_violation = false;
-  bool no_membership = false;
+  std::string membership = "half";
   app.add_option("--level", level, "raft: the Raft core alone; node: whole server nodes")
       ->check(CLI::IsMember({"raft", "node"}))
       ->capture_default_str();
@@ -81,14 +82,19 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--expect-violation", expect_violation,
                "succeed only if some seed finds a violation (for injected-bug tests)");
-  app.add_flag("--no-membership", no_membership,
-               "raft level: the configuration never changes (no learners, joiners or removals)");
+  app.add_option("--membership", membership,
+                 "raft level: which seeds change the configuration (learners, joiners, "
+                 "promotions, removals): never, half (drawn per seed) or always")
+      ->check(CLI::IsMember({"never", "half", "always"}))
+      ->capture_default_str();
   seed_opt->excludes(seeds_opt)->excludes(soak_opt);
   CLI11_PARSE(app, argc, argv);
 
   fencelock::sim::SimOptions options;
   options.nodes = nodes;
-  options.membership = !no_membership;
+  options.membership = membership == "never"    ? fencelock::sim::Membership::kNever
+                       : membership == "always" ? fencelock::sim::Membership::kAlways
+                                                : fencelock::sim::Membership::kHalf;
   fencelock::sim::NodeSimOptions node_options;
   node_options.nodes = nodes;
   bool known = level == "raft" ? fencelock::sim::parse_bug(bug, &options.bug)

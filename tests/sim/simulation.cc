@@ -281,7 +281,9 @@ Simulation::Simulation(const SimOptions& options)
     std::mt19937_64 membership_rng(options.seed * 0x94D049BB133111EBULL + options.nodes);
     // Half the seeds change the configuration; the others keep the first
     // one all along, as before membership change existed (and cost less).
-    membership_ = options.membership && chance(membership_rng, 500'000);
+    bool half = chance(membership_rng, 500'000);
+    membership_ = options.membership == Membership::kAlways ||
+                  (options.membership == Membership::kHalf && half);
     membership_gap_max_ms_ = chance(membership_rng, 500'000) ? 300 : 100;
     const size_t min_choices[] = {1, 2, 3, 3, 3, 3};
     min_voters_ = std::min(min_choices[uniform_below(membership_rng, 6)],

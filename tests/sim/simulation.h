@@ -26,10 +26,13 @@
 
 namespace fencelock::sim {
 
+// Which seeds change the configuration (add, promote, remove, replace).
+enum class Membership { kNever, kHalf, kAlways };
+
 struct SimOptions {
   uint64_t seed = 1;
-  int nodes = 3;  // the first configuration's voters; joiners come and go when membership is on
-  bool membership = true;  // the workload changes the configuration
+  int nodes = 3;  // the first configuration's voters; joiners come and go with membership
+  Membership membership = Membership::kHalf;  // half of the seeds, drawn per seed
   raft::InjectedBug bug = raft::InjectedBug::kNone;
   std::ostream* trace = nullptr;  // when set, every event and the nodes' logs go here
 };
