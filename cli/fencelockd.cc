@@ -152,6 +152,10 @@ int main(int argc, char** argv) {
       ->needs(restore);
   app.add_flag("--unsafe-no-fsync", config.unsafe_no_fsync,
                "do not fsync (tests only: a machine crash loses acknowledged writes)");
+  // Hidden: the snapshot stall bench compares the old way with the new.
+  app.add_flag("--test-only-snapshot-on-loop", config.test_only_snapshot_on_loop,
+               "take state machine snapshots on the event loop (benchmarks only: stalls clients)")
+      ->group("");
 
   try {
     app.parse(argc, argv);

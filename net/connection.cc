@@ -60,6 +60,15 @@ bool FramedConnection::send_framed(std::string_view frames) {
   return after_enqueue();
 }
 
+bool FramedConnection::send_framed(std::initializer_list<std::string_view> pieces) {
+  if (stopped_ || closing_) return false;
+  size_t bytes = 0;
+  for (std::string_view piece : pieces) bytes += piece.size();
+  pending_.reserve(pending_.size() + bytes);
+  for (std::string_view piece : pieces) pending_.append(piece);
+  return after_enqueue();
+}
+
 bool FramedConnection::after_enqueue() {
   if (queued_bytes() > options_.max_queued_bytes) {
     stop("peer is not reading: send queue over " + std::to_string(options_.max_queued_bytes) +
@@ -111,6 +120,7 @@ void FramedConnection::stop(std::string reason) {
   write_signal_.cancel();
   idle_timer_.cancel();
   pending_.clear();
+  on_written_ = nullptr;
   if (on_close_) {
     // Moved out so that a handler dropping its reference to this connection
     // cannot destroy the std::function while it runs. on_frame_ stays: stop()
@@ -169,6 +179,11 @@ awaitable<void> FramedConnection::writer() {
       writing_.swap(pending_);
       co_await asio::async_write(socket_, asio::buffer(writing_), use_awaitable);
       writing_.clear();
+      if (on_written_ && !stopped_) {
+        // Copied: the callback may replace or clear it.
+        auto on_written = on_written_;
+        on_written();
+      }
     }
   } catch (const boost::system::system_error& e) {
     stop(e.code().message());

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -65,6 +66,14 @@ class FramedConnection : public std::enable_shared_from_this<FramedConnection> {
 
   // Queues bytes that are already framed (a header and body, or several).
   bool send_framed(std::string_view frames);
+  // The same, given in pieces that are appended in order (a frame's header
+  // and the start of its body, then a large tail read in place: one copy).
+  bool send_framed(std::initializer_list<std::string_view> pieces);
+
+  // Called on the loop each time a write to the socket completes, so a
+  // sender can queue its next piece only as the socket drains (flow
+  // control of InstallSnapshot streams). It may send or stop.
+  void set_on_written(std::function<void()> on_written) { on_written_ = std::move(on_written); }
 
   // Stops reading; closes once every queued byte has been written.
   void close_after_flush(std::string reason);
@@ -99,6 +108,7 @@ class FramedConnection : public std::enable_shared_from_this<FramedConnection> {
   FrameHandler on_frame_;
   OversizeHandler on_oversize_;
   CloseHandler on_close_;
+  std::function<void()> on_written_;
   bool closing_ = false;  // close once the queue is empty
   bool stopped_ = false;
   bool wrote_this_turn_ = false;  // write_now() ran in the current handler

@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/check.h"
 #include "net/address.h"
+#include "net/crc32c.h"
 #include "proto/peer.pb.h"
 
 namespace fencelock::net {
@@ -10,6 +12,82 @@ namespace fencelock::net {
 namespace asio = boost::asio;
 using asio::awaitable;
 using asio::use_awaitable;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+void put_varint(uint64_t value, std::string& out) {
+  while (value >= 0x80) {
+    out.push_back(static_cast<char>((value & 0x7F) | 0x80));
+    value >>= 7;
+  }
+  out.push_back(static_cast<char>(value));
+}
+
+// Protobuf keys of the two length-delimited fields a chunk frame is built
+// from by hand (proto/peer.proto): PeerEnvelope.snapshot_chunk and
+// SnapshotChunk.data.
+constexpr uint64_t kEnvelopeChunkKey = (4 << 3) | 2;
+constexpr uint64_t kChunkDataKey = (5 << 3) | 2;
+
+// The frame of `chunk` (whose data field is empty) carrying `data`, less
+// `data` itself: the frame header and the body up to the data's bytes,
+// which follow it on the wire. Building the envelope by hand lets the data
+// go from the snapshot's buffer to the socket's with one copy; a parser
+// reads the data field after the others like any other field order.
+std::string chunk_frame_prefix(const peerpb::SnapshotChunk& chunk, size_t data_bytes) {
+  std::string data_key;
+  put_varint(kChunkDataKey, data_key);
+  put_varint(data_bytes, data_key);
+  const std::string meta = chunk.SerializeAsString();
+  const size_t chunk_bytes = meta.size() + data_key.size() + data_bytes;
+  std::string envelope_key;
+  put_varint(kEnvelopeChunkKey, envelope_key);
+  put_varint(chunk_bytes, envelope_key);
+  const uint64_t body = envelope_key.size() + chunk_bytes;
+  std::string prefix;
+  prefix.reserve(kFrameHeaderBytes + envelope_key.size() + meta.size() + data_key.size());
+  for (int shift = 24; shift >= 0; shift -= 8) prefix.push_back(static_cast<char>(body >> shift));
+  prefix += envelope_key;
+  prefix += meta;
+  prefix += data_key;
+  return prefix;
+}
+
+}  // namespace
+
+// A snapshot this node streams to a peer.
+struct PeerTransport::OutboundStream {
+  uint64_t id = 0;
+  raftpb::Message header;  // the MSG_SNAP without data
+  std::shared_ptr<const std::string> data;
+  size_t offset = 0;      // bytes queued so far
+  uint32_t crc = 0;       // CRC32C of data[0, offset)
+  bool all_queued = false;
+  SteadyClock::time_point last_progress;
+};
+
+// A snapshot arriving on one inbound connection.
+struct PeerTransport::InboundStream {
+  FramedConnection* connection = nullptr;  // lives as long as this stream's entry
+  uint64_t from = 0;
+  bool active = false;
+  uint64_t id = 0;
+  uint64_t dropped_id = 0;  // the last stream dropped: its later chunks are ignored
+  raftpb::Message header;
+  std::string data;
+  uint64_t total = 0;
+  uint32_t crc = 0;
+  SteadyClock::time_point last_chunk;
+
+  void reset() {
+    active = false;
+    header.Clear();
+    std::string().swap(data);
+    total = 0;
+    crc = 0;
+  }
+};
 
 struct PeerTransport::Peer {
   Peer(asio::io_context& io, uint64_t id, std::string address)
@@ -20,6 +98,7 @@ struct PeerTransport::Peer {
   asio::steady_timer wake;                       // cancelled when the connection closes
   bool accepted = false;
   bool removed = false;  // no longer a member: the dial loop ends
+  std::unique_ptr<OutboundStream> stream;  // the InstallSnapshot under way, if any
 };
 
 PeerTransport::PeerTransport(asio::io_context& io, PeerTransportOptions options,
@@ -28,7 +107,13 @@ PeerTransport::PeerTransport(asio::io_context& io, PeerTransportOptions options,
       options_(std::move(options)),
       logger_(std::move(logger)),
       acceptor_(io),
+      stall_timer_(io),
       rng_(options_.seed) {
+  // A chunk's frame: its data, the first chunk's MSG_SNAP header, keys.
+  FL_CHECK(options_.snapshot_chunk_bytes > 0 &&
+               options_.snapshot_chunk_bytes + 64 * 1024 <= options_.max_frame_bytes,
+           "snapshot chunks of {} bytes do not fit peer frames of {}",
+           options_.snapshot_chunk_bytes, options_.max_frame_bytes);
   for (const auto& [id, address] : options_.peer_addresses) {
     if (id == options_.self_id) continue;
     peers_.emplace(id, std::make_shared<Peer>(io_, id, address));
@@ -49,19 +134,29 @@ Tcp::endpoint PeerTransport::local_endpoint() const {
   return acceptor_.local_endpoint(ec);
 }
 
-void PeerTransport::start(MessageHandler on_message, StatusHandler on_status) {
+void PeerTransport::start(MessageHandler on_message, StatusHandler on_status,
+                          SnapshotHandler on_snapshot) {
   on_message_ = std::move(on_message);
   on_status_ = std::move(on_status);
   started_ = true;
+  on_snapshot_ = std::move(on_snapshot);
   if (acceptor_.is_open()) {
     asio::co_spawn(io_, accept_loop(alive_), asio::detached);
   }
   for (auto& [id, peer] : peers_) {
     asio::co_spawn(io_, dial_loop(peer, alive_), asio::detached);
   }
+  asio::co_spawn(io_, stall_watchdog(alive_), asio::detached);
 }
 
 bool PeerTransport::send(const raftpb::Message& message) {
+  if (message.type() == raftpb::MSG_SNAP) {
+    raftpb::Message header = message;
+    auto data = std::make_shared<const std::string>(
+        std::move(*header.mutable_snapshot()->mutable_data()));
+    header.mutable_snapshot()->clear_data();
+    return send_snapshot(header, std::move(data));
+  }
   auto it = peers_.find(message.to());
   if (it == peers_.end()) return false;
   Peer& peer = *it->second;
@@ -94,6 +189,93 @@ void PeerTransport::set_peers(const std::map<uint64_t, std::string>& peer_addres
   }
 }
 
+bool PeerTransport::send_snapshot(const raftpb::Message& header,
+                                  std::shared_ptr<const std::string> data) {
+  auto it = peers_.find(header.to());
+  if (it == peers_.end() || !data) return false;
+  Peer& peer = *it->second;
+  if (!peer.accepted || !peer.connection || !peer.connection->open()) return false;
+  const raftpb::SnapshotMetadata& metadata = header.snapshot().metadata();
+  if (peer.stream) {
+    const raftpb::SnapshotMetadata& current = peer.stream->header.snapshot().metadata();
+    if (current.index() == metadata.index() && current.term() == metadata.term()) {
+      return true;  // under way: the Raft core asked again after its timeout
+    }
+    logger_->info("{} replaces its snapshot stream at index {} to {} by one at index {}",
+                  options_.self_id, current.index(), peer.id, metadata.index());
+    peer.stream.reset();  // the receiver drops it when the new one starts
+  }
+  auto stream = std::make_unique<OutboundStream>();
+  stream->id = next_stream_id_++;
+  stream->header = header;
+  stream->header.mutable_snapshot()->clear_data();
+  stream->data = std::move(data);
+  stream->last_progress = SteadyClock::now();
+  logger_->info("{} streams snapshot at index {} ({} bytes) to {}", options_.self_id,
+                metadata.index(), stream->data->size(), peer.id);
+  peer.stream = std::move(stream);
+  ++stats_.started;
+  pump(peer);
+  return true;
+}
+
+void PeerTransport::pump(Peer& peer) {
+  while (peer.stream && !peer.stream->all_queued && peer.connection && peer.connection->open() &&
+         peer.connection->queued_bytes() < options_.snapshot_window_bytes) {
+    OutboundStream& stream = *peer.stream;
+    const std::string& data = *stream.data;
+    const size_t bytes = std::min(options_.snapshot_chunk_bytes, data.size() - stream.offset);
+    const std::string_view piece(data.data() + stream.offset, bytes);
+    const bool last = stream.offset + bytes == data.size();
+    peerpb::SnapshotChunk chunk;
+    chunk.set_stream_id(stream.id);
+    if (stream.offset == 0) *chunk.mutable_header() = stream.header;
+    chunk.set_offset(stream.offset);
+    chunk.set_total_bytes(data.size());
+    stream.crc = crc32c(piece, stream.crc);
+    if (last) {
+      chunk.set_last(true);
+      chunk.set_crc32c(stream.crc);
+    }
+    stream.offset += bytes;
+    stream.all_queued = last;
+    stream.last_progress = SteadyClock::now();
+    ++stats_.chunks_sent;
+    // The connection may close inside (and end the stream): looked up again.
+    std::shared_ptr<FramedConnection> connection = peer.connection;
+    if (!connection->send_framed({chunk_frame_prefix(chunk, bytes), piece})) return;
+    stats_.max_queued_bytes = std::max(stats_.max_queued_bytes, connection->queued_bytes());
+  }
+}
+
+void PeerTransport::end_stream(Peer& peer, bool ok, const std::string& why) {
+  if (!peer.stream) return;
+  std::unique_ptr<OutboundStream> stream = std::move(peer.stream);
+  const raftpb::SnapshotMetadata& metadata = stream->header.snapshot().metadata();
+  if (ok) {
+    ++stats_.succeeded;
+    logger_->info("{} snapshot at index {} reached {} ({} bytes)", options_.self_id,
+                  metadata.index(), peer.id, stream->data->size());
+  } else {
+    ++stats_.failed;
+    logger_->warn("{} snapshot stream at index {} to {} failed after {} of {} bytes: {}",
+                  options_.self_id, metadata.index(), peer.id, stream->offset,
+                  stream->data->size(), why);
+  }
+  if (!on_snapshot_) return;
+  // Posted: a stream can end inside a send (its connection closing), where
+  // the caller may not be called back.
+  asio::post(io_, [this, alive = alive_, id = peer.id, ok] {
+    if (*alive && !stopped_ && on_snapshot_) on_snapshot_(id, ok);
+  });
+}
+
+size_t PeerTransport::queued_bytes(uint64_t peer) const {
+  auto it = peers_.find(peer);
+  if (it == peers_.end() || !it->second->connection) return 0;
+  return it->second->connection->queued_bytes();
+}
+
 bool PeerTransport::connected(uint64_t peer) const {
   auto it = peers_.find(peer);
   return it != peers_.end() && it->second->accepted && it->second->connection &&
@@ -110,6 +292,7 @@ void PeerTransport::stop() {
   stopped_ = true;
   boost::system::error_code ignored;
   acceptor_.close(ignored);
+  stall_timer_.cancel();
   for (auto& [id, peer] : peers_) {
     if (peer->connection) peer->connection->stop("transport stopped");
     peer->wake.cancel();
@@ -152,8 +335,11 @@ void PeerTransport::on_inbound(std::shared_ptr<FramedConnection> connection) {
   // The peer id is learned from the Hello; 0 until then.
   auto from = std::make_shared<uint64_t>(0);
   FramedConnection* raw = connection.get();
+  auto stream = std::make_shared<InboundStream>();
+  stream->connection = raw;
+  inbound_streams_.emplace(key, stream);
   connection->start(
-      [this, raw, from](std::string_view body) {
+      [this, raw, from, stream](std::string_view body) {
         peerpb::PeerEnvelope envelope;
         if (!envelope.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
           logger_->warn("{} dropped peer connection from {}: malformed frame", options_.self_id,
@@ -186,7 +372,12 @@ void PeerTransport::on_inbound(std::shared_ptr<FramedConnection> connection) {
             return;
           }
           *from = envelope.hello().from();
+          stream->from = *from;
           client_addresses_[*from] = envelope.hello().client_address();
+          return;
+        }
+        if (envelope.has_snapshot_chunk()) {
+          on_chunk(*raw, *from, *stream, *envelope.mutable_snapshot_chunk());
           return;
         }
         if (!envelope.has_raft() || envelope.raft().from() != *from ||
@@ -202,7 +393,129 @@ void PeerTransport::on_inbound(std::shared_ptr<FramedConnection> connection) {
         logger_->warn("{} peer {} sent a frame of {} bytes, over the maximum", options_.self_id,
                       raw->remote(), length);
       },
-      [this, key](const std::string&) { inbound_.erase(key); });
+      [this, key, stream](const std::string&) {
+        if (stream->active) {
+          ++stats_.dropped;
+          logger_->warn("{} dropped snapshot stream from {} at {} of {} bytes: connection lost",
+                        options_.self_id, stream->from, stream->data.size(), stream->total);
+        }
+        stream->reset();
+        inbound_streams_.erase(key);
+        inbound_.erase(key);
+      });
+}
+
+void PeerTransport::on_chunk(FramedConnection& connection, uint64_t from, InboundStream& stream,
+                             peerpb::SnapshotChunk& chunk) {
+  auto answer = [&](uint64_t stream_id, bool ok, const std::string& reason) {
+    peerpb::PeerEnvelope envelope;
+    auto* status = envelope.mutable_snapshot_status();
+    status->set_stream_id(stream_id);
+    status->set_ok(ok);
+    status->set_reason(reason);
+    connection.send(envelope);
+  };
+  auto drop = [&](const std::string& why) {
+    ++stats_.dropped;
+    logger_->warn("{} dropped snapshot stream from {} at {} of {} bytes: {}", options_.self_id,
+                  from, stream.data.size(), stream.total, why);
+    answer(chunk.stream_id(), false, why);
+    stream.dropped_id = chunk.stream_id();
+    stream.reset();
+  };
+  if (chunk.offset() == 0) {
+    if (stream.active) {
+      // The sender gave it up for a newer snapshot.
+      ++stats_.dropped;
+      logger_->info("{} drops snapshot stream from {} at {} of {} bytes: a new one starts",
+                    options_.self_id, from, stream.data.size(), stream.total);
+      stream.reset();
+    }
+    stream.id = chunk.stream_id();
+    const raftpb::Message& header = chunk.header();
+    if (!chunk.has_header() || header.type() != raftpb::MSG_SNAP || header.from() != from ||
+        header.to() != options_.self_id) {
+      return drop("the first chunk carries no MSG_SNAP from the sender to this node");
+    }
+    if (chunk.total_bytes() > options_.max_snapshot_bytes) {
+      return drop("snapshot of " + std::to_string(chunk.total_bytes()) +
+                  " bytes is over the limit of " + std::to_string(options_.max_snapshot_bytes));
+    }
+    stream.active = true;
+    stream.header = std::move(*chunk.mutable_header());
+    stream.total = chunk.total_bytes();
+    stream.data.reserve(stream.total);
+  } else if (!stream.active || chunk.stream_id() != stream.id) {
+    // The rest of a stream dropped above, or of one this connection never
+    // saw start: the sender is told once.
+    if (chunk.stream_id() == stream.dropped_id) return;
+    stream.id = chunk.stream_id();
+    return drop("chunk of an unknown stream");
+  }
+  if (chunk.offset() != stream.data.size()) {
+    return drop("chunk at offset " + std::to_string(chunk.offset()) + ", expected " +
+                std::to_string(stream.data.size()));
+  }
+  if (chunk.data().size() > stream.total - stream.data.size()) {
+    return drop("more data than the " + std::to_string(stream.total) + " bytes announced");
+  }
+  stream.crc = crc32c(chunk.data(), stream.crc);
+  stream.data.append(chunk.data());
+  stream.last_chunk = SteadyClock::now();
+  if (!chunk.last()) return;
+  if (stream.data.size() != stream.total) {
+    return drop("stream ended at " + std::to_string(stream.data.size()) + " of " +
+                std::to_string(stream.total) + " bytes");
+  }
+  if (stream.crc != chunk.crc32c()) return drop("checksum mismatch");
+  raftpb::Message message = std::move(stream.header);
+  const uint64_t bytes = stream.data.size();
+  message.mutable_snapshot()->set_data(std::move(stream.data));
+  stream.reset();
+  ++stats_.received;
+  logger_->info("{} received snapshot at index {} ({} bytes) from {}", options_.self_id,
+                message.snapshot().metadata().index(), bytes, from);
+  // Answered before the node installs it, which takes a while.
+  answer(chunk.stream_id(), true, "");
+  if (on_message_) on_message_(std::move(message));
+}
+
+awaitable<void> PeerTransport::stall_watchdog(std::shared_ptr<bool> alive) {
+  const auto timeout = options_.snapshot_stall_timeout;
+  const auto period = std::clamp<std::chrono::milliseconds>(timeout / 4, std::chrono::milliseconds(5),
+                                                            std::chrono::milliseconds(1000));
+  while (!stopped_) {
+    stall_timer_.expires_after(period);
+    boost::system::error_code ec;
+    co_await stall_timer_.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (!*alive || stopped_) co_return;
+    const auto now = SteadyClock::now();
+    for (auto& [id, peer] : peers_) {
+      if (!peer->stream || now - peer->stream->last_progress < timeout) continue;
+      std::shared_ptr<FramedConnection> connection = peer->connection;
+      end_stream(*peer, false, "no progress for " + std::to_string(timeout.count()) + " ms");
+      // Its socket no longer drains: start over on a new connection.
+      if (connection) connection->stop("snapshot stream stalled");
+    }
+    std::vector<std::shared_ptr<InboundStream>> stalled;
+    for (auto& [key, weak] : inbound_streams_) {
+      auto stream = weak.lock();
+      if (stream && stream->active && now - stream->last_chunk >= timeout) stalled.push_back(stream);
+    }
+    for (auto& stream : stalled) {
+      ++stats_.dropped;
+      logger_->warn("{} dropped snapshot stream from {} at {} of {} bytes: nothing for {} ms",
+                    options_.self_id, stream->from, stream->data.size(), stream->total,
+                    timeout.count());
+      peerpb::PeerEnvelope envelope;
+      envelope.mutable_snapshot_status()->set_stream_id(stream->id);
+      envelope.mutable_snapshot_status()->set_ok(false);
+      envelope.mutable_snapshot_status()->set_reason("timed out");
+      stream->dropped_id = stream->id;
+      stream->reset();
+      stream->connection->send(envelope);
+    }
+  }
 }
 
 awaitable<void> PeerTransport::dial_loop(std::shared_ptr<Peer> peer, std::shared_ptr<bool> alive) {
@@ -249,13 +562,29 @@ awaitable<void> PeerTransport::dial_loop(std::shared_ptr<Peer> peer, std::shared
       // hold the peer weakly to make no cycle.
       std::weak_ptr<Peer> weak_peer = peer;
       auto refused = std::make_shared<bool>(false);
+      connection->set_on_written([this, weak_peer] {
+        auto peer = weak_peer.lock();
+        if (!peer || !peer->stream) return;
+        peer->stream->last_progress = SteadyClock::now();
+        pump(*peer);
+      });
       connection->start(
           [this, weak_peer, raw, refused](std::string_view body) {
             auto peer = weak_peer.lock();
             if (!peer) return;
             peerpb::PeerEnvelope envelope;
-            if (!envelope.ParseFromArray(body.data(), static_cast<int>(body.size())) ||
-                !envelope.has_hello_ack()) {
+            if (!envelope.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+              raw->stop("malformed frame from peer");
+              return;
+            }
+            if (peer->accepted && envelope.has_snapshot_status()) {
+              const auto& status = envelope.snapshot_status();
+              if (peer->stream && peer->stream->id == status.stream_id()) {
+                end_stream(*peer, status.ok(), status.reason());
+              }
+              return;
+            }
+            if (peer->accepted || !envelope.has_hello_ack()) {
               raw->stop("unexpected frame from peer");
               return;
             }
@@ -275,6 +604,7 @@ awaitable<void> PeerTransport::dial_loop(std::shared_ptr<Peer> peer, std::shared
           [this, weak_peer](const std::string& reason) {
             auto peer = weak_peer.lock();
             if (!peer) return;
+            end_stream(*peer, false, "connection lost: " + reason);
             if (peer->accepted) {
               logger_->info("{} lost peer {}: {}", options_.self_id, peer->id, reason);
               if (on_status_) on_status_(peer->id, false);

@@ -222,7 +222,7 @@ void CoreLog::stable_snapshot_to(uint64_t index) {
 
 raftpb::Snapshot CoreLog::snapshot() const {
   if (unstable_snapshot_) return *unstable_snapshot_;
-  return storage_.snapshot();
+  return storage_.snapshot_to_send();
 }
 
 }  // namespace fencelock::raft

@@ -102,7 +102,8 @@ class CoreLog {
   void stable_to(uint64_t index, uint64_t term);
   void stable_snapshot_to(uint64_t index);
 
-  // The unstable snapshot if any, else the storage's latest snapshot.
+  // The unstable snapshot if any, else the storage's latest snapshot as a
+  // leader sends it (LogStorage::snapshot_to_send).
   raftpb::Snapshot snapshot() const;
 
  private:

@@ -53,6 +53,12 @@ class LogStorage {
 
   // The latest snapshot; metadata().index() == 0 when there is none.
   virtual raftpb::Snapshot snapshot() const = 0;
+
+  // The snapshot a leader puts in MSG_SNAP: snapshot() by default. A
+  // storage whose server streams the data itself (storage::DiskLog: the
+  // peer transport reads it in place) returns the metadata alone, so the
+  // core copies no state machine bytes.
+  virtual raftpb::Snapshot snapshot_to_send() const { return snapshot(); }
 };
 
 }  // namespace fencelock::raft

@@ -72,6 +72,10 @@ struct NodeConfig {
   std::filesystem::path restore_file;
   uint64_t restore_token_floor = 0;
   InjectedBug test_only_inject_bug = InjectedBug::kNone;  // TEST ONLY, see InjectedBug
+  // TEST ONLY (benchmarks): take state machine snapshots wholly on the
+  // event loop, as before they moved to a background thread, which stalls
+  // every client meanwhile (tests/bench/snapshot_stall_bench.cc).
+  bool test_only_snapshot_on_loop = false;
 };
 
 // Parses "1=127.0.0.1:7001,2=127.0.0.1:7002" into id -> address.

@@ -1,5 +1,8 @@
 #include "server/daemon.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <random>
 
 #include "common/logging.h"
@@ -90,11 +93,18 @@ Daemon::Daemon(asio::io_context& io, NodeConfig config, std::unique_ptr<storage:
       listener_(std::move(listener)),
       tick_timer_(io),
       lazy_timer_(io),
-      node_(std::make_unique<Node>(static_cast<Env&>(*this), *log_, std::move(config))) {}
+      snapshot_on_loop_(config.test_only_snapshot_on_loop),
+      node_(std::make_unique<Node>(static_cast<Env&>(*this), *log_, std::move(config))) {
+  // Serialising a large snapshot takes seconds of CPU: the loop (and the
+  // storage thread) come first. Linux keeps a nice value per thread.
+  asio::post(snapshot_thread_, [] { (void)::setpriority(PRIO_PROCESS, ::gettid(), 10); });
+}
 
 Daemon::~Daemon() {
-  // A write in flight finishes first; its completion, posted to a loop that
-  // no longer runs, is dropped.
+  // A write or a snapshot in flight finishes first (the node it reads from
+  // is still alive); its completion, posted to a loop that no longer runs,
+  // is dropped.
+  snapshot_thread_.join();
   storage_thread_.join();
   stop();
 }
@@ -105,7 +115,8 @@ std::string Daemon::peer_endpoint() const { return endpoint_text(transport_->loc
 
 void Daemon::start() {
   transport_->start([this](raftpb::Message message) { node_->on_peer_message(message); },
-                    [](uint64_t, bool) {});
+                    [](uint64_t, bool) {},
+                    [this](uint64_t peer, bool ok) { node_->report_snapshot(peer, ok); });
   listener_->start(
       [this](ConnectionId from, clientpb::Request request) { node_->on_request(from, request); },
       [this](ConnectionId id) { node_->on_connection_closed(id); });
@@ -122,15 +133,42 @@ void Daemon::stop() {
 }
 
 asio::awaitable<void> Daemon::tick_loop() {
+  const auto tick = std::chrono::milliseconds(tick_ms_);
   auto next = SteadyClock::now();
   while (true) {
-    next += std::chrono::milliseconds(tick_ms_);
+    next += tick;
+    // Ticks missed while the loop was busy (installing a large snapshot
+    // from the leader, say) are dropped, not fired in a burst: a burst
+    // would count the whole stall against the election timeout before the
+    // leader's heartbeats queued meanwhile are read.
+    const auto now = SteadyClock::now();
+    if (next + tick < now) next = now;
     tick_timer_.expires_at(next);
     boost::system::error_code ec;
     co_await tick_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (ec || stopped_) co_return;
     node_->on_tick();
   }
+}
+
+void Daemon::send_snapshot(const raftpb::Message& message,
+                           std::shared_ptr<const std::string> data) {
+  if (transport_->send_snapshot(message, std::move(data))) return;
+  // Not connected: the core may try again at once, once it hears a probe.
+  uint64_t peer = message.to();
+  asio::post(io_, [this, peer] { node_->report_snapshot(peer, false); });
+}
+
+void Daemon::run_in_background(std::function<void()> work, std::function<void()> done) {
+  if (snapshot_on_loop_) {
+    work();
+    done();
+    return;
+  }
+  asio::post(snapshot_thread_, [this, work = std::move(work), done = std::move(done)]() mutable {
+    work();
+    asio::post(io_, std::move(done));
+  });
 }
 
 void Daemon::write(raft::WriteMode mode, size_t entries, std::chrono::microseconds hold,

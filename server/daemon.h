@@ -8,7 +8,9 @@
 // Thread-safety: not thread-safe. Create, start and shut down on the thread
 // that runs the io_context; everything else happens on that thread, except
 // a large Ready's write, which runs on the storage thread (handed over and
-// back with post; the node leaves its log alone meanwhile).
+// back with post; the node leaves its log alone meanwhile), and the
+// serialising and writing of a state machine snapshot, which runs on the
+// snapshot thread (Env::run_in_background).
 
 #include <functional>
 #include <memory>
@@ -56,6 +58,8 @@ class Daemon final : private Env {
   void write(raft::WriteMode mode, size_t entries, std::chrono::microseconds hold,
              std::function<void()> write, std::function<void()> done) override;
   void send(const raftpb::Message& message) override { transport_->send(message); }
+  void send_snapshot(const raftpb::Message& message,
+                     std::shared_ptr<const std::string> data) override;
   std::string peer_client_address(uint64_t id) const override {
     return transport_->client_address(id);
   }
@@ -67,6 +71,7 @@ class Daemon final : private Env {
     listener_->respond(connection, response);
   }
   void stop() override;
+  void run_in_background(std::function<void()> work, std::function<void()> done) override;
 
   boost::asio::awaitable<void> tick_loop();
 
@@ -78,6 +83,10 @@ class Daemon final : private Env {
   boost::asio::steady_timer tick_timer_;
   boost::asio::steady_timer lazy_timer_;
   boost::asio::thread_pool storage_thread_{1};
+  // State machine snapshots are serialised and written here, never on the
+  // storage thread, whose Ready writes must not wait behind one.
+  boost::asio::thread_pool snapshot_thread_{1};
+  bool snapshot_on_loop_ = false;
   bool stopped_ = false;
   std::unique_ptr<Node> node_;
 };

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "proto/client.pb.h"
@@ -51,6 +52,15 @@ class Env {
 
   // Sends a Raft message to peer `message.to()`; best effort (Raft retries).
   virtual void send(const raftpb::Message& message) = 0;
+  // Sends InstallSnapshot to peer `message.to()`: `message` is the core's
+  // MSG_SNAP, which carries the snapshot's metadata alone, and `data` the
+  // snapshot's bytes, shared with the log (storage::LogStore::
+  // snapshot_data()) and read in place. fencelockd streams it in chunks
+  // (net::PeerTransport::send_snapshot). Whether it arrived comes back,
+  // later and on the loop, through Node::report_snapshot; an Env that
+  // cannot tell leaves it to the core's timeout.
+  virtual void send_snapshot(const raftpb::Message& message,
+                             std::shared_ptr<const std::string> data) = 0;
   // The client address peer `id` announced ("" when unknown), for
   // NOT_LEADER hints.
   virtual std::string peer_client_address(uint64_t id) const = 0;
@@ -66,6 +76,17 @@ class Env {
   // A graceful shutdown finished: stop accepting clients and peers and
   // stop ticking.
   virtual void stop() = 0;
+
+  // Runs `work` off the loop, where the Env has a thread for it
+  // (fencelockd's snapshot thread), and then `done` on the loop: the node
+  // serialises and writes its state machine snapshots this way while it
+  // goes on serving. An Env may instead run both on the loop (the
+  // simulator, later; fencelockd with test_only_snapshot_on_loop, at
+  // once). `work` touches only what the node handed it for the purpose,
+  // never the node. `done` is kept until `work` has finished; both are
+  // dropped when the node's process dies first, and `done` when the loop
+  // has stopped.
+  virtual void run_in_background(std::function<void()> work, std::function<void()> done) = 0;
 
   // Observes every command this node applies, in index order, with its
   // outcome (the simulator's checker; metrics and watches later). `leader`:

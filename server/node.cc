@@ -6,6 +6,7 @@
 
 #include "common/check.h"
 #include "common/logging.h"
+#include "storage/snapshot_file.h"
 
 namespace fencelock::server {
 
@@ -20,13 +21,16 @@ constexpr size_t kResponseHeadroomBytes = 1024;
 // How long a graceful shutdown waits for leadership to move and in-flight
 // proposals to be applied.
 constexpr auto kShutdownGrace = std::chrono::seconds(3);
+// Locks a snapshot's image takes per turn of the loop: a few ms of walking
+// a large, scattered lock table (docs/design.md, "Durability").
+constexpr size_t kImageSliceLocks = 4096;
 
 // A founding member's brand-new log gets the cluster's first configuration
 // as entries 1..n, committed (identical on every founding member); a node
 // joining a running cluster (config.join) learns it from the leader.
 void bootstrap_if_new(storage::LogStore& log, const NodeConfig& config) {
   raft::InitialState initial = log.initial_state();
-  bool fresh = log.last_index() == 0 && log.snapshot().metadata().index() == 0 &&
+  bool fresh = log.last_index() == 0 && log.snapshot_metadata().index() == 0 &&
                initial.hard_state.term() == 0 && initial.conf_state.voters_size() == 0;
   if (!fresh || config.join) return;
   std::vector<raftpb::Member> members;
@@ -50,13 +54,17 @@ void bootstrap_if_new(storage::LogStore& log, const NodeConfig& config) {
 uint64_t restore_from_log(sm::LockStateMachine& state, storage::LogStore& log,
                           const NodeConfig& config) {
   bootstrap_if_new(log, config);
-  raftpb::Snapshot snapshot = log.snapshot();
-  if (snapshot.metadata().index() > 0) {
-    sm::Status status = state.restore(snapshot.data());
-    FL_CHECK(status.ok(), "snapshot at index {} in {} does not restore: {}",
-             snapshot.metadata().index(), log.location(), status.to_string());
+  const uint64_t index = log.snapshot_metadata().index();
+  if (index > 0) {
+    sm::Status status = state.restore(*log.snapshot_data());
+    FL_CHECK(status.ok(), "snapshot at index {} in {} does not restore: {}", index, log.location(),
+             status.to_string());
   }
-  return std::max(state.applied_index(), snapshot.metadata().index());
+  return std::max(state.applied_index(), index);
+}
+
+double as_ms(SteadyClock::duration duration) {
+  return std::chrono::duration<double, std::milli>(duration).count();
 }
 
 std::chrono::microseconds lazy_window(const NodeConfig& config) {
@@ -105,8 +113,8 @@ Node::Node(Env& env, storage::LogStore& log, NodeConfig config)
              responder_, state_, timers_),
       members_(env_, responder_, config_, logger_),
       backups_(config_.id, config_.seed, config_.max_frame_bytes, responder_, logger_) {
-  last_snapshot_index_ = log_.snapshot().metadata().index();
-  applied_term_ = log_.snapshot().metadata().term();
+  last_snapshot_index_ = log_.snapshot_metadata().index();
+  applied_term_ = log_.snapshot_metadata().term();
   responder_.set_address_book([this](uint64_t id) { return members_.client_address(id); });
   members_.on_conf_state(raft_->conf_state(), {});
   // BackupBegin is a read: served after a ReadIndex round, at an applied
@@ -130,6 +138,28 @@ Node::Node(Env& env, storage::LogStore& log, NodeConfig config)
                   config_.id);
   }
 }
+
+// What a state machine snapshot taken off the loop carries from one step to
+// the next (maybe_snapshot, continue_snapshot, the Env's background thread,
+// finish_snapshot).
+struct Node::SnapshotJob {
+  storage::SnapshotTicket ticket;
+  raftpb::ConfState conf_state;
+  // Taken and destroyed on the loop; the background work only reads it.
+  sm::LockStateMachine::Image image;
+  // Set by the background work.
+  std::shared_ptr<const std::string> data;
+  Status status;
+  SteadyTime started;
+  // The loop's share: the image's slices, the longest of them.
+  SteadyClock::duration image_on_loop{};
+  SteadyClock::duration longest_slice{};
+  SteadyClock::duration last_slice{};
+  int slices = 0;
+  SteadyTime handed_off;
+};
+
+Node::~Node() = default;
 
 void Node::start() { schedule_ready(); }
 
@@ -155,7 +185,8 @@ void Node::on_tick() {
 }
 
 void Node::on_peer_message(const raftpb::Message& message) {
-  if (driver_.defer([this, message] { on_peer_message(message); })) return;
+  // Checked first: the deferred copy of an InstallSnapshot is hundreds of MiB.
+  if (driver_.writing() && driver_.defer([this, message] { on_peer_message(message); })) return;
   raft::Status status = raft_->step(message);
   if (!status.ok()) {
     logger_->debug("{} dropped peer message: {}", config_.id, status.to_string());
@@ -215,6 +246,12 @@ void Node::on_connection_closed(ConnectionId connection) {
   requests_.forget_connection(connection);
 }
 
+void Node::report_snapshot(uint64_t peer, bool ok) {
+  if (driver_.defer([this, peer, ok] { report_snapshot(peer, ok); })) return;
+  raft_->report_snapshot(peer, ok);
+  schedule_ready();
+}
+
 bool Node::propose_internal(const lockpb::Command& command) {
   std::string data;
   command.SerializeToString(&data);
@@ -268,6 +305,30 @@ void Node::save_or_die(const raft::Ready& rd) {
   bool sync = rd.must_sync && config_.test_only_inject_bug != InjectedBug::kAckBeforeSync;
   Status status = log_.save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries, sync);
   FL_CHECK(status.ok(), "{} cannot persist ready: {}", config_.id, status.to_string());
+}
+
+void Node::send(const raftpb::Message& message) {
+  if (message.type() != raftpb::MSG_SNAP || !message.snapshot().data().empty()) {
+    env_.send(message);
+    return;
+  }
+  // The core's MSG_SNAP carries the metadata alone
+  // (raft::LogStorage::snapshot_to_send): the data goes beside it, shared
+  // with the log rather than copied for every follower and retry.
+  raftpb::SnapshotMetadata metadata = log_.snapshot_metadata();
+  if (metadata.index() == message.snapshot().metadata().index()) {
+    env_.send_snapshot(message, log_.snapshot_data());
+    return;
+  }
+  // A newer snapshot was recorded between the core's send and this Ready
+  // (finish_snapshot ran in between); the log keeps only the newest. It is
+  // of committed entries too, and a follower acknowledging it acknowledges
+  // the older one's index as well.
+  logger_->debug("{} sends its newer snapshot at {} in place of the one at {}", config_.id,
+                 metadata.index(), message.snapshot().metadata().index());
+  raftpb::Message newer = message;
+  *newer.mutable_snapshot()->mutable_metadata() = std::move(metadata);
+  env_.send_snapshot(newer, log_.snapshot_data());
 }
 
 void Node::write_commit(const raftpb::HardState& hard_state) {
@@ -343,21 +404,105 @@ void Node::restore(const raftpb::Snapshot& snapshot) {
 }
 
 void Node::maybe_snapshot() {
-  if (applied_index_ < last_snapshot_index_ + config_.snapshot_every) return;
-  // The synced snapshot write makes the commit index written before it
-  // durable too, so a restart never finds a snapshot beyond its commit.
+  if (snapshot_job_ || applied_index_ < last_snapshot_index_ + config_.snapshot_every) return;
+  // The synced write that records the snapshot (finish_snapshot) makes the
+  // commit index written before it durable too, so a restart never finds a
+  // snapshot beyond its commit.
   driver_.flush_commit();
+  Result<storage::SnapshotTicket> ticket = log_.begin_snapshot(applied_index_);
+  FL_CHECK(ticket.ok(), "{} cannot take a snapshot at {}: {}", config_.id, applied_index_,
+           ticket.status().to_string());
+  auto job = std::make_unique<SnapshotJob>();
+  job->ticket = ticket.value();
   // The configuration in force at the snapshot's index, not the latest: a
   // later change may not be committed yet.
-  Status status =
-      log_.create_snapshot(applied_index_, raft_->conf_state_at(applied_index_), state_.snapshot());
-  FL_CHECK(status.ok(), "{} cannot save snapshot at {}: {}", config_.id, applied_index_,
-           status.to_string());
+  job->conf_state = raft_->conf_state_at(applied_index_);
+  job->started = env_.now();
+  state_.begin_image();
+  job->image_on_loop = env_.now() - job->started;
+  job->longest_slice = job->image_on_loop;
+  snapshot_job_ = std::move(job);
+  continue_snapshot();
+}
+
+void Node::continue_snapshot() {
+  SnapshotJob& job = *snapshot_job_;
+  const SteadyTime start = env_.now();
+  const bool walked = state_.continue_image(kImageSliceLocks);
+  const SteadyClock::duration slice = env_.now() - start;
+  job.image_on_loop += slice;
+  job.longest_slice = std::max(job.longest_slice, slice);
+  job.last_slice = slice;
+  ++job.slices;
+  if (!walked) {
+    // The next slice after whatever is queued: requests, messages, writes.
+    env_.post([this] { continue_snapshot(); });
+    return;
+  }
+  job.image = state_.take_image();
+  // The work sees the job, not the node; the job lives until done.
+  job.handed_off = env_.now();
+  handing_off_snapshot_ = true;
+  env_.run_in_background(
+      [job = &job, &log = log_] {
+        auto data = std::make_shared<const std::string>(job->image.encode());
+        job->status = log.write_snapshot(job->ticket, *data);
+        job->data = std::move(data);
+      },
+      [this] { finish_snapshot(); });
+  handing_off_snapshot_ = false;
+}
+
+void Node::finish_snapshot() {
+  // Recording it writes the log, which a write in flight may be using.
+  if (driver_.defer([this] { finish_snapshot(); })) return;
+  std::unique_ptr<SnapshotJob> job = std::move(snapshot_job_);
+  FL_CHECK(job, "{} finishes a snapshot it did not start", config_.id);
+  const size_t sessions = job->image.session_count();
+  const size_t locks = job->image.lock_count();
+  job->image = {};  // on the loop, as the state machine requires
+  const uint64_t index = job->ticket.index;
+  FL_CHECK(job->status.ok(), "{} cannot save snapshot at {}: {}", config_.id, index,
+           job->status.to_string());
+  if (index <= log_.snapshot_metadata().index()) {
+    // A snapshot from the leader was installed meanwhile.
+    log_.abandon_snapshot(job->ticket);
+    logger_->info("{} dropped its snapshot at index {}: the log holds a newer one", config_.id,
+                  index);
+    return;
+  }
+  const SteadyTime recording = env_.now();
+  Status status = log_.finish_snapshot(job->ticket, job->conf_state, job->data);
+  FL_CHECK(status.ok(), "{} cannot save snapshot at {}: {}", config_.id, index, status.to_string());
   status = log_.compact_to_snapshot();
   FL_CHECK(status.ok(), "{} cannot compact log: {}", config_.id, status.to_string());
-  last_snapshot_index_ = applied_index_;
-  logger_->info("{} saved snapshot at index {} ({} sessions, {} locks)", config_.id, applied_index_,
-                state_.session_count(), state_.lock_count());
+  last_snapshot_index_ = index;
+  const SteadyTime now = env_.now();
+  const SteadyClock::duration record = now - recording;
+  SteadyClock::duration on_loop = job->image_on_loop + record;
+  SteadyClock::duration longest = std::max(job->longest_slice, record);
+  if (handing_off_snapshot_) {
+    // An Env that ran the work at once (test_only_snapshot_on_loop) held
+    // the loop from the last slice to now.
+    on_loop = job->image_on_loop + (now - job->handed_off);
+    longest = std::max(job->longest_slice, job->last_slice + (now - job->handed_off));
+  }
+  // Unlinking the previous file (hundreds of MiB) takes tens of ms.
+  std::vector<std::string> obsolete = log_.obsolete_snapshot_files();
+  if (!obsolete.empty()) {
+    env_.run_in_background(
+        [files = std::move(obsolete), sync = !config_.unsafe_no_fsync] {
+          storage::remove_files(files, sync);
+        },
+        [] {});
+  }
+  logger_->info(
+      "{} saved snapshot at index {} ({} sessions, {} locks, {} bytes) in {:.0f} ms; the loop "
+      "spent {:.1f} ms on it, at most {:.1f} ms at a time (image: {} slices, {:.1f} ms; record: "
+      "{:.1f} ms)",
+      config_.id, index, sessions, locks, job->data->size(), as_ms(now - job->started),
+      as_ms(on_loop), as_ms(longest), job->slices,
+      as_ms(job->image_on_loop), as_ms(record));
 }
 
 // --- Shutdown --------------------------------------------------------------------

@@ -49,6 +49,7 @@ class Node final : private raft::DriverHost {
   Node(Env& env, storage::LogStore& log, NodeConfig config);
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
+  ~Node() override;
 
   // Handles whatever the core has to do at start.
   void start();
@@ -58,6 +59,10 @@ class Node final : private raft::DriverHost {
   void on_peer_message(const raftpb::Message& message);
   void on_request(ConnectionId from, const clientpb::Request& request);
   void on_connection_closed(ConnectionId connection);
+  // The outcome of an InstallSnapshot to `peer` (Env::send_snapshot):
+  // verified by it (ok), or broken, so that the core sends it again at once
+  // instead of after its timeout (raft::RawNode::report_snapshot).
+  void report_snapshot(uint64_t peer, bool ok);
 
   // Graceful stop: a leader first hands leadership to the most up-to-date
   // follower, then the node stops taking requests, waits (bounded) for its
@@ -77,7 +82,7 @@ class Node final : private raft::DriverHost {
   // raft::DriverHost.
   bool write(const raft::Ready& rd, raft::WriteMode mode) override;
   void write_commit(const raftpb::HardState& hard_state) override;
-  void send(const raftpb::Message& message) override { env_.send(message); }
+  void send(const raftpb::Message& message) override;
   void on_soft_state(const raft::SoftState& soft) override;
   void on_conf_state(const raftpb::ConfState& conf) override {
     members_.on_conf_state(conf, raft_->leaving());
@@ -93,7 +98,16 @@ class Node final : private raft::DriverHost {
   void save_or_die(const raft::Ready& rd);
   // Proposes a leader command (LeaderTimers); false when refused for now.
   bool propose_internal(const lockpb::Command& command);
+  // State machine snapshots: every snapshot_every applied entries, an image
+  // of the state is taken on the loop in slices of kImageSliceLocks locks,
+  // one per turn (cheap: it shares the state's records), serialised and
+  // written to the log's snapshot file off the loop
+  // (Env::run_in_background), then recorded in the log and the log
+  // compacted back on the loop (finish_snapshot). One at a time.
+  struct SnapshotJob;
   void maybe_snapshot();
+  void continue_snapshot();
+  void finish_snapshot();
   void finish_shutdown_if_done(SteadyTime now);
 
   Env& env_;
@@ -118,6 +132,8 @@ class Node final : private raft::DriverHost {
 
   bool ready_scheduled_ = false;
   uint64_t last_snapshot_index_ = 0;
+  std::unique_ptr<SnapshotJob> snapshot_job_;  // the snapshot being taken
+  bool handing_off_snapshot_ = false;  // inside Env::run_in_background (it may run it at once)
   raft::SoftState soft_state_;
 
   bool shutting_down_ = false;

@@ -1,41 +1,148 @@
 #pragma once
 // Small storage types that keep a lock and its holders compact (issue #4's
-// budget: <= 400 bytes per session holding one lock). Most locks have no
-// waiters and most grants no value, so both cost one null pointer then.
+// budget: <= 400 bytes per session holding one lock) and let a snapshot
+// image share the state's records instead of copying them
+// (LockStateMachine::Image). Most locks have no waiters and most grants no
+// value, so both cost one null pointer then.
 //
-// Thread-safety: value types; one thread per object.
+// Thread-safety: the reference counts below are plain integers (this
+// module has no atomics): copying or destroying a SharedBytes or a Cow, and
+// mut(), happen on the thread that owns the state machine. Other threads
+// may read the bytes or the record of one whose owner keeps it alive and
+// leaves it unchanged — which Cow::mut() guarantees for a shared record.
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace fencelock::sm::detail {
 
-// Bytes that are usually empty: 8 bytes inline, a heap string otherwise.
-class Payload {
+// Immutable bytes shared by reference count: a lock's name and a grant's
+// value. Copying one copies a pointer. Empty bytes cost no allocation.
+class SharedBytes {
  public:
-  Payload() = default;
-  explicit Payload(std::string_view bytes) {
-    if (!bytes.empty()) bytes_ = std::make_unique<std::string>(bytes);
+  SharedBytes() = default;
+  // `bytes` must be shorter than 4 GiB (names and values are at most a few KiB).
+  explicit SharedBytes(std::string_view bytes) {
+    if (bytes.empty()) return;
+    void* memory = ::operator new(sizeof(Header) + bytes.size());
+    header_ = new (memory) Header{1, static_cast<uint32_t>(bytes.size())};
+    std::memcpy(data(), bytes.data(), bytes.size());
+  }
+  SharedBytes(const SharedBytes& other) noexcept : header_(other.header_) {
+    if (header_) ++header_->refs;
+  }
+  SharedBytes(SharedBytes&& other) noexcept : header_(std::exchange(other.header_, nullptr)) {}
+  SharedBytes& operator=(SharedBytes other) noexcept {
+    std::swap(header_, other.header_);
+    return *this;
+  }
+  ~SharedBytes() {
+    if (header_ && --header_->refs == 0) {
+      header_->~Header();
+      ::operator delete(header_);
+    }
   }
 
-  std::string_view view() const { return bytes_ ? std::string_view(*bytes_) : std::string_view(); }
-  size_t size() const { return bytes_ ? bytes_->size() : 0; }
+  std::string_view view() const {
+    return header_ ? std::string_view(data(), header_->size) : std::string_view();
+  }
+  size_t size() const { return header_ ? header_->size : 0; }
+  bool empty() const { return header_ == nullptr; }
+  operator std::string_view() const { return view(); }  // NOLINT: a name compares as its bytes
 
  private:
-  std::unique_ptr<std::string> bytes_;
+  struct Header {
+    uint32_t refs;
+    uint32_t size;
+  };
+  char* data() const { return reinterpret_cast<char*>(header_ + 1); }
+
+  Header* header_ = nullptr;
 };
+
+// Orders SharedBytes, strings and string_views by their bytes, so a table
+// keyed by SharedBytes is searched with a std::string or a string_view.
+struct BytesLess {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const { return a < b; }
+};
+
+// A value `T` shared copy-on-write: copying a Cow shares the value (a
+// snapshot image does this for every record); mut() gives a value no
+// other Cow shares, copying it first when one does, so a shared value
+// never changes. Never empty except when moved from.
+template <typename T>
+class Cow {
+ public:
+  Cow() : block_(new Block(T{})) {}
+  explicit Cow(T value) : block_(new Block(std::move(value))) {}
+  Cow(const Cow& other) noexcept : block_(other.block_) { ++block_->refs; }
+  Cow(Cow&& other) noexcept : block_(std::exchange(other.block_, nullptr)) {}
+  Cow& operator=(Cow other) noexcept {
+    std::swap(block_, other.block_);
+    return *this;
+  }
+  ~Cow() { release(); }
+
+  const T& operator*() const { return *block_; }
+  const T* operator->() const { return block_; }
+
+  // The value, to change: copied first when another Cow shares it.
+  T& mut() {
+    if (block_->refs != 1) {
+      Block* copy = new Block(static_cast<const T&>(*block_));
+      release();
+      block_ = copy;
+    }
+    return *block_;
+  }
+
+ private:
+  // The count after the value: a record with padding at its end (a Lock)
+  // keeps it there at no cost.
+  struct Block : T {
+    explicit Block(T value) : T(std::move(value)) {}
+    uint32_t refs = 1;
+  };
+  void release() {
+    if (block_ && --block_->refs == 0) delete block_;
+    block_ = nullptr;
+  }
+
+  Block* block_;
+};
+
+// Bytes that are usually empty (a grant's value): shared, never changed.
+using Payload = SharedBytes;
 
 // A vector that is usually empty: one pointer inline, allocated on first
 // insert and freed when it becomes empty again. Offers the subset of
-// std::vector the state machine uses, with the same meaning.
+// std::vector the state machine uses, with the same meaning. Copying one
+// copies its items.
 template <typename T>
 class LazyVector {
  public:
   using iterator = T*;
   using const_iterator = const T*;
+
+  LazyVector() = default;
+  LazyVector(const LazyVector& other)
+      : items_(other.items_ ? std::make_unique<std::vector<T>>(*other.items_) : nullptr) {}
+  LazyVector(LazyVector&&) noexcept = default;
+  LazyVector& operator=(const LazyVector& other) {
+    if (this != &other) {
+      items_ = other.items_ ? std::make_unique<std::vector<T>>(*other.items_) : nullptr;
+    }
+    return *this;
+  }
+  LazyVector& operator=(LazyVector&&) noexcept = default;
 
   bool empty() const { return !items_ || items_->empty(); }
   size_t size() const { return items_ ? items_->size() : 0; }

@@ -168,7 +168,7 @@ LockStateMachine::KeyCheck LockStateMachine::check_key(const lockpb::RequestKey&
     result.status = error(Code::kSessionExpired, "unknown session");
     return KeyCheck::kDone;
   }
-  Session& s = session->second;
+  const SessionRecord& s = *session->second.record;
   if (key.sequence() == 0) {
     result.status = error(Code::kInvalidArgument, "request sequence number 0");
     return KeyCheck::kDone;
@@ -197,15 +197,16 @@ LockStateMachine::KeyCheck LockStateMachine::check_key(const lockpb::RequestKey&
 
 void LockStateMachine::record(Session& session, uint64_t sequence, const Request& request,
                               const ApplyResult& result) {
-  session.last_sequence = sequence;
-  session.last_kind = request.kind;
-  session.last_request = request.fingerprint;
-  session.last_code = result.status.code();
-  session.last_queued = result.queued;
-  session.last_token = result.granted ? result.granted->token() : 0;
+  SessionRecord& record = session.record.mut();
+  record.last_sequence = sequence;
+  record.last_kind = request.kind;
+  record.last_request = request.fingerprint;
+  record.last_code = result.status.code();
+  record.last_queued = result.queued;
+  record.last_token = result.granted ? result.granted->token() : 0;
 }
 
-void LockStateMachine::answer_duplicate_acquire(uint64_t session_id, const Session& session,
+void LockStateMachine::answer_duplicate_acquire(uint64_t session_id, const SessionRecord& session,
                                                 const lockpb::Acquire& command,
                                                 ApplyResult& result) const {
   if (!result.status.ok()) return;
@@ -217,13 +218,13 @@ void LockStateMachine::answer_duplicate_acquire(uint64_t session_id, const Sessi
   // that lost the connection learns of its grant.
   auto lock = locks_.find(command.lock());
   if (lock != locks_.end()) {
-    for (const Holder& holder : lock->second.holders) {
+    for (const Holder& holder : lock->second.record->holders) {
       if (holder.session_id == session_id && holder.mode == command.mode()) {
         result.granted = make_sequencer(command.lock(), holder.mode, holder.token, session_id);
         return;
       }
     }
-    for (const Waiter& waiter : lock->second.waiters) {
+    for (const Waiter& waiter : lock->second.record->waiters) {
       if (waiter.session_id == session_id) {
         result.queued = true;
         result.wait_id = waiter.wait_id;
@@ -254,8 +255,9 @@ ApplyResult LockStateMachine::open_session(uint64_t index, const lockpb::OpenSes
   }
   // The index is unique and grows, so it is a deterministic session id.
   Session& session = sessions_.emplace_hint(sessions_.end(), index, Session())->second;
-  session.ttl_ms = static_cast<uint32_t>(ttl_ms);
-  session.client_name = command.client_name();
+  SessionRecord& record = session.record.mut();
+  record.ttl_ms = static_cast<uint32_t>(ttl_ms);
+  record.client_name = command.client_name();
   result.session_id = index;
   result.ttl_ms = ttl_ms;
   return result;
@@ -288,23 +290,23 @@ void LockStateMachine::end_session(SessionIt session, bool expired, uint64_t ind
   const uint64_t session_id = session->first;
   std::vector<LockIt> locks = std::move(session->second.locks);
   std::sort(locks.begin(), locks.end(),
-            [](const LockIt& a, const LockIt& b) { return a->first < b->first; });
+            [](const LockIt& a, const LockIt& b) { return a->first.view() < b->first.view(); });
   // First take the session out of every queue and holder list, and erase it,
   // so no grant below can reach it (etcd issue 11456).
   for (LockIt lock : locks) {
-    Lock& l = lock->second;
+    Lock& l = change_lock(lock);
     auto waiter = std::find_if(l.waiters.begin(), l.waiters.end(),
                                [&](const Waiter& w) { return w.session_id == session_id; });
     if (waiter != l.waiters.end()) {
-      result.ended_waits.push_back(
-          EndedWait{session_id, lock->first, waiter->wait_id, Code::kSessionExpired});
+      result.ended_waits.push_back(EndedWait{session_id, std::string(lock->first.view()),
+                                             waiter->wait_id, Code::kSessionExpired});
       l.waiters.erase(waiter);
       continue;
     }
     auto holder = std::find_if(l.holders.begin(), l.holders.end(),
                                [&](const Holder& h) { return h.session_id == session_id; });
     FL_CHECK(holder != l.holders.end(), "session {} lists lock {} it neither holds nor waits for",
-             session_id, lock->first);
+             session_id, lock->first.view());
     l.holders.erase(holder);
     // Chubby lock-delay: a holder that vanished may still be acting on the
     // resource, so nobody else gets the lock for a while.
@@ -327,15 +329,18 @@ bool LockStateMachine::can_grant(const Lock& lock, lockpb::LockMode mode) const 
 }
 
 void LockStateMachine::grant_waiters(LockIt lock, ApplyResult& result) {
-  Lock& l = lock->second;
+  // Copies a record an image shares only when there is something to grant.
+  const Lock& current = *lock->second.record;
+  if (current.waiters.empty() || !can_grant(current, current.waiters[0].mode)) return;
+  Lock& l = change_lock(lock);
   size_t granted = 0;
   // With the token epoch used up the queue stays as it is: its waits end
   // by their deadlines.
   while (granted < l.waiters.size() && can_grant(l, l.waiters[granted].mode) &&
          !tokens_exhausted()) {
     Waiter& waiter = l.waiters[granted];
-    FL_CHECK(sessions_.count(waiter.session_id) == 1, "waiter of {} has no session {}", lock->first,
-             waiter.session_id);
+    FL_CHECK(sessions_.count(waiter.session_id) == 1, "waiter of {} has no session {}",
+             lock->first.view(), waiter.session_id);
     const uint64_t token = next_token_++;
     l.holders.push_back(Holder{waiter.session_id, token, waiter.mode, std::move(waiter.value)});
     result.grants.push_back(
@@ -347,20 +352,20 @@ void LockStateMachine::grant_waiters(LockIt lock, ApplyResult& result) {
 }
 
 void LockStateMachine::erase_if_unused(LockIt lock) {
-  const Lock& l = lock->second;
-  if (l.holders.empty() && l.waiters.empty() && !l.in_delay) locks_.erase(lock);
+  const Lock& l = *lock->second.record;
+  if (l.holders.empty() && l.waiters.empty() && !l.in_delay) erase_lock(lock);
 }
 
 void LockStateMachine::forget_lock(Session& session, LockIt lock) {
   auto it = std::find(session.locks.begin(), session.locks.end(), lock);
-  FL_CHECK(it != session.locks.end(), "session does not list lock {}", lock->first);
+  FL_CHECK(it != session.locks.end(), "session does not list lock {}", lock->first.view());
   *it = session.locks.back();
   session.locks.pop_back();
 }
 
 void LockStateMachine::start_lock_delay(LockIt lock, uint64_t index, uint64_t now_ms,
                                         ApplyResult& result) {
-  Lock& l = lock->second;
+  Lock& l = change_lock(lock);
   // A holder that vanished now may act on the resource for the whole delay
   // from now on, so a delay already running restarts in full under this
   // entry's id. An entry with now_ms comes from a leader that armed its
@@ -370,7 +375,8 @@ void LockStateMachine::start_lock_delay(LockIt lock, uint64_t index, uint64_t no
   // format-1 snapshot that contains it.
   l.in_delay = true;
   l.delay_id = now_ms != 0 ? 0 : index;
-  result.lock_delays_started.push_back(LockDelay{lock->first, l.lock_delay_ms, l.delay_id});
+  result.lock_delays_started.push_back(
+      LockDelay{std::string(lock->first.view()), l.lock_delay_ms, l.delay_id});
 }
 
 ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& command) {
@@ -380,7 +386,7 @@ ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& com
       request_of(RequestKind::kAcquire, command.lock(), static_cast<uint64_t>(command.mode()));
   if (check_key(command.key(), request, session_it, result) == KeyCheck::kDone) {
     if (result.duplicate && session_it != sessions_.end()) {
-      answer_duplicate_acquire(session_it->first, session_it->second, command, result);
+      answer_duplicate_acquire(session_it->first, *session_it->second.record, command, result);
     }
     return result;
   }
@@ -407,7 +413,7 @@ ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& com
 
   auto lock = locks_.find(command.lock());
   if (lock != locks_.end()) {
-    Lock& l = lock->second;
+    const Lock& l = *lock->second.record;
     for (const Holder& holder : l.holders) {
       if (holder.session_id != session_id) continue;
       if (holder.mode != mode) {
@@ -432,7 +438,8 @@ ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& com
   // A grant needs a token: with the epoch's tokens used up (after 2^48 of
   // them) an acquire that would be granted fails cleanly and creates
   // nothing, rather than wrap to a lower token; one that queues still does.
-  if ((lock == locks_.end() || (lock->second.waiters.empty() && can_grant(lock->second, mode))) &&
+  if ((lock == locks_.end() ||
+       (lock->second.record->waiters.empty() && can_grant(*lock->second.record, mode))) &&
       tokens_exhausted()) {
     return fail(Code::kResourceExhausted,
                 "the fencing tokens of token epoch " + std::to_string(token_epoch_) +
@@ -442,14 +449,20 @@ ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& com
     if (locks_.size() >= limits_.max_locks) {
       return fail(Code::kResourceExhausted, "too many locks");
     }
-    lock = locks_.emplace(command.lock(), Lock()).first;
-    lock->second.max_holders = command.max_holders();
-    lock->second.lock_delay_ms = static_cast<uint32_t>(command.lock_delay_ms());
+    Lock created;
+    created.max_holders = command.max_holders();
+    created.lock_delay_ms = static_cast<uint32_t>(command.lock_delay_ms());
+    // Created after any image under way began: not part of it.
+    lock = locks_
+               .emplace(detail::SharedBytes(command.lock()),
+                        LockSlot{detail::Cow<Lock>(std::move(created)), image_epoch_})
+               .first;
   }
-  Lock& l = lock->second;
+  const Lock& current = *lock->second.record;
   // No barging: with anyone queued, a newcomer queues behind them even when
   // its mode is compatible with the holders, so writers never starve.
-  if (l.waiters.empty() && can_grant(l, mode)) {
+  if (current.waiters.empty() && can_grant(current, mode)) {
+    Lock& l = change_lock(lock);
     const uint64_t token = next_token_++;
     l.holders.push_back(Holder{session_id, token, mode, detail::Payload(command.value())});
     session.locks.push_back(lock);
@@ -457,7 +470,7 @@ ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& com
   } else if (command.wait_ms() == 0) {
     // A try-acquire is a wait of zero that has expired.
     return fail(Code::kTimeout, "lock is busy");
-  } else if (l.waiters.size() >= limits_.max_waiters_per_lock) {
+  } else if (current.waiters.size() >= limits_.max_waiters_per_lock) {
     return fail(Code::kResourceExhausted, "too many waiters for the lock");
   } else {
     // The wait runs on the leader's clock, not in the state. An Acquire with
@@ -465,7 +478,8 @@ ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& com
     // a format-1 snapshot holding this wait knows no duration, so neither
     // does a replay of it (the same state either way).
     const uint64_t wait_ms = command.now_ms() != 0 ? 0 : command.wait_ms();
-    l.waiters.push_back(Waiter{session_id, index, wait_ms, mode, detail::Payload(command.value())});
+    change_lock(lock).waiters.push_back(
+        Waiter{session_id, index, wait_ms, mode, detail::Payload(command.value())});
     session.locks.push_back(lock);
     result.queued = true;
     result.wait_id = index;
@@ -489,14 +503,16 @@ ApplyResult LockStateMachine::release(const lockpb::Release& command) {
     result.status = validate_lock_name(command.lock());
     if (result.status.ok()) result.status = error(Code::kLockNotHeld, "lock is not held");
   } else {
-    Lock& l = lock->second;
-    auto holder = std::find_if(l.holders.begin(), l.holders.end(), [&](const Holder& h) {
+    const auto& holders = lock->second.record->holders;
+    auto holder = std::find_if(holders.begin(), holders.end(), [&](const Holder& h) {
       return h.session_id == session_id && h.token == command.token();
     });
-    if (holder == l.holders.end()) {
+    if (holder == holders.end()) {
       result.status = error(Code::kLockNotHeld, "session does not hold the lock with that token");
     } else {
-      l.holders.erase(holder);
+      const auto at = holder - holders.begin();
+      Lock& l = change_lock(lock);
+      l.holders.erase(l.holders.begin() + at);
       forget_lock(session, lock);
       grant_waiters(lock, result);
       erase_if_unused(lock);
@@ -527,16 +543,19 @@ ApplyResult LockStateMachine::cancel_wait(const lockpb::CancelWait& command) {
   auto lock = locks_.find(command.lock());
   bool found = false;
   if (lock != locks_.end()) {
-    Lock& l = lock->second;
-    auto waiter = std::find_if(l.waiters.begin(), l.waiters.end(), [&](const Waiter& w) {
+    const auto& waiters = lock->second.record->waiters;
+    auto waiter = std::find_if(waiters.begin(), waiters.end(), [&](const Waiter& w) {
       return w.session_id == session_id &&
              (command.wait_id() == 0 || w.wait_id == command.wait_id());
     });
-    if (waiter != l.waiters.end()) {
+    if (waiter != waiters.end()) {
       found = true;
-      result.ended_waits.push_back(EndedWait{session_id, lock->first, waiter->wait_id,
+      result.ended_waits.push_back(EndedWait{session_id, std::string(lock->first.view()),
+                                             waiter->wait_id,
                                              by_leader ? Code::kTimeout : Code::kCancelled});
-      l.waiters.erase(waiter);
+      const auto at = waiter - waiters.begin();
+      Lock& l = change_lock(lock);
+      l.waiters.erase(l.waiters.begin() + at);
       forget_lock(session, lock);
       // The cancelled waiter may have been what blocked those behind it.
       grant_waiters(lock, result);
@@ -555,8 +574,8 @@ ApplyResult LockStateMachine::end_lock_delay(const lockpb::EndLockDelay& command
   // a stale timer with nothing to do.
   auto lock = locks_.find(command.lock());
   if (lock == locks_.end()) return result;
-  Lock& l = lock->second;
-  if (!l.in_delay || l.delay_id != command.delay_id()) return result;
+  if (!lock->second.record->in_delay || lock->second.record->delay_id != command.delay_id()) return result;
+  Lock& l = change_lock(lock);
   l.in_delay = false;
   l.delay_id = 0;
   grant_waiters(lock, result);
@@ -571,11 +590,11 @@ ApplyResult LockStateMachine::force_release(uint64_t index, const lockpb::ForceR
     result.status = error(Code::kNotFound, "no such lock");
     return result;
   }
-  Lock& l = lock->second;
-  if (!l.holders.empty()) {
+  if (!lock->second.record->holders.empty()) {
+    Lock& l = change_lock(lock);
     for (const Holder& holder : l.holders) {
       auto session = sessions_.find(holder.session_id);
-      FL_CHECK(session != sessions_.end(), "holder of {} has no session {}", lock->first,
+      FL_CHECK(session != sessions_.end(), "holder of {} has no session {}", lock->first.view(),
                holder.session_id);
       forget_lock(session->second, lock);
     }
@@ -598,9 +617,9 @@ Result<LockView> LockStateMachine::describe(std::string_view name) const {
 }
 
 LockView LockStateMachine::view_of(const LockMap::value_type& entry) {
-  const Lock& l = entry.second;
+  const Lock& l = *entry.second.record;
   LockView view;
-  view.name = entry.first;
+  view.name = std::string(entry.first.view());
   view.holders.reserve(l.holders.size());
   for (const Holder& holder : l.holders) {
     view.holders.push_back(
@@ -626,7 +645,7 @@ LockPage LockStateMachine::list_locks(std::string_view prefix, std::string_view 
   // its last lock (what it becomes if the page ends there).
   size_t page_bytes = encoded_bytes_bound(page);
   auto it = start_after < prefix ? locks_.lower_bound(prefix) : locks_.upper_bound(start_after);
-  for (; it != locks_.end() && std::string_view(it->first).starts_with(prefix); ++it) {
+  for (; it != locks_.end() && it->first.view().starts_with(prefix); ++it) {
     if (page.locks.size() == size) {
       page.next_start_after = page.locks.back().name;
       break;
@@ -648,7 +667,7 @@ SequencerStatus LockStateMachine::check_sequencer(const lockpb::Sequencer& seque
   SequencerStatus status;
   auto lock = locks_.find(sequencer.lock());
   if (lock == locks_.end()) return status;
-  for (const Holder& holder : lock->second.holders) {
+  for (const Holder& holder : lock->second.record->holders) {
     if (holder.session_id == sequencer.session_id() && holder.token == sequencer.token() &&
         holder.mode == sequencer.mode()) {
       status.current = true;
@@ -669,11 +688,11 @@ SessionPage LockStateMachine::list_sessions(uint64_t start_after, uint32_t limit
     }
     SessionView view;
     view.session_id = it->first;
-    view.client_name = it->second.client_name;
-    view.ttl_ms = it->second.ttl_ms;
+    view.client_name = it->second.record->client_name;
+    view.ttl_ms = it->second.record->ttl_ms;
     uint32_t held = 0;
     for (const LockIt& lock : it->second.locks) {
-      const auto& holders = lock->second.holders;
+      const auto& holders = lock->second.record->holders;
       held += std::any_of(holders.begin(), holders.end(),
                           [&](const Holder& h) { return h.session_id == it->first; });
     }
@@ -693,15 +712,16 @@ SessionPage LockStateMachine::list_sessions(uint64_t start_after, uint32_t limit
 std::vector<SessionTtl> LockStateMachine::sessions() const {
   std::vector<SessionTtl> out;
   out.reserve(sessions_.size());
-  for (const auto& [id, session] : sessions_) out.push_back(SessionTtl{id, session.ttl_ms});
+  for (const auto& [id, session] : sessions_) out.push_back(SessionTtl{id, session.record->ttl_ms});
   return out;
 }
 
 std::vector<PendingWait> LockStateMachine::pending_waits() const {
   std::vector<PendingWait> out;
   for (const auto& [name, lock] : locks_) {
-    for (const Waiter& waiter : lock.waiters) {
-      out.push_back(PendingWait{waiter.session_id, name, waiter.wait_id, waiter.wait_ms});
+    for (const Waiter& waiter : lock.record->waiters) {
+      out.push_back(
+          PendingWait{waiter.session_id, std::string(name.view()), waiter.wait_id, waiter.wait_ms});
     }
   }
   return out;
@@ -710,7 +730,10 @@ std::vector<PendingWait> LockStateMachine::pending_waits() const {
 std::vector<LockDelay> LockStateMachine::lock_delays() const {
   std::vector<LockDelay> out;
   for (const auto& [name, lock] : locks_) {
-    if (lock.in_delay) out.push_back(LockDelay{name, lock.lock_delay_ms, lock.delay_id});
+    if (lock.record->in_delay) {
+      out.push_back(
+          LockDelay{std::string(name.view()), lock.record->lock_delay_ms, lock.record->delay_id});
+    }
   }
   return out;
 }
@@ -738,8 +761,112 @@ std::vector<LockDelay> LockStateMachine::lock_delays() const {
 //   start_lock_delay); wait_ms is the wait's deadline in that clock, read
 //   as 0 (see acquire).
 
-std::string LockStateMachine::snapshot() const {
+std::string LockStateMachine::snapshot() const { return image().encode(); }
+
+LockStateMachine::Image LockStateMachine::image() const {
+  Image image;
+  image.applied_index_ = applied_index_;
+  image.next_token_ = next_token_;
+  image.token_epoch_ = token_epoch_;
+  image.sessions_.reserve(sessions_.size());
+  for (const auto& [id, session] : sessions_) image.sessions_.emplace_back(id, session.record);
+  image.locks_.reserve(locks_.size());
+  for (const auto& [name, lock] : locks_) image.locks_.emplace_back(name, lock.record);
+  return image;
+}
+
+// --- Images taken in slices ---
+//
+// An image under way holds the state as it was at begin_image(): the
+// header and every session then, and each lock's record as it was then.
+// A lock is in one of three cases, told apart by its slot's image_epoch:
+//  - not yet captured: it existed at begin_image() (epoch older than
+//    image_epoch_) and neither the walk nor a change has reached it;
+//  - captured: by the walk (in name order, into image.locks_) or by a
+//    change or an erase that came first (into image.early_, before the
+//    change); its epoch is image_epoch_;
+//  - created since: its epoch is image_epoch_ from the start, and the walk
+//    skips it.
+// Captured records are shared copy-on-write, so later changes leave them
+// as they were.
+
+void LockStateMachine::begin_image() {
+  FL_CHECK(!build_, "an image is already being taken");
+  ++image_epoch_;
+  build_ = std::make_unique<ImageBuild>();
+  build_->image.applied_index_ = applied_index_;
+  build_->image.next_token_ = next_token_;
+  build_->image.token_epoch_ = token_epoch_;
+  build_->image.sessions_.reserve(sessions_.size());
+  for (const auto& [id, session] : sessions_) {
+    build_->image.sessions_.emplace_back(id, session.record);
+  }
+  build_->image.locks_.reserve(locks_.size());
+  build_->cursor = locks_.begin();
+}
+
+bool LockStateMachine::continue_image(size_t max_locks) {
+  FL_CHECK(build_, "no image is being taken");
+  ImageBuild& build = *build_;
+  for (size_t visited = 0; visited < max_locks && build.cursor != locks_.end(); ++visited) {
+    LockSlot& slot = build.cursor->second;
+    if (slot.image_epoch != image_epoch_) {
+      build.image.locks_.emplace_back(build.cursor->first, slot.record);
+      slot.image_epoch = image_epoch_;
+    }
+    ++build.cursor;
+  }
+  return build.cursor == locks_.end();
+}
+
+LockStateMachine::Image LockStateMachine::take_image() {
+  FL_CHECK(build_ && build_->cursor == locks_.end(), "the image is not complete");
+  Image image = std::move(build_->image);
+  build_.reset();
+  return image;
+}
+
+void LockStateMachine::capture_unvisited(LockIt lock) {
+  if (!build_ || lock->second.image_epoch == image_epoch_) return;
+  build_->image.early_.emplace_back(lock->first, lock->second.record);
+  lock->second.image_epoch = image_epoch_;
+}
+
+LockStateMachine::Lock& LockStateMachine::change_lock(LockIt lock) {
+  capture_unvisited(lock);
+  return lock->second.record.mut();
+}
+
+void LockStateMachine::erase_lock(LockIt lock) {
+  capture_unvisited(lock);
+  if (build_ && build_->cursor == lock) ++build_->cursor;
+  locks_.erase(lock);
+}
+
+std::string LockStateMachine::Image::encode() const {
+  // Locks a change captured before the walk reached them, put in order
+  // among the walked ones.
+  std::vector<const LockEntry*> early;
+  early.reserve(early_.size());
+  for (const LockEntry& entry : early_) early.push_back(&entry);
+  std::sort(early.begin(), early.end(), [](const LockEntry* a, const LockEntry* b) {
+    return a->first.view() < b->first.view();
+  });
+  // An upper bound on the encoding's size, so the buffer grows once.
+  size_t bound = 64 + sessions_.size() * 64;
+  for (const auto& [id, s] : sessions_) bound += s->client_name.size();
+  auto lock_bound = [](const LockEntry& entry) {
+    const Lock& l = *entry.second;
+    size_t bytes = 64 + entry.first.size() + l.holders.size() * 32 + l.waiters.size() * 40;
+    for (const Holder& h : l.holders) bytes += h.value.size();
+    for (const Waiter& waiter : l.waiters) bytes += waiter.value.size();
+    return bytes;
+  };
+  for (const LockEntry& entry : locks_) bound += lock_bound(entry);
+  for (const LockEntry& entry : early_) bound += lock_bound(entry);
+
   detail::SnapshotWriter w;
+  w.reserve(bound);
   w.put_u32(kSnapshotMagic);
   w.put_u32(kSnapshotVersion);
   w.put_u64(applied_index_);
@@ -748,18 +875,19 @@ std::string LockStateMachine::snapshot() const {
   w.put_u64(sessions_.size());
   for (const auto& [id, s] : sessions_) {
     w.put_u64(id);
-    w.put_u32(s.ttl_ms);
-    w.put_u64(s.last_sequence);
-    w.put_u8(static_cast<uint8_t>(s.last_kind));
-    w.put_u8(static_cast<uint8_t>(s.last_code));
-    w.put_u8(s.last_queued ? 1 : 0);
-    w.put_u64(s.last_token);
-    w.put_u64(s.last_request);
-    w.put_bytes(s.client_name);
+    w.put_u32(s->ttl_ms);
+    w.put_u64(s->last_sequence);
+    w.put_u8(static_cast<uint8_t>(s->last_kind));
+    w.put_u8(static_cast<uint8_t>(s->last_code));
+    w.put_u8(s->last_queued ? 1 : 0);
+    w.put_u64(s->last_token);
+    w.put_u64(s->last_request);
+    w.put_bytes(s->client_name);
   }
-  w.put_u64(locks_.size());
-  for (const auto& [name, l] : locks_) {
-    w.put_bytes(name);
+  w.put_u64(locks_.size() + early_.size());
+  auto put_lock = [&w](const LockEntry& entry) {
+    const Lock& l = *entry.second;
+    w.put_bytes(entry.first.view());
     w.put_u32(l.max_holders);
     w.put_u32(l.lock_delay_ms);
     w.put_u8(l.in_delay ? 1 : 0);
@@ -779,7 +907,15 @@ std::string LockStateMachine::snapshot() const {
       w.put_u8(static_cast<uint8_t>(waiter.mode));
       w.put_bytes(waiter.value.view());
     }
+  };
+  auto next_early = early.begin();
+  for (const LockEntry& entry : locks_) {
+    while (next_early != early.end() && (*next_early)->first.view() < entry.first.view()) {
+      put_lock(**next_early++);
+    }
+    put_lock(entry);
   }
+  while (next_early != early.end()) put_lock(**next_early++);
   return std::move(w).finish();
 }
 
@@ -813,7 +949,7 @@ Status LockStateMachine::restore(std::string_view bytes) {
   uint64_t previous_id = 0;
   for (uint64_t i = 0; i < session_count; ++i) {
     uint64_t id = 0;
-    Session s;
+    SessionRecord s;
     uint8_t kind = 0, code = 0, queued = 0;
     r.get_u64(id);
     r.get_u32(s.ttl_ms);
@@ -841,7 +977,8 @@ Status LockStateMachine::restore(std::string_view bytes) {
     }
     s.last_kind = static_cast<RequestKind>(kind);
     s.last_queued = queued == 1;
-    next.sessions_.emplace_hint(next.sessions_.end(), id, std::move(s));
+    next.sessions_.emplace_hint(next.sessions_.end(), id,
+                                Session{detail::Cow<SessionRecord>(std::move(s)), {}});
     previous_id = id;
   }
 
@@ -934,9 +1071,14 @@ Status LockStateMachine::restore(std::string_view bytes) {
         !next.tokens_exhausted()) {
       return damaged("grantable head of queue");
     }
-    auto lock = next.locks_.emplace_hint(next.locks_.end(), name, std::move(l));
-    for (const Holder& h : lock->second.holders) next.sessions_[h.session_id].locks.push_back(lock);
-    for (const Waiter& w : lock->second.waiters) next.sessions_[w.session_id].locks.push_back(lock);
+    auto lock = next.locks_.emplace_hint(next.locks_.end(), detail::SharedBytes(name),
+                                         LockSlot{detail::Cow<Lock>(std::move(l)), 0});
+    for (const Holder& h : lock->second.record->holders) {
+      next.sessions_.find(h.session_id)->second.locks.push_back(lock);
+    }
+    for (const Waiter& w : lock->second.record->waiters) {
+      next.sessions_.find(w.session_id)->second.locks.push_back(lock);
+    }
     previous_name = std::move(name);
   }
   if (!r.ok() || !r.at_end()) return damaged("trailing bytes");
@@ -944,7 +1086,15 @@ Status LockStateMachine::restore(std::string_view bytes) {
   if (std::adjacent_find(tokens.begin(), tokens.end()) != tokens.end()) {
     return damaged("token held twice");
   }
+  // An image under way is of the state being replaced: it is completed
+  // first, and kept for take_image().
+  if (build_) continue_image(locks_.size());
+  std::unique_ptr<ImageBuild> build = std::move(build_);
+  const uint32_t image_epoch = image_epoch_;
   *this = std::move(next);
+  build_ = std::move(build);
+  image_epoch_ = image_epoch;
+  if (build_) build_->cursor = locks_.end();
   return Status();
 }
 

@@ -13,7 +13,8 @@
 //
 // Thread-safety: not thread-safe. One thread (the server's event loop or the
 // simulator) owns an instance; const methods may run concurrently with each
-// other but not with apply() or restore().
+// other but not with apply() or restore(). An Image it took may be encoded
+// on another thread meanwhile (see Image).
 
 #include <cstdint>
 #include <map>
@@ -243,10 +244,35 @@ class LockStateMachine {
 
   // --- Snapshots ---
 
+  class Image;
+
   // The whole state (including applied_index(), next_token() and
-  // token_epoch(), not the Limits) as bytes ending in a checksum. Deterministic: equal states give
-  // equal bytes.
+  // token_epoch(), not the Limits) as bytes ending in a checksum.
+  // Deterministic: equal states give equal bytes. image().encode().
   std::string snapshot() const;
+
+  // An immutable copy of the whole state as it is now, which encodes to
+  // exactly the bytes snapshot() would return. Cheap: one pass over the
+  // lock and session tables that shares their records (names, values,
+  // holders and queues are not copied); the state machine copies a record
+  // before it changes one an image shares. Lets a server serialise and
+  // write a large snapshot off its loop while it goes on applying.
+  Image image() const;
+
+  // image() in slices, so that no turn of a server's loop walks more than
+  // a slice of a large lock table: begin_image() takes the state's header
+  // and every session (at most Limits::max_sessions), continue_image(n)
+  // walks up to n more locks and returns true once the walk is done, and
+  // take_image() then hands over the image, which is of the state as it
+  // was at begin_image(). apply() and restore() may run in between: a
+  // lock they change or erase before the walk reaches it is captured
+  // first, as it was; restore() completes the walk at once. One image at
+  // a time: begin_image() while one is under way, or take_image() before
+  // the walk is done, aborts (FL_CHECK).
+  void begin_image();
+  bool continue_image(size_t max_locks);
+  Image take_image();
+  bool taking_image() const { return build_ != nullptr; }
 
   // Replaces the state with the one `bytes` encodes, in the current format
   // or an earlier one (Limits stay this object's). A damaged, truncated or
@@ -257,8 +283,18 @@ class LockStateMachine {
 
  private:
   struct Lock;
-  using LockMap = std::map<std::string, Lock, std::less<>>;
+  struct SessionRecord;
+  // A lock's record, shared copy-on-write with images, and which image
+  // under way has captured it (see begin_image()).
+  struct LockSlot {
+    detail::Cow<Lock> record;
+    uint32_t image_epoch = 0;
+  };
+  // Locks by name.
+  using LockMap = std::map<detail::SharedBytes, LockSlot, detail::BytesLess>;
   using LockIt = LockMap::iterator;
+  using LockEntry = std::pair<detail::SharedBytes, detail::Cow<Lock>>;
+  struct ImageBuild;
 
   // The last request of a session, kept for exactly-once answers.
   enum class RequestKind : uint8_t { kNone, kCloseSession, kAcquire, kRelease, kCancelWait };
@@ -273,7 +309,8 @@ class LockStateMachine {
     uint64_t fingerprint = 0;
   };
 
-  struct Session {
+  // What a snapshot keeps of a session (shared copy-on-write with images).
+  struct SessionRecord {
     uint64_t last_sequence = 0;
     uint64_t last_request = 0;  // Request::fingerprint
     uint64_t last_token = 0;    // kAcquire granted: its token
@@ -282,8 +319,11 @@ class LockStateMachine {
     RequestKind last_kind = RequestKind::kNone;
     bool last_queued = false;
     std::string client_name;
+  };
+  struct Session {
+    detail::Cow<SessionRecord> record;
     // Locks this session holds or waits for (no order; sorted by name when
-    // the order reaches output).
+    // the order reaches output). Not in snapshots: restore() rebuilds it.
     std::vector<LockIt> locks;
   };
   using SessionMap = std::map<uint64_t, Session>;
@@ -338,7 +378,7 @@ class LockStateMachine {
   static void record(Session& session, uint64_t sequence, const Request& request,
                      const ApplyResult& result);
   // The recorded answer to a retry of an Acquire.
-  void answer_duplicate_acquire(uint64_t session_id, const Session& session,
+  void answer_duplicate_acquire(uint64_t session_id, const SessionRecord& session,
                                 const lockpb::Acquire& command, ApplyResult& result) const;
 
   bool can_grant(const Lock& lock, lockpb::LockMode mode) const;
@@ -349,6 +389,12 @@ class LockStateMachine {
   void grant_waiters(LockIt lock, ApplyResult& result);
   // Erases `lock` if nobody holds, waits for or lock-delays it.
   void erase_if_unused(LockIt lock);
+  // Every change of a lock's record and every erase of a lock goes
+  // through these two: an image under way captures the lock first if its
+  // walk has not reached it yet.
+  Lock& change_lock(LockIt lock);
+  void erase_lock(LockIt lock);
+  void capture_unvisited(LockIt lock);
   static void forget_lock(Session& session, LockIt lock);
   // Starts (or restarts, in full) the lock-delay of `lock` for the entry at
   // `index`, whose leader-set now_ms is `now_ms` (non-zero: delay id 0).
@@ -366,6 +412,49 @@ class LockStateMachine {
   uint64_t token_epoch_ = 0;
   SessionMap sessions_;
   LockMap locks_;
+  // The image under way (begin_image), and its epoch: the number of
+  // images begun, which a lock's slot takes once captured or created.
+  std::unique_ptr<ImageBuild> build_;
+  uint32_t image_epoch_ = 0;
+};
+
+// LockStateMachine::image(): the state at one applied index, frozen.
+//
+// Thread-safety: encode() and the accessors may run on any thread, also
+// while the state machine that took the image goes on applying: the image
+// only reads records the state machine no longer changes. Taking, copying,
+// moving and destroying an image must happen on the state machine's
+// thread (the shared records' reference counts are plain integers).
+class LockStateMachine::Image {
+ public:
+  Image() = default;
+  Image(Image&&) noexcept = default;
+  Image& operator=(Image&&) noexcept = default;
+  Image(const Image&) = delete;
+  Image& operator=(const Image&) = delete;
+
+  uint64_t applied_index() const { return applied_index_; }
+  size_t session_count() const { return sessions_.size(); }
+  size_t lock_count() const { return locks_.size() + early_.size(); }
+
+  // The snapshot bytes of this state (LockStateMachine::snapshot()'s format).
+  std::string encode() const;
+
+ private:
+  friend class LockStateMachine;
+  uint64_t applied_index_ = 0;
+  uint64_t next_token_ = 1;
+  uint64_t token_epoch_ = 0;
+  std::vector<std::pair<uint64_t, detail::Cow<SessionRecord>>> sessions_;  // by id
+  std::vector<LockEntry> locks_;  // by name
+  // Taken in slices: locks captured before a change reached them, in no
+  // order; encode() merges them in.
+  std::vector<LockEntry> early_;
+};
+
+struct LockStateMachine::ImageBuild {
+  Image image;
+  LockIt cursor;  // the next lock the walk visits
 };
 
 }  // namespace fencelock::sm

@@ -27,6 +27,9 @@ class SnapshotWriter {
   void put_u32(uint32_t value);
   void put_u64(uint64_t value);
   void put_bytes(std::string_view bytes);
+  // Makes room for `bytes` in all, so that a large snapshot is not copied
+  // as it grows.
+  void reserve(size_t bytes) { out_.reserve(bytes); }
 
   // Appends the checksum of everything written and returns the bytes.
   std::string finish() &&;

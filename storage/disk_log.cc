@@ -184,7 +184,7 @@ Status DiskLog::initialize() {
     // initialized, and it names the file.
     metadata.set_index(initial.index());
     metadata.set_term(initial.term());
-    Status status = write_snapshot_file(snapshot_path(metadata), initial.index(), initial.term(),
+    Status status = write_snapshot_file(snapshot_path(initial.term(), initial.index()), initial.index(), initial.term(),
                                         options_.initial_snapshot.data(), options_.sync);
     if (!status.ok()) return status;
     hard_state.set_term(initial.term());
@@ -277,14 +277,14 @@ Status DiskLog::recover() {
   if (!found.ok()) return found.status();
   raftpb::SnapshotMetadata metadata;
   if (!found.value() || !metadata.ParseFromString(value)) return damaged("bad snapshot metadata");
-  *snapshot_.mutable_metadata() = metadata;
+  snapshot_metadata_ = metadata;
   std::string snapshot_name;
   if (metadata.index() > 0) {
     snapshot_name = snapshot_file_name(metadata.term(), metadata.index());
     Result<std::string> data =
         read_snapshot_file(snap_dir_ / snapshot_name, metadata.index(), metadata.term());
     if (!data.ok()) return data.status();
-    snapshot_.set_data(std::move(data).value());
+    snapshot_data_ = std::make_shared<const std::string>(std::move(data).value());
   }
 
   // Scan the live range: every index in (base, last] must be present. This
@@ -335,8 +335,8 @@ Status DiskLog::recover() {
   return Status::ok_status();
 }
 
-std::filesystem::path DiskLog::snapshot_path(const raftpb::SnapshotMetadata& metadata) const {
-  return snap_dir_ / snapshot_file_name(metadata.term(), metadata.index());
+std::filesystem::path DiskLog::snapshot_path(uint64_t term, uint64_t index) const {
+  return snap_dir_ / snapshot_file_name(term, index);
 }
 
 void DiskLog::remove_snapshot_files_except(const std::string& keep_name) const {
@@ -346,6 +346,11 @@ void DiskLog::remove_snapshot_files_except(const std::string& keep_name) const {
   for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
     std::string name = it->path().filename().string();
     if (name == keep_name || !is_snapshot_file_name(name)) continue;
+    // A snapshot being written off the loop (begin_snapshot), or its
+    // temporary file.
+    std::string_view base = name;
+    if (base.ends_with(".tmp")) base.remove_suffix(4);
+    if (reserved_.contains(std::string(base))) continue;
     std::error_code remove_ec;
     if (std::filesystem::remove(it->path(), remove_ec)) {
       removed = true;
@@ -369,7 +374,7 @@ void DiskLog::write_or_die(rocksdb::WriteBatch& batch, const char* what, bool sy
 }
 
 raft::InitialState DiskLog::initial_state() const {
-  return raft::InitialState{hard_state_, snapshot_.metadata().conf_state()};
+  return raft::InitialState{hard_state_, snapshot_metadata_.conf_state()};
 }
 
 uint64_t DiskLog::first_index() const {
@@ -381,7 +386,16 @@ uint64_t DiskLog::last_index() const {
 }
 
 raftpb::Snapshot DiskLog::snapshot() const {
-  return snapshot_;
+  raftpb::Snapshot snapshot;
+  *snapshot.mutable_metadata() = snapshot_metadata_;
+  snapshot.set_data(*snapshot_data_);
+  return snapshot;
+}
+
+raftpb::Snapshot DiskLog::snapshot_to_send() const {
+  raftpb::Snapshot snapshot;
+  *snapshot.mutable_metadata() = snapshot_metadata_;
+  return snapshot;
 }
 
 raftpb::Entry DiskLog::read_entry(uint64_t index) const {
@@ -492,17 +506,15 @@ Status DiskLog::save(const raftpb::HardState* hard_state, const std::vector<raft
   return Status::ok_status();
 }
 
-void DiskLog::write_snapshot_or_die(const raftpb::Snapshot& snapshot) {
-  std::filesystem::path path = snapshot_path(snapshot.metadata());
-  Status status = write_snapshot_file(path, snapshot.metadata().index(), snapshot.metadata().term(),
-                                      snapshot.data(), options_.sync);
+void DiskLog::write_snapshot_or_die(uint64_t index, uint64_t term, std::string_view data) {
+  Status status = write_snapshot_file(snapshot_path(term, index), index, term, data, options_.sync);
   FL_CHECK(status.ok(), "{}", status.message());
 }
 
 Status DiskLog::apply_snapshot(const raftpb::Snapshot& snapshot) {
   const raftpb::SnapshotMetadata& metadata = snapshot.metadata();
-  if (metadata.index() <= snapshot_.metadata().index()) return Status::ok_status();
-  write_snapshot_or_die(snapshot);
+  if (metadata.index() <= snapshot_metadata_.index()) return Status::ok_status();
+  write_snapshot_or_die(metadata.index(), metadata.term(), snapshot.data());
 
   rocksdb::WriteBatch batch;
   batch.Put(slice(kSnapshotKey), metadata.SerializeAsString());
@@ -510,7 +522,8 @@ Status DiskLog::apply_snapshot(const raftpb::Snapshot& snapshot) {
   batch.DeleteRange(entry_key(0), std::string(1, kEntryPrefixEnd));
   write_or_die(batch, "snapshot metadata", options_.sync);
 
-  snapshot_ = snapshot;
+  snapshot_metadata_ = metadata;
+  snapshot_data_ = std::make_shared<const std::string>(snapshot.data());
   base_index_ = metadata.index();
   base_term_ = metadata.term();
   last_index_ = metadata.index();
@@ -523,26 +536,84 @@ Status DiskLog::apply_snapshot(const raftpb::Snapshot& snapshot) {
 
 Status DiskLog::create_snapshot(uint64_t index, const raftpb::ConfState& conf_state,
                                 std::string_view data) {
-  if (index <= snapshot_.metadata().index()) return Status::ok_status();
+  if (index <= snapshot_metadata_.index()) return Status::ok_status();
+  Result<SnapshotTicket> ticket = begin_snapshot(index);
+  if (!ticket.ok()) return ticket.status();
+  Status status = write_snapshot(ticket.value(), data);
+  if (!status.ok()) abandon_snapshot(ticket.value());
+  FL_CHECK(status.ok(), "{}", status.message());
+  status = finish_snapshot(ticket.value(), conf_state, std::make_shared<const std::string>(data));
+  if (status.ok()) remove_snapshot_files_except(snapshot_file_name(ticket.value().term, index));
+  return status;
+}
+
+Result<SnapshotTicket> DiskLog::begin_snapshot(uint64_t index) {
+  if (index <= snapshot_metadata_.index()) {
+    return Status(lockpb::INVALID_ARGUMENT,
+                  fmt::format("snapshot at {} is not newer than the latest, at {}", index,
+                              snapshot_metadata_.index()));
+  }
   if (index < base_index_ || index > last_index_) {
     return Status(lockpb::INVALID_ARGUMENT, fmt::format("snapshot at {} outside the log [{}, {}]",
                                                         index, base_index_, last_index_));
   }
-  raftpb::Snapshot snapshot;
-  raftpb::SnapshotMetadata* metadata = snapshot.mutable_metadata();
-  metadata->set_index(index);
-  metadata->set_term(term(index));
-  *metadata->mutable_conf_state() = conf_state;
-  snapshot.set_data(std::string(data));
-  write_snapshot_or_die(snapshot);
+  SnapshotTicket ticket{index, term(index)};
+  reserved_.insert(snapshot_file_name(ticket.term, ticket.index));
+  return ticket;
+}
 
+Status DiskLog::write_snapshot(const SnapshotTicket& ticket, std::string_view data) const {
+  return write_snapshot_file(snapshot_path(ticket.term, ticket.index), ticket.index, ticket.term,
+                             data, options_.sync);
+}
+
+Status DiskLog::finish_snapshot(const SnapshotTicket& ticket, const raftpb::ConfState& conf_state,
+                                std::shared_ptr<const std::string> data) {
+  const std::string name = snapshot_file_name(ticket.term, ticket.index);
+  if (!reserved_.contains(name)) {
+    return Status(lockpb::INVALID_ARGUMENT,
+                  fmt::format("snapshot at {} was not begun", ticket.index));
+  }
+  if (ticket.index <= snapshot_metadata_.index()) {
+    return Status(lockpb::INVALID_ARGUMENT,
+                  fmt::format("snapshot at {} is older than the one installed meanwhile, at {}",
+                              ticket.index, snapshot_metadata_.index()));
+  }
+  raftpb::SnapshotMetadata metadata;
+  metadata.set_index(ticket.index);
+  metadata.set_term(ticket.term);
+  *metadata.mutable_conf_state() = conf_state;
   rocksdb::WriteBatch batch;
-  batch.Put(slice(kSnapshotKey), metadata->SerializeAsString());
+  batch.Put(slice(kSnapshotKey), metadata.SerializeAsString());
   write_or_die(batch, "snapshot metadata", options_.sync);
 
-  snapshot_ = std::move(snapshot);
-  remove_snapshot_files_except(snapshot_file_name(metadata->term(), metadata->index()));
+  snapshot_metadata_ = std::move(metadata);
+  snapshot_data_ = std::move(data);
+  reserved_.erase(name);
   return Status::ok_status();
+}
+
+std::vector<std::string> DiskLog::obsolete_snapshot_files() const {
+  std::vector<std::string> files;
+  const std::string current =
+      snapshot_file_name(snapshot_metadata_.term(), snapshot_metadata_.index());
+  std::error_code ec;
+  std::filesystem::directory_iterator it(snap_dir_, ec);
+  for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name == current || !name.ends_with(".snap") || reserved_.contains(name)) continue;
+    files.push_back(it->path().string());
+  }
+  return files;
+}
+
+void DiskLog::abandon_snapshot(const SnapshotTicket& ticket) {
+  const std::string name = snapshot_file_name(ticket.term, ticket.index);
+  if (reserved_.erase(name) == 0) return;
+  if (name == snapshot_file_name(snapshot_metadata_.term(), snapshot_metadata_.index())) return;
+  std::error_code ec;
+  std::filesystem::remove(snap_dir_ / name, ec);
+  std::filesystem::remove(snap_dir_ / (name + ".tmp"), ec);
 }
 
 Status DiskLog::compact(uint64_t index) {
@@ -555,7 +626,10 @@ Status DiskLog::compact(uint64_t index) {
   rocksdb::WriteBatch batch;
   batch.Put(slice(kBaseKey), encode_pair(index, index_term));
   batch.DeleteRange(entry_key(0), entry_key(index + 1));
-  write_or_die(batch, "log compaction", options_.sync);
+  // Not synced: a compaction a crash loses leaves entries nobody needs, and
+  // the next synced write makes it durable anyway. The snapshot it
+  // compacts to was synced before (finish_snapshot, apply_snapshot).
+  write_or_die(batch, "log compaction", /*sync=*/false);
   base_index_ = index;
   base_term_ = index_term;
   cache_.drop_through(index);
@@ -563,7 +637,7 @@ Status DiskLog::compact(uint64_t index) {
 }
 
 Status DiskLog::compact_to_snapshot() {
-  uint64_t snapshot_index = snapshot_.metadata().index();
+  uint64_t snapshot_index = snapshot_metadata_.index();
   if (snapshot_index <= options_.keep_entries_after_snapshot) return Status::ok_status();
   return compact(snapshot_index - options_.keep_entries_after_snapshot);
 }

@@ -29,11 +29,13 @@
 // change nothing.
 //
 // Thread-safety: not thread-safe. One thread, the node's loop, calls every
-// method (LogStorage's rule); RocksDB's own background threads are internal.
+// method (LogStorage's rule), except write_snapshot(), which another thread
+// may run meanwhile; RocksDB's own background threads are internal.
 
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -119,7 +121,14 @@ class DiskLog final : public LogStore {
   uint64_t term(uint64_t index) const override;
   uint64_t first_index() const override;
   uint64_t last_index() const override;
+  // The latest snapshot with a copy of its data (tests and tools; the
+  // server reads snapshot_metadata() and snapshot_data()).
   raftpb::Snapshot snapshot() const override;
+  // The metadata alone: the peer transport streams the data from
+  // snapshot_data() (net::PeerTransport::send_snapshot).
+  raftpb::Snapshot snapshot_to_send() const override;
+  raftpb::SnapshotMetadata snapshot_metadata() const override { return snapshot_metadata_; }
+  std::shared_ptr<const std::string> snapshot_data() const override { return snapshot_data_; }
 
   // Persists one Ready: `hard_state` (nullable: unchanged) and `entries`,
   // which must be contiguous and start at most at last_index() + 1. An entry
@@ -158,9 +167,26 @@ class DiskLog final : public LogStore {
   Status create_snapshot(uint64_t index, const raftpb::ConfState& conf_state,
                          std::string_view data) override;
 
+  // The same in three steps, so that serialising and writing a large
+  // snapshot runs off the loop (LogStore). begin_snapshot reserves the
+  // file's name (the snapshot's and its ".tmp"), which no other snapshot
+  // write or install removes until finish_snapshot or abandon_snapshot;
+  // write_snapshot writes that file (write_snapshot_file: temporary name,
+  // fsync, rename, fsync of snap/) and only reads options and paths fixed
+  // at open, so it may run on another thread; finish_snapshot records the
+  // metadata in one synced batch and leaves the previous file to
+  // obsolete_snapshot_files().
+  Result<SnapshotTicket> begin_snapshot(uint64_t index) override;
+  Status write_snapshot(const SnapshotTicket& ticket, std::string_view data) const override;
+  Status finish_snapshot(const SnapshotTicket& ticket, const raftpb::ConfState& conf_state,
+                         std::shared_ptr<const std::string> data) override;
+  void abandon_snapshot(const SnapshotTicket& ticket) override;
+  std::vector<std::string> obsolete_snapshot_files() const override;
+
   // Discards entries up to and including `index` (<= last_index(), else
   // INVALID_ARGUMENT) with one DeleteRange; term(index) stays readable as the
   // compaction point. An index at or below the compaction point is a no-op.
+  // Written without a sync (a lost compaction only keeps entries longer).
   Status compact(uint64_t index);
 
   // compact() up to the snapshot index minus keep_entries_after_snapshot;
@@ -177,10 +203,12 @@ class DiskLog final : public LogStore {
 
   Status recover();
   Status initialize();
-  std::filesystem::path snapshot_path(const raftpb::SnapshotMetadata& metadata) const;
+  std::filesystem::path snapshot_path(uint64_t term, uint64_t index) const;
   // Writes the snapshot file durably; aborts (FL_CHECK) naming the path and
   // the system error when it cannot (e.g. a full disk).
-  void write_snapshot_or_die(const raftpb::Snapshot& snapshot);
+  void write_snapshot_or_die(uint64_t index, uint64_t term, std::string_view data);
+  // Removes every snapshot file but `keep_name` and those reserved by
+  // begin_snapshot.
   void remove_snapshot_files_except(const std::string& keep_name) const;
   raftpb::Entry read_entry(uint64_t index) const;
   // Appends entries [lo, hi) read from RocksDB to `out` while the running
@@ -200,8 +228,12 @@ class DiskLog final : public LogStore {
   std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;
   raftpb::HardState hard_state_;
-  // The latest snapshot, its data included (read and verified on open).
-  raftpb::Snapshot snapshot_;
+  // The latest snapshot (its data read and verified on open), the data
+  // shared with the peer transport's InstallSnapshot streams.
+  raftpb::SnapshotMetadata snapshot_metadata_;
+  std::shared_ptr<const std::string> snapshot_data_ = std::make_shared<const std::string>();
+  // Snapshot file names begin_snapshot reserved, until finish or abandon.
+  std::set<std::string> reserved_;
   // The compaction point: the log holds (base_index_, last_index_].
   uint64_t base_index_ = 0;
   uint64_t base_term_ = 0;

@@ -14,6 +14,7 @@
 // leaves the log alone.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +23,12 @@
 #include "raft/log_storage.h"
 
 namespace fencelock::storage {
+
+// A state machine snapshot being taken in steps (LogStore::begin_snapshot).
+struct SnapshotTicket {
+  uint64_t index = 0;
+  uint64_t term = 0;
+};
 
 class LogStore : public raft::LogStorage {
  public:
@@ -39,9 +46,47 @@ class LogStore : public raft::LogStorage {
   virtual Status apply_snapshot(const raftpb::Snapshot& snapshot) = 0;
 
   // Records, durably, a snapshot of the local state machine at `index` (in
-  // [first_index() - 1, last_index()]) with configuration `conf_state`.
+  // [first_index() - 1, last_index()]) with configuration `conf_state`:
+  // begin_snapshot, write_snapshot and finish_snapshot at once.
   virtual Status create_snapshot(uint64_t index, const raftpb::ConfState& conf_state,
                                  std::string_view data) = 0;
+
+  // A snapshot of the local state machine taken off the loop, in three steps
+  // (server::Node serialises and writes it on the Env's background thread):
+  //  1. begin_snapshot(index), on the loop: `index` must be in
+  //     [first_index() - 1, last_index()] and newer than the latest snapshot
+  //     (INVALID_ARGUMENT otherwise); reads its term and reserves the place
+  //     step 2 writes, which nothing else of the log removes meanwhile.
+  //  2. write_snapshot(ticket, data), on any thread, while the loop goes on
+  //     using the log: writes `data` durably to that place and touches
+  //     nothing else. A failure (e.g. a full disk) is returned, not
+  //     aborted on, and leaves no partial file behind.
+  //  3. finish_snapshot(ticket, conf_state, data), on the loop: records it,
+  //     durably, as the latest snapshot, keeping `data` (shared, not
+  //     copied) for InstallSnapshot. INVALID_ARGUMENT (and nothing
+  //     recorded) if a newer snapshot was installed meanwhile: the caller
+  //     then calls abandon_snapshot(ticket), which removes what step 2 wrote.
+  //     The previous snapshot's file is left for the caller to remove off
+  //     the loop (obsolete_snapshot_files): unlinking a large file takes a
+  //     while.
+  // A crash at any point leaves the previous snapshot as it was; what
+  // step 2 wrote is removed when the log is opened again, and so is a
+  // previous snapshot's file that step 3 left.
+  virtual Result<SnapshotTicket> begin_snapshot(uint64_t index) = 0;
+  virtual Status write_snapshot(const SnapshotTicket& ticket, std::string_view data) const = 0;
+  virtual Status finish_snapshot(const SnapshotTicket& ticket, const raftpb::ConfState& conf_state,
+                                 std::shared_ptr<const std::string> data) = 0;
+  virtual void abandon_snapshot(const SnapshotTicket& ticket) = 0;
+  // Files of snapshots older than the latest that nothing needs any more,
+  // for remove_files() on any thread. On the loop.
+  virtual std::vector<std::string> obsolete_snapshot_files() const = 0;
+
+  // The latest snapshot's metadata (index 0: none), and its data, shared
+  // rather than copied: the peer transport streams InstallSnapshot from it,
+  // while the core's MSG_SNAP carries the metadata alone
+  // (raft::LogStorage::snapshot_to_send). Never null.
+  virtual raftpb::SnapshotMetadata snapshot_metadata() const = 0;
+  virtual std::shared_ptr<const std::string> snapshot_data() const = 0;
 
   // Discards entries up to the latest snapshot, keeping the configured
   // number of entries below it for followers slightly behind.

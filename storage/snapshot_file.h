@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -57,5 +58,10 @@ Result<std::string> read_snapshot_file(const std::filesystem::path& path, uint64
 // fsyncs the directory `dir` so that a rename or unlink inside it is
 // durable. Returns INTERNAL naming the directory on failure.
 Status sync_directory(const std::filesystem::path& dir);
+
+// Removes `files` (a missing one is no error), then syncs their
+// directories when `sync`. A file that cannot be removed is logged and left
+// (the log removes leftovers when it opens). Any thread.
+void remove_files(const std::vector<std::string>& files, bool sync);
 
 }  // namespace fencelock::storage

@@ -26,6 +26,8 @@ class AnswerEnv final : public Env {
   std::string peer_client_address(uint64_t) const override { return ""; }
   bool peer_connected(uint64_t) const override { return false; }
   void set_peers(const std::map<uint64_t, std::string>&) override {}
+  void send_snapshot(const raftpb::Message&, std::shared_ptr<const std::string>) override {}
+  void run_in_background(std::function<void()>, std::function<void()>) override {}
   void respond(ConnectionId, const clientpb::Response& response) override {
     answers[response.id()] = response;
   }

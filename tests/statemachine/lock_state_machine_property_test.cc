@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <memory>
 #include <random>
 #include <set>
@@ -785,6 +786,13 @@ void run_sequence(uint64_t seed, uint64_t sequence_number, int length) {
   History history;
   std::vector<uint64_t> known;
   std::map<uint64_t, uint64_t> seq;
+  // Images taken along the way, with the bytes they encoded to then: the
+  // state machine goes on (and is swapped out and destroyed) while they
+  // live, and must never change what they share with it.
+  std::vector<std::pair<LockStateMachine::Image, std::string>> images;
+  // An image taken in slices while commands go on, and the bytes of the
+  // state it began at.
+  std::optional<std::string> building;
   uint64_t index = 0;
   for (int step = 0; step < length; ++step) {
     INFO("replay: statemachine_property_test --rng-seed "
@@ -815,8 +823,42 @@ void run_sequence(uint64_t seed, uint64_t sequence_number, int length) {
     REQUIRE(describe(outcome_of(result)) == describe(expected));
     check_invariants(*sm, result, history);
     REQUIRE(dump(*sm) == model.dump(index));
+    for (const auto& [image, bytes] : images) REQUIRE(image.encode() == bytes);
+    if (building) {
+      if (gen.chance(10)) {
+        // Restored in place mid-walk: the walk completes on the old state.
+        std::string bytes = sm->snapshot();
+        REQUIRE(sm->restore(bytes).ok());
+        REQUIRE(sm->snapshot() == bytes);
+      }
+      if (sm->continue_image(gen.below(3))) {
+        LockStateMachine::Image image = sm->take_image();
+        REQUIRE(!sm->taking_image());
+        REQUIRE(image.encode() == *building);
+        images.emplace_back(std::move(image), std::move(*building));
+        if (images.size() > 3) images.erase(images.begin());
+        building.reset();
+      }
+    } else if (gen.chance(20)) {
+      building = sm->snapshot();
+      sm->begin_image();
+    }
+    if (gen.chance(15)) {
+      LockStateMachine::Image image = sm->image();
+      std::string bytes = image.encode();
+      REQUIRE(image.applied_index() == sm->applied_index());
+      REQUIRE(image.lock_count() == sm->lock_count());
+      images.emplace_back(std::move(image), std::move(bytes));
+      if (images.size() > 3) images.erase(images.begin());
+    }
 
     if (gen.chance(5)) {
+      if (building) {
+        while (!sm->continue_image(1)) {
+        }
+        REQUIRE(sm->take_image().encode() == *building);
+        building.reset();
+      }
       std::string bytes = sm->snapshot();
       auto restored = std::make_unique<LockStateMachine>(limits);
       REQUIRE(restored->restore(bytes).ok());

@@ -1,8 +1,10 @@
 #include "storage/disk_log.h"
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "storage/snapshot_file.h"
 #include "tests/storage/temp_dir.h"
@@ -259,6 +261,122 @@ TEST_CASE("a snapshot from the leader replaces the whole log", "[storage]") {
   require_terms(*log, 21, 23, 4);
   CHECK(log->snapshot().data() == "leader-state");
   CHECK(log->initial_state().conf_state.voters(0) == 9);
+}
+
+std::vector<std::string> snapshot_files(const DiskLogOptions& options) {
+  std::vector<std::string> files;
+  for (const auto& f : std::filesystem::directory_iterator(options.dir / "snap")) {
+    files.push_back(f.path().filename().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+TEST_CASE("a snapshot taken in steps is written off the loop and recorded on it", "[storage]") {
+  TempDir dir;
+  DiskLogOptions options = options_for(dir);
+  raftpb::ConfState conf = options.initial_conf_state;
+  {
+    auto log = open_or_fail(options);
+    REQUIRE(log->save(nullptr, make_entries(1, 11, 1)).ok());
+    REQUIRE(log->save(nullptr, make_entries(11, 21, 2)).ok());
+    REQUIRE(log->create_snapshot(5, conf, "state-at-5").ok());
+    CHECK(log->begin_snapshot(5).code() == lockpb::INVALID_ARGUMENT);   // not newer
+    CHECK(log->begin_snapshot(21).code() == lockpb::INVALID_ARGUMENT);  // beyond the log
+    auto ticket = log->begin_snapshot(15);
+    REQUIRE(ticket.ok());
+    CHECK(ticket.value().term == 2);
+    auto data = std::make_shared<const std::string>(std::string(300000, 's'));
+    // Step 2 on another thread, while the loop goes on appending.
+    Status written;
+    std::thread writer([&] { written = log->write_snapshot(ticket.value(), *data); });
+    REQUIRE(log->save(nullptr, make_entries(21, 41, 2)).ok());
+    writer.join();
+    REQUIRE(written.ok());
+    CHECK(log->snapshot_metadata().index() == 5);  // not recorded yet
+    REQUIRE(log->finish_snapshot(ticket.value(), conf, data).ok());
+    CHECK(log->snapshot_metadata().index() == 15);
+    CHECK(log->snapshot_data().get() == data.get());  // shared, not copied
+    raftpb::Snapshot to_send = log->snapshot_to_send();
+    CHECK(to_send.metadata().index() == 15);
+    CHECK(to_send.metadata().term() == 2);
+    CHECK(to_send.data().empty());
+    // The previous file is left for the caller to remove off the loop.
+    auto obsolete = log->obsolete_snapshot_files();
+    CHECK(obsolete == std::vector<std::string>{(options.dir / "snap" / snapshot_file_name(1, 5)).string()});
+    remove_files(obsolete, true);
+    CHECK(snapshot_files(options) == std::vector<std::string>{snapshot_file_name(2, 15)});
+    CHECK(log->obsolete_snapshot_files().empty());
+  }
+  auto log = open_or_fail(options);
+  CHECK(log->snapshot_metadata().index() == 15);
+  CHECK(*log->snapshot_data() == std::string(300000, 's'));
+}
+
+TEST_CASE("a crash before a snapshot taken in steps is recorded leaves the previous one",
+          "[storage]") {
+  TempDir dir;
+  DiskLogOptions options = options_for(dir);
+  {
+    auto log = open_or_fail(options);
+    REQUIRE(log->save(nullptr, make_entries(1, 11, 1)).ok());
+    REQUIRE(log->create_snapshot(4, {}, "state-at-4").ok());
+    auto ticket = log->begin_snapshot(9);
+    REQUIRE(ticket.ok());
+    REQUIRE(log->write_snapshot(ticket.value(), "state-at-9").ok());
+    // The process dies here: the file is written, RocksDB does not name it.
+  }
+  auto log = open_or_fail(options);
+  CHECK(log->snapshot_metadata().index() == 4);
+  CHECK(*log->snapshot_data() == "state-at-4");
+  CHECK(snapshot_files(options) == std::vector<std::string>{snapshot_file_name(1, 4)});
+}
+
+TEST_CASE("a previous snapshot's file left by a crash after the new one was recorded is removed "
+          "on open",
+          "[storage]") {
+  TempDir dir;
+  DiskLogOptions options = options_for(dir);
+  {
+    auto log = open_or_fail(options);
+    REQUIRE(log->save(nullptr, make_entries(1, 11, 1)).ok());
+    REQUIRE(log->create_snapshot(4, {}, "state-at-4").ok());
+    auto ticket = log->begin_snapshot(9);
+    REQUIRE(ticket.ok());
+    REQUIRE(log->write_snapshot(ticket.value(), "state-at-9").ok());
+    REQUIRE(log->finish_snapshot(ticket.value(), {}, std::make_shared<const std::string>("state-at-9"))
+                .ok());
+    CHECK(snapshot_files(options) ==
+          std::vector<std::string>{snapshot_file_name(1, 4), snapshot_file_name(1, 9)});
+  }
+  auto log = open_or_fail(options);
+  CHECK(*log->snapshot_data() == "state-at-9");
+  CHECK(snapshot_files(options) == std::vector<std::string>{snapshot_file_name(1, 9)});
+}
+
+TEST_CASE("a snapshot installed while one is being taken wins; the other is abandoned",
+          "[storage]") {
+  TempDir dir;
+  DiskLogOptions options = options_for(dir);
+  auto log = open_or_fail(options);
+  REQUIRE(log->save(nullptr, make_entries(1, 11, 1)).ok());
+  auto ticket = log->begin_snapshot(8);
+  REQUIRE(ticket.ok());
+  REQUIRE(log->write_snapshot(ticket.value(), "state-at-8").ok());
+  raftpb::Snapshot installed;
+  installed.mutable_metadata()->set_index(30);
+  installed.mutable_metadata()->set_term(3);
+  installed.set_data("leader-state");
+  REQUIRE(log->apply_snapshot(installed).ok());
+  // The install removed old files, not the one being taken.
+  CHECK(snapshot_files(options) ==
+        std::vector<std::string>{snapshot_file_name(1, 8), snapshot_file_name(3, 30)});
+  auto data = std::make_shared<const std::string>("state-at-8");
+  CHECK(log->finish_snapshot(ticket.value(), {}, data).code() == lockpb::INVALID_ARGUMENT);
+  log->abandon_snapshot(ticket.value());
+  CHECK(snapshot_files(options) == std::vector<std::string>{snapshot_file_name(3, 30)});
+  CHECK(log->snapshot_metadata().index() == 30);
+  CHECK(*log->snapshot_data() == "leader-state");
 }
 
 TEST_CASE("compaction discards the prefix and keeps the compaction point's term", "[storage]") {

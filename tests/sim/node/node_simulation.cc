@@ -64,12 +64,15 @@ class SimEnv final : public server::Env {
   void write(raft::WriteMode mode, size_t entries, microseconds hold, std::function<void()> write,
              std::function<void()> done) override;
   void send(const raftpb::Message& message) override;
+  void send_snapshot(const raftpb::Message& message,
+                     std::shared_ptr<const std::string> data) override;
   std::string peer_client_address(uint64_t id) const override { return endpoint_of(id); }
   bool peer_connected(uint64_t) const override { return true; }
   // The simulated network routes by id: there is nothing to dial.
   void set_peers(const std::map<uint64_t, std::string>&) override {}
   void respond(server::ConnectionId connection, const clientpb::Response& response) override;
   void stop() override {}
+  void run_in_background(std::function<void()> work, std::function<void()> done) override;
   void applied(uint64_t index, const lockpb::Command& command, const sm::ApplyResult& result,
                bool leader) override;
 
@@ -129,7 +132,8 @@ class NodeSimulation final : public ClientNet {
   void crash(Member& m, std::optional<CrashKind> how = std::nullopt);
   void drop_connections(uint64_t member, std::optional<uint64_t> client, Micros after);
   Micros link_delay();
-  void send_peer(const raftpb::Message& message);
+  // Returns whether the message is on its way (not dropped or blocked).
+  bool send_peer(const raftpb::Message& message);
   void respond(uint64_t member, uint64_t life, server::ConnectionId connection,
                const clientpb::Response& response);
   void fault();
@@ -185,6 +189,30 @@ void SimEnv::write(raft::WriteMode mode, size_t entries, microseconds hold,
 }
 
 void SimEnv::send(const raftpb::Message& message) { sim_.send_peer(message); }
+
+void SimEnv::send_snapshot(const raftpb::Message& message, std::shared_ptr<const std::string> data) {
+  // One message in the simulated network, whole; the sender hears whether
+  // it got through about when a real stream's status would come back.
+  raftpb::Message whole = message;
+  whole.mutable_snapshot()->set_data(*data);
+  const bool sent = sim_.send_peer(whole);
+  const uint64_t to = message.to();
+  sim_.on_member_at(sim_.now_ + 2 * sim_.link_delay(), id_, life_, [this, to, sent] {
+    sim_.member(id_).node->report_snapshot(to, sent);
+  });
+}
+
+void SimEnv::run_in_background(std::function<void()> work, std::function<void()> done) {
+  // Later on the loop, as if on another thread: the node goes on applying
+  // (and may install a newer snapshot) meanwhile.
+  Micros latency = uniform_between(sim_.rng_, sim_.fsync_min_us_, 300 * kMs);
+  if (sim_.tracing()) sim_.trace(fmt::format("node {} takes a snapshot in {} us", id_, latency));
+  sim_.on_member_at(sim_.now_ + latency, id_, life_,
+                    [work = std::move(work), done = std::move(done)] {
+                      work();
+                      done();
+                    });
+}
 
 void SimEnv::respond(server::ConnectionId connection, const clientpb::Response& response) {
   sim_.respond(id_, life_, connection, response);
@@ -337,12 +365,12 @@ Micros NodeSimulation::link_delay() {
   return chance(rng_, 50'000) ? uniform_between(rng_, 1000, 20'000) : uniform_between(rng_, 50, 400);
 }
 
-void NodeSimulation::send_peer(const raftpb::Message& message) {
+bool NodeSimulation::send_peer(const raftpb::Message& message) {
   uint64_t from = message.from();
   uint64_t to = message.to();
-  if (to == 0 || to > members_.size()) return;
+  if (to == 0 || to > members_.size()) return false;
   if (!healed_) {
-    if (blocked_[from][to] || chance(rng_, drop_per_million_)) return;
+    if (blocked_[from][to] || chance(rng_, drop_per_million_)) return false;
     if (chance(rng_, duplicate_per_million_)) {
       at(now_ + link_delay(), [this, message] {
         Member& m = member(message.to());
@@ -354,6 +382,7 @@ void NodeSimulation::send_peer(const raftpb::Message& message) {
     Member& m = member(message.to());
     if (m.node) on_member(m.id, m.life, [&m, message] { m.node->on_peer_message(message); });
   });
+  return true;
 }
 
 void NodeSimulation::connect(uint64_t client_id, const std::string& endpoint) {

@@ -59,6 +59,31 @@ Status SimDisk::create_snapshot(uint64_t index, const raftpb::ConfState& conf_st
   return Status::ok_status();
 }
 
+raftpb::Snapshot SimDisk::snapshot_to_send() const {
+  raftpb::Snapshot snapshot;
+  *snapshot.mutable_metadata() = live_.snapshot().metadata();
+  return snapshot;
+}
+
+Result<storage::SnapshotTicket> SimDisk::begin_snapshot(uint64_t index) {
+  if (index + 1 < live_.first_index() || index > live_.last_index() ||
+      index <= live_.snapshot().metadata().index()) {
+    return Status(lockpb::INVALID_ARGUMENT, fmt::format("snapshot at {} outside the log", index));
+  }
+  return storage::SnapshotTicket{index, live_.term(index)};
+}
+
+Status SimDisk::finish_snapshot(const storage::SnapshotTicket& ticket,
+                                const raftpb::ConfState& conf_state,
+                                std::shared_ptr<const std::string> data) {
+  if (ticket.index <= live_.snapshot().metadata().index() ||
+      ticket.index + 1 < live_.first_index() || ticket.index > live_.last_index()) {
+    return Status(lockpb::INVALID_ARGUMENT,
+                  fmt::format("snapshot at {} is older than the log's", ticket.index));
+  }
+  return create_snapshot(ticket.index, conf_state, *data);
+}
+
 Status SimDisk::compact_to_snapshot() {
   uint64_t snapshot_index = live_.snapshot().metadata().index();
   if (snapshot_index <= keep_entries_) return Status::ok_status();

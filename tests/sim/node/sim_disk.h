@@ -45,6 +45,9 @@ class SimDisk final : public storage::LogStore {
   uint64_t first_index() const override { return live_.first_index(); }
   uint64_t last_index() const override { return live_.last_index(); }
   raftpb::Snapshot snapshot() const override { return live_.snapshot(); }
+  // As storage::DiskLog: MSG_SNAP carries the metadata, the data travels
+  // beside it (server::Env::send_snapshot), so the node's path is the same.
+  raftpb::Snapshot snapshot_to_send() const override;
 
   // storage::LogStore.
   Status save(const raftpb::HardState* hard_state, const std::vector<raftpb::Entry>& entries,
@@ -53,6 +56,22 @@ class SimDisk final : public storage::LogStore {
   Status create_snapshot(uint64_t index, const raftpb::ConfState& conf_state,
                          std::string_view data) override;
   Status compact_to_snapshot() override;
+  // The three steps of a snapshot taken off the loop: nothing is durable
+  // before finish_snapshot, which is create_snapshot's synced write.
+  Result<storage::SnapshotTicket> begin_snapshot(uint64_t index) override;
+  Status write_snapshot(const storage::SnapshotTicket&, std::string_view) const override {
+    return Status::ok_status();
+  }
+  Status finish_snapshot(const storage::SnapshotTicket& ticket, const raftpb::ConfState& conf_state,
+                         std::shared_ptr<const std::string> data) override;
+  void abandon_snapshot(const storage::SnapshotTicket&) override {}
+  std::vector<std::string> obsolete_snapshot_files() const override { return {}; }
+  raftpb::SnapshotMetadata snapshot_metadata() const override {
+    return live_.snapshot().metadata();
+  }
+  std::shared_ptr<const std::string> snapshot_data() const override {
+    return std::make_shared<const std::string>(live_.snapshot().data());
+  }
   std::string location() const override { return "sim disk " + std::to_string(node_id_); }
 
   // The process died: from now on the node reads what survived. Returns
