@@ -95,6 +95,18 @@ class Env {
                        const sm::ApplyResult& result, bool leader) {
     (void)index, (void)command, (void)result, (void)leader;
   }
+  // Observes every membership change this node applies (ConfChange
+  // entries, the bootstrap ones included), in index order with the
+  // commands, and `conf`, the configuration in force at `index` after it.
+  // Must not call the node.
+  virtual void applied_conf_change(uint64_t index, const raftpb::ConfChange& change,
+                                   const raftpb::ConfState& conf) {
+    (void)index, (void)change, (void)conf;
+  }
+  // Observes a snapshot this node installed from the leader: its state
+  // machine and configuration are now those of `metadata`. Must not call
+  // the node.
+  virtual void restored(const raftpb::SnapshotMetadata& metadata) { (void)metadata; }
 };
 
 }  // namespace fencelock::server

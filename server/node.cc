@@ -364,6 +364,13 @@ void Node::apply(const raftpb::Entry& entry) {
   members_.applied(entry, *raft_);
   applied_term_ = entry.term();
   std::optional<Caller> caller = requests_.take_caller(entry);
+  if (entry.type() == raftpb::ENTRY_CONF_CHANGE) {
+    raftpb::ConfChange change;
+    if (change.ParseFromString(entry.data())) {
+      env_.applied_conf_change(entry.index(), change, raft_->conf_state_at(entry.index()));
+    }
+    return;
+  }
   if (entry.type() != raftpb::ENTRY_NORMAL || entry.data().empty()) return;
   lockpb::Command command;
   bool parsed = command.ParseFromString(entry.data());
@@ -400,6 +407,7 @@ void Node::restore(const raftpb::Snapshot& snapshot) {
   requests_.fail_after_snapshot(snapshot.metadata().index(), pending);
   logger_->info("{} restored snapshot at index {} term {}", config_.id, snapshot.metadata().index(),
                 snapshot.metadata().term());
+  env_.restored(snapshot.metadata());
   if (leader()) timers_.take_office(env_.now(), state_, raft_->term());
 }
 
