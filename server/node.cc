@@ -358,6 +358,18 @@ void Node::on_soft_state(const raft::SoftState& soft) {
   }
 }
 
+void Node::on_conf_state(const raftpb::ConfState& conf) {
+  bool was_member = members_.self_is_member();
+  members_.on_conf_state(conf, raft_->leaving());
+  if (was_member && !members_.self_is_member()) {
+    // Removed: the leader stops sending this node the log once the removal
+    // commits, so a wait registered here (while it led) would never be
+    // answered, or be answered by a node that no longer serves. Its client
+    // asks the leader again, which answers with the wait's outcome.
+    requests_.fail_waits("node " + std::to_string(config_.id) + " left the cluster; retry");
+  }
+}
+
 void Node::apply(const raftpb::Entry& entry) {
   if (entry.index() <= applied_index_) return;  // already in the snapshot
   applied_index_ = entry.index();

@@ -84,9 +84,7 @@ class Node final : private raft::DriverHost {
   void write_commit(const raftpb::HardState& hard_state) override;
   void send(const raftpb::Message& message) override;
   void on_soft_state(const raft::SoftState& soft) override;
-  void on_conf_state(const raftpb::ConfState& conf) override {
-    members_.on_conf_state(conf, raft_->leaving());
-  }
+  void on_conf_state(const raftpb::ConfState& conf) override;
   void restore(const raftpb::Snapshot& snapshot) override;
   void apply(const raftpb::Entry& entry) override;
   void on_read_state(const raft::ReadState& read_state) override;

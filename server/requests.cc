@@ -145,6 +145,12 @@ void Requests::fail_proposals(const std::string& why) {
   }
 }
 
+void Requests::fail_waits(const std::string& why) {
+  for (auto& [wait_id, caller] : std::exchange(waiting_acquires_, {})) {
+    responder_.error(caller, lockpb::UNAVAILABLE, why);
+  }
+}
+
 void Requests::fail_after_snapshot(uint64_t snapshot_index, const std::set<uint64_t>& pending_waits) {
   std::vector<Caller> callers;
   while (!proposals_.empty() && proposals_.begin()->first <= snapshot_index) {

@@ -62,6 +62,11 @@ class Requests {
   // waits no longer pending (`pending_waits`: wait ids still queued) were
   // decided where this node cannot see the results; their callers retry.
   void fail_after_snapshot(uint64_t snapshot_index, const std::set<uint64_t>& pending_waits);
+  // This node left the cluster: it will not see the log go on, so the
+  // queued acquires it answers would never be answered here. Their callers
+  // retry at the leader with the same session and sequence, which answers
+  // with what became of the wait.
+  void fail_waits(const std::string& why);
   // Forgets callers on a closed connection; their commands still apply.
   void forget_connection(ConnectionId connection);
 
