@@ -1,5 +1,6 @@
 #include "server/members.h"
 
+#include <optional>
 #include <set>
 
 #include "raft/membership.h"
@@ -13,6 +14,37 @@ const raftpb::Member* find_member(const raftpb::ConfState& conf, uint64_t id) {
     if (member.id() == id) return &member;
   }
   return nullptr;
+}
+
+// The note of a request the configuration `conf` already satisfies (the
+// node is a member with those addresses, a voter, not a member), or
+// nullopt when it takes a change.
+std::optional<std::string> already_done(const clientpb::Request& request,
+                                        const raftpb::ConfState& conf) {
+  switch (request.kind_case()) {
+    case clientpb::Request::kMemberAdd: {
+      const auto& add = request.member_add();
+      const raftpb::Member* known = find_member(conf, add.id());
+      if (raft::is_member(conf, add.id()) && known != nullptr &&
+          known->peer_address() == add.peer_address() &&
+          known->client_address() == add.client_address()) {
+        return "node " + std::to_string(add.id()) + " is already a member";
+      }
+      return std::nullopt;
+    }
+    case clientpb::Request::kMemberPromote:
+      if (raft::is_voter(conf, request.member_promote().id())) {
+        return "node " + std::to_string(request.member_promote().id()) + " is already a voter";
+      }
+      return std::nullopt;
+    case clientpb::Request::kMemberRemove:
+      if (!raft::is_member(conf, request.member_remove().id())) {
+        return "node " + std::to_string(request.member_remove().id()) + " is not a member";
+      }
+      return std::nullopt;
+    default:
+      return std::nullopt;
+  }
 }
 
 ErrorCode code_of(raft::Error error) {
@@ -136,6 +168,22 @@ void Members::handle(raft::RawNode& raft, bool leader, const Caller& caller,
     responder_.not_leader(caller);
     return;
   }
+  // Every answer below but the list reads the configuration, and some are
+  // final: "already a voter" to a retry whose first attempt is still in the
+  // log would be lost with that entry if another leader overwrote it. So
+  // only a committed configuration answers (propose_conf_change refuses
+  // while one is pending anyway), and it is the core's latest, not conf_,
+  // which follows Ready::conf_state and can be a Ready behind.
+  const raftpb::ConfState& conf = raft.conf_state();
+  bool change_request = request.kind_case() == clientpb::Request::kMemberAdd ||
+                        request.kind_case() == clientpb::Request::kMemberPromote ||
+                        request.kind_case() == clientpb::Request::kMemberRemove;
+  if (change_request && raft.conf_index() > raft.commit_index()) {
+    responder_.error(caller, lockpb::UNAVAILABLE,
+                     "the membership change at index " + std::to_string(raft.conf_index()) +
+                         " is not committed yet; retry");
+    return;
+  }
   raftpb::ConfChange change;
   switch (request.kind_case()) {
     case clientpb::Request::kMemberList:
@@ -148,19 +196,17 @@ void Members::handle(raft::RawNode& raft, bool leader, const Caller& caller,
                          "member add needs a positive id, a peer address and a client address");
         return;
       }
-      if (raft::is_member(conf_, add.id())) {
-        const raftpb::Member* known = find_member(conf_, add.id());
-        if (known != nullptr && known->peer_address() == add.peer_address() &&
-            known->client_address() == add.client_address()) {
-          answer_list(caller, raft, "node " + std::to_string(add.id()) + " is already a member");
-        } else {
-          responder_.error(caller, lockpb::FAILED_PRECONDITION,
-                           "node " + std::to_string(add.id()) +
-                               " is already a member with other addresses; remove it first");
-        }
+      if (already_done(request, conf)) {
+        confirm(raft, caller, request);
         return;
       }
-      for (const auto& member : conf_.members()) {
+      if (raft::is_member(conf, add.id())) {
+        responder_.error(caller, lockpb::FAILED_PRECONDITION,
+                         "node " + std::to_string(add.id()) +
+                             " is already a member with other addresses; remove it first");
+        return;
+      }
+      for (const auto& member : conf.members()) {
         if (member.peer_address() == add.peer_address() ||
             member.client_address() == add.client_address()) {
           responder_.error(caller, lockpb::FAILED_PRECONDITION,
@@ -177,11 +223,11 @@ void Members::handle(raft::RawNode& raft, bool leader, const Caller& caller,
     }
     case clientpb::Request::kMemberPromote: {
       uint64_t id = request.member_promote().id();
-      if (raft::is_voter(conf_, id)) {
-        answer_list(caller, raft, "node " + std::to_string(id) + " is already a voter");
+      if (already_done(request, conf)) {
+        confirm(raft, caller, request);
         return;
       }
-      if (!raft::is_learner(conf_, id)) {
+      if (!raft::is_learner(conf, id)) {
         responder_.error(caller, lockpb::NOT_FOUND,
                          "node " + std::to_string(id) + " is not a learner; add it first");
         return;
@@ -200,8 +246,8 @@ void Members::handle(raft::RawNode& raft, bool leader, const Caller& caller,
     }
     case clientpb::Request::kMemberRemove: {
       uint64_t id = request.member_remove().id();
-      if (!raft::is_member(conf_, id)) {
-        answer_list(caller, raft, "node " + std::to_string(id) + " is not a member");
+      if (already_done(request, conf)) {
+        confirm(raft, caller, request);
         return;
       }
       if (id == self_id_) {
@@ -230,14 +276,42 @@ void Members::propose(raft::RawNode& raft, const Caller& caller, const raftpb::C
     }
     return;
   }
-  pending_[proposed.value().index] = Pending{caller, proposed.value().term};
+  remember(proposed.value(), Pending{caller, proposed.value().term, std::nullopt});
+}
+
+void Members::confirm(raft::RawNode& raft, const Caller& caller, const clientpb::Request& request) {
+  // This leader may have been deposed without knowing it yet, its
+  // configuration a stale prefix (a node it never saw added "is not a
+  // member"). An entry of its term that commits proves it led then; the
+  // answer is decided against the configuration at that entry.
+  auto proposed = raft.propose("");
+  if (!proposed.ok()) {
+    const raft::Status& status = proposed.status();
+    if (status.code() == raft::Error::kNotLeader) {
+      responder_.not_leader(caller);
+    } else {
+      responder_.error(caller, code_of(status.code()), status.message());
+    }
+    return;
+  }
+  remember(proposed.value(), Pending{caller, proposed.value().term, request});
+}
+
+void Members::remember(const raft::ProposalId& id, Pending pending) {
+  auto [it, inserted] = pending_.try_emplace(id.index, pending);
+  if (!inserted) {
+    // An older proposal at this index was overwritten by another leader's.
+    responder_.error(it->second.caller, lockpb::UNAVAILABLE,
+                     "the membership change was lost in a leader change; retry");
+    it->second = std::move(pending);
+  }
 }
 
 void Members::remove_leader(raft::RawNode& raft, const Caller& caller) {
   uint64_t best = 0;
   uint64_t best_match = 0;
   for (const auto& peer : raft.progress()) {
-    if (peer.id == self_id_ || peer.learner || !raft::is_voter(conf_, peer.id)) continue;
+    if (peer.id == self_id_ || peer.learner || !raft::is_voter(raft.conf_state(), peer.id)) continue;
     if (best == 0 || peer.match_index > best_match) {
       best = peer.id;
       best_match = peer.match_index;
@@ -272,6 +346,16 @@ void Members::applied(const raftpb::Entry& entry, const raft::RawNode& raft) {
   if (pending.term != entry.term()) {
     responder_.error(pending.caller, lockpb::UNAVAILABLE,
                      "the membership change was lost in a leader change; retry");
+    return;
+  }
+  if (pending.check) {
+    auto note = already_done(*pending.check, raft.conf_state_at(entry.index()));
+    if (!note) {
+      responder_.error(pending.caller, lockpb::UNAVAILABLE,
+                       "the membership changed while the request was checked; retry");
+      return;
+    }
+    answer_list(pending.caller, raft, *note);
     return;
   }
   answer_list(pending.caller, raft);

@@ -11,8 +11,13 @@
 // A change is proposed by the leader and answered once the entry applies
 // (or UNAVAILABLE if another entry took its index: retry). Adding a member
 // that is already one with the same addresses, promoting a voter and
-// removing a node that is not a member answer OK at once, so a client's
-// retry after a lost answer does not fail. Removing the leader first hands
+// removing a node that is not a member answer OK too, so a client's retry
+// after a lost answer does not fail — but only once an empty entry of the
+// leader's term applies with the configuration there still satisfying it
+// (a leader deposed without knowing it holds a stale configuration), and
+// never while the latest change is uncommitted: such requests are answered
+// UNAVAILABLE then (an OK read from an entry that another leader may still
+// overwrite would be lost with it). Removing the leader first hands
 // leadership to the most up-to-date voter and answers UNAVAILABLE: the
 // client's retry reaches the new leader, which removes the old one.
 //
@@ -23,6 +28,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <vector>
 #include <string>
@@ -75,9 +81,16 @@ class Members {
   struct Pending {
     Caller caller;
     uint64_t term = 0;
+    // A request the configuration already satisfied: checked again once
+    // the empty entry proposed for it applies (confirm()).
+    std::optional<clientpb::Request> check;
   };
 
   void propose(raft::RawNode& raft, const Caller& caller, const raftpb::ConfChange& change);
+  // Answers `request`, which needs no change, once an empty entry of this
+  // leader's term applies, if the configuration there still satisfies it.
+  void confirm(raft::RawNode& raft, const Caller& caller, const clientpb::Request& request);
+  void remember(const raft::ProposalId& id, Pending pending);
   void remove_leader(raft::RawNode& raft, const Caller& caller);
   void answer_list(const Caller& caller, const raft::RawNode& raft, std::string note = "");
 
