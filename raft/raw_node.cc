@@ -440,6 +440,21 @@ void RawNode::send(Message m) {
   bool leader_traffic = role_ == Role::kLeader &&
                         (m.type() == raftpb::MSG_APP || m.type() == raftpb::MSG_HEARTBEAT ||
                          m.type() == raftpb::MSG_SNAP || m.type() == raftpb::MSG_TIMEOUT_NOW);
+  if (leader_traffic && m.type() == raftpb::MSG_APP) {
+    // Except a ConfChange this leader has not written yet. It is in force
+    // wherever it is appended (membership.h, rule 1): a follower that holds
+    // its own removal stops campaigning and refuses its vote to any log
+    // without it, so if the leader then lost it (a crash before its write),
+    // a cluster shrinking from two voters to one would wait forever for a
+    // vote no one can give. Sent after the write, the leader holds it too.
+    uint64_t stable = log_.last_stable_index();
+    for (const auto& entry : m.entries()) {
+      if (entry.index() > stable && entry.type() == raftpb::ENTRY_CONF_CHANGE) {
+        leader_traffic = false;
+        break;
+      }
+    }
+  }
   if (leader_traffic) {
     messages_.push_back(std::move(m));
   } else {

@@ -12,7 +12,10 @@
 //      rd.messages may be sent before or while this write happens: they are
 //      the leader's own AppendEntries/heartbeats/snapshots, which promise
 //      nothing about this node's disk (docs/design.md "Durability": the leader
-//      may write its own log in parallel with sending it).
+//      may write its own log in parallel with sending it). An append that
+//      carries a ConfChange the leader has not written yet is the exception:
+//      it is in messages_after_persist (a follower acts on a configuration
+//      as soon as it appends it, raft/membership.h).
 //   2. SEND rd.messages_after_persist — only after step 1 is durable. They
 //      promise durable state: votes and vote requests (a term and voted_for),
 //      AppendEntries acknowledgements (entries on disk), and every other
