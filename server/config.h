@@ -30,6 +30,10 @@ enum class InjectedBug {
   // A new leader ends every pending lock-delay at once, as one that
   // compared an old leader's wall-clock end with its own clock would.
   kEarlyLockDelay,
+  // A state machine snapshot names the latest configuration in the log
+  // instead of the one in force at its index (a change appended but not yet
+  // committed, which may still be overwritten, rides along).
+  kSnapshotLatestConf,
 };
 
 struct NodeConfig {

@@ -436,7 +436,11 @@ void Node::maybe_snapshot() {
   job->ticket = ticket.value();
   // The configuration in force at the snapshot's index, not the latest: a
   // later change may not be committed yet.
-  job->conf_state = raft_->conf_state_at(applied_index_);
+  // The configuration in force at the snapshot's index (TEST ONLY: the
+  // latest, with kSnapshotLatestConf).
+  job->conf_state = config_.test_only_inject_bug == InjectedBug::kSnapshotLatestConf
+                        ? raft_->conf_state()
+                        : raft_->conf_state_at(applied_index_);
   job->started = env_.now();
   state_.begin_image();
   job->image_on_loop = env_.now() - job->started;
