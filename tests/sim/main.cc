@@ -5,8 +5,9 @@
 //   fencelock-sim [--level raft|node] --soak SECONDS [--first-seed F] [--nodes 3|5]
 //   fencelock-sim [--level raft|node] --seed S [--nodes 3|5]   replay with a trace
 //   fencelock-sim ... --expect-violation          exit 0 only if a violation is found
-//   fencelock-sim --level raft ... --membership never|half|always   which seeds change
-//                                                  the configuration (default: half)
+//   fencelock-sim ... --membership never|half|always   which seeds change the
+//                    configuration (default: half; the node level takes
+//                    none|some|every as well, some = 40% of seeds)
 //
 // --level raft (the default) runs the Raft core alone; --level node runs
 // whole server nodes with simulated disks, clocks and clients.
@@ -32,23 +33,27 @@ volatile uint64_t g_current_seed = 0;
 volatile int g_current_nodes = 3;
 const char* g_current_bug = "none";
 const char* g_current_level = "raft";
+const char* g_current_membership = "some";
 
 void on_abort(int) {
   std::fprintf(stderr,
-               "aborted during seed %llu; replay: fencelock-sim --level %s --seed %llu --nodes %d%s%s\n",
+               "aborted during seed %llu; replay: fencelock-sim --level %s --seed %llu --nodes %d%s%s%s%s\n",
                static_cast<unsigned long long>(g_current_seed), g_current_level,
                static_cast<unsigned long long>(g_current_seed), g_current_nodes,
                std::string_view(g_current_bug) == "none" ? "" : " --inject-bug ",
-               std::string_view(g_current_bug) == "none" ? "" : g_current_bug);
+               std::string_view(g_current_bug) == "none" ? "" : g_current_bug,
+               std::string_view(g_current_membership) == "some" ? "" : " --membership ",
+               std::string_view(g_current_membership) == "some" ? "" : g_current_membership);
   std::signal(SIGABRT, SIG_DFL);
   std::abort();
 }
 
 std::string replay_command(const std::string& level, uint64_t seed, int nodes,
-                           const std::string& bug) {
+                           const std::string& bug, const std::string& membership) {
   std::string out = "fencelock-sim --level " + level + " --seed " + std::to_string(seed) +
                     " --nodes " + std::to_string(nodes);
   if (bug != "none") out += " --inject-bug " + bug;
+  if (membership != "some") out += " --membership " + membership;
   return out;
 }
 
@@ -78,20 +83,26 @@ int main(int argc, char** argv) {
   app.add_option("--inject-bug", bug,
                  "test only: none; raft level: commit-previous-term, vote-without-log-check, "
                  "conf-change-before-leader-commit, two-uncommitted-conf-changes; node level: "
-                 "ack-before-sync, expire-on-old-deadline, early-lock-delay")
+                 "ack-before-sync, expire-on-old-deadline, early-lock-delay, snapshot-latest-conf")
       ->capture_default_str();
   app.add_flag("--expect-violation", expect_violation,
                "succeed only if some seed finds a violation (for injected-bug tests)");
   app.add_option("--membership", membership,
-                 "raft level: which seeds change the configuration (learners, joiners, "
-                 "promotions, removals): never, half (drawn per seed) or always")
-      ->check(CLI::IsMember({"never", "half", "always"}))
+                 "which seeds change the configuration (learners, joiners, promotions, "
+                 "removals): never, half (raft level: drawn per seed; node level: 40% of "
+                 "seeds) or always (node level: with a busier operator); none|some|every "
+                 "are the same")
+      ->check(CLI::IsMember({"never", "half", "always", "none", "some", "every"}))
       ->capture_default_str();
   seed_opt->excludes(seeds_opt)->excludes(soak_opt);
   CLI11_PARSE(app, argc, argv);
 
   fencelock::sim::SimOptions options;
   options.nodes = nodes;
+  // One vocabulary for both levels: never/none, half/some, always/every.
+  if (membership == "none") membership = "never";
+  if (membership == "some") membership = "half";
+  if (membership == "every") membership = "always";
   options.membership = membership == "never"    ? fencelock::sim::Membership::kNever
                        : membership == "always" ? fencelock::sim::Membership::kAlways
                                                 : fencelock::sim::Membership::kHalf;
@@ -106,6 +117,11 @@ int main(int argc, char** argv) {
   g_current_nodes = nodes;
   g_current_bug = bug.c_str();
   g_current_level = level.c_str();
+  fencelock::sim::parse_membership_mode(membership == "never"    ? "none"
+                                        : membership == "always" ? "every"
+                                                                 : "some",
+                                        &node_options.membership);
+  g_current_membership = membership.c_str();
   std::signal(SIGABRT, on_abort);
 
   // One seed: ok, the violation, and the summary counters.
@@ -142,6 +158,11 @@ int main(int argc, char** argv) {
                   {"expiries", result.expiries},
                   {"operations", result.operations},
                   {"faults", result.faults},
+                  {"membership_seeds", result.membership ? 1u : 0u},
+                  {"adds", result.adds},
+                  {"promotes", result.promotes},
+                  {"removes", result.removes},
+                  {"leader_removals", result.leader_removals},
                   {"end_ms", result.end_time_ms}}};
     }
     return outcome;
@@ -182,7 +203,7 @@ int main(int argc, char** argv) {
     if (!outcome.ok) {
       ++violations;
       std::cout << "violation at seed " << seed << ": " << outcome.violation << "\n"
-                << "replay: " << replay_command(level, seed, nodes, bug) << "\n";
+                << "replay: " << replay_command(level, seed, nodes, bug, membership) << "\n";
       if (expect_violation) break;
     }
   }

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <iterator>
+
 namespace fencelock::sim {
 
 namespace {
@@ -175,7 +177,7 @@ void NodeChecker::applied(uint64_t node, uint64_t index, const lockpb::Command& 
     }
     return;
   }
-  applied_.emplace(index, AppliedIndex{bytes, tokens});
+  applied_.emplace(index, AppliedIndex{bytes, tokens, ""});
 
   // Exactly once: one grant per (session, sequence) and per wait.
   if (command.has_acquire() && result.granted) {
@@ -225,6 +227,137 @@ void NodeChecker::applied(uint64_t node, uint64_t index, const lockpb::Command& 
   for (const auto& delay : result.lock_delays_started) {
     delays_[delay.lock] = Delay{at, delay.delay_ms};
   }
+}
+
+// --- Membership ----------------------------------------------------------------------
+
+namespace {
+
+std::string describe_conf(const raftpb::ConfState& conf) {
+  return fmt::format("voters {{{}}} learners {{{}}}", fmt::join(conf.voters(), ","),
+                     fmt::join(conf.learners(), ","));
+}
+
+}  // namespace
+
+void NodeChecker::conf_change_applied(uint64_t node, uint64_t index,
+                                      const raftpb::ConfChange& change,
+                                      const raftpb::ConfState& conf, double at) {
+  node_confs_[node] = AppliedConf{index, conf};
+  if (change.type() == raftpb::ConfChange::REMOVE_NODE && change.node_id() == node) {
+    self_removed_.emplace(node, at);
+  }
+  if (conf.voters_size() == 0) {
+    fail(fmt::format("membership: node {} has no voter left after index {}", node, index));
+    return;
+  }
+  std::string bytes = "conf " + change.SerializeAsString();
+  std::string conf_bytes = conf.SerializeAsString();
+  auto seen = applied_.find(index);
+  if (seen != applied_.end()) {
+    if (seen->second.command != bytes || seen->second.conf != conf_bytes) {
+      fail(fmt::format("membership: node {} applied a different change or configuration at index "
+                       "{}: {} -> {}",
+                       node, index, change.ShortDebugString(), describe_conf(conf)));
+    }
+    return;
+  }
+  applied_.emplace(index, AppliedIndex{bytes, {}, conf_bytes});
+
+  // The first to apply it: the change must apply to the configuration
+  // before it, by the checker's own account.
+  std::set<uint64_t> voters;
+  std::set<uint64_t> learners;
+  if (auto before = confs_.lower_bound(index); before != confs_.begin()) {
+    const raftpb::ConfState& prev = std::prev(before)->second;
+    voters.insert(prev.voters().begin(), prev.voters().end());
+    learners.insert(prev.learners().begin(), prev.learners().end());
+  }
+  uint64_t id = change.node_id();
+  bool member = voters.contains(id) || learners.contains(id);
+  bool applies = id != 0;
+  switch (change.type()) {
+    case raftpb::ConfChange::ADD_LEARNER:
+      applies = applies && !member;
+      learners.insert(id);
+      break;
+    case raftpb::ConfChange::ADD_VOTER:
+      applies = applies && !voters.contains(id);
+      learners.erase(id);
+      voters.insert(id);
+      break;
+    case raftpb::ConfChange::REMOVE_NODE:
+      applies = applies && member;
+      voters.erase(id);
+      learners.erase(id);
+      break;
+    default:
+      applies = false;
+  }
+  if (!applies) {
+    fail(fmt::format("membership: a change that does not apply was committed at index {}: {}", index,
+                     change.ShortDebugString()));
+    return;
+  }
+  if (voters != std::set<uint64_t>(conf.voters().begin(), conf.voters().end()) ||
+      learners != std::set<uint64_t>(conf.learners().begin(), conf.learners().end())) {
+    fail(fmt::format("membership: node {} is in {} after index {} ({}), expected voters {{{}}} "
+                     "learners {{{}}}",
+                     node, describe_conf(conf), index, change.ShortDebugString(),
+                     fmt::join(voters, ","), fmt::join(learners, ",")));
+    return;
+  }
+  confs_[index] = conf;
+  if (change.type() == raftpb::ConfChange::REMOVE_NODE) removals_.emplace(id, Removal{index, at});
+}
+
+void NodeChecker::snapshot_restored(uint64_t node, uint64_t index, const raftpb::ConfState& conf,
+                                    double at) {
+  node_confs_[node] = AppliedConf{index, conf};
+  if (auto removal = removals_.find(node); removal != removals_.end() && removal->second.index <= index) {
+    self_removed_.emplace(node, at);
+  }
+  auto after = confs_.upper_bound(index);
+  if (after == confs_.begin()) return;  // nothing known yet (cannot happen: bootstrap comes first)
+  const raftpb::ConfState& expected = std::prev(after)->second;
+  if (expected.SerializeAsString() != conf.SerializeAsString()) {
+    fail(fmt::format("membership: node {} holds a snapshot at index {} naming {}, but the "
+                     "configuration at that index is {} (from index {})",
+                     node, index, describe_conf(conf), describe_conf(expected),
+                     std::prev(after)->first));
+  }
+}
+
+void NodeChecker::leading(uint64_t node, uint64_t term, bool voter, double at) {
+  auto [it, inserted] = leaders_.emplace(term, node);
+  if (!inserted && it->second != node) {
+    fail(fmt::format("election safety: nodes {} and {} both lead term {}", it->second, node, term));
+    return;
+  }
+  if (!voter) {
+    fail(fmt::format("membership: node {} leads term {} at {} but is not a voter of its own "
+                     "configuration",
+                     node, term, ms(at)));
+    return;
+  }
+  if (auto removal = removals_.find(node); removal != removals_.end() && removal->second.at < at) {
+    fail(fmt::format("membership: node {} leads term {} at {}, after its removal (index {}) was "
+                     "applied at {}",
+                     node, term, ms(at), removal->second.index, ms(removal->second.at)));
+  }
+}
+
+void NodeChecker::answered_ok(uint64_t node, double at) {
+  if (auto removed = self_removed_.find(node); removed != self_removed_.end() && removed->second <= at) {
+    fail(fmt::format("membership: node {} answered a request OK at {}, after it applied its own "
+                     "removal at {}",
+                     node, ms(at), ms(removed->second)));
+  }
+}
+
+const NodeChecker::AppliedConf* NodeChecker::applied_conf(uint64_t node) const {
+  auto it = node_confs_.find(node);
+  return it == node_confs_.end() ? nullptr : &it->second;
 }
 
 }  // namespace fencelock::sim

@@ -20,6 +20,16 @@
 //   session expiry       no session expires while its client is inside
 //                        safe-until, nor is a keepalive acknowledged in a
 //                        way that puts safe-until past its expiry
+//   election safety      at most one leader per term
+//   membership           every node applies the same ConfChange at an
+//                        index, each one applies to the configuration
+//                        before it (the checker's own bookkeeping) and
+//                        leaves at least one voter; a snapshot a node
+//                        installs names the configuration of its index; a
+//                        leader is a voter of its own configuration; a
+//                        node never leads after its removal was applied
+//                        anywhere, nor answers a request OK after it
+//                        applied its own removal
 //
 // The first violation is kept.
 //
@@ -33,6 +43,7 @@
 #include <vector>
 
 #include "proto/command.pb.h"
+#include "proto/raft.pb.h"
 #include "statemachine/lock_state_machine.h"
 #include "tests/sim/node/sim_clock.h"
 
@@ -79,6 +90,28 @@ class NodeChecker {
   void applied(uint64_t node, uint64_t index, const lockpb::Command& command,
                const sm::ApplyResult& result, double at);
 
+  // --- Membership.
+  // `node` applied `change` at `index`; `conf` is its configuration after it.
+  void conf_change_applied(uint64_t node, uint64_t index, const raftpb::ConfChange& change,
+                           const raftpb::ConfState& conf, double at);
+  // `node` holds the snapshot at `index` naming `conf`: installed from the
+  // leader, or its own, read back when it starts.
+  void snapshot_restored(uint64_t node, uint64_t index, const raftpb::ConfState& conf, double at);
+  // `node` leads `term` (first seen at `at`); `voter`: whether its own
+  // latest configuration makes it a voter.
+  void leading(uint64_t node, uint64_t term, bool voter, double at);
+  // `node` answered a client request (other than ClusterStatus) OK.
+  void answered_ok(uint64_t node, double at);
+  // The configuration `node` applied last (from a ConfChange or a
+  // snapshot), with its index; nullptr before any.
+  struct AppliedConf {
+    uint64_t index = 0;
+    raftpb::ConfState conf;
+  };
+  const AppliedConf* applied_conf(uint64_t node) const;
+  // Whether `node` applied its own removal.
+  bool removed_itself(uint64_t node) const { return self_removed_.contains(node); }
+
  private:
   struct Holding {
     uint64_t client = 0;
@@ -94,8 +127,9 @@ class NodeChecker {
     std::optional<double> expired;  // when its ExpireSession first applied
   };
   struct AppliedIndex {
-    std::string command;  // serialized
+    std::string command;  // serialized; a ConfChange's prefixed with "conf "
     std::vector<uint64_t> tokens;
+    std::string conf;  // a ConfChange's: the configuration after it, serialized
   };
   struct Delay {
     double from = 0;
@@ -131,6 +165,20 @@ class NodeChecker {
   // Per lock, the latest force-release: when it applied, and the highest
   // token of the lock granted before it (every grant up to it ended there).
   std::map<std::string, std::pair<double, uint64_t>> forced_;
+
+  // Membership: the configuration after each ConfChange index, as the
+  // checker computes it; per node what it applied last; when each node's
+  // removal was first applied anywhere, and by the node itself; who led
+  // each term.
+  std::map<uint64_t, raftpb::ConfState> confs_;
+  std::map<uint64_t, AppliedConf> node_confs_;
+  struct Removal {
+    uint64_t index = 0;
+    double at = 0;
+  };
+  std::map<uint64_t, Removal> removals_;
+  std::map<uint64_t, double> self_removed_;
+  std::map<uint64_t, uint64_t> leaders_;  // term -> node
 };
 
 }  // namespace fencelock::sim

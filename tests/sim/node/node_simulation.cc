@@ -9,6 +9,7 @@
 #include <set>
 #include <memory>
 #include <random>
+#include <ranges>
 #include <vector>
 
 #include "common/check.h"
@@ -20,6 +21,7 @@
 #include "tests/sim/node/sim_client.h"
 #include "tests/sim/node/sim_clock.h"
 #include "tests/sim/node/sim_disk.h"
+#include "tests/sim/node/sim_operator.h"
 
 namespace fencelock::sim {
 
@@ -34,6 +36,12 @@ constexpr Micros kMs = 1000;
 constexpr Micros kChaosUs = 4000 * kMs;      // faults happen in [0, kChaosUs)
 constexpr Micros kLivenessUs = 25'000 * kMs;  // the probe must be done this long after healing
 constexpr int kMaxNodes = 5;
+// A seed that changes membership may add this many nodes, each with an id
+// never used before: ids nodes+1 .. nodes+kMaxFresh.
+constexpr int kMaxFresh = 5;
+constexpr int kMaxIds = kMaxNodes + kMaxFresh;
+// The share of seeds (per million) whose operator changes membership.
+constexpr uint64_t kMembershipPerMillion = 400'000;
 // Steady clock rates: nodes and clients differ by less than the client's
 // 5% drift bound (1.02 / 0.99 < 1.05).
 constexpr double kMinNodeRate = 0.99;
@@ -41,7 +49,7 @@ constexpr double kMaxNodeRate = 1.02;
 constexpr double kMinClientRate = 0.99;
 constexpr double kMaxClientRate = 1.01;
 
-std::string endpoint_of(uint64_t id) { return "n" + std::to_string(id); }
+std::string endpoint_of(uint64_t id) { return node_address(id); }
 
 uint64_t id_of_endpoint(const std::string& endpoint) {
   if (endpoint.size() < 2 || endpoint[0] != 'n') return 0;
@@ -75,6 +83,9 @@ class SimEnv final : public server::Env {
   void run_in_background(std::function<void()> work, std::function<void()> done) override;
   void applied(uint64_t index, const lockpb::Command& command, const sm::ApplyResult& result,
                bool leader) override;
+  void applied_conf_change(uint64_t index, const raftpb::ConfChange& change,
+                           const raftpb::ConfState& conf) override;
+  void restored(const raftpb::SnapshotMetadata& metadata) override;
 
  private:
   NodeSimulation& sim_;
@@ -82,12 +93,12 @@ class SimEnv final : public server::Env {
   uint64_t life_;
 };
 
-class NodeSimulation final : public ClientNet {
+class NodeSimulation final : public ClientNet, public OperatorHost {
  public:
   explicit NodeSimulation(const NodeSimOptions& options);
   NodeSimResult run();
 
-  // ClientNet.
+  // ClientNet and OperatorHost.
   Micros now() const override { return now_; }
   void at(Micros at, std::function<void()> fn) override;
   void connect(uint64_t client, const std::string& endpoint) override;
@@ -98,16 +109,30 @@ class NodeSimulation final : public ClientNet {
     if (options_.trace) *options_.trace << fmt::format("t={:>10.3f} {}\n", now_ / 1000.0, line);
   }
 
+  // OperatorHost.
+  void start_joiner(uint64_t id, const std::map<uint64_t, std::string>& peers) override;
+  void removed(uint64_t id) override;
+  void change_under_way(uint64_t subject) override;
+  Verdict final_list(const clientpb::MemberListResult& list) override;
+
  private:
   friend class SimEnv;
   struct Member {
     uint64_t id = 0;
+    // A process exists from its first start until it is discarded (removed
+    // from the cluster and stopped for good); ids of nodes not yet added
+    // have none.
+    bool born = false;
+    bool discarded = false;
+    bool join = false;                       // started with NodeConfig::join
+    std::map<uint64_t, std::string> peers;   // a joining node's NodeConfig::peers
     SimClock clock;
     std::unique_ptr<SimDisk> disk;
     std::unique_ptr<SimEnv> env;
     std::unique_ptr<server::Node> node;  // null while down
     uint64_t life = 0;
     Micros paused_until = 0;
+    uint64_t led_term = 0;  // the last term it was seen leading
   };
   struct Connection {
     uint64_t client = 0;
@@ -121,6 +146,11 @@ class NodeSimulation final : public ClientNet {
   Member& member(uint64_t id) { return members_[id - 1]; }
   SimClient& client(uint64_t id) { return *clients_[id - 1]; }
   bool tracing() const { return options_.trace != nullptr; }
+  // The processes that exist (running or down), in id order.
+  std::vector<Member*> processes();
+  Member* leader_process();
+  void observe_leader(Member& m);
+  void discard(Member& m);
 
   // Runs `fn` on member `id` in life `life`, now or when a pause ends;
   // dropped if that life has ended.
@@ -137,6 +167,8 @@ class NodeSimulation final : public ClientNet {
   void respond(uint64_t member, uint64_t life, server::ConnectionId connection,
                const clientpb::Response& response);
   void fault();
+  // Cuts node `id` off from every other process, both ways.
+  void isolate(uint64_t id, const char* who = "");
   void heal();
 
   NodeSimOptions options_;
@@ -148,13 +180,20 @@ class NodeSimulation final : public ClientNet {
 
   server::NodeConfig config_;  // shared settings; id, seed and peer set per member
   uint64_t keep_entries_ = 0;
-  std::vector<Member> members_;
+  std::vector<Member> members_;  // by id - 1, every id the seed may use
+  // The workload's clients (ids 1..client_count_), the probe, then the
+  // operator's client when membership changes.
   std::vector<std::unique_ptr<SimClient>> clients_;
+  size_t client_count_ = 0;
+  bool membership_ = false;
+  bool busy_operator_ = false;  // MembershipMode::kEvery
+  std::unique_ptr<SimOperator> operator_;
+  SimClient* operator_client_ = nullptr;
   std::vector<std::string> locks_;
   std::map<uint64_t, Connection> connections_;
   uint64_t next_connection_ = 1;
 
-  bool blocked_[kMaxNodes + 1][kMaxNodes + 1] = {};
+  bool blocked_[kMaxIds + 1][kMaxIds + 1] = {};
   std::set<std::pair<uint64_t, uint64_t>> client_cut_;  // (client, member)
   uint64_t drop_per_million_ = 0;
   uint64_t duplicate_per_million_ = 0;
@@ -227,6 +266,21 @@ void SimEnv::applied(uint64_t index, const lockpb::Command& command, const sm::A
   sim_.checker_.applied(id_, index, command, result, static_cast<double>(sim_.now_));
 }
 
+void SimEnv::applied_conf_change(uint64_t index, const raftpb::ConfChange& change,
+                                 const raftpb::ConfState& conf) {
+  if (sim_.tracing()) {
+    sim_.trace(fmt::format("node {} applies {}: {} of node {} -> voters {} learners {}", id_, index,
+                           raftpb::ConfChange::Type_Name(change.type()), change.node_id(),
+                           fmt::join(conf.voters(), ","), fmt::join(conf.learners(), ",")));
+  }
+  sim_.checker_.conf_change_applied(id_, index, change, conf, static_cast<double>(sim_.now_));
+}
+
+void SimEnv::restored(const raftpb::SnapshotMetadata& metadata) {
+  sim_.checker_.snapshot_restored(id_, metadata.index(), metadata.conf_state(),
+                                  static_cast<double>(sim_.now_));
+}
+
 // --- The simulation ------------------------------------------------------------------
 
 NodeSimulation::NodeSimulation(const NodeSimOptions& options)
@@ -249,15 +303,27 @@ NodeSimulation::NodeSimulation(const NodeSimOptions& options)
   fsync_min_us_ = uniform_between(rng_, 100, 500);
   fsync_max_us_ = fsync_min_us_ + uniform_between(rng_, 100, 3000);
 
-  // Each node's first start writes the bootstrap configuration (server::Node).
+  // Membership change, in some seeds, is drawn from a generator of its own:
+  // the seeds without it run exactly as they did before it existed.
+  std::mt19937_64 membership_rng(options.seed * 0x9E3779B97F4A7C15ULL +
+                                 static_cast<uint64_t>(options.nodes) + 17);
+  membership_ = chance(membership_rng, kMembershipPerMillion);
+  if (options.membership != MembershipMode::kSome) {
+    membership_ = options.membership == MembershipMode::kEvery;
+  }
+  busy_operator_ = options.membership == MembershipMode::kEvery;
+
+  // Each founding node's first start writes the bootstrap configuration
+  // (server::Node); a node added later joins with an empty log.
   raftpb::ConfState conf;
   for (int i = 1; i <= options.nodes; ++i) {
     config_.peers[static_cast<uint64_t>(i)] = endpoint_of(static_cast<uint64_t>(i));
   }
-  members_.resize(static_cast<size_t>(options.nodes));
+  members_.resize(static_cast<size_t>(options.nodes + (membership_ ? kMaxFresh : 0)));
+  for (size_t i = 0; i < members_.size(); ++i) members_[i].id = i + 1;
   for (int i = 0; i < options.nodes; ++i) {
     Member& m = members_[static_cast<size_t>(i)];
-    m.id = static_cast<uint64_t>(i + 1);
+    m.born = true;
     m.clock.rate = draw_rate(rng_, kMinNodeRate, kMaxNodeRate);
     m.clock.steady_base_us = static_cast<int64_t>(uniform_below(rng_, 1'000'000'000));
     m.disk = std::make_unique<SimDisk>(m.id, conf, keep_entries_);
@@ -269,6 +335,9 @@ NodeSimulation::NodeSimulation(const NodeSimOptions& options)
     checker_.set_semaphore(locks_.back(), kSemaphoreHolders);
   }
   size_t client_count = uniform_between(rng_, 2, 6);
+  client_count_ = client_count;
+  // Every address the cluster may ever use: nodes added later included,
+  // as a DNS name or a list kept by the deployment would name them.
   std::vector<std::string> endpoints;
   for (auto& m : members_) endpoints.push_back(endpoint_of(m.id));
   for (size_t i = 0; i <= client_count; ++i) {  // the last one is the probe
@@ -287,6 +356,55 @@ NodeSimulation::NodeSimulation(const NodeSimOptions& options)
     clients_.push_back(std::make_unique<SimClient>(*this, client_options));
   }
   probe_ = clients_.back().get();
+
+  if (membership_) {
+    SimClientOptions admin;
+    admin.id = clients_.size() + 1;
+    admin.clock.rate = draw_rate(membership_rng, kMinClientRate, kMaxClientRate);
+    admin.clock.steady_base_us = static_cast<int64_t>(uniform_below(membership_rng, 1'000'000'000));
+    admin.seed = membership_rng();
+    admin.endpoints = endpoints;
+    admin.locks = locks_;
+    clients_.push_back(std::make_unique<SimClient>(*this, admin));
+    operator_client_ = clients_.back().get();
+
+    SimOperatorOptions ops;
+    ops.seed = membership_rng();
+    for (int i = 1; i <= options.nodes; ++i) ops.founders.push_back(static_cast<uint64_t>(i));
+    for (int i = 1; i <= kMaxFresh; ++i) ops.fresh_ids.push_back(static_cast<uint64_t>(options.nodes + i));
+    // Mostly 3 voters or more; now and then down to 2, or to 1.
+    uint64_t roll = uniform_below(membership_rng, 100);
+    ops.min_voters = roll < 70 ? 3 : roll < 85 ? 2 : 1;
+    ops.max_voters = kMaxNodes;
+    ops.start_at = uniform_between(membership_rng, 100, 1500) * kMs;
+    if (busy_operator_) {
+      ops.pause_min_ms = 0;
+      ops.pause_span_ms = 100;
+    }
+    operator_ = std::make_unique<SimOperator>(*this, *operator_client_, ops);
+  }
+}
+
+std::vector<NodeSimulation::Member*> NodeSimulation::processes() {
+  std::vector<Member*> out;
+  for (auto& m : members_) {
+    if (m.born && !m.discarded) out.push_back(&m);
+  }
+  return out;
+}
+
+NodeSimulation::Member* NodeSimulation::leader_process() {
+  for (auto& m : members_) {
+    if (m.node && m.node->raft().role() == raft::Role::kLeader) return &m;
+  }
+  return nullptr;
+}
+
+void NodeSimulation::observe_leader(Member& m) {
+  const raft::RawNode& raft = m.node->raft();
+  if (raft.role() != raft::Role::kLeader || raft.term() == m.led_term) return;
+  m.led_term = raft.term();
+  checker_.leading(m.id, raft.term(), raft.voters().contains(m.id), static_cast<double>(now_));
 }
 
 void NodeSimulation::at(Micros at, std::function<void()> fn) {
@@ -307,6 +425,7 @@ void NodeSimulation::on_member(uint64_t id, uint64_t life, std::function<void()>
     return;
   }
   fn();
+  if (m.node && m.life == life) observe_leader(m);
 }
 
 void NodeSimulation::start_member(Member& m) {
@@ -315,11 +434,20 @@ void NodeSimulation::start_member(Member& m) {
   config.id = m.id;
   config.client_addr = endpoint_of(m.id);
   config.seed = rng_() | 1;
+  if (m.join) {
+    config.join = true;
+    config.peers = m.peers;
+  }
   m.env = std::make_unique<SimEnv>(*this, m.id, m.life);
   m.node = std::make_unique<server::Node>(*m.env, *m.disk, config);
   m.paused_until = 0;
-  trace(fmt::format("node {} starts (life {}): term {}, log {}..{}", m.id, m.life, m.node->raft().term(),
-                    m.disk->first_index(), m.disk->last_index()));
+  trace(fmt::format("node {} starts (life {}{}): term {}, log {}..{}", m.id, m.life,
+                    m.join ? ", joining" : "", m.node->raft().term(), m.disk->first_index(),
+                    m.disk->last_index()));
+  if (raftpb::SnapshotMetadata snapshot = m.disk->snapshot().metadata(); snapshot.index() > 0) {
+    checker_.snapshot_restored(m.id, snapshot.index(), snapshot.conf_state(),
+                               static_cast<double>(now_));
+  }
   m.node->start();
   uint64_t id = m.id;
   uint64_t life = m.life;
@@ -368,7 +496,9 @@ Micros NodeSimulation::link_delay() {
 bool NodeSimulation::send_peer(const raftpb::Message& message) {
   uint64_t from = message.from();
   uint64_t to = message.to();
-  if (to == 0 || to > members_.size()) return false;
+  // Routed by id to the process that has it now: none for an id not yet
+  // added or a node discarded after its removal.
+  if (to == 0 || to > members_.size() || !member(to).born || member(to).discarded) return false;
   if (!healed_) {
     if (blocked_[from][to] || chance(rng_, drop_per_million_)) return false;
     if (chance(rng_, duplicate_per_million_)) {
@@ -423,6 +553,9 @@ void NodeSimulation::close(uint64_t connection) {
 
 void NodeSimulation::respond(uint64_t member_id, uint64_t life, server::ConnectionId connection,
                              const clientpb::Response& response) {
+  if (response.code() == lockpb::OK && !response.has_cluster_status()) {
+    checker_.answered_ok(member_id, static_cast<double>(now_));
+  }
   auto it = connections_.find(connection);
   if (it == connections_.end() || !it->second.open || it->second.life != life ||
       it->second.member != member_id) {
@@ -439,18 +572,20 @@ void NodeSimulation::respond(uint64_t member_id, uint64_t life, server::Connecti
 void NodeSimulation::fault() {
   ++faults_;
   uint64_t roll = uniform_below(rng_, 100);
-  size_t count = members_.size();
-  auto random_member = [&]() -> Member& { return members_[uniform_below(rng_, count)]; };
+  std::vector<Member*> procs = processes();
+  size_t count = procs.size();
+  auto random_member = [&]() -> Member& { return *procs[uniform_below(rng_, count)]; };
   if (roll < 12) {
+    if (count < 2) return;  // one process left: nothing to split
     std::set<uint64_t> side;
     while (side.empty() || side.size() == count) {
       side.clear();
-      for (auto& m : members_) {
-        if (chance(rng_, 500'000)) side.insert(m.id);
+      for (Member* m : procs) {
+        if (chance(rng_, 500'000)) side.insert(m->id);
       }
     }
-    for (auto& a : members_) {
-      for (auto& b : members_) blocked_[a.id][b.id] = side.contains(a.id) != side.contains(b.id);
+    for (Member* a : procs) {
+      for (Member* b : procs) blocked_[a->id][b->id] = side.contains(a->id) != side.contains(b->id);
     }
     trace(fmt::format("partition {} | rest", fmt::join(side, ",")));
   } else if (roll < 18) {
@@ -461,12 +596,7 @@ void NodeSimulation::fault() {
       trace(fmt::format("one-way partition: {} cannot reach {}", a, b));
     }
   } else if (roll < 26) {
-    uint64_t a = random_member().id;
-    for (auto& b : members_) {
-      blocked_[a][b.id] = a != b.id;
-      blocked_[b.id][a] = a != b.id;
-    }
-    trace(fmt::format("isolate {}", a));
+    isolate(random_member().id);
   } else if (roll < 40) {
     for (auto& row : blocked_) {
       for (bool& cell : row) cell = false;
@@ -477,10 +607,10 @@ void NodeSimulation::fault() {
     Member& m = random_member();
     if (m.node) crash(m);
   } else if (roll < 62) {
-    for (auto& m : members_) {
-      if (!m.node) {
-        trace(fmt::format("restart node {}", m.id));
-        start_member(m);
+    for (Member* m : procs) {
+      if (!m->node) {
+        trace(fmt::format("restart node {}", m->id));
+        start_member(*m);
         break;
       }
     }
@@ -495,14 +625,16 @@ void NodeSimulation::fault() {
   } else if (roll < 76) {
     // A long pause of the leader: its steady clock runs on, and so do its
     // followers' election timers.
-    for (auto& m : members_) {
-      if (!m.node || m.node->raft().role() != raft::Role::kLeader || m.paused_until > now_) continue;
-      m.paused_until = now_ + uniform_between(rng_, 100, 1500) * kMs;
-      trace(fmt::format("pause the leader {} for {} ms", m.id, (m.paused_until - now_) / kMs));
+    for (Member* m : procs) {
+      if (!m->node || m->node->raft().role() != raft::Role::kLeader || m->paused_until > now_) continue;
+      m->paused_until = now_ + uniform_between(rng_, 100, 1500) * kMs;
+      trace(fmt::format("pause the leader {} for {} ms", m->id, (m->paused_until - now_) / kMs));
       break;
     }
   } else if (roll < 84) {
-    uint64_t client_id = uniform_between(rng_, 1, clients_.size() - 1);
+    // A workload client, or (when membership changes) the operator.
+    uint64_t client_id = uniform_between(rng_, 1, client_count_ + (operator_client_ ? 1 : 0));
+    if (client_id > client_count_) client_id = operator_client_->id();
     uint64_t member_id = random_member().id;
     client_cut_.insert({client_id, member_id});
     drop_connections(member_id, client_id, uniform_between(rng_, 1, 300) * kMs);
@@ -514,26 +646,30 @@ void NodeSimulation::fault() {
   } else if (roll < 90) {
     // The whole room loses power: every node at once.
     trace("power failure: every node goes down");
-    for (auto& m : members_) {
-      if (m.node) crash(m, CrashKind::kPowerLoss);
+    for (Member* m : procs) {
+      if (m->node) crash(*m, CrashKind::kPowerLoss);
     }
   } else {
     // The leader fails: crashes, or is cut off.
-    for (auto& m : members_) {
-      if (!m.node || m.node->raft().role() != raft::Role::kLeader) continue;
+    for (Member* m : procs) {
+      if (!m->node || m->node->raft().role() != raft::Role::kLeader) continue;
       if (chance(rng_, 500'000)) {
-        trace(fmt::format("the leader {} crashes", m.id));
-        crash(m);
+        trace(fmt::format("the leader {} crashes", m->id));
+        crash(*m);
       } else {
-        for (auto& b : members_) {
-          blocked_[m.id][b.id] = m.id != b.id;
-          blocked_[b.id][m.id] = m.id != b.id;
-        }
-        trace(fmt::format("isolate the leader {}", m.id));
+        isolate(m->id, "the leader ");
       }
       break;
     }
   }
+}
+
+void NodeSimulation::isolate(uint64_t id, const char* who) {
+  for (Member* b : processes()) {
+    blocked_[id][b->id] = id != b->id;
+    blocked_[b->id][id] = id != b->id;
+  }
+  trace(fmt::format("isolate {}{}", who, id));
 }
 
 void NodeSimulation::heal() {
@@ -544,30 +680,158 @@ void NodeSimulation::heal() {
     for (bool& cell : row) cell = false;
   }
   client_cut_.clear();
-  for (auto& m : members_) {
-    if (!m.node) start_member(m);
-    m.paused_until = std::min(m.paused_until, now_);
+  for (Member* m : processes()) {
+    if (!m->node) start_member(*m);
+    m->paused_until = std::min(m->paused_until, now_);
   }
   for (auto& c : clients_) {
-    if (c.get() != probe_) c->wind_down();
+    if (c.get() != probe_ && c.get() != operator_client_) c->wind_down();
   }
   at(now_ + uniform_between(rng_, 0, 500) * kMs, [this] { probe_->start(); });
+  if (operator_) operator_->heal();
+}
+
+// --- Membership: the operator's hands on the machines --------------------------------
+
+void NodeSimulation::start_joiner(uint64_t id, const std::map<uint64_t, std::string>& peers) {
+  Member& m = member(id);
+  FL_CHECK(!m.born, "node {} started twice", id);
+  m.born = true;
+  m.join = true;
+  m.peers = peers;
+  m.clock.rate = draw_rate(rng_, kMinNodeRate, kMaxNodeRate);
+  m.clock.steady_base_us = static_cast<int64_t>(uniform_below(rng_, 1'000'000'000));
+  m.disk = std::make_unique<SimDisk>(m.id, raftpb::ConfState(), keep_entries_);
+  trace(fmt::format("new node {} (clock rate {:.4f}) joins, told of {}", id, m.clock.rate,
+                    fmt::join(std::views::keys(peers), ",")));
+  start_member(m);
+}
+
+void NodeSimulation::discard(Member& m) {
+  if (m.discarded) return;
+  trace(fmt::format("node {} is stopped and discarded", m.id));
+  if (m.node) crash(m, CrashKind::kProcess);
+  m.discarded = true;
+}
+
+void NodeSimulation::removed(uint64_t id) {
+  Member& m = member(id);
+  if (!m.born) return;
+  if (chance(rng_, 500'000)) {
+    discard(m);
+    return;
+  }
+  // Left running a while: it must stop serving and leave the cluster be.
+  Micros keep = uniform_between(rng_, 200, 3000) * kMs;
+  trace(fmt::format("removed node {} keeps running for {} ms", id, keep / kMs));
+  at(now_ + keep, [this, id] { discard(member(id)); });
+}
+
+void NodeSimulation::change_under_way(uint64_t subject) {
+  if (healed_ || !chance(rng_, busy_operator_ ? 600'000 : 300'000)) return;
+  // Often within the few milliseconds the change takes to commit.
+  Micros when = now_ + (chance(rng_, 500'000) ? uniform_below(rng_, 3 * kMs)
+                                              : uniform_below(rng_, 30) * kMs);
+  uint64_t kind = uniform_below(rng_, 100);
+  at(when, [this, subject, kind] {
+    if (healed_) return;
+    ++faults_;
+    Member* leader = leader_process();
+    Member& target = member(subject);
+    if (kind < 30 && leader) {
+      trace(fmt::format("during a change of node {}: the leader {} crashes", subject, leader->id));
+      crash(*leader);
+    } else if (kind < 55 && target.node) {
+      trace(fmt::format("during its change: node {} crashes", subject));
+      crash(target);
+    } else if (kind < 75 && leader) {
+      isolate(leader->id, "(during a change) the leader ");
+    } else if (kind < 90 && leader && leader->paused_until <= now_) {
+      leader->paused_until = now_ + uniform_between(rng_, 50, 800) * kMs;
+      trace(fmt::format("during a change of node {}: pause the leader {} for {} ms", subject,
+                        leader->id, (leader->paused_until - now_) / kMs));
+    } else {
+      fault();
+      --faults_;
+    }
+  });
+}
+
+OperatorHost::Verdict NodeSimulation::final_list(const clientpb::MemberListResult& list) {
+  std::set<uint64_t> voters;
+  std::set<uint64_t> learners;
+  for (const auto& m : list.members()) (m.learner() ? learners : voters).insert(m.id());
+  trace(fmt::format("final member list: voters {} learners {}, leader {}, conf index {}{}",
+                    fmt::join(voters, ","), fmt::join(learners, ","), list.leader_id(),
+                    list.conf_index(), list.conf_committed() ? "" : " (not committed)"));
+  if (!list.conf_committed()) return Verdict::kAskAgain;
+  // Every member the list or the operator names must have applied the
+  // listed configuration (or, if the list is stale, a later one).
+  std::set<uint64_t> ids = voters;
+  ids.insert(learners.begin(), learners.end());
+  ids.insert(operator_->voters().begin(), operator_->voters().end());
+  ids.insert(operator_->learners().begin(), operator_->learners().end());
+  std::optional<std::string> mismatch;
+  for (uint64_t id : ids) {
+    if (id == 0 || id > members_.size()) {
+      checker_.fail(fmt::format("membership: the final member list names node {}, never started", id));
+      return Verdict::kDone;
+    }
+    Member& m = member(id);
+    if (!m.node || m.discarded) {
+      checker_.fail(fmt::format("membership: node {} is a member after healing but has no process",
+                                id));
+      return Verdict::kDone;
+    }
+    const NodeChecker::AppliedConf* applied = checker_.applied_conf(id);
+    if (m.node->applied_index() < list.conf_index() || applied == nullptr) return Verdict::kWait;
+    std::set<uint64_t> applied_voters(applied->conf.voters().begin(), applied->conf.voters().end());
+    std::set<uint64_t> applied_learners(applied->conf.learners().begin(),
+                                        applied->conf.learners().end());
+    if (applied_voters == voters && applied_learners == learners) continue;
+    // A later configuration than the list's: the answer came from a leader
+    // about to learn it was deposed. Ask again.
+    if (applied->index > list.conf_index()) return Verdict::kAskAgain;
+    if (!mismatch) {
+      mismatch = fmt::format("node {} applied voters {{{}}} learners {{{}}} (index {})", id,
+                             fmt::join(applied_voters, ","), fmt::join(applied_learners, ","),
+                             applied->index);
+    }
+  }
+  if (mismatch) {
+    checker_.fail(fmt::format("membership: the final member list (conf index {}) has voters {{{}}} "
+                              "learners {{{}}}, but {}",
+                              list.conf_index(), fmt::join(voters, ","), fmt::join(learners, ","),
+                              *mismatch));
+    return Verdict::kDone;
+  }
+  if (voters != operator_->voters() || learners != operator_->learners()) {
+    checker_.fail(fmt::format("membership: the final member list has voters {{{}}} learners {{{}}}, "
+                              "but the changes acknowledged to the operator make voters {{{}}} "
+                              "learners {{{}}}",
+                              fmt::join(voters, ","), fmt::join(learners, ","),
+                              fmt::join(operator_->voters(), ","),
+                              fmt::join(operator_->learners(), ",")));
+  }
+  return Verdict::kDone;
 }
 
 NodeSimResult NodeSimulation::run() {
   trace(fmt::format("seed {} nodes {}: heartbeat_ticks={} lazy_window_us={} snapshot_every={} "
-                    "keep_entries={} locks={} clients={} drop={} duplicate={} fsync_us={}..{} bug={}",
-                    options_.seed, members_.size(), config_.heartbeat_ticks, config_.lazy_window_us,
-                    config_.snapshot_every, keep_entries_, locks_.size(), clients_.size() - 1,
+                    "keep_entries={} locks={} clients={} drop={} duplicate={} fsync_us={}..{} bug={}{}",
+                    options_.seed, options_.nodes, config_.heartbeat_ticks, config_.lazy_window_us,
+                    config_.snapshot_every, keep_entries_, locks_.size(), client_count_,
                     drop_per_million_, duplicate_per_million_, fsync_min_us_, fsync_max_us_,
-                    static_cast<int>(options_.bug)));
-  for (auto& m : members_) {
-    trace(fmt::format("node {}: clock rate {:.4f}", m.id, m.clock.rate));
-    start_member(m);
+                    static_cast<int>(options_.bug), membership_ ? " membership=on" : ""));
+  for (Member* m : processes()) {
+    trace(fmt::format("node {}: clock rate {:.4f}", m->id, m->clock.rate));
+    start_member(*m);
   }
-  for (auto& c : clients_) {
-    if (c.get() != probe_) at(uniform_below(rng_, 300) * kMs, [&c] { c->start(); });
+  for (size_t i = 0; i < client_count_; ++i) {
+    SimClient* c = clients_[i].get();
+    at(uniform_below(rng_, 300) * kMs, [c] { c->start(); });
   }
+  if (operator_) operator_->start();
   std::function<void()> next_fault = [this, &next_fault] {
     if (healed_) return;
     fault();
@@ -581,13 +845,14 @@ NodeSimResult NodeSimulation::run() {
     now_ = handle.key().first;
     if (!healed_ && now_ >= kChaosUs) heal();
     if (healed_ && now_ > heal_time_ + kLivenessUs) {
-      checker_.fail(fmt::format("liveness: the probe did not acquire every lock within {} ms of "
-                                "healing",
+      checker_.fail(fmt::format("liveness: {} within {} ms of healing",
+                                !probe_->probe_done() ? "the probe did not acquire every lock"
+                                                      : "the operator did not settle the membership",
                                 kLivenessUs / kMs));
       break;
     }
     handle.mapped()();
-    if (probe_->probe_done()) break;
+    if (probe_->probe_done() && (!operator_ || operator_->done())) break;
   }
   result.ok = checker_.ok();
   if (!result.ok) {
@@ -610,6 +875,13 @@ NodeSimResult NodeSimulation::run() {
   for (auto& c : clients_) result.operations += c->operations();
   result.faults = faults_;
   result.end_time_ms = now_ / kMs;
+  if (operator_) {
+    result.membership = true;
+    result.adds = operator_->adds();
+    result.promotes = operator_->promotes();
+    result.removes = operator_->removes();
+    result.leader_removals = operator_->leader_removals();
+  }
   return result;
 }
 
@@ -635,6 +907,19 @@ NodeSimResult run_node_simulation(const NodeSimOptions& options) {
   return result;
 }
 
+bool parse_membership_mode(const std::string& name, MembershipMode* mode) {
+  if (name == "some") {
+    *mode = MembershipMode::kSome;
+  } else if (name == "every") {
+    *mode = MembershipMode::kEvery;
+  } else if (name == "none") {
+    *mode = MembershipMode::kNone;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 bool parse_node_bug(const std::string& name, server::InjectedBug* bug) {
   if (name == "none") {
     *bug = server::InjectedBug::kNone;
@@ -644,6 +929,8 @@ bool parse_node_bug(const std::string& name, server::InjectedBug* bug) {
     *bug = server::InjectedBug::kExpireOnOldDeadline;
   } else if (name == "early-lock-delay") {
     *bug = server::InjectedBug::kEarlyLockDelay;
+  } else if (name == "snapshot-latest-conf") {
+    *bug = server::InjectedBug::kSnapshotLatestConf;
   } else {
     return false;
   }

@@ -14,7 +14,12 @@
 // steady clock runs at its own rate within the documented drift bound (a
 // node reads no wall clock: server::Env has none). Heal: every fault is repaired,
 // clients let go and close, and a probe client must then acquire every
-// lock within a bounded time (liveness). NodeChecker checks the rest.
+// lock within a bounded time (liveness). In some seeds an operator
+// (sim_operator.h) changes the membership meanwhile: nodes with new ids
+// join with fresh disks, learners are promoted, voters (the leader too)
+// and learners are removed and their processes discarded; after healing
+// its final member list must match what every member applied.
+// NodeChecker checks the rest.
 //
 // Thread-safety: not thread-safe; one simulation per thread.
 
@@ -26,10 +31,19 @@
 
 namespace fencelock::sim {
 
+// Whether a seed's operator changes the membership (sim_operator.h).
+enum class MembershipMode {
+  kSome,   // in 40% of seeds (which ones is drawn from the seed)
+  kEvery,  // in every seed, busier: shorter pauses between operations and
+           // twice the faults aimed at a change under way
+  kNone,   // never: every seed runs as before membership change existed
+};
+
 struct NodeSimOptions {
   uint64_t seed = 1;
   int nodes = 3;
   server::InjectedBug bug = server::InjectedBug::kNone;
+  MembershipMode membership = MembershipMode::kSome;
   std::ostream* trace = nullptr;  // when set, every event goes here
 };
 
@@ -42,12 +56,22 @@ struct NodeSimResult {
   uint64_t operations = 0;     // client operations started
   uint64_t faults = 0;
   uint64_t end_time_ms = 0;
+  // Membership (when this seed's operator changes it): acknowledged
+  // additions (as learners), promotions, removals, and removals of the
+  // node the operator last saw leading.
+  bool membership = false;
+  uint64_t adds = 0;
+  uint64_t promotes = 0;
+  uint64_t removes = 0;
+  uint64_t leader_removals = 0;
 };
 
 NodeSimResult run_node_simulation(const NodeSimOptions& options);
 
 // Parses a node-level bug name: "none", "ack-before-sync",
-// "expire-on-old-deadline", "early-lock-delay".
+// "expire-on-old-deadline", "early-lock-delay", "snapshot-latest-conf".
 bool parse_node_bug(const std::string& name, server::InjectedBug* bug);
+// Parses "some", "every" or "none".
+bool parse_membership_mode(const std::string& name, MembershipMode* mode);
 
 }  // namespace fencelock::sim

@@ -71,6 +71,8 @@ struct SimClientOptions {
 
 class SimClient {
  public:
+  using Done = std::function<void(const clientpb::Response&)>;
+
   SimClient(ClientNet& net, SimClientOptions options);
   SimClient(const SimClient&) = delete;
   SimClient& operator=(const SimClient&) = delete;
@@ -83,6 +85,15 @@ class SimClient {
   uint64_t id() const { return options_.id; }
   uint64_t operations() const { return operations_; }
 
+  // Sends `request` (its id is set here) through CallPolicy as every call
+  // of the workload goes: NOT_LEADER and UNAVAILABLE are retried, a lost
+  // connection resends it, and `done` gets the final answer or TIMEOUT
+  // after the request timeout plus `extra`. For an operator's client,
+  // which runs no workload (its start() is never called).
+  void request(clientpb::Request request, std::chrono::milliseconds extra, Done done) {
+    call(std::move(request), extra, std::move(done));
+  }
+
   // From the network.
   void connected(uint64_t connection, const std::string& endpoint);
   void connect_failed();
@@ -90,7 +101,6 @@ class SimClient {
   void response(uint64_t connection, const clientpb::Response& response);
 
  private:
-  using Done = std::function<void(const clientpb::Response&)>;
   struct Call {
     client::PendingCall call;
     Done done;
