@@ -265,15 +265,18 @@ void Members::handle(raft::RawNode& raft, bool leader, const Caller& caller,
   propose(raft, caller, change);
 }
 
+void Members::refuse(const Caller& caller, const raft::Status& status) {
+  if (status.code() == raft::Error::kNotLeader) {
+    responder_.not_leader(caller);
+  } else {
+    responder_.error(caller, code_of(status.code()), status.message());
+  }
+}
+
 void Members::propose(raft::RawNode& raft, const Caller& caller, const raftpb::ConfChange& change) {
   auto proposed = raft.propose_conf_change(change);
   if (!proposed.ok()) {
-    const raft::Status& status = proposed.status();
-    if (status.code() == raft::Error::kNotLeader) {
-      responder_.not_leader(caller);
-    } else {
-      responder_.error(caller, code_of(status.code()), status.message());
-    }
+    refuse(caller, proposed.status());
     return;
   }
   remember(proposed.value(), Pending{caller, proposed.value().term, std::nullopt});
@@ -286,12 +289,7 @@ void Members::confirm(raft::RawNode& raft, const Caller& caller, const clientpb:
   // answer is decided against the configuration at that entry.
   auto proposed = raft.propose("");
   if (!proposed.ok()) {
-    const raft::Status& status = proposed.status();
-    if (status.code() == raft::Error::kNotLeader) {
-      responder_.not_leader(caller);
-    } else {
-      responder_.error(caller, code_of(status.code()), status.message());
-    }
+    refuse(caller, proposed.status());
     return;
   }
   remember(proposed.value(), Pending{caller, proposed.value().term, request});

@@ -86,6 +86,9 @@ class Members {
     std::optional<clientpb::Request> check;
   };
 
+  // Answers a proposal the core refused: NOT_LEADER with a hint, or the
+  // error its code maps to.
+  void refuse(const Caller& caller, const raft::Status& status);
   void propose(raft::RawNode& raft, const Caller& caller, const raftpb::ConfChange& change);
   // Answers `request`, which needs no change, once an empty entry of this
   // leader's term applies, if the configuration there still satisfies it.
