@@ -87,7 +87,23 @@ void RawNode::check_not_awaiting_advance(const char* call) const {
 }
 
 bool RawNode::promotable() const {
-  return voters_.contains(id_) && !log_.unstable_snapshot().has_value();
+  if (log_.unstable_snapshot().has_value()) return false;
+  return voters_.contains(id_) || removal_pending();
+}
+
+// The latest configuration removed this voter and is not known committed.
+// It may still campaign (counting the votes of the latest configuration,
+// not its own) and lead until the removal commits (dissertation §4.2.2):
+// its log may be the only one that holds the removal, and then no other
+// node can win an election without it, since the removed node's log is
+// ahead of theirs.
+bool RawNode::removal_pending() const {
+  const Membership& membership = log_.membership();
+  uint64_t latest = membership.latest_index();
+  if (voters_.contains(id_) || latest <= log_.committed() || latest <= membership.base_index()) {
+    return false;
+  }
+  return is_voter(membership.at(latest - 1), id_);
 }
 
 bool RawNode::committed_entry_in_current_term() const {
@@ -175,6 +191,25 @@ void RawNode::drop_removed_progress(bool round_over) {
   }
 }
 
+// A leader that led while its own removal was pending sees it commit: it
+// asks the most up-to-date voter to campaign at once, and steps down.
+void RawNode::step_down_removed() {
+  uint64_t best = 0;
+  uint64_t best_match = 0;
+  for (const auto& [id, pr] : progress_) {
+    if (voters_.contains(id) && pr.match_index() > best_match) {
+      best = id;
+      best_match = pr.match_index();
+    }
+  }
+  logger_->info("{} steps down at term {}: its removal committed", id_, term_);
+  for (const auto& [id, pr] : progress_) {
+    if (id != id_) send_heartbeat(id, "");  // the commit, so they know it too
+  }
+  if (best != 0 && best_match == log_.last_index()) send_timeout_now(best);
+  become_follower(term_, 0);
+}
+
 // ---------------------------------------------------------------- roles
 
 void RawNode::reset(uint64_t term) {
@@ -234,6 +269,7 @@ void RawNode::become_leader() {
   role_ = Role::kLeader;
   std::set<uint64_t> members = voters_;
   members.insert(learners_.begin(), learners_.end());
+  members.insert(id_);  // a leader whose removal is pending is no member
   for (uint64_t voter : members) {
     auto [it, inserted] =
         progress_.emplace(voter, Progress(log_.last_index() + 1, config_.max_inflight_msgs));
@@ -597,6 +633,11 @@ bool RawNode::maybe_commit() {
 }
 
 void RawNode::on_commit_advanced() {
+  if (role_ == Role::kLeader && !voters_.contains(id_) &&
+      log_.membership().latest_index() <= log_.committed()) {
+    step_down_removed();
+    return;
+  }
   drop_removed_progress();
   if (role_ != Role::kLeader || reads_awaiting_commit_.empty()) return;
   if (!committed_entry_in_current_term()) return;
@@ -697,7 +738,7 @@ void RawNode::leader_read_index(uint64_t from, std::string context) {
   }
   request.index = log_.committed();
   request.acks.insert(id_);
-  if (quorum() == 1) {
+  if (voter_count(request.acks) >= quorum()) {
     release_read(std::move(request));
     return;
   }

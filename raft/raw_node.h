@@ -217,6 +217,8 @@ class RawNode {
   void check_not_awaiting_advance(const char* call) const;
   size_t quorum() const { return voters_.size() / 2 + 1; }
   bool promotable() const;
+  bool removal_pending() const;
+  void step_down_removed();
   bool committed_entry_in_current_term() const;
   void refresh_configuration();
   void drop_removed_progress(bool round_over = false);
@@ -258,7 +260,11 @@ class RawNode {
   void note_answer(uint64_t from);
   void maybe_wait_for(uint64_t from, const Progress& pr);
   void review_prompt_followers();
-  bool prompt_full() const { return prompt_.size() + 1 >= quorum(); }  // quorum-1 prompt
+  // quorum-1 prompt followers, and the leader's own write (quorum of them
+  // when the leader is no voter: its removal is pending).
+  bool prompt_full() const {
+    return prompt_.size() + (voters_.contains(id_) ? 1 : 0) >= quorum();
+  }
   bool lazy_for(uint64_t to) const;
   bool may_persist_lazily() const;
   bool restore(const raftpb::Snapshot& snapshot);

@@ -454,6 +454,50 @@ TEST_CASE(
   }
 }
 
+TEST_CASE(
+    "a node holding its own uncommitted removal still campaigns when the others need its "
+    "log, leads until the removal commits, then steps down",
+    "[raft][membership][remove]") {
+  // Voters 1 and 2. Leader 1 sends "remove 2" and loses it in a crash
+  // before its write: only 2 holds it. 1 cannot win without 2's vote, and
+  // 2's log is ahead of 1's; 2, no voter of its latest configuration,
+  // must not wait for a leader that can never be elected.
+  TestCluster c = bootstrapped({1, 2});
+  c.start();
+  c.campaign(1);
+  propose(c, 1, "x");
+  auto r = c.node(1).propose_conf_change(remove_node(2));
+  REQUIRE(r.ok());
+  // The leader's append goes out before its write (Ready::messages)...
+  Ready rd = c.node(1).ready();
+  for (const auto& m : rd.messages) {
+    if (m.to() == 2) c.deliver(m);
+  }
+  // ...and it crashes before writing.
+  c.restart(1);
+  c.stabilize();
+  REQUIRE(c.storage(2).last_index() == r.value().index);
+  CHECK(c.node(2).voters() == Ids{1});
+  CHECK(c.node(2).commit_index() < r.value().index);
+  CHECK(c.node(1).voters() == Ids{1, 2});
+  for (int i = 0; i < 300 && c.node(1).role() != Role::kLeader; ++i) c.tick_all(1);
+  // 2 led long enough to commit its removal, then handed over to 1.
+  CHECK(c.node(1).role() == Role::kLeader);
+  CHECK(c.node(2).role() == Role::kFollower);
+  CHECK(c.node(1).voters() == Ids{1});
+  CHECK(c.node(2).commit_index() >= r.value().index);
+  uint64_t index = propose(c, 1, "y");
+  CHECK(c.node(1).commit_index() == index);
+  // Knowing its removal committed, 2 never campaigns again.
+  c.isolate(2);
+  uint64_t term = c.node(2).term();
+  for (int i = 0; i < 100; ++i) {
+    c.node(2).tick();
+    c.process(2);
+  }
+  CHECK(c.node(2).term() == term);
+}
+
 TEST_CASE("the leader refuses to remove itself", "[raft][membership][remove]") {
   TestCluster c = bootstrapped();
   c.start();
