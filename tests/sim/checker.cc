@@ -93,8 +93,8 @@ void Checker::observe_commit(uint64_t id, uint64_t term, uint64_t commit,
   }
 }
 
-const raftpb::ConfState& Checker::configuration_of(uint64_t id,
-                                                   const raft::MemoryStorage& storage) {
+const Checker::LogConfiguration& Checker::configuration_of(uint64_t id,
+                                                          const raft::MemoryStorage& storage) {
   // A log is known by its last entry (log matching): the same last index
   // and term, the same log, the same configuration, compacted or not.
   uint64_t last = storage.last_index();
@@ -102,14 +102,18 @@ const raftpb::ConfState& Checker::configuration_of(uint64_t id,
   CachedConf& cached = confs_[id];
   if (cached.log == key && cached.known) return cached.conf;
   uint64_t first = storage.first_index();
+  LogConfiguration& conf = cached.conf;
   auto replay = [&](uint64_t from) {
     if (from > last) return;
     for (const auto& e : storage.entries(from, last + 1, UINT64_MAX)) {
       if (e.type() != raftpb::ENTRY_CONF_CHANGE) continue;
       raftpb::ConfChange change;
       if (!change.ParseFromString(e.data())) continue;
-      auto next = raft::apply_conf_change(cached.conf, change);
-      if (next.ok()) cached.conf = std::move(next).value();
+      auto next = raft::apply_conf_change(conf.latest, change);
+      if (!next.ok()) continue;
+      conf.previous = std::move(conf.latest);
+      conf.latest = std::move(next).value();
+      conf.latest_index = e.index();
     }
   };
   // The log only grew since: replay the new entries.
@@ -120,12 +124,12 @@ const raftpb::ConfState& Checker::configuration_of(uint64_t id,
   } else {
     // As raft::CoreLog replays it at start-up.
     uint64_t base = std::max(first - 1, storage.snapshot().metadata().index());
-    cached.conf = storage.initial_state().conf_state;
+    conf = LogConfiguration{storage.initial_state().conf_state, {}, 0};
     replay(base + 1);
   }
   cached.log = key;
   cached.known = true;
-  return cached.conf;
+  return conf;
 }
 
 void Checker::check_electable(const std::vector<Candidate>& nodes) {
@@ -144,8 +148,11 @@ void Checker::check_electable(const std::vector<Candidate>& nodes) {
     const raft::MemoryStorage& s = *n.storage;
     bool holds = c + 1 < s.first_index() || (c <= s.last_index() && s.term(c) == entry_term);
     if (holds) continue;
-    const raftpb::ConfState& conf = configuration_of(n.id, s);
-    if (!raft::is_voter(conf, n.id)) continue;  // it cannot campaign
+    const LogConfiguration& log_conf = configuration_of(n.id, s);
+    const raftpb::ConfState& conf = log_conf.latest;
+    bool removal_pending = log_conf.latest_index > s.initial_state().hard_state.commit() &&
+                           raft::is_voter(log_conf.previous, n.id);
+    if (!raft::is_voter(conf, n.id) && !removal_pending) continue;  // it cannot campaign
     auto candidate = last_of(s);
     std::vector<uint64_t> grant;
     for (uint64_t v : conf.voters()) {

@@ -64,7 +64,10 @@ class Checker {
   // date than its own (Raft §5.4.3's argument, which single-server
   // membership changes keep: any two successive configurations share a
   // node of every majority). A node that is no voter of its own
-  // configuration cannot campaign. `nodes` are the nodes that exist,
+  // configuration cannot campaign, unless that configuration removed it
+  // and its persisted commit index does not cover the removal (as
+  // raft::RawNode allows, counting the votes of the latest configuration
+  // only). `nodes` are the nodes that exist,
   // crashed ones included (they restart with their log); a voter of the
   // configuration that is gone for good gives no vote.
   void check_electable(const std::vector<Candidate>& nodes);
@@ -99,9 +102,15 @@ class Checker {
   void check_leader_holds(uint64_t id, uint64_t leader_term, uint64_t index,
                           const raft::MemoryStorage& storage);
   uint64_t entry_term_of(uint64_t index) const;
-  // The latest configuration in a persisted log (cached per node while the
-  // log's ends stay the same).
-  const raftpb::ConfState& configuration_of(uint64_t id, const raft::MemoryStorage& storage);
+  // The configurations in a persisted log: the latest, the one before it
+  // and the index of the entry that made the latest (0: the base). Cached
+  // per node while the log's last entry stays the same.
+  struct LogConfiguration {
+    raftpb::ConfState latest;
+    raftpb::ConfState previous;
+    uint64_t latest_index = 0;
+  };
+  const LogConfiguration& configuration_of(uint64_t id, const raft::MemoryStorage& storage);
 
   std::optional<std::string> violation_;
   std::map<uint64_t, uint64_t> leaders_;                           // term -> leader id
@@ -117,7 +126,7 @@ class Checker {
   struct CachedConf {
     bool known = false;
     std::pair<uint64_t, uint64_t> log;  // last index and term
-    raftpb::ConfState conf;
+    LogConfiguration conf;
   };
   std::map<uint64_t, CachedConf> confs_;  // node id -> its log's latest configuration
 };
