@@ -33,17 +33,18 @@ volatile uint64_t g_current_seed = 0;
 volatile int g_current_nodes = 3;
 const char* g_current_bug = "none";
 const char* g_current_level = "raft";
-const char* g_current_membership = "some";
+const char* g_current_membership = "half";
 
 void on_abort(int) {
   std::fprintf(stderr,
-               "aborted during seed %llu; replay: fencelock-sim --level %s --seed %llu --nodes %d%s%s%s%s\n",
+               "aborted during seed %llu; replay: fencelock-sim --level %s --seed %llu --nodes "
+               "%d%s%s%s%s\n",
                static_cast<unsigned long long>(g_current_seed), g_current_level,
                static_cast<unsigned long long>(g_current_seed), g_current_nodes,
                std::string_view(g_current_bug) == "none" ? "" : " --inject-bug ",
                std::string_view(g_current_bug) == "none" ? "" : g_current_bug,
-               std::string_view(g_current_membership) == "some" ? "" : " --membership ",
-               std::string_view(g_current_membership) == "some" ? "" : g_current_membership);
+               std::string_view(g_current_membership) == "half" ? "" : " --membership ",
+               std::string_view(g_current_membership) == "half" ? "" : g_current_membership);
   std::signal(SIGABRT, SIG_DFL);
   std::abort();
 }
@@ -53,7 +54,7 @@ std::string replay_command(const std::string& level, uint64_t seed, int nodes,
   std::string out = "fencelock-sim --level " + level + " --seed " + std::to_string(seed) +
                     " --nodes " + std::to_string(nodes);
   if (bug != "none") out += " --inject-bug " + bug;
-  if (membership != "some") out += " --membership " + membership;
+  if (membership != "half") out += " --membership " + membership;
   return out;
 }
 
