@@ -13,12 +13,18 @@
 //   2. A leader proposes a change only once an entry of its own term is
 //      committed (the fix: a leader elected under an older configuration
 //      first learns every committed change).
-//   3. A leader proposes a change only when no other change is uncommitted.
+//   3. A leader proposes a change only when no other change is uncommitted
+//      (and never removes itself: it hands leadership over first).
+//
+// A voter whose latest configuration removes it may still campaign and
+// lead (counting that configuration's votes, not its own) until it knows
+// the removal committed; then it steps down (RawNode::removal_pending).
 //
 // The configuration is data carried in the log (ENTRY_CONF_CHANGE entries,
 // their data a raftpb::ConfChange) and in snapshots (SnapshotMetadata's
-// ConfState). Learners receive the log and snapshots but never vote and
-// never count toward a quorum.
+// ConfState). Learners receive the log and snapshots but never campaign
+// and never count toward a quorum. docs/design.md "Membership change" has
+// the whole design: joiners, removed nodes, bootstrap entries.
 //
 // This class keeps the configuration after every ConfChange entry still in
 // the log, keyed by index, above a base (the snapshot's configuration), so

@@ -480,6 +480,20 @@ TEST_CASE(
   CHECK(c.node(2).voters() == Ids{1});
   CHECK(c.node(2).commit_index() < r.value().index);
   CHECK(c.node(1).voters() == Ids{1, 2});
+  // 2 wins with 1's vote; 1's acknowledgements are lost for a while.
+  c.set_drop([](const raftpb::Message& m) {
+    return m.from() == 1 &&
+           (m.type() == raftpb::MSG_APP_RESP || m.type() == raftpb::MSG_HEARTBEAT_RESP);
+  });
+  for (int i = 0; i < 300 && c.node(2).role() != Role::kLeader; ++i) c.tick_all(1);
+  REQUIRE(c.node(2).role() == Role::kLeader);
+  CHECK(c.node(2).voters() == Ids{1});
+  // It serves no read: not before an entry of its term commits, and that
+  // commit commits its removal too, which ends its leadership.
+  REQUIRE(c.node(2).read_index("r").ok());
+  c.stabilize();
+  CHECK(c.read_states(2).empty());
+  c.set_drop(nullptr);
   for (int i = 0; i < 300 && c.node(1).role() != Role::kLeader; ++i) c.tick_all(1);
   // 2 led long enough to commit its removal, then handed over to 1.
   CHECK(c.node(1).role() == Role::kLeader);
