@@ -25,6 +25,8 @@ class MemoryStorage final : public LogStorage {
   raftpb::Snapshot snapshot() const override;
 
   void set_hard_state(const raftpb::HardState& hard_state);
+  // What initial_state() returns, without copying the configuration.
+  const raftpb::HardState& hard_state() const { return hard_state_; }
 
   // Appends `entries`, which must be contiguous and start at most at
   // last_index() + 1; an entry at an existing index replaces it and every

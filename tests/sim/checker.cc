@@ -150,9 +150,11 @@ void Checker::check_electable(const std::vector<Candidate>& nodes) {
     if (holds) continue;
     const LogConfiguration& log_conf = configuration_of(n.id, s);
     const raftpb::ConfState& conf = log_conf.latest;
-    bool removal_pending = log_conf.latest_index > s.initial_state().hard_state.commit() &&
-                           raft::is_voter(log_conf.previous, n.id);
-    if (!raft::is_voter(conf, n.id) && !removal_pending) continue;  // it cannot campaign
+    if (!raft::is_voter(conf, n.id)) {
+      bool removal_pending = raft::is_voter(log_conf.previous, n.id) &&
+                             log_conf.latest_index > s.hard_state().commit();
+      if (!removal_pending) continue;  // it cannot campaign
+    }
     auto candidate = last_of(s);
     std::vector<uint64_t> grant;
     for (uint64_t v : conf.voters()) {

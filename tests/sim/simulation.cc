@@ -348,7 +348,7 @@ void Simulation::crash(SimNode& n, const char* how) {
   n.driver.reset();
   n.host.reset();
   n.node.reset();
-  raftpb::HardState hard_state = n.storage.initial_state().hard_state;
+  raftpb::HardState hard_state = n.storage.hard_state();
   if (hard_state.commit() != n.synced_commit && chance(rng_, 500'000)) {
     trace("crash {} loses its unsynced commit index {} (back to {})", n.id, hard_state.commit(),
           n.synced_commit);
@@ -470,7 +470,7 @@ void Simulation::persist(SimNode& n, const raft::Ready& rd) {
   if (rd.snapshot) n.storage.apply_snapshot(*rd.snapshot);
   n.storage.append(rd.entries);
   if (rd.hard_state) n.storage.set_hard_state(*rd.hard_state);
-  if (rd.must_sync) n.synced_commit = n.storage.initial_state().hard_state.commit();
+  if (rd.must_sync) n.synced_commit = n.storage.hard_state().commit();
 }
 
 void Simulation::restore(SimNode& n, const raftpb::Snapshot& snapshot) {
@@ -511,7 +511,7 @@ void Simulation::maybe_snapshot(SimNode& n) {
   // The configuration in force at the snapshot's index, not the latest.
   const raftpb::ConfState& conf = n.node->conf_state_at(n.sm_index);
   n.storage.create_snapshot(n.sm_index, conf, fmt::format("{} {}", n.sm_index, n.sm_hash));
-  n.synced_commit = n.storage.initial_state().hard_state.commit();  // a synced write
+  n.synced_commit = n.storage.hard_state().commit();  // a synced write
   uint64_t keep = uniform_below(rng_, 3);
   if (n.sm_index > keep) n.storage.compact(n.sm_index - keep);
   trace("node {} snapshots at {} and compacts to {}", n.id, n.sm_index,
@@ -867,7 +867,7 @@ void Simulation::check_teardown() {
       const raft::MemoryStorage& sa = nodes_[a].storage;
       const raft::MemoryStorage& sb = nodes_[b].storage;
       uint64_t hi =
-          std::min({sa.initial_state().hard_state.commit(), sb.initial_state().hard_state.commit(),
+          std::min({sa.hard_state().commit(), sb.hard_state().commit(),
                     sa.last_index(), sb.last_index()});
       uint64_t lo = std::max(sa.first_index(), sb.first_index());
       for (uint64_t i = lo; i <= hi; ++i) {
