@@ -270,6 +270,48 @@ TEST_CASE(
   CHECK(c.node(1).transfer_leadership(4).code() == Error::kInvalidArgument);
 }
 
+TEST_CASE(
+    "a learner never counts for check-quorum or ReadIndex, and is never a prompt follower",
+    "[raft][membership][learner]") {
+  // Pre-vote, check-quorum and lazy followers on, as in the server.
+  TestCluster c({1, 2, 3}, nullptr, Start::kBootstrapEntries);
+  c.start();
+  c.campaign(1);
+  REQUIRE(c.node(1).role() == Role::kLeader);
+  c.add_joiner(4);
+  change(c, 1, add_learner(4));
+  propose(c, 1, "x");
+  bool lazy_to_learner = false;
+  c.set_drop([&](const raftpb::Message& m) {
+    if (m.type() == raftpb::MSG_APP && m.to() == 4 && m.entries_size() > 0) {
+      lazy_to_learner = m.lazy_persist();
+    }
+    return false;
+  });
+  propose(c, 1, "y");
+  CHECK(lazy_to_learner);
+  for (const auto& pr : c.node(1).progress()) {
+    if (pr.id == 4) CHECK_FALSE(pr.prompt);
+  }
+  c.set_drop(nullptr);
+  // Voters 2 and 3 cut off: the learner's acknowledgements confirm no read...
+  c.cut(1, 2);
+  c.cut(1, 3);
+  c.cut(2, 1);
+  c.cut(3, 1);
+  REQUIRE(c.node(1).read_index("r").ok());
+  c.stabilize();
+  c.tick_all(1);
+  CHECK(c.read_states(1).empty());
+  // ...and keep no leader in office: it steps down after an election timeout.
+  for (int i = 0; i < 30 && c.node(1).role() == Role::kLeader; ++i) {
+    c.node(1).tick();
+    c.process(1);
+    c.stabilize();
+  }
+  CHECK(c.node(1).role() == Role::kFollower);
+}
+
 TEST_CASE("a learner that fell behind a compacted log receives a snapshot",
           "[raft][membership][learner][snapshot]") {
   TestCluster c = bootstrapped();
