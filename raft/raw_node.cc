@@ -850,6 +850,16 @@ Status RawNode::step(const Message& m) {
       resp.set_term(term_);
       resp.set_reject(true);
       send(std::move(resp));
+    } else if (m.type() == raftpb::MSG_VOTE) {
+      // Raft Figure 2: the reply carries our term, for the candidate to
+      // update itself. Without it, a candidate could ask for ever at terms
+      // we have left behind: we may campaign under a stale configuration
+      // that does not name it, so it would never hear our term otherwise.
+      Message resp;
+      resp.set_type(raftpb::MSG_VOTE_RESP);
+      resp.set_to(m.from());
+      resp.set_reject(true);
+      send(std::move(resp));
     }
     return Status();
   }

@@ -431,9 +431,10 @@ TEST_CASE("removing a voter shrinks the quorum; the removed node hears of it and
   uint64_t at = change(c, 1, remove_node(4));
   for (uint64_t id : {1, 2, 3, 4}) CHECK(c.node(id).voters() == Ids{1, 2, 3});
   for (uint64_t id : {1, 2, 3}) CHECK(c.node(id).commit_index() >= at);
-  // The leader keeps no progress for it.
+  // The leader keeps no progress for it, and will not hand over to it.
   for (const auto& pr : c.node(1).progress()) CHECK(pr.id != 4);
   CHECK(!c.node(1).match_index(4).has_value());
+  CHECK(c.node(1).transfer_leadership(4).code() == Error::kInvalidArgument);
   // Three voters: two make a quorum, where four needed three.
   c.cut(1, 3);
   uint64_t index = propose(c, 1, "two of three");
@@ -552,6 +553,53 @@ TEST_CASE(
     c.process(2);
   }
   CHECK(c.node(2).term() == term);
+}
+
+TEST_CASE(
+    "a voter that campaigned alone under a stale configuration tells the current voters its "
+    "term when they ask for its vote",
+    "[raft][membership][election]") {
+  // Node 1 is cut off while the configuration goes from {1,3,4} to {1,2}
+  // (2 added, 3 and 4 removed; the last removal waits for 1). It
+  // campaigns for many terms with its old configuration, asking only 3
+  // and 4, which are gone: 2 never hears its term. Unless 1 answers 2's
+  // lower-term vote requests with its term (Raft's RequestVote reply
+  // carries it), 2 asks for ever at terms 1 has left behind.
+  TestCluster c = bootstrapped({1, 3, 4});
+  c.start();
+  c.campaign(3);
+  REQUIRE(c.node(3).role() == Role::kLeader);
+  c.add_joiner(2);
+  c.isolate(1);
+  change(c, 3, add_learner(2));
+  change(c, 3, add_voter(2));
+  REQUIRE(c.node(3).transfer_leadership(4).ok());
+  c.stabilize();
+  REQUIRE(c.node(4).role() == Role::kLeader);
+  change(c, 4, remove_node(3));
+  c.remove(3);
+  REQUIRE(c.node(4).transfer_leadership(2).ok());
+  c.stabilize();
+  REQUIRE(c.node(2).role() == Role::kLeader);
+  auto r = c.node(2).propose_conf_change(remove_node(4));
+  REQUIRE(r.ok());
+  c.stabilize();
+  c.remove(4);
+  CHECK(c.node(2).voters() == Ids{1, 2});
+  CHECK(c.node(1).voters() == Ids{1, 3, 4});
+  for (int i = 0; i < 300; ++i) {
+    c.node(1).tick();
+    c.process(1);
+  }
+  c.stabilize();
+  REQUIRE(c.node(1).term() > c.node(2).term() + 5);
+  c.restart(2);  // no leader now
+  c.heal();
+  for (int i = 0; i < 1000 && c.node(2).role() != Role::kLeader; ++i) c.tick_all(1);
+  REQUIRE(c.node(2).role() == Role::kLeader);
+  c.tick_all(2);
+  CHECK(c.node(1).voters() == Ids{1, 2});
+  CHECK(c.node(2).commit_index() >= r.value().index);
 }
 
 TEST_CASE("the leader refuses to remove itself", "[raft][membership][remove]") {
