@@ -835,10 +835,14 @@ Status RawNode::step(const Message& m) {
       become_follower(m.term(), from_leader ? m.from() : 0);
     }
   } else if (m.term() < term_) {
-    if ((config_.check_quorum || config_.pre_vote) &&
-        (m.type() == raftpb::MSG_APP || m.type() == raftpb::MSG_HEARTBEAT)) {
-      // A stale leader (partitioned, or outvoted through pre-vote) would
-      // never learn the new term otherwise: tell it.
+    if (m.type() == raftpb::MSG_APP || m.type() == raftpb::MSG_HEARTBEAT) {
+      // Raft Figure 2: the reply carries our term. A stale leader
+      // (partitioned, or outvoted through pre-vote) would never learn the
+      // new term otherwise. etcd answers only with check-quorum or
+      // pre-vote on, counting on our vote requests to reach the leader;
+      // they need not: a node restarted with a stale configuration
+      // campaigns among members that may all have left (simulator seed
+      // 101679), and the leader it never asks would keep it out for ever.
       Message resp;
       resp.set_type(raftpb::MSG_APP_RESP);
       resp.set_to(m.from());

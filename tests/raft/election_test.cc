@@ -249,6 +249,40 @@ TEST_CASE("a stale leader learns the new term from the answer to its append (§5
   CHECK(c.queue().back().term() == c.node(new_leader).term());
 }
 
+TEST_CASE(
+    "a node answers a lower-term append with its term even without check-quorum or pre-vote "
+    "(Raft Figure 2)",
+    "[raft][election]") {
+  // Simulator seed 101679 (raft level, 3 nodes): a node restarted with a
+  // stale configuration campaigned at ever higher terms among members that
+  // had left, never asking the leader; the leader's heartbeats, at a lower
+  // term, were ignored, so the node never rejoined and never applied again.
+  TestCluster c({1, 2, 3}, [](Config& config) {
+    config.check_quorum = false;
+    config.pre_vote = false;
+  });
+  c.start();
+  c.campaign(1);
+  c.isolate(3);
+  for (int i = 0; i < 100; ++i) {  // campaigns on its own, term after term
+    c.node(3).tick();
+    c.process(3);
+    c.stabilize();
+  }
+  c.heal();
+  REQUIRE(c.node(3).term() > c.node(1).term());
+  raftpb::Message heartbeat;
+  heartbeat.set_type(raftpb::MSG_HEARTBEAT);
+  heartbeat.set_from(1);
+  heartbeat.set_to(3);
+  heartbeat.set_term(c.node(1).term());
+  c.deliver(heartbeat);
+  REQUIRE(!c.queue().empty());
+  CHECK(c.queue().back().type() == raftpb::MSG_APP_RESP);
+  CHECK(c.queue().back().to() == 1);
+  CHECK(c.queue().back().term() == c.node(3).term());
+}
+
 TEST_CASE("a restarted node recovers term, vote, log and commit from storage",
           "[raft][durability]") {
   TestCluster c({1, 2, 3});
