@@ -198,6 +198,10 @@ class RawNode {
   // The leader's view of every voter and learner (itself included), ordered by id;
   // empty when this node is not the leader.
   std::vector<PeerProgress> progress() const;
+  // Whether this node's latest configuration removes it and has not
+  // committed while the one before named it a voter: it may still campaign
+  // and lead until the removal commits (docs/design.md, "Membership change").
+  bool removal_pending() const;
   // The leader's removed nodes it still replicates to until they hold their
   // removal (drop_removed_progress); empty elsewhere.
   std::vector<uint64_t> leaving() const;
@@ -217,7 +221,6 @@ class RawNode {
   void check_not_awaiting_advance(const char* call) const;
   size_t quorum() const { return voters_.size() / 2 + 1; }
   bool promotable() const;
-  bool removal_pending() const;
   void step_down_removed();
   bool committed_entry_in_current_term() const;
   void refresh_configuration();

@@ -336,7 +336,7 @@ void NodeChecker::leading(uint64_t node, uint64_t term, bool voter, double at) {
   }
   if (!voter) {
     fail(fmt::format("membership: node {} leads term {} at {} but is not a voter of its own "
-                     "configuration",
+                     "configuration (nor holding its own uncommitted removal)",
                      node, term, ms(at)));
     return;
   }

@@ -98,7 +98,8 @@ class NodeChecker {
   // leader, or its own, read back when it starts.
   void snapshot_restored(uint64_t node, uint64_t index, const raftpb::ConfState& conf, double at);
   // `node` leads `term` (first seen at `at`); `voter`: whether its own
-  // latest configuration makes it a voter.
+  // latest configuration makes it a voter, or removes it without having
+  // committed (it leads until the removal commits).
   void leading(uint64_t node, uint64_t term, bool voter, double at);
   // `node` answered a client request (other than ClusterStatus) OK.
   void answered_ok(uint64_t node, double at);
