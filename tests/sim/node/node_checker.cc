@@ -328,15 +328,17 @@ void NodeChecker::snapshot_restored(uint64_t node, uint64_t index, const raftpb:
   }
 }
 
-void NodeChecker::leading(uint64_t node, uint64_t term, bool voter, double at) {
+void NodeChecker::leading(uint64_t node, uint64_t term, bool voter, bool removal_pending,
+                          double at) {
   auto [it, inserted] = leaders_.emplace(term, node);
   if (!inserted && it->second != node) {
     fail(fmt::format("election safety: nodes {} and {} both lead term {}", it->second, node, term));
     return;
   }
+  if (removal_pending) return;  // it leads only until its removal commits
   if (!voter) {
     fail(fmt::format("membership: node {} leads term {} at {} but is not a voter of its own "
-                     "configuration (nor holding its own uncommitted removal)",
+                     "configuration",
                      node, term, ms(at)));
     return;
   }

@@ -98,9 +98,11 @@ class NodeChecker {
   // leader, or its own, read back when it starts.
   void snapshot_restored(uint64_t node, uint64_t index, const raftpb::ConfState& conf, double at);
   // `node` leads `term` (first seen at `at`); `voter`: whether its own
-  // latest configuration makes it a voter, or removes it without having
-  // committed (it leads until the removal commits).
-  void leading(uint64_t node, uint64_t term, bool voter, double at);
+  // latest configuration makes it a voter; `removal_pending`: whether that
+  // configuration removes it and has not committed in its own view (the
+  // core lets such a node campaign and lead until the removal commits,
+  // even when others have committed it: it cannot know).
+  void leading(uint64_t node, uint64_t term, bool voter, bool removal_pending, double at);
   // `node` answered a client request (other than ClusterStatus) OK.
   void answered_ok(uint64_t node, double at);
   // The configuration `node` applied last (from a ConfChange or a

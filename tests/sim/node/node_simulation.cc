@@ -404,9 +404,8 @@ void NodeSimulation::observe_leader(Member& m) {
   const raft::RawNode& raft = m.node->raft();
   if (raft.role() != raft::Role::kLeader || raft.term() == m.led_term) return;
   m.led_term = raft.term();
-  // A leader holding its own uncommitted removal leads until it commits.
-  bool voter = raft.voters().contains(m.id) || raft.removal_pending();
-  checker_.leading(m.id, raft.term(), voter, static_cast<double>(now_));
+  checker_.leading(m.id, raft.term(), raft.voters().contains(m.id), raft.removal_pending(),
+                   static_cast<double>(now_));
 }
 
 void NodeSimulation::at(Micros at, std::function<void()> fn) {
