@@ -7,10 +7,14 @@
 //   fencelock member list | add ID PEER_ADDR CLIENT_ADDR | promote ID | remove ID
 //   fencelock snapshot save FILE
 //
-// Endpoints come from --endpoints or FENCELOCK_ENDPOINTS. Exit codes are in
-// docs/cli.md: the command's own status for `lock`, 75 when the lock was not
-// acquired, 76 when it was lost while the command ran, 69 when no member
-// answered, 2 for a usage error, 1 for any other error.
+// Endpoints come from --endpoints or FENCELOCK_ENDPOINTS; TLS and identity
+// from --cacert, --cert, --key and --token-file or FENCELOCK_CACERT,
+// FENCELOCK_CERT, FENCELOCK_KEY and FENCELOCK_TOKEN_FILE (etcdctl's names;
+// docs/security.md). Exit codes are in docs/cli.md: the command's own
+// status for `lock`, 75 when the lock was not acquired, 76 when it was lost
+// while the command ran, 69 when no member answered, 77 when the cluster
+// refused this client's identity or rights, 2 for a usage error, 1 for any
+// other error.
 
 #include <signal.h>
 #include <sys/prctl.h>
@@ -44,6 +48,7 @@ constexpr int kExitUsage = 2;
 constexpr int kExitUnavailable = 69;
 constexpr int kExitNotAcquired = 75;
 constexpr int kExitLockLost = 76;
+constexpr int kExitNoPermission = 77;  // sysexits.h EX_NOPERM
 
 int fail(int code, const std::string& message) {
   std::fprintf(stderr, "fencelock: %s\n", message.c_str());
@@ -56,6 +61,9 @@ int exit_code_for(const Status& status) {
     case fencelock::lockpb::UNAVAILABLE:
     case fencelock::lockpb::NOT_LEADER:
       return kExitUnavailable;
+    case fencelock::lockpb::PERMISSION_DENIED:
+    case fencelock::lockpb::UNAUTHENTICATED:
+      return kExitNoPermission;
     case fencelock::lockpb::INVALID_ARGUMENT:
       return kExitUsage;
     default:
@@ -73,6 +81,10 @@ struct Globals {
   std::string endpoints;
   std::string output = "table";
   std::string timeout = "10s";
+  std::string cacert;
+  std::string cert;
+  std::string key;
+  std::string token_file;
 };
 
 // The endpoints from --endpoints, else FENCELOCK_ENDPOINTS, split at commas.
@@ -97,6 +109,18 @@ fencelock::Result<std::shared_ptr<Client>> make_client(const Globals& globals) {
     return Status(fencelock::lockpb::INVALID_ARGUMENT, "bad duration '" + globals.timeout + "' for --timeout");
   }
   options.request_timeout = timeout;
+  options.tls_ca_file = globals.cacert;
+  options.tls_cert_file = globals.cert;
+  options.tls_key_file = globals.key;
+  if ((!globals.cert.empty() || !globals.key.empty()) && globals.cacert.empty()) {
+    return Status(fencelock::lockpb::INVALID_ARGUMENT,
+                  "--cert and --key need --cacert (the CA that signs the members' certificates)");
+  }
+  if (!globals.token_file.empty()) {
+    auto token = fencelock::client::read_token_file(globals.token_file);
+    if (!token.ok()) return token.status();
+    options.token = token.value();
+  }
   return Client::connect(options);
 }
 
@@ -405,6 +429,18 @@ int main(int argc, char** argv) {
   app.add_option("--endpoints", globals.endpoints, "cluster members, HOST:PORT,... (or FENCELOCK_ENDPOINTS)");
   app.add_option("--output", globals.output, "table or json")->check(CLI::IsMember({"table", "json"}));
   app.add_option("--timeout", globals.timeout, "how long a request may take, e.g. 10s");
+  app.add_option("--cacert", globals.cacert,
+                 "TLS: the CA that signs the members' certificates (or FENCELOCK_CACERT)")
+      ->envname("FENCELOCK_CACERT");
+  app.add_option("--cert", globals.cert,
+                 "TLS: this client's certificate, for --client-auth cert (or FENCELOCK_CERT)")
+      ->envname("FENCELOCK_CERT");
+  app.add_option("--key", globals.key, "TLS: the key of --cert (or FENCELOCK_KEY)")
+      ->envname("FENCELOCK_KEY");
+  app.add_option("--token-file", globals.token_file,
+                 "a file holding this client's token, for --client-auth token (or "
+                 "FENCELOCK_TOKEN_FILE)")
+      ->envname("FENCELOCK_TOKEN_FILE");
 
   LockArgs lock_args;
   auto* lock = app.add_subcommand("lock", "hold a lock while a command runs");

@@ -11,6 +11,8 @@
 //              --client-addr 127.0.0.1:8004 --data-dir var/n4
 //   fencelockd ... --restore backup.flbackup   (a new cluster from a backup:
 //              every node with the same file, on an empty --data-dir)
+//   fencelockd ... --tls-cert node1.crt --tls-key node1.key --tls-ca ca.crt
+//              --client-auth cert --acl acl.txt   (docs/security.md)
 //
 // Every flag can also come from a TOML file given with --config (same keys,
 // e.g. `client-addr = "127.0.0.1:8001"`). A wrong flag, an unknown id, a
@@ -54,11 +56,17 @@ int fail(const std::string& message) {
 // This node must be among them (added with `fencelock member add`), with
 // the addresses it was started with.
 fencelock::Result<std::map<uint64_t, std::string>> members_to_join(
-    const std::string& join, const fencelock::server::NodeConfig& config) {
+    const std::string& join, const fencelock::server::NodeConfig& config,
+    const std::string& join_token) {
   using fencelock::Status;
   fencelock::client::ClientOptions options;
   options.endpoints = fencelock::split(join, ',');
   options.request_timeout = std::chrono::seconds(10);
+  // With TLS, this node's own certificate is its client identity too.
+  options.tls_ca_file = config.security.tls_ca;
+  options.tls_cert_file = config.security.tls_cert;
+  options.tls_key_file = config.security.tls_key;
+  options.token = join_token;
   auto client = fencelock::client::Client::connect(options);
   if (!client.ok()) return client.status();
   auto members = client.value()->member_list();
@@ -150,6 +158,35 @@ int main(int argc, char** argv) {
   app.add_option("--restore-token-floor", config.restore_token_floor,
                  "with --restore: the lowest fencing token the new cluster issues")
       ->needs(restore);
+  auto* security = &config.security;
+  app.add_option("--tls-cert", security->tls_cert,
+                 "this node's certificate (PEM): TLS on both ports; peers use mutual TLS, and "
+                 "the certificate must name this member (DNS fencelock-node-ID, or its host)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", security->tls_key, "the private key of --tls-cert (PEM)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-ca", security->tls_ca,
+                 "CA certificates (PEM) that sign members' and clients' certificates")
+      ->check(CLI::ExistingFile);
+  std::string client_auth = "none";
+  app.add_option("--client-auth", client_auth,
+                 "where a client's identity comes from: none, cert (its TLS certificate's CN "
+                 "or SAN) or token (a bearer token from --tokens-file)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "cert", "token"}));
+  std::string tokens_file;
+  app.add_option("--tokens-file", tokens_file,
+                 "with --client-auth token: lines of TOKEN PRINCIPAL")
+      ->check(CLI::ExistingFile);
+  std::string acl_file;
+  app.add_option("--acl", acl_file,
+                 "with --client-auth: lines of PRINCIPAL PREFIX RIGHTS (lock, read, admin)")
+      ->check(CLI::ExistingFile);
+  std::string join_token_file;
+  app.add_option("--join-token-file", join_token_file,
+                 "with --join to a cluster with --client-auth token: a file holding a token")
+      ->check(CLI::ExistingFile)
+      ->needs(join_option);
   app.add_flag("--unsafe-no-fsync", config.unsafe_no_fsync,
                "do not fsync (tests only: a machine crash loses acknowledged writes)");
   // Hidden: the snapshot stall bench compares the old way with the new.
@@ -171,6 +208,17 @@ int main(int argc, char** argv) {
 
   config.data_dir = data_dir;
   config.restore_file = restore_file;
+  security->client_auth = client_auth == "cert"    ? fencelock::server::ClientAuthMode::kCert
+                          : client_auth == "token" ? fencelock::server::ClientAuthMode::kToken
+                                                   : fencelock::server::ClientAuthMode::kNone;
+  security->tokens_file = tokens_file;
+  security->acl_file = acl_file;
+  std::string join_token;
+  if (!join_token_file.empty()) {
+    auto token = fencelock::client::read_token_file(join_token_file);
+    if (!token.ok()) return fail("--join-token-file: " + token.status().message());
+    join_token = token.value();
+  }
   fencelock::set_log_level(log_level);
   if (join.empty()) {
     if (peers.empty()) return fail("give --peers (a new cluster) or --join (a running one)");
@@ -185,7 +233,7 @@ int main(int argc, char** argv) {
     if (!std::filesystem::exists(std::filesystem::path(data_dir) / "db", ec)) {
       // A new member: it needs the members to answer the leader. A
       // restarted one knows them from its log.
-      auto members = members_to_join(join, config);
+      auto members = members_to_join(join, config, join_token);
       if (!members.ok()) return fail("--join: " + members.status().message());
       config.peers = std::move(members).value();
     }

@@ -1,5 +1,6 @@
 #include "client/client.h"
 
+#include <fstream>
 #include <future>
 #include <map>
 #include <mutex>
@@ -10,6 +11,7 @@
 #include "common/logging.h"
 #include "net/address.h"
 #include "net/connection.h"
+#include "net/tls.h"
 
 namespace fencelock::client {
 
@@ -22,6 +24,10 @@ Status response_status(const clientpb::Response& response) {
 
 namespace detail {
 
+// The id of the Authenticate request a connection starts with; calls
+// count up from 1 and never reach it.
+constexpr uint64_t kAuthenticateId = UINT64_MAX;
+
 // The I/O half of a Client: one connection, the calls in flight, timers.
 // What to do with each answer (retry here, go elsewhere, done), where to
 // connect, how long to pause and when a call has run out of time are
@@ -33,8 +39,9 @@ namespace detail {
 // outlives nothing.
 class Core : public std::enable_shared_from_this<Core> {
  public:
-  explicit Core(ClientOptions options)
+  Core(ClientOptions options, std::shared_ptr<net::TlsContext> tls)
       : policy_(std::move(options)),
+        tls_(std::move(tls)),
         logger_(get_logger("fencelock-client")),
         work_(asio::make_work_guard(io_)),
         sweep_(io_) {}
@@ -176,11 +183,22 @@ class Core : public std::enable_shared_from_this<Core> {
         if (!ec && !socket.is_open()) ec = asio::error::timed_out;
       }
       if (stopped_) break;
-      logger_->debug("connect to {}: {}", endpoint, ec ? ec.message() : "ok");
-      if (!ec) {
+      std::string failure = ec ? ec.message() : "";
+      std::optional<net::Stream> stream;
+      if (!ec && tls_) {
+        auto tls = co_await net::handshake(std::move(socket), *tls_, options.connect_timeout, host,
+                                           failure);
+        if (stopped_ || !self.lock()) break;
+        if (tls) stream.emplace(std::move(tls));
+      } else if (!ec) {
+        stream.emplace(std::move(socket));
+      }
+      logger_->debug("connect to {}: {}", endpoint, stream ? "ok" : failure);
+      if (stream) {
         net::ConnectionOptions connection_options;
         connection_options.max_frame_bytes = options.max_frame_bytes;
-        connection_ = std::make_shared<net::FramedConnection>(std::move(socket), connection_options);
+        connection_ =
+            std::make_shared<net::FramedConnection>(std::move(*stream), connection_options);
         connected_ = true;
         policy_.connected();
         set_endpoint(endpoint);
@@ -195,6 +213,13 @@ class Core : public std::enable_shared_from_this<Core> {
               if (auto core = weak.lock()) core->on_closed(raw, reason);
             });
         connecting_ = false;
+        if (!options.token.empty()) {
+          // First on the connection: the server takes requests in order.
+          clientpb::Request authenticate;
+          authenticate.set_id(kAuthenticateId);
+          authenticate.mutable_authenticate()->set_token(options.token);
+          connection_->send(authenticate);
+        }
         for (auto& [id, call] : calls_) {
           if (!call.sent) {
             call.sent = true;
@@ -204,7 +229,7 @@ class Core : public std::enable_shared_from_this<Core> {
         co_return;
       }
       for (auto& [id, call] : calls_) {
-        call.pending.note_retry("cannot connect to " + endpoint + ": " + ec.message());
+        call.pending.note_retry("cannot connect to " + endpoint + ": " + failure);
       }
       if (auto pause = policy_.connect_failed(); pause.count() > 0) {
         asio::steady_timer timer(io_, pause);
@@ -228,6 +253,10 @@ class Core : public std::enable_shared_from_this<Core> {
     clientpb::Response response;
     if (!response.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
       if (connection_) connection_->stop("malformed response from server");
+      return;
+    }
+    if (response.id() == kAuthenticateId) {
+      if (response.code() != lockpb::OK) fail_all(response);
       return;
     }
     auto it = calls_.find(response.id());
@@ -255,6 +284,20 @@ class Core : public std::enable_shared_from_this<Core> {
       case CallStep::kReconnect:
         reconnect(decision);
         return;
+    }
+  }
+
+  // Answers every call with `error` (its code and message): the server
+  // refused this client's identity, which no retry changes.
+  void fail_all(const clientpb::Response& error) {
+    logger_->warn("server refused this client: {}: {}", lockpb::ErrorCode_Name(error.code()),
+                  error.message());
+    auto calls = std::move(calls_);
+    calls_.clear();
+    for (auto& [id, call] : calls) {
+      clientpb::Response response = error;
+      response.set_id(id);
+      call.done(std::move(response));
     }
   }
 
@@ -296,6 +339,7 @@ class Core : public std::enable_shared_from_this<Core> {
   }
 
   CallPolicy policy_;
+  std::shared_ptr<net::TlsContext> tls_;  // null: plaintext
   std::shared_ptr<spdlog::logger> logger_;
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
@@ -324,11 +368,21 @@ Result<std::shared_ptr<Client>> Client::connect(ClientOptions options) {
       return Status(lockpb::INVALID_ARGUMENT, "endpoint '" + endpoint + "' is not host:port");
     }
   }
-  std::shared_ptr<Client> client(new Client(std::move(options)));
+  std::shared_ptr<net::TlsContext> tls;
+  if (!options.tls_ca_file.empty() || !options.tls_cert_file.empty() ||
+      !options.tls_key_file.empty()) {
+    net::TlsFiles files{options.tls_cert_file, options.tls_key_file, options.tls_ca_file};
+    auto loaded = net::TlsContext::load(files, false, net::PeerCertificate::kRequired,
+                                        get_logger("fencelock-client"));
+    if (!loaded.ok()) return loaded.status();
+    tls = std::move(loaded).value();
+  }
+  std::shared_ptr<Client> client(new Client(std::move(options), std::move(tls)));
   return client;
 }
 
-Client::Client(ClientOptions options) : core_(std::make_shared<detail::Core>(std::move(options))) {
+Client::Client(ClientOptions options, std::shared_ptr<net::TlsContext> tls)
+    : core_(std::make_shared<detail::Core>(std::move(options), std::move(tls))) {
   core_->start();
 }
 
@@ -486,6 +540,20 @@ Result<clientpb::ClusterStatusResult> Client::member_status(const std::string& e
   }
   if (answer->code() != lockpb::OK) return response_status(*answer);
   return answer->cluster_status();
+}
+
+Result<std::string> read_token_file(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line)) {
+    return Status(lockpb::INVALID_ARGUMENT, "cannot read a token from " + path);
+  }
+  size_t begin = line.find_first_not_of(" \t\r");
+  size_t end = line.find_last_not_of(" \t\r");
+  if (begin == std::string::npos) {
+    return Status(lockpb::INVALID_ARGUMENT, path + " holds no token on its first line");
+  }
+  return line.substr(begin, end - begin + 1);
 }
 
 }  // namespace fencelock::client

@@ -25,6 +25,10 @@
 #include "common/status.h"
 #include "proto/client.pb.h"
 
+namespace fencelock::net {
+class TlsContext;
+}
+
 namespace fencelock::client {
 
 namespace detail {
@@ -106,12 +110,16 @@ class Client {
   Result<clientpb::ClusterStatusResult> member_status(const std::string& endpoint);
 
  private:
-  explicit Client(ClientOptions options);
+  Client(ClientOptions options, std::shared_ptr<net::TlsContext> tls);
   const ClientOptions& options() const;
   std::shared_ptr<detail::Core> core_;
 };
 
 // The Status of a response: OK or its code and message.
 Status response_status(const clientpb::Response& response);
+
+// The token in `path`: its first line, without surrounding whitespace.
+// INVALID_ARGUMENT naming the file when it cannot be read or is empty.
+Result<std::string> read_token_file(const std::string& path);
 
 }  // namespace fencelock::client

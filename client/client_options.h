@@ -35,6 +35,17 @@ struct ClientOptions {
   // one is the leader; use it whenever the configured endpoints are the
   // only way in.
   bool follow_hints_outside_endpoints = true;
+  // TLS (docs/security.md): a CA file turns it on; the member's
+  // certificate must be signed by it and name the host dialed (an IP or
+  // DNS subjectAltName). A certificate and key give the client's own
+  // identity, for servers with --client-auth cert.
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // For servers with --client-auth token: presented on every connection
+  // before any request. A server that does not know it answers
+  // UNAUTHENTICATED, and every call fails with it.
+  std::string token;
 };
 
 }  // namespace fencelock::client

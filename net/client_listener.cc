@@ -60,16 +60,54 @@ awaitable<void> ClientListener::accept_loop(std::shared_ptr<bool> alive) {
       if (!*alive) co_return;
       continue;
     }
-    on_accept(std::move(socket));
+    if (options_.tls) {
+      asio::co_spawn(io_, admit(std::move(socket), alive), asio::detached);
+    } else {
+      serve(Stream(std::move(socket)));
+    }
   }
 }
 
-void ClientListener::on_accept(Tcp::socket socket) {
+awaitable<void> ClientListener::admit(Tcp::socket socket, std::shared_ptr<bool> alive) {
+  // Handshakes count toward the connection limit: a flood of them is
+  // refused like a flood of connections.
+  if (connections_.size() + handshaking_ >= options_.max_connections) {
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    logger_->warn("refused a client connection: {} connections and handshakes (the maximum)",
+                  options_.max_connections);
+    co_return;
+  }
+  std::string remote = "unknown";
+  boost::system::error_code ec;
+  auto endpoint = socket.remote_endpoint(ec);
+  if (!ec) remote = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  ++handshaking_;
+  std::string error;
+  auto tls = co_await handshake(std::move(socket), *options_.tls, options_.handshake_timeout, "",
+                                error);
+  if (!*alive) co_return;
+  --handshaking_;
+  if (stopped_) co_return;
+  if (!tls) {
+    logger_->warn("client connection from {} refused: {}", remote, error);
+    co_return;
+  }
+  serve(Stream(std::move(tls)));
+}
+
+void ClientListener::serve(Stream stream) {
+  std::string principal;
+  bool authenticated = options_.auth == ClientAuth::kNone;
+  if (options_.auth == ClientAuth::kCert && stream.tls() != nullptr) {
+    principal = principal_of(peer_names(*stream.tls()));
+    authenticated = !principal.empty();
+  }
   ConnectionOptions connection_options;
   connection_options.max_frame_bytes = options_.max_frame_bytes;
   connection_options.max_queued_bytes = options_.max_queued_bytes;
   connection_options.idle_timeout = options_.idle_timeout;
-  auto connection = std::make_shared<FramedConnection>(std::move(socket), connection_options);
+  auto connection = std::make_shared<FramedConnection>(std::move(stream), connection_options);
   ConnectionId id = next_id_++;
   if (connections_.size() >= options_.max_connections) {
     connection->start([](std::string_view) {}, [](uint64_t) {}, [](const std::string&) {});
@@ -81,7 +119,7 @@ void ClientListener::on_accept(Tcp::socket socket) {
     connection->close_after_flush("connection limit");
     return;
   }
-  connections_.emplace(id, Client{connection, 0});
+  connections_.emplace(id, Client{connection, 0, std::move(principal), authenticated});
   connection->start([this, id](std::string_view body) { on_frame(id, body); },
                     [this, id](uint64_t length) {
                       reject(id, 0, lockpb::FRAME_TOO_LARGE,
@@ -97,6 +135,30 @@ void ClientListener::on_accept(Tcp::socket socket) {
                         if (*alive && connections_.erase(id) && on_close_) on_close_(id);
                       });
                     });
+}
+
+void ClientListener::authenticate(ConnectionId id, Client& client,
+                                  const clientpb::Request& request) {
+  clientpb::Response response;
+  response.set_id(request.id());
+  if (options_.auth == ClientAuth::kToken) {
+    std::optional<std::string> principal;
+    if (options_.principal_of_token) {
+      principal = options_.principal_of_token(request.authenticate().token());
+    }
+    if (!principal) {
+      logger_->warn("client connection {} from {}: unknown token", id,
+                    client.connection->remote());
+      reject(id, request.id(), lockpb::UNAUTHENTICATED, "unknown token", true);
+      return;
+    }
+    client.principal = *principal;
+    client.authenticated = true;
+  }
+  // Otherwise there is nothing to prove: the answer names the identity
+  // the connection already has.
+  response.mutable_authenticated()->set_principal(client.principal);
+  client.connection->send(response);
 }
 
 void ClientListener::on_frame(ConnectionId id, std::string_view body) {
@@ -119,8 +181,17 @@ void ClientListener::on_frame(ConnectionId id, std::string_view body) {
            false);
     return;
   }
+  if (request.kind_case() == clientpb::Request::kAuthenticate) {
+    authenticate(id, it->second, request);
+    return;
+  }
+  if (!it->second.authenticated) {
+    reject(id, request.id(), lockpb::UNAUTHENTICATED,
+           "this server requires authentication: send Authenticate with a token first", false);
+    return;
+  }
   ++it->second.in_flight;
-  on_request_(id, std::move(request));
+  on_request_(id, it->second.principal, std::move(request));
 }
 
 void ClientListener::respond(ConnectionId to, const clientpb::Response& response) {

@@ -19,18 +19,22 @@ std::string endpoint_text(const Tcp::socket& socket) {
 }
 }  // namespace
 
-FramedConnection::FramedConnection(Tcp::socket socket, ConnectionOptions options)
-    : socket_(std::move(socket)),
+FramedConnection::FramedConnection(Stream stream, ConnectionOptions options)
+    : stream_(std::move(stream)),
       options_(options),
       decoder_(options.max_frame_bytes),
-      write_signal_(socket_.get_executor()),
-      idle_timer_(socket_.get_executor()),
-      remote_(endpoint_text(socket_)) {
+      write_signal_(stream_.socket().get_executor()),
+      idle_timer_(stream_.socket().get_executor()),
+      remote_(endpoint_text(stream_.socket())) {
   boost::system::error_code ignored;
-  socket_.set_option(Tcp::no_delay(true), ignored);
-  // For the direct write in after_enqueue(): a would-block answer instead of
-  // a blocked loop. Asynchronous operations are unaffected.
-  socket_.non_blocking(true, ignored);
+  stream_.socket().set_option(Tcp::no_delay(true), ignored);
+  if (stream_.tls() != nullptr) {
+    options_.write_at_once = false;
+  } else {
+    // For the direct write in after_enqueue(): a would-block answer instead
+    // of a blocked loop. Asynchronous operations are unaffected.
+    stream_.socket().non_blocking(true, ignored);
+  }
   write_signal_.expires_at(std::chrono::steady_clock::time_point::max());
 }
 
@@ -41,10 +45,10 @@ void FramedConnection::start(FrameHandler on_frame, OversizeHandler on_oversize,
   on_close_ = std::move(on_close);
   last_read_ = std::chrono::steady_clock::now();
   auto self = shared_from_this();
-  asio::co_spawn(socket_.get_executor(), [self] { return self->reader(); }, asio::detached);
-  asio::co_spawn(socket_.get_executor(), [self] { return self->writer(); }, asio::detached);
+  asio::co_spawn(stream_.socket().get_executor(), [self] { return self->reader(); }, asio::detached);
+  asio::co_spawn(stream_.socket().get_executor(), [self] { return self->writer(); }, asio::detached);
   if (options_.idle_timeout.count() > 0) {
-    asio::co_spawn(socket_.get_executor(), [self] { return self->watchdog(); }, asio::detached);
+    asio::co_spawn(stream_.socket().get_executor(), [self] { return self->watchdog(); }, asio::detached);
   }
 }
 
@@ -88,11 +92,11 @@ void FramedConnection::write_now() {
   // goes this way; what the same handler queues after it is coalesced by
   // the writer into one write, as before.
   boost::system::error_code ec;
-  size_t written = socket_.write_some(asio::buffer(pending_), ec);
+  size_t written = stream_.socket().write_some(asio::buffer(pending_), ec);
   if (ec) return;  // would block, or an error the writer will meet and report
   pending_.erase(0, written);
   wrote_this_turn_ = true;
-  asio::post(socket_.get_executor(),
+  asio::post(stream_.socket().get_executor(),
              [self = shared_from_this()] { self->wrote_this_turn_ = false; });
 }
 
@@ -103,7 +107,7 @@ void FramedConnection::close_after_flush(std::string reason) {
   closing_ = true;
   close_reason_ = std::move(reason);
   boost::system::error_code ignored;
-  socket_.shutdown(Tcp::socket::shutdown_receive, ignored);
+  stream_.socket().shutdown(Tcp::socket::shutdown_receive, ignored);
   if (queued_bytes() == 0) {
     stop(close_reason_);
   } else {
@@ -115,8 +119,8 @@ void FramedConnection::stop(std::string reason) {
   if (stopped_) return;
   stopped_ = true;
   boost::system::error_code ignored;
-  socket_.shutdown(Tcp::socket::shutdown_both, ignored);
-  socket_.close(ignored);
+  stream_.socket().shutdown(Tcp::socket::shutdown_both, ignored);
+  stream_.socket().close(ignored);
   write_signal_.cancel();
   idle_timer_.cancel();
   pending_.clear();
@@ -136,8 +140,7 @@ awaitable<void> FramedConnection::reader() {
   try {
     while (!stopped_ && !closing_) {
       std::span<char> region = decoder_.prepare(kReadChunkBytes);
-      size_t n = co_await socket_.async_read_some(asio::buffer(region.data(), region.size()),
-                                                   use_awaitable);
+      size_t n = co_await stream_.read_some(asio::buffer(region.data(), region.size()));
       decoder_.commit(n);
       last_read_ = std::chrono::steady_clock::now();
       while (!stopped_ && !closing_) {
@@ -155,7 +158,7 @@ awaitable<void> FramedConnection::reader() {
       }
     }
   } catch (const boost::system::system_error& e) {
-    if (e.code() == asio::error::eof) {
+    if (e.code() == asio::error::eof || e.code() == asio::ssl::error::stream_truncated) {
       stop("closed by peer");
     } else {
       stop(e.code().message());
@@ -177,7 +180,7 @@ awaitable<void> FramedConnection::writer() {
         continue;
       }
       writing_.swap(pending_);
-      co_await asio::async_write(socket_, asio::buffer(writing_), use_awaitable);
+      co_await stream_.write_all(asio::buffer(writing_));
       writing_.clear();
       if (on_written_ && !stopped_) {
         // Copied: the callback may replace or clear it.

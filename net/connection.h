@@ -7,6 +7,9 @@
 // in a handler is written to the (non-blocking) socket at once, and only
 // what it does not take waits for the writer.
 //
+// The stream may be TLS (net/tls.h); then every write goes through the
+// writer (TLS records cannot be written half by a non-blocking call).
+//
 // Thread-safety: not thread-safe. Every method, and every callback, runs on
 // the thread running the connection's io_context.
 
@@ -20,14 +23,13 @@
 
 #include "net/asio.h"
 #include "net/frame.h"
+#include "net/stream.h"
 
 namespace google::protobuf {
 class MessageLite;
 }
 
 namespace fencelock::net {
-
-using Tcp = boost::asio::ip::tcp;
 
 struct ConnectionOptions {
   uint32_t max_frame_bytes = kDefaultMaxFrameBytes;
@@ -53,7 +55,9 @@ class FramedConnection : public std::enable_shared_from_this<FramedConnection> {
   // Called exactly once, when the connection has closed; `reason` says why.
   using CloseHandler = std::function<void(const std::string& reason)>;
 
-  FramedConnection(Tcp::socket socket, ConnectionOptions options);
+  FramedConnection(Stream stream, ConnectionOptions options);
+  FramedConnection(Tcp::socket socket, ConnectionOptions options)
+      : FramedConnection(Stream(std::move(socket)), options) {}
 
   // Installs the handlers and starts the reader, writer and idle watchdog.
   // Call once.
@@ -83,6 +87,8 @@ class FramedConnection : public std::enable_shared_from_this<FramedConnection> {
 
   bool open() const { return !stopped_; }
   const std::string& remote() const { return remote_; }
+  // The TLS stream, null for a plaintext connection.
+  TlsStream* tls() { return stream_.tls(); }
   size_t queued_bytes() const { return pending_.size() + writing_.size(); }
 
  private:
@@ -96,7 +102,7 @@ class FramedConnection : public std::enable_shared_from_this<FramedConnection> {
   // writer. Returns whether the connection is still open.
   bool after_enqueue();
 
-  Tcp::socket socket_;
+  Stream stream_;
   ConnectionOptions options_;
   FrameDecoder decoder_;
   boost::asio::steady_timer write_signal_;

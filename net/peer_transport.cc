@@ -126,6 +126,7 @@ PeerTransport::~PeerTransport() {
 }
 
 Status PeerTransport::listen(const std::string& address) {
+  listen_address_ = address;
   return listen_on(acceptor_, address, "peer");
 }
 
@@ -321,15 +322,50 @@ awaitable<void> PeerTransport::accept_loop(std::shared_ptr<bool> alive) {
       logger_->warn("{} peer accept failed: {}", options_.self_id, ec.message());
       continue;
     }
-    ConnectionOptions connection_options;
-    connection_options.max_frame_bytes = options_.max_frame_bytes;
-    connection_options.max_queued_bytes = options_.max_queued_bytes * 2;
-    connection_options.write_at_once = true;
-    on_inbound(std::make_shared<FramedConnection>(std::move(socket), connection_options));
+    if (options_.tls_server) {
+      asio::co_spawn(io_, admit(std::move(socket), alive), asio::detached);
+    } else {
+      on_inbound(Stream(std::move(socket)));
+    }
   }
 }
 
-void PeerTransport::on_inbound(std::shared_ptr<FramedConnection> connection) {
+awaitable<void> PeerTransport::admit(Tcp::socket socket, std::shared_ptr<bool> alive) {
+  boost::system::error_code ec;
+  auto endpoint = socket.remote_endpoint(ec);
+  std::string remote =
+      ec ? "unknown" : endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  std::string error;
+  auto tls = co_await handshake(std::move(socket), *options_.tls_server,
+                                options_.handshake_timeout, "", error);
+  if (!*alive || stopped_) co_return;
+  if (!tls) {
+    logger_->error("{} refused peer connection from {}: {}", options_.self_id, remote, error);
+    co_return;
+  }
+  on_inbound(Stream(std::move(tls)));
+}
+
+std::map<uint64_t, std::string> PeerTransport::member_addresses() const {
+  std::map<uint64_t, std::string> members;
+  for (const auto& [id, peer] : peers_) members.emplace(id, peer->address);
+  if (!listen_address_.empty()) members[options_.self_id] = listen_address_;
+  return members;
+}
+
+bool PeerTransport::certified_as(FramedConnection& connection, uint64_t id) const {
+  if (connection.tls() == nullptr) return true;
+  auto it = peers_.find(id);
+  if (it == peers_.end()) return false;
+  return names_member(peer_names(*connection.tls()), id, it->second->address, member_addresses());
+}
+
+void PeerTransport::on_inbound(Stream socket) {
+  ConnectionOptions connection_options;
+  connection_options.max_frame_bytes = options_.max_frame_bytes;
+  connection_options.max_queued_bytes = options_.max_queued_bytes * 2;
+  connection_options.write_at_once = true;
+  auto connection = std::make_shared<FramedConnection>(std::move(socket), connection_options);
   uint64_t key = next_inbound_++;
   inbound_.emplace(key, connection);
   // The peer id is learned from the Hello; 0 until then.
@@ -361,6 +397,10 @@ void PeerTransport::on_inbound(std::shared_ptr<FramedConnection> connection) {
                      std::to_string(envelope.hello().to());
           } else if (!peers_.contains(envelope.hello().from())) {
             reason = "node " + std::to_string(envelope.hello().from()) + " is not a member";
+          } else if (!certified_as(*raw, envelope.hello().from())) {
+            reason = "its certificate does not name node " +
+                     std::to_string(envelope.hello().from()) + " (" +
+                     member_dns_name(envelope.hello().from()) + " or its address)";
           }
           hello_ack->set_accepted(reason.empty());
           hello_ack->set_reason(reason);
@@ -548,12 +588,39 @@ awaitable<void> PeerTransport::dial_loop(std::shared_ptr<Peer> peer, std::shared
       if (!ec && !socket.is_open()) ec = asio::error::timed_out;
     }
     if (stopped_) co_return;
+    std::optional<Stream> stream;
+    if (!ec && options_.tls_client) {
+      std::string error;
+      auto tls = co_await handshake(std::move(socket), *options_.tls_client,
+                                    options_.handshake_timeout, "", error);
+      if (!*alive) co_return;
+      if (tls) {
+        auto members = member_addresses();
+        members[peer->id] = peer->address;
+        if (!names_member(peer_names(*tls), peer->id, peer->address, members)) {
+          error = "its certificate does not name node " + std::to_string(peer->id) + " (" +
+                  member_dns_name(peer->id) + " or its address)";
+          tls.reset();
+        }
+      }
+      if (tls) {
+        stream.emplace(std::move(tls));
+      } else {
+        logger_->error("{} refused peer {} at {}: {}", options_.self_id, peer->id, peer->address,
+                       error);
+        ec = asio::error::access_denied;
+        attempt = std::max(attempt, 5);  // a configuration error: retry, but slowly
+      }
+    } else if (!ec) {
+      stream.emplace(std::move(socket));
+    }
+    if (stopped_) co_return;
     if (!ec) {
       ConnectionOptions connection_options;
       connection_options.max_frame_bytes = options_.max_frame_bytes;
       connection_options.max_queued_bytes = options_.max_queued_bytes * 2;
       connection_options.write_at_once = true;
-      auto connection = std::make_shared<FramedConnection>(std::move(socket), connection_options);
+      auto connection = std::make_shared<FramedConnection>(std::move(*stream), connection_options);
       peer->connection = connection;
       peer->accepted = false;
       peer->wake.expires_at(std::chrono::steady_clock::time_point::max());

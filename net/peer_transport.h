@@ -11,7 +11,9 @@
 //
 // Every connection starts with a Hello naming the cluster id and both node
 // ids; the acceptor refuses another cluster or an unknown id with a HelloAck
-// saying why, and closes.
+// saying why, and closes. With TLS, both sides first run a mutual TLS
+// handshake, and each checks that the other's certificate names the
+// member it claims to be (or was dialed as).
 //
 // InstallSnapshot is streamed (send_snapshot): the snapshot's data, shared
 // with the log and read in place, goes out in chunks of at most
@@ -39,6 +41,7 @@
 
 #include "common/status.h"
 #include "net/connection.h"
+#include "net/tls.h"
 #include "proto/raft.pb.h"
 
 namespace fencelock::peerpb {
@@ -79,6 +82,13 @@ struct PeerTransportOptions {
   std::chrono::milliseconds min_backoff{50};
   std::chrono::milliseconds max_backoff{2000};
   uint64_t seed = 0;  // jitter
+  // Mutual TLS (net/tls.h): `tls_server` accepts (and requires a
+  // certificate), `tls_client` dials; both null for plaintext. A peer's
+  // certificate must name the member it is (names_member): the acceptor
+  // checks the id in the Hello, the dialer the member it dialed.
+  std::shared_ptr<TlsContext> tls_server;
+  std::shared_ptr<TlsContext> tls_client;
+  std::chrono::milliseconds handshake_timeout{5000};
 };
 
 // Counters of InstallSnapshot streams, for tests and logs.
@@ -160,7 +170,13 @@ class PeerTransport {
   // transport may be destroyed while the io_context keeps running.
   boost::asio::awaitable<void> accept_loop(std::shared_ptr<bool> alive);
   boost::asio::awaitable<void> dial_loop(std::shared_ptr<Peer> peer, std::shared_ptr<bool> alive);
-  void on_inbound(std::shared_ptr<FramedConnection> connection);
+  // Runs an inbound connection's TLS handshake, then on_inbound.
+  boost::asio::awaitable<void> admit(Tcp::socket socket, std::shared_ptr<bool> alive);
+  void on_inbound(Stream socket);
+  // Whether `connection`'s certificate names member `id` (true without TLS).
+  bool certified_as(FramedConnection& connection, uint64_t id) const;
+  // Every member's peer address, this node's included (once listening).
+  std::map<uint64_t, std::string> member_addresses() const;
   std::chrono::milliseconds backoff(int attempt);
   // Queues chunks of `peer`'s stream while its window has room.
   void pump(Peer& peer);
@@ -177,6 +193,7 @@ class PeerTransport {
   std::shared_ptr<spdlog::logger> logger_;
   Tcp::acceptor acceptor_;
   std::map<uint64_t, std::shared_ptr<Peer>> peers_;
+  std::string listen_address_;
   std::map<uint64_t, std::shared_ptr<FramedConnection>> inbound_;  // keyed by a local counter
   std::map<uint64_t, std::string> client_addresses_;  // learned from inbound Hellos
   uint64_t next_inbound_ = 1;

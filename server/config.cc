@@ -63,6 +63,22 @@ Status validate(const NodeConfig& config) {
   if (config.restore_token_floor != 0 && config.restore_file.empty()) {
     return invalid("--restore-token-floor needs --restore");
   }
+  const SecurityConfig& security = config.security;
+  if (security.tls() &&
+      (security.tls_cert.empty() || security.tls_key.empty() || security.tls_ca.empty())) {
+    return invalid("TLS needs all three of --tls-cert, --tls-key and --tls-ca");
+  }
+  if (security.client_auth == ClientAuthMode::kCert && !security.tls()) {
+    return invalid("--client-auth cert needs TLS (--tls-cert, --tls-key, --tls-ca)");
+  }
+  if ((security.client_auth == ClientAuthMode::kToken) != !security.tokens_file.empty()) {
+    return invalid("--client-auth token and --tokens-file go together");
+  }
+  if ((security.client_auth != ClientAuthMode::kNone) != !security.acl_file.empty()) {
+    return invalid(security.acl_file.empty()
+                       ? "--client-auth cert|token needs --acl (the rights of each principal)"
+                       : "--acl needs --client-auth cert or token (who the client is)");
+  }
   return Status();
 }
 

@@ -36,6 +36,21 @@ enum class InjectedBug {
   kSnapshotLatestConf,
 };
 
+// Where a client's identity comes from (docs/security.md).
+enum class ClientAuthMode { kNone, kCert, kToken };
+
+// TLS and client access (docs/security.md). The three TLS files together
+// turn on TLS on both ports (peers always mutual); none, plaintext.
+struct SecurityConfig {
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_ca;
+  ClientAuthMode client_auth = ClientAuthMode::kNone;
+  std::filesystem::path tokens_file;  // kToken: "TOKEN PRINCIPAL" lines
+  std::filesystem::path acl_file;     // required with client auth on
+  bool tls() const { return !tls_cert.empty() || !tls_key.empty() || !tls_ca.empty(); }
+};
+
 struct NodeConfig {
   uint64_t id = 0;
   // Nodes of one cluster share a cluster id; a node refuses peers of
@@ -70,6 +85,7 @@ struct NodeConfig {
   size_t max_in_flight_per_connection = 10000;
   uint32_t idle_timeout_ms = 5 * 60 * 1000;
   sm::Limits limits;
+  SecurityConfig security;
   // --restore: before starting, initialize the empty data directory from
   // this backup file, in the next token epoch (server/restore.h); empty =
   // no restore. --restore-token-floor: the lowest token it may issue then.

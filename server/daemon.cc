@@ -30,13 +30,57 @@ std::string endpoint_text(const asio::ip::tcp::endpoint& endpoint) {
   return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
 }
 
+// The TLS contexts of both ports, the tokens and the ACL.
+struct Security {
+  std::shared_ptr<net::TlsContext> client_server;  // the client port
+  std::shared_ptr<net::TlsContext> peer_server;    // accepting peers
+  std::shared_ptr<net::TlsContext> peer_client;    // dialing peers
+  std::shared_ptr<const Tokens> tokens;
+  std::optional<Acl> acl;
+};
+
+Result<Security> load_security(const SecurityConfig& config) {
+  Security security;
+  if (config.tls()) {
+    net::TlsFiles files{config.tls_cert, config.tls_key, config.tls_ca};
+    auto logger = get_logger("tls");
+    auto client_peer = config.client_auth == ClientAuthMode::kCert
+                           ? net::PeerCertificate::kRequired
+                           : net::PeerCertificate::kNone;
+    auto client_server = net::TlsContext::load(files, true, client_peer, logger);
+    if (!client_server.ok()) return client_server.status();
+    auto peer_server = net::TlsContext::load(files, true, net::PeerCertificate::kRequired, logger);
+    if (!peer_server.ok()) return peer_server.status();
+    auto peer_client = net::TlsContext::load(files, false, net::PeerCertificate::kRequired, logger);
+    if (!peer_client.ok()) return peer_client.status();
+    security.client_server = std::move(client_server).value();
+    security.peer_server = std::move(peer_server).value();
+    security.peer_client = std::move(peer_client).value();
+  }
+  if (config.client_auth == ClientAuthMode::kToken) {
+    auto tokens = Tokens::load(config.tokens_file);
+    if (!tokens.ok()) return tokens.status();
+    security.tokens = std::make_shared<const Tokens>(std::move(tokens).value());
+  }
+  if (config.client_auth != ClientAuthMode::kNone) {
+    auto acl = Acl::load(config.acl_file);
+    if (!acl.ok()) return acl.status();
+    security.acl = std::move(acl).value();
+  }
+  return security;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Daemon>> Daemon::open(asio::io_context& io, NodeConfig config) {
   if (Status status = validate(config); !status.ok()) return status;
   config.seed = pick_seed(config.seed, config.id);
+  auto security = load_security(config.security);
+  if (!security.ok()) return security.status();
 
   net::PeerTransportOptions transport_options;
+  transport_options.tls_server = security.value().peer_server;
+  transport_options.tls_client = security.value().peer_client;
   transport_options.self_id = config.id;
   transport_options.cluster_id = config.cluster_id;
   transport_options.peer_addresses = config.peers;
@@ -51,6 +95,22 @@ Result<std::unique_ptr<Daemon>> Daemon::open(asio::io_context& io, NodeConfig co
   listener_options.max_connections = config.max_connections;
   listener_options.max_in_flight = config.max_in_flight_per_connection;
   listener_options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
+  listener_options.tls = security.value().client_server;
+  switch (config.security.client_auth) {
+    case ClientAuthMode::kNone:
+      listener_options.auth = net::ClientAuth::kNone;
+      break;
+    case ClientAuthMode::kCert:
+      listener_options.auth = net::ClientAuth::kCert;
+      break;
+    case ClientAuthMode::kToken:
+      listener_options.auth = net::ClientAuth::kToken;
+      listener_options.principal_of_token =
+          [tokens = security.value().tokens](const std::string& token) {
+            return tokens->principal(token);
+          };
+      break;
+  }
   auto listener = std::make_unique<net::ClientListener>(io, listener_options, get_logger("client"));
   if (Status status = listener->listen(config.client_addr); !status.ok()) return status;
 
@@ -80,17 +140,20 @@ Result<std::unique_ptr<Daemon>> Daemon::open(asio::io_context& io, NodeConfig co
   auto log = storage::DiskLog::open(options);
   if (!log.ok()) return log.status();
   return std::unique_ptr<Daemon>(new Daemon(io, std::move(config), std::move(log).value(),
-                                            std::move(transport), std::move(listener)));
+                                            std::move(transport), std::move(listener),
+                                            std::move(security.value().acl)));
 }
 
 Daemon::Daemon(asio::io_context& io, NodeConfig config, std::unique_ptr<storage::DiskLog> log,
                std::unique_ptr<net::PeerTransport> transport,
-               std::unique_ptr<net::ClientListener> listener)
+               std::unique_ptr<net::ClientListener> listener, std::optional<Acl> acl)
     : io_(io),
       tick_ms_(config.tick_ms),
       log_(std::move(log)),
       transport_(std::move(transport)),
       listener_(std::move(listener)),
+      acl_(std::move(acl)),
+      access_logger_(get_logger("access")),
       tick_timer_(io),
       lazy_timer_(io),
       snapshot_on_loop_(config.test_only_snapshot_on_loop),
@@ -118,10 +181,34 @@ void Daemon::start() {
                     [](uint64_t, bool) {},
                     [this](uint64_t peer, bool ok) { node_->report_snapshot(peer, ok); });
   listener_->start(
-      [this](ConnectionId from, clientpb::Request request) { node_->on_request(from, request); },
+      [this](ConnectionId from, const std::string& principal, clientpb::Request request) {
+        on_request(from, principal, std::move(request));
+      },
       [this](ConnectionId id) { node_->on_connection_closed(id); });
   asio::co_spawn(io_, tick_loop(), asio::detached);
   node_->start();
+}
+
+void Daemon::on_request(ConnectionId from, const std::string& principal,
+                        clientpb::Request request) {
+  if (acl_) {
+    Status allowed = acl_->check(principal, request);
+    if (!allowed.ok()) {
+      access_logger_->info("node {}: refused {} of '{}': {}", node_->id(),
+                           clientpb::Request::descriptor()
+                               ->FindFieldByNumber(static_cast<int>(request.kind_case()))
+                               ->name(),
+                           principal, allowed.message());
+      clientpb::Response response;
+      response.set_id(request.id());
+      response.set_code(allowed.code());
+      response.set_message(allowed.message());
+      listener_->respond(from, response);
+      return;
+    }
+  }
+  (void)principal;  // the node takes it once sessions record their principal
+  node_->on_request(from, request);
 }
 
 void Daemon::stop() {

@@ -14,11 +14,13 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "net/asio.h"
 #include "net/client_listener.h"
 #include "net/peer_transport.h"
+#include "server/access.h"
 #include "server/config.h"
 #include "server/env.h"
 #include "server/node.h"
@@ -50,7 +52,12 @@ class Daemon final : private Env {
 
  private:
   Daemon(boost::asio::io_context& io, NodeConfig config, std::unique_ptr<storage::DiskLog> log,
-         std::unique_ptr<net::PeerTransport> transport, std::unique_ptr<net::ClientListener> listener);
+         std::unique_ptr<net::PeerTransport> transport, std::unique_ptr<net::ClientListener> listener,
+         std::optional<Acl> acl);
+
+  // A client's request: checked against the ACL (when auth is on), then
+  // handed to the node.
+  void on_request(ConnectionId from, const std::string& principal, clientpb::Request request);
 
   // Env.
   SteadyTime now() const override { return SteadyClock::now(); }
@@ -80,6 +87,8 @@ class Daemon final : private Env {
   std::unique_ptr<storage::DiskLog> log_;
   std::unique_ptr<net::PeerTransport> transport_;
   std::unique_ptr<net::ClientListener> listener_;
+  std::optional<Acl> acl_;  // set when client authentication is on
+  std::shared_ptr<spdlog::logger> access_logger_;
   boost::asio::steady_timer tick_timer_;
   boost::asio::steady_timer lazy_timer_;
   boost::asio::thread_pool storage_thread_{1};

@@ -26,7 +26,7 @@ class ScriptedServer {
     REQUIRE(listener_.listen("127.0.0.1:0").ok());
     address_ = "127.0.0.1:" + std::to_string(listener_.local_endpoint().port());
     listener_.start(
-        [this](net::ConnectionId from, clientpb::Request request) {
+        [this](net::ConnectionId from, const std::string&, clientpb::Request request) {
           clientpb::Response response;
           response.set_id(request.id());
           if (requests_++ < not_leader_answers_) {

@@ -24,7 +24,7 @@ struct EchoServer {
       : listener(io, options, get_logger("test")), batch(batch) {
     REQUIRE(listener.listen("127.0.0.1:0").ok());
     listener.start(
-        [this](ConnectionId from, clientpb::Request request) {
+        [this](ConnectionId from, const std::string&, clientpb::Request request) {
           pending.emplace_back(from, std::move(request));
           if (pending.size() < this->batch) return;
           for (auto it = pending.rbegin(); it != pending.rend(); ++it) {
@@ -270,7 +270,7 @@ TEST_CASE("a close caused inside respond() reaches the close handler only afterw
   bool in_respond = false;
   bool closed_inside_respond = false;
   int closed = 0;
-  listener.start([&](ConnectionId from, clientpb::Request request) { pending.emplace_back(from, request.id()); },
+  listener.start([&](ConnectionId from, const std::string&, clientpb::Request request) { pending.emplace_back(from, request.id()); },
                  [&](ConnectionId) {
                    closed_inside_respond = closed_inside_respond || in_respond;
                    ++closed;
@@ -314,7 +314,7 @@ TEST_CASE("an answer too large for one frame becomes RESOURCE_EXHAUSTED for its 
   REQUIRE(listener.listen("127.0.0.1:0").ok());
   size_t big_bytes = 0;
   listener.start(
-      [&](ConnectionId from, clientpb::Request request) {
+      [&](ConnectionId from, const std::string&, clientpb::Request request) {
         clientpb::Response response;
         response.set_id(request.id());
         // Request 7 asks for more than a frame holds (a listing of many locks).
