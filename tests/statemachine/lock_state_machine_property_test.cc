@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "statemachine/lock_state_machine.h"
+#include "tests/statemachine/sm_invariants.h"
 #include "tests/statemachine/sm_test_util.h"
 
 namespace fencelock::sm {
@@ -83,7 +84,7 @@ class Model {
     return out;
   }
 
-  // Canonical text of the whole state, same format as dump(LockStateMachine).
+  // Canonical text of the whole state, same format as InvariantChecker::dump.
   std::string dump(uint64_t applied_index) const {
     std::ostringstream s;
     s << "applied " << applied_index << " next " << next_token_ << "\n";
@@ -454,50 +455,6 @@ class Model {
 // ---------------------------------------------------------------------------
 // Reading the state machine back in the model's format.
 
-std::vector<LockView> all_locks(const LockStateMachine& sm) {
-  std::vector<LockView> out;
-  std::string after;
-  while (true) {
-    // Small pages by count and by bytes: a lock with a few holders and
-    // values fills this budget, one larger comes alone.
-    constexpr size_t kBudget = 400;
-    LockPage page = sm.list_locks("", after, 2, kBudget);
-    REQUIRE((page.locks.size() == 1 || encoded_bytes_bound(page) <= kBudget));
-    for (const auto& info : page.locks) out.push_back(info);
-    if (page.next_start_after.empty()) return out;
-    after = page.next_start_after;
-  }
-}
-
-std::string dump(const LockStateMachine& sm) {
-  std::ostringstream s;
-  s << "applied " << sm.applied_index() << " next " << sm.next_token() << "\n";
-  uint64_t after = 0;
-  while (true) {
-    constexpr size_t kBudget = 200;
-    SessionPage page = sm.list_sessions(after, 3, kBudget);
-    REQUIRE((page.sessions.size() == 1 || encoded_bytes_bound(page) <= kBudget));
-    for (const auto& info : page.sessions) {
-      s << "session " << info.session_id << " " << info.client_name << " " << info.ttl_ms << " "
-        << info.held_locks << " " << info.waiting_locks << "\n";
-    }
-    if (page.next_start_after == 0) break;
-    after = page.next_start_after;
-  }
-  for (const auto& lock : all_locks(sm)) {
-    s << "lock " << lock.name << " max " << lock.max_holders << " delay " << lock.lock_delay_ms
-      << " " << lock.in_lock_delay << " " << lock.lock_delay_id << "\n";
-    for (const auto& h : lock.holders) {
-      s << " holder " << h.session_id << " " << h.token << " " << h.mode << " " << h.value << "\n";
-    }
-    for (const auto& w : lock.waiters) {
-      s << " waiter " << w.session_id << " " << w.mode << " " << w.wait_id << " " << w.wait_ms
-        << "\n";
-    }
-  }
-  return s.str();
-}
-
 ModelOutcome outcome_of(const ApplyResult& r) {
   ModelOutcome out;
   out.code = r.status.code();
@@ -542,75 +499,22 @@ std::string describe(const ModelOutcome& o) {
 }
 
 // ---------------------------------------------------------------------------
-// The lock invariants (docs/locks.md), checked on the state machine's own reads.
+// The lock invariants (tests/statemachine/sm_invariants.h), required.
 
-struct History {
-  uint64_t max_token = 0;                        // tokens grow globally
-  std::map<std::string, uint64_t> last_token;    // and per lock
-  std::map<std::string, uint64_t> last_wait_id;  // grants follow queue order
-};
+using testing::InvariantChecker;
 
-void check_grant_order(History& h, const std::string& lock, uint64_t token, uint64_t wait_id) {
-  REQUIRE(token > h.max_token);
-  h.max_token = token;
-  REQUIRE(token > h.last_token[lock]);
-  h.last_token[lock] = token;
-  if (wait_id != 0) {
-    REQUIRE(wait_id > h.last_wait_id[lock]);
-    h.last_wait_id[lock] = wait_id;
-  }
+void require_invariants(InvariantChecker& invariants, const LockStateMachine& sm,
+                        const ApplyResult& r) {
+  invariants.check(sm, r);
+  INFO("violation: " << invariants.violation().value_or(""));
+  REQUIRE(invariants.ok());
 }
 
-void check_invariants(const LockStateMachine& sm, const ApplyResult& r, History& history) {
-  if (r.granted && !r.duplicate) {
-    uint64_t token = r.granted->token();
-    // A new grant, or the existing grant of a re-acquire.
-    if (token > history.max_token) check_grant_order(history, r.granted->lock(), token, 0);
-  }
-  for (const Grant& g : r.grants) {
-    check_grant_order(history, g.sequencer.lock(), g.sequencer.token(), g.wait_id);
-  }
-  std::set<uint64_t> sessions;
-  for (const SessionTtl& s : sm.sessions()) sessions.insert(s.session_id);
-  std::set<uint64_t> tokens;
-  for (const auto& lock : all_locks(sm)) {
-    REQUIRE(validate_lock_name(lock.name).ok());
-    REQUIRE((lock.holders.size() > 0 || lock.waiters.size() > 0 || lock.in_lock_delay));
-    bool exclusive = false;
-    uint64_t previous_token = 0;
-    std::set<uint64_t> members;
-    for (const auto& h : lock.holders) {
-      exclusive |= h.mode == lockpb::EXCLUSIVE;
-      REQUIRE(h.token > previous_token);
-      previous_token = h.token;
-      REQUIRE(h.token < sm.next_token());
-      REQUIRE(tokens.insert(h.token).second);      // globally unique
-      REQUIRE(sessions.count(h.session_id) == 1);  // a session's locks end with it
-      REQUIRE(members.insert(h.session_id).second);
-    }
-    if (exclusive) REQUIRE(lock.holders.size() == 1);
-    if (!exclusive && lock.max_holders > 0) {
-      REQUIRE(static_cast<uint32_t>(lock.holders.size()) <= lock.max_holders);
-    }
-    uint64_t previous_wait = 0;
-    for (const auto& w : lock.waiters) {
-      REQUIRE(sessions.count(w.session_id) == 1);
-      REQUIRE(members.insert(w.session_id).second);
-      REQUIRE(w.wait_id > previous_wait);  // FIFO: queue in arrival order
-      previous_wait = w.wait_id;
-    }
-    // No grantable head left behind: every grant happens in the step that
-    // allowed it.
-    if (lock.waiters.size() > 0 && !lock.in_lock_delay) {
-      const auto& head = lock.waiters[0];
-      bool blocked =
-          head.mode == lockpb::EXCLUSIVE
-              ? lock.holders.size() > 0
-              : exclusive || (lock.max_holders > 0 &&
-                              static_cast<uint32_t>(lock.holders.size()) >= lock.max_holders);
-      REQUIRE(blocked);
-    }
-  }
+std::string dump(InvariantChecker& invariants, const LockStateMachine& sm) {
+  std::string text = invariants.dump(sm);
+  INFO("violation: " << invariants.violation().value_or(""));
+  REQUIRE(invariants.ok());
+  return text;
 }
 
 // ---------------------------------------------------------------------------
@@ -783,7 +687,7 @@ void run_sequence(uint64_t seed, uint64_t sequence_number, int length) {
   // running beside the restored one: both must give identical results.
   std::unique_ptr<LockStateMachine> twin;
   Model model(limits);
-  History history;
+  InvariantChecker invariants;
   std::vector<uint64_t> known;
   std::map<uint64_t, uint64_t> seq;
   // Images taken along the way, with the bytes they encoded to then: the
@@ -821,8 +725,8 @@ void run_sequence(uint64_t seed, uint64_t sequence_number, int length) {
 
     INFO("command: " << command.ShortDebugString());
     REQUIRE(describe(outcome_of(result)) == describe(expected));
-    check_invariants(*sm, result, history);
-    REQUIRE(dump(*sm) == model.dump(index));
+    require_invariants(invariants, *sm, result);
+    REQUIRE(dump(invariants, *sm) == model.dump(index));
     for (const auto& [image, bytes] : images) REQUIRE(image.encode() == bytes);
     if (building) {
       if (gen.chance(10)) {
@@ -863,7 +767,7 @@ void run_sequence(uint64_t seed, uint64_t sequence_number, int length) {
       auto restored = std::make_unique<LockStateMachine>(limits);
       REQUIRE(restored->restore(bytes).ok());
       REQUIRE(restored->snapshot() == bytes);
-      REQUIRE(dump(*restored) == dump(*sm));
+      REQUIRE(dump(invariants, *restored) == dump(invariants, *sm));
       if (!twin) twin = std::move(sm);
       sm = std::move(restored);
     }
