@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "net/address.h"
+#include "net/client_request.h"
 
 namespace fencelock::net {
 
@@ -164,16 +165,12 @@ void ClientListener::authenticate(ConnectionId id, Client& client,
 void ClientListener::on_frame(ConnectionId id, std::string_view body) {
   auto it = connections_.find(id);
   if (it == connections_.end()) return;
-  clientpb::Request request;
-  if (!request.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
-    reject(id, 0, lockpb::MALFORMED_REQUEST, "frame is not a valid Request message", true);
+  DecodedRequest decoded = decode_client_request(body);
+  if (!decoded.status.ok()) {
+    reject(id, decoded.request.id(), decoded.status.code(), decoded.status.message(), true);
     return;
   }
-  if (request.kind_case() == clientpb::Request::KIND_NOT_SET) {
-    reject(id, request.id(), lockpb::UNKNOWN_REQUEST,
-           "request has no known kind (a newer client?)", true);
-    return;
-  }
+  clientpb::Request& request = decoded.request;
   if (it->second.in_flight >= options_.max_in_flight) {
     reject(id, request.id(), lockpb::RESOURCE_EXHAUSTED,
            "too many requests in flight on this connection (maximum " +

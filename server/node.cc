@@ -6,6 +6,7 @@
 
 #include "common/check.h"
 #include "common/logging.h"
+#include "server/commands.h"
 #include "storage/snapshot_file.h"
 
 namespace fencelock::server {
@@ -227,7 +228,7 @@ void Node::on_request(ConnectionId from, const clientpb::Request& request) {
     return;
   }
   std::string invalid;
-  auto command = Requests::to_command(request, &invalid);
+  auto command = to_command(request, &invalid);
   if (!invalid.empty()) {
     responder_.error(caller, lockpb::INVALID_ARGUMENT, invalid);
     return;

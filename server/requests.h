@@ -31,14 +31,9 @@ class Requests {
   Requests(Responder& responder, std::shared_ptr<spdlog::logger> logger)
       : responder_(responder), logger_(std::move(logger)) {}
 
-  // The command a mutating request becomes. nullopt for requests that are not
-  // commands (reads, keepalives, status), and for one that is invalid as it
-  // stands, which sets `*invalid` to the reason (INVALID_ARGUMENT).
-  static std::optional<lockpb::Command> to_command(const clientpb::Request& request,
-                                                   std::string* invalid);
-
-  // Proposes `command` for `caller`; answers NOT_LEADER when the core
-  // refuses it (not leader, leadership transfer under way).
+  // Proposes `command` (server/commands.h makes it from a request) for
+  // `caller`; answers NOT_LEADER when the core refuses it (not leader,
+  // leadership transfer under way).
   void propose(raft::RawNode& raft, const Caller& caller, const lockpb::Command& command);
 
   // The entry at `entry.index()` is being applied: returns the caller of
