@@ -25,30 +25,9 @@ packages=(
   dpkg-dev  # dpkg-shlibdeps, for cpack -G DEB (docs/operations.md, "Installing")
 )
 
-missing=()
-for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-
-if ((${#missing[@]})); then
-  if ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup.sh: apt-get not found; fencelock builds on Debian 12. Install these packages by hand: ${missing[*]}" >&2
-    exit 1
-  fi
-  sudo=()
-  if [ "$(id -u)" -ne 0 ]; then
-    if ! command -v sudo >/dev/null 2>&1; then
-      echo "setup.sh: not root and no sudo; install as root: apt-get install ${missing[*]}" >&2
-      exit 1
-    fi
-    sudo=(sudo)
-  fi
-  echo "setup.sh: installing ${missing[*]}"
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+# shellcheck source=scripts/install-packages.sh
+source "$root/scripts/install-packages.sh"
+install_packages "${packages[@]}"
 
 cd "$root"
 cmake -S . -B "$build_dir" -G Ninja \
