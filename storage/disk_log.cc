@@ -297,6 +297,7 @@ Status DiskLog::recover() {
   scan_options.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(scan_options));
   std::vector<raftpb::Entry> tail;
+  uint64_t last_term = base_term_;
   for (it->Seek(lower); it->Valid(); it->Next()) {
     rocksdb::Slice key = it->key();
     if (key.size() != 9) return damaged("malformed entry key");
@@ -313,6 +314,13 @@ Status DiskLog::recover() {
         entry.index() != index) {
       return damaged(fmt::format("entry {} does not parse", index));
     }
+    // Raft §5.3: a log's terms never decrease (from the compaction point's
+    // on); the core's log matching relies on it.
+    if (entry.term() < last_term) {
+      return damaged(fmt::format("entry {} has term {}, below the term {} before it", index,
+                                 entry.term(), last_term));
+    }
+    last_term = entry.term();
     last_index_ = index;
     tail.push_back(std::move(entry));
     if (tail.size() >= 2 * std::max<size_t>(options_.cache_max_entries, 1)) {
