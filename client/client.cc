@@ -119,6 +119,7 @@ class Core : public std::enable_shared_from_this<Core> {
   }
 
   const ClientOptions& options() const { return policy_.options(); }
+  std::shared_ptr<net::TlsContext> tls() const { return tls_; }
 
  private:
   struct Call {
@@ -497,39 +498,63 @@ Result<clientpb::ClusterStatusResult> Client::member_status(const std::string& e
   }
   asio::io_context io;
   asio::ip::tcp::socket socket(io);
+  std::optional<net::Stream> stream;
   asio::steady_timer deadline(io, core_->options().connect_timeout + std::chrono::seconds(1));
   deadline.async_wait([&](const boost::system::error_code& ec) {
-    if (!ec) socket.close();
+    if (ec) return;
+    boost::system::error_code ignored;
+    (stream ? stream->socket() : socket).close(ignored);
   });
   std::optional<clientpb::Response> answer;
   std::string failure;
   uint32_t max_frame_bytes = core_->options().max_frame_bytes;
+  std::shared_ptr<net::TlsContext> tls = core_->tls();
+  const std::string& token = core_->options().token;
   auto ask = [&]() -> asio::awaitable<void> {
     boost::system::error_code ec;
     asio::ip::tcp::resolver resolver(io);
     auto results = co_await resolver.async_resolve(host, std::to_string(port),
                                                    asio::redirect_error(asio::use_awaitable, ec));
     if (!ec) co_await asio::async_connect(socket, results, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      failure = ec.message();
+    } else if (tls) {
+      auto secured = co_await net::handshake(std::move(socket), *tls,
+                                             core_->options().connect_timeout, host, failure);
+      if (secured) stream.emplace(std::move(secured));
+    } else {
+      stream.emplace(std::move(socket));
+    }
+    if (!stream) {
+      deadline.cancel();
+      co_return;
+    }
+    std::string frames;
+    if (!token.empty()) {
+      clientpb::Request authenticate;
+      authenticate.set_id(detail::kAuthenticateId);
+      authenticate.mutable_authenticate()->set_token(token);
+      net::append_frame(authenticate, frames);
+    }
     clientpb::Request request;
     request.set_id(1);
     request.mutable_cluster_status();
-    std::string frame;
-    net::append_frame(request, frame);
-    if (!ec) co_await asio::async_write(socket, asio::buffer(frame), asio::redirect_error(asio::use_awaitable, ec));
+    net::append_frame(request, frames);
     net::FrameDecoder decoder(max_frame_bytes);
-    while (!ec) {
-      auto region = decoder.prepare(4096);
-      size_t n = co_await socket.async_read_some(asio::buffer(region.data(), region.size()),
-                                                 asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) break;
-      decoder.commit(n);
-      clientpb::Response response;
-      if (decoder.next_message(response) == net::DecodeStatus::kFrame) {
-        answer = std::move(response);
-        break;
+    try {
+      co_await stream->write_all(asio::buffer(frames));
+      while (!answer) {
+        auto region = decoder.prepare(4096);
+        decoder.commit(co_await stream->read_some(asio::buffer(region.data(), region.size())));
+        clientpb::Response response;
+        while (!answer && decoder.next_message(response) == net::DecodeStatus::kFrame) {
+          // A refused token answers the Authenticate; its code is the answer.
+          if (response.id() == 1 || response.code() != lockpb::OK) answer = std::move(response);
+        }
       }
+    } catch (const boost::system::system_error& e) {
+      failure = e.code().message();
     }
-    if (ec) failure = ec.message();
     deadline.cancel();
   };
   asio::co_spawn(io, ask(), asio::detached);

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Runs a local fencelock cluster on 127.0.0.1, data and logs under ./var/.
 #
-#   scripts/cluster.sh start [3|5]   build if needed, start, wait for a leader
-#                                    (an existing ./var restarts its members)
+#   scripts/cluster.sh start [3|5] [--tls]
+#                                    build if needed, start, wait for a leader
+#                                    (an existing ./var restarts its members);
+#                                    --tls: a new cluster with TLS on both
+#                                    ports and client certificates checked
+#                                    (certificates under ./var/tls, made with
+#                                    scripts/tls-certs.sh; docs/security.md)
 #   scripts/cluster.sh add           start one more node and make it a voter
 #                                    (member add, fencelockd --join, member promote)
 #   scripts/cluster.sh remove ID     remove member ID from the cluster and stop it
@@ -23,8 +28,36 @@ daemon="$build_dir/cli/fencelockd"
 cli="$build_dir/cli/fencelock"
 
 usage() {
-  echo "usage: scripts/cluster.sh start [3|5] | add | remove ID | stop | status" >&2
+  echo "usage: scripts/cluster.sh start [3|5] [--tls] | add | remove ID | stop | status" >&2
   exit 2
+}
+
+tls_dir="$var/tls"
+# What this script's own fencelock commands need to reach a TLS cluster: the
+# CA, and the admin client's certificate (every right, by $tls_dir/acl).
+cli_flags=()
+if [ -f "$tls_dir/ca.crt" ]; then
+  cli_flags=(--cacert "$tls_dir/ca.crt" --cert "$tls_dir/admin.crt" --key "$tls_dir/admin.key")
+fi
+fl() { "$cli" "${cli_flags[@]}" "$@"; }
+
+# fencelockd's TLS and access flags for node $1, one per line (none
+# without TLS).
+tls_args() {
+  [ -f "$tls_dir/ca.crt" ] || return 0
+  "$root/scripts/tls-certs.sh" "$tls_dir" node "$1"
+  printf '%s\n' --tls-cert "$tls_dir/n$1.crt" --tls-key "$tls_dir/n$1.key" \
+    --tls-ca "$tls_dir/ca.crt" --client-auth cert --acl "$tls_dir/acl"
+}
+
+# A new TLS setup: the CA, the admin client and the ACL.
+make_tls() {
+  "$root/scripts/tls-certs.sh" "$tls_dir" client admin
+  cat >"$tls_dir/acl" <<'ACL'
+# PRINCIPAL  PREFIX  RIGHTS  (docs/security.md)
+admin        *       lock,read,admin
+ACL
+  cli_flags=(--cacert "$tls_dir/ca.crt" --cert "$tls_dir/admin.crt" --key "$tls_dir/admin.key")
 }
 
 running_ids() {
@@ -58,7 +91,7 @@ endpoints_of() {
 leader_of() {
   # Asks every member (fencelock status); prints "ID (term T)" of the one
   # that reports itself leader, or nothing.
-  "$cli" --timeout 1s --endpoints "$(endpoints_of)" status 2>/dev/null |
+  fl --timeout 1s --endpoints "$(endpoints_of)" status 2>/dev/null |
     awk '$3 == "leader" { print $1 " (term " $4 ")"; exit }'
 }
 
@@ -97,8 +130,14 @@ wait_for_leader() {
 }
 
 cmd_start() {
-  local n=${1:-3}
-  [[ "$n" = 3 || "$n" = 5 ]] || usage
+  local n=3 tls=false
+  for arg in "$@"; do
+    case "$arg" in
+      3 | 5) n=$arg ;;
+      --tls) tls=true ;;
+      *) usage ;;
+    esac
+  done
   if [ -n "$(running_ids)" ]; then
     echo "cluster.sh: a cluster is already running (scripts/cluster.sh stop first)" >&2
     exit 1
@@ -107,6 +146,10 @@ cmd_start() {
   mkdir -p "$var"
   if [ -n "$(member_ids)" ]; then
     # Restart the cluster ./var holds, whatever its size now.
+    if $tls && [ ! -f "$tls_dir/ca.crt" ]; then
+      echo "cluster.sh: $var holds a cluster without TLS; remove $var to start afresh with --tls" >&2
+      exit 1
+    fi
     if [ $# -gt 0 ] && [ "$(member_ids | wc -l)" != "$n" ]; then
       echo "cluster.sh: $var holds a $(member_ids | wc -l)-member cluster; restarting that"         "(remove $var to start afresh with $n)" >&2
     fi
@@ -125,10 +168,14 @@ cmd_start() {
     for i in $(seq 1 "$n"); do peers+="${peers:+,}$i=127.0.0.1:$((7100 + i))"; done
     seq 1 "$n" >"$var/members"
     echo $((n + 1)) >"$var/next-id"
+    if $tls; then make_tls; fi
     for i in $(seq 1 "$n"); do
       mkdir -p "$var/n$i"
-      printf '%s\n' --id "$i" --peers "$peers" --client-addr "127.0.0.1:$((7000 + i))" \
-        --data-dir "$var/n$i/data" >"$var/n$i/args"
+      {
+        printf '%s\n' --id "$i" --peers "$peers" --client-addr "127.0.0.1:$((7000 + i))" \
+          --data-dir "$var/n$i/data"
+        tls_args "$i"
+      } >"$var/n$i/args"
       launch "$i"
     done
   fi
@@ -138,7 +185,14 @@ cmd_start() {
   echo "fencelock: $(member_ids | wc -l) nodes running, leader is node $(leader_of)"
   echo "client endpoints: $endpoints"
   echo "logs and data:    $var/n*/"
-  echo "try:  $cli --endpoints $endpoints lock jobs/demo -- echo hello"
+  if [ ${#cli_flags[@]} -gt 0 ]; then
+    echo "TLS on both ports; clients authenticate with certificates (ACL: $tls_dir/acl)."
+    echo "client flags:     ${cli_flags[*]}"
+    echo "or:  export FENCELOCK_CACERT=$tls_dir/ca.crt FENCELOCK_CERT=$tls_dir/admin.crt FENCELOCK_KEY=$tls_dir/admin.key"
+    echo "try:  $cli ${cli_flags[*]} --endpoints $endpoints lock jobs/demo -- echo hello"
+  else
+    echo "try:  $cli --endpoints $endpoints lock jobs/demo -- echo hello"
+  fi
 }
 
 cmd_add() {
@@ -150,19 +204,22 @@ cmd_add() {
   endpoints=$(endpoints_of)
   id=$(cat "$var/next-id" 2>/dev/null || echo $(($(member_ids | sort -n | tail -n 1) + 1)))
   local peer="127.0.0.1:$((7100 + id))" client="127.0.0.1:$((7000 + id))"
-  "$cli" --endpoints "$endpoints" member add "$id" "$peer" "$client" >/dev/null
+  fl --endpoints "$endpoints" member add "$id" "$peer" "$client" >/dev/null
   echo $((id + 1)) >"$var/next-id"
   mkdir -p "$var/n$id"
-  printf '%s\n' --id "$id" --join "$endpoints" --peer-addr "$peer" --client-addr "$client" \
-    --data-dir "$var/n$id/data" >"$var/n$id/args"
+  {
+    printf '%s\n' --id "$id" --join "$endpoints" --peer-addr "$peer" --client-addr "$client" \
+      --data-dir "$var/n$id/data"
+    tls_args "$id"
+  } >"$var/n$id/args"
   launch "$id"
   echo "$id" >>"$var/members"
-  if ! "$cli" --endpoints "$endpoints" member promote "$id" --wait 120s >/dev/null; then
+  if ! fl --endpoints "$endpoints" member promote "$id" --wait 120s >/dev/null; then
     echo "cluster.sh: node $id joined as a learner but was not promoted; see $var/n$id/fencelockd.log" >&2
     exit 1
   fi
   echo "cluster.sh: node $id added (clients $client, peers $peer)"
-  "$cli" --endpoints "$(endpoints_of)" member list
+  fl --endpoints "$(endpoints_of)" member list
 }
 
 cmd_remove() {
@@ -172,7 +229,7 @@ cmd_remove() {
     echo "cluster.sh: node $id is not a member of the local cluster" >&2
     exit 1
   fi
-  "$cli" --endpoints "$(endpoints_of)" member remove "$id" >/dev/null
+  fl --endpoints "$(endpoints_of)" member remove "$id" >/dev/null
   grep -vx "$id" "$var/members" >"$var/members.new" || true
   mv "$var/members.new" "$var/members"
   if kill -0 "$(cat "$var/n$id/fencelockd.pid" 2>/dev/null)" 2>/dev/null; then
@@ -185,7 +242,7 @@ cmd_remove() {
   fi
   mv "$var/n$id" "$var/removed-n$id"
   echo "cluster.sh: node $id removed and stopped (its data is in $var/removed-n$id)"
-  "$cli" --endpoints "$(endpoints_of)" member list
+  fl --endpoints "$(endpoints_of)" member list
 }
 
 cmd_stop() {
@@ -213,8 +270,8 @@ cmd_status() {
     return 1
   fi
   echo "running nodes: $(echo $ids)"
-  "$cli" --timeout 1s --endpoints "$(endpoints_of)" status || true
-  "$cli" --timeout 2s --endpoints "$(endpoints_of)" member list || true
+  fl --timeout 1s --endpoints "$(endpoints_of)" status || true
+  fl --timeout 2s --endpoints "$(endpoints_of)" member list || true
 }
 
 case "${1:-}" in
