@@ -7,7 +7,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <sys/socket.h>
 
 #include <cstdio>
 #include <memory>
@@ -53,27 +52,6 @@ std::string subject_text(X509* cert) {
   char buffer[512];
   X509_NAME_oneline(X509_get_subject_name(cert), buffer, sizeof(buffer));
   return buffer;
-}
-
-// "ip:port" of the other end of the connection `ssl` runs on.
-std::string remote_of(SSL* ssl) {
-  int fd = ssl == nullptr ? -1 : SSL_get_fd(ssl);
-  if (fd < 0) return "unknown";
-  sockaddr_storage address{};
-  socklen_t length = sizeof(address);
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return "unknown";
-  char host[INET6_ADDRSTRLEN] = {};
-  uint16_t port = 0;
-  if (address.ss_family == AF_INET) {
-    auto* in = reinterpret_cast<sockaddr_in*>(&address);
-    inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-    port = ntohs(in->sin_port);
-  } else if (address.ss_family == AF_INET6) {
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
-    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-    port = ntohs(in6->sin6_port);
-  }
-  return std::string(host) + ":" + std::to_string(port);
 }
 
 // Checks that `file`'s first certificate is valid now.
@@ -189,8 +167,6 @@ Result<std::shared_ptr<TlsContext>> TlsContext::load(const TlsFiles& files, bool
     X509_STORE_CTX* store = verify.native_handle();
     int error = X509_STORE_CTX_get_error(store);
     X509* cert = X509_STORE_CTX_get_current_cert(store);
-    auto* ssl_handle = static_cast<SSL*>(
-        X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
     std::string why = X509_verify_cert_error_string(error);
     if (error == X509_V_ERR_CERT_HAS_EXPIRED && cert != nullptr) {
       why += " (expired on " + asn1_time_text(X509_get0_notAfter(cert)) + ")";
@@ -198,8 +174,10 @@ Result<std::shared_ptr<TlsContext>> TlsContext::load(const TlsFiles& files, bool
       why += " (not valid before " + asn1_time_text(X509_get0_notBefore(cert)) + ")";
     }
     if (logger) {
-      logger->warn("TLS: refused the certificate of {} ({}): {}", remote_of(ssl_handle),
-                   subject_text(cert), why);
+      // Asio's stream reads through a memory BIO: no socket to name here;
+      // the handshake's failure, logged by the caller, names the remote.
+      logger->warn("TLS: refused the certificate {} (depth {}): {}", subject_text(cert),
+                   X509_STORE_CTX_get_error_depth(store), why);
     }
     return false;
   });

@@ -10,7 +10,8 @@
 # checks it: DNS fencelock-node-ID, plus IP 127.0.0.1 and DNS localhost for
 # clients that dial it on this machine. A client's (DIR/NAME.crt,
 # DIR/NAME.key) has NAME as its common name, its principal under
-# --client-auth cert. Keys are EC P-256; certificates last 825 days. An
+# --client-auth cert. Keys are EC P-256; certificates last 825 days
+# (FENCELOCK_TLS_DAYS overrides it; tests make expired ones with 0). An
 # existing certificate is kept.
 set -euo pipefail
 
@@ -21,7 +22,7 @@ shift 2
 command -v openssl >/dev/null || { echo "tls-certs.sh: the openssl command is missing (apt-get install openssl)" >&2; exit 1; }
 mkdir -p "$dir"
 chmod 700 "$dir"
-days=825
+days=${FENCELOCK_TLS_DAYS:-825}
 
 if [ ! -f "$dir/ca.crt" ]; then
   openssl ecparam -name prime256v1 -genkey -noout -out "$dir/ca.key" 2>/dev/null

@@ -139,6 +139,9 @@ void ProcessCluster::start(uint64_t id) {
   }
   if (options_.unsafe_no_fsync) args.push_back("--unsafe-no-fsync");
   for (const auto& flag : options_.extra_flags) args.push_back(flag);
+  if (options_.node_flags) {
+    for (const auto& flag : options_.node_flags(id)) args.push_back(flag);
+  }
   std::filesystem::create_directories(data_dir(id));
   std::string log = (data_dir(id) / "fencelockd.log").string();
   pid_t parent = getpid();
@@ -199,16 +202,23 @@ bool ProcessCluster::running(uint64_t id) const {
   return waitpid(it->second, nullptr, WNOHANG) == 0;
 }
 
-std::shared_ptr<client::Client> ProcessCluster::client() {
+client::ClientOptions ProcessCluster::client_options() const {
   client::ClientOptions options;
   options.endpoints = client_endpoints();
-  return client::Client::connect(options).value();
+  options.tls_ca_file = options_.client_ca;
+  options.tls_cert_file = options_.client_cert;
+  options.tls_key_file = options_.client_key;
+  options.token = options_.client_token;
+  return options;
+}
+
+std::shared_ptr<client::Client> ProcessCluster::client() {
+  return client::Client::connect(client_options()).value();
 }
 
 std::optional<clientpb::ClusterStatusResult> ProcessCluster::status_of(uint64_t id) {
   if (!probe_) {
-    client::ClientOptions options;
-    options.endpoints = client_endpoints();
+    client::ClientOptions options = client_options();
     options.connect_timeout = std::chrono::milliseconds(300);
     probe_ = client::Client::connect(options).value();
   }

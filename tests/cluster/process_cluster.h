@@ -38,6 +38,13 @@ struct ProcessClusterOptions {
   // The cluster's directory (data and logs of every node); unset = a fresh
   // temporary directory. A directory given here is kept at destruction.
   std::filesystem::path dir;
+  // Flags for node `id` alone (its TLS certificate), after extra_flags.
+  std::function<std::vector<std::string>(uint64_t id)> node_flags;
+  // How client() and status_of() reach the nodes (TLS, identity).
+  std::string client_ca;
+  std::string client_cert;
+  std::string client_key;
+  std::string client_token;
 };
 
 class ProcessCluster {
@@ -78,6 +85,8 @@ class ProcessCluster {
   std::vector<uint64_t> ids() const;
   std::filesystem::path data_dir(uint64_t id) const;
   std::shared_ptr<client::Client> client();  // to every endpoint
+  // The options client() uses, to start from (TLS, identity).
+  client::ClientOptions client_options() const;
   // The last lines of a node's log, for failure messages.
   std::string log_tail(uint64_t id, int lines = 30) const;
 
