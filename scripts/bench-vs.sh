@@ -9,6 +9,11 @@
 #   scripts/bench-vs.sh start SYSTEM    start one 3-node cluster and leave it running;
 #                                       prints its endpoints and pids (stop with `stop`)
 #   scripts/bench-vs.sh stop            stop what `start` left running
+#   scripts/bench-vs.sh tls             fencelock with TLS against fencelock without, in
+#                                       one run: uncontended at 64 clients, rounds
+#                                       alternating between the two clusters
+#                                       (BENCH_TLS_ROUNDS, 3); prints both rates and
+#                                       their ratio (docs/security.md)
 #
 # Installs what is missing from Debian (etcd-server, zookeeper, the client
 # libraries and protos, gnuplot) with apt-get as root or through sudo, builds
@@ -44,6 +49,7 @@ prime=10s
 out_dir=${BENCH_OUT:-$root/bench/results}
 systems="fencelock etcd zookeeper"
 state_dir=${BENCH_STATE_DIR:-/tmp/fencelock-bench-vs}
+tls_dir=$state_dir/tls
 
 # Ports: fencelock 27001-3 (peers 27101-3), etcd 12379/22379/32379 (peers
 # x2380), ZooKeeper 12181-3 (quorum 12888.., election 13888..): none of the
@@ -51,6 +57,7 @@ state_dir=${BENCH_STATE_DIR:-/tmp/fencelock-bench-vs}
 fencelock_endpoints=127.0.0.1:27001,127.0.0.1:27002,127.0.0.1:27003
 etcd_endpoints=127.0.0.1:12379,127.0.0.1:22379,127.0.0.1:32379
 zookeeper_endpoints=127.0.0.1:12181,127.0.0.1:12182,127.0.0.1:12183
+fencelock_tls_endpoints=127.0.0.1:28001,127.0.0.1:28002,127.0.0.1:28003
 
 log() { echo "bench-vs: $*" >&2; }
 die() {
@@ -104,20 +111,35 @@ wait_until() {  # wait_until SECONDS DESCRIPTION COMMAND...
   done
 }
 
+# start_fencelock [tls]: ports 2700x (peers 2710x), or with tls 2800x (2810x),
+# TLS on both ports with client certificates (certificates in $tls_dir).
 start_fencelock() {
-  local dir="$state_dir/fencelock" peers="1=127.0.0.1:27101,2=127.0.0.1:27102,3=127.0.0.1:27103"
+  local name=fencelock base=27 tls=()
+  if [ "${1:-}" = tls ]; then
+    name=fencelock_tls base=28
+    "$root/scripts/tls-certs.sh" "$tls_dir" node 1 2 3 >/dev/null
+    "$root/scripts/tls-certs.sh" "$tls_dir" client admin >/dev/null
+    printf 'admin * lock,read,admin\n' >"$tls_dir/acl"
+  fi
+  local dir="$state_dir/$name" peers="1=127.0.0.1:${base}101,2=127.0.0.1:${base}102,3=127.0.0.1:${base}103"
   rm -rf "$dir" && mkdir -p "$dir"
-  : >"$state_dir/fencelock.pids"
+  : >"$state_dir/$name.pids"
   for i in 1 2 3; do
-    nohup "$build_dir/cli/fencelockd" --id "$i" --peers "$peers" --client-addr "127.0.0.1:2700$i" \
-      --data-dir "$dir/n$i" --log-level warn >"$dir/n$i.log" 2>&1 &
-    echo $! >>"$state_dir/fencelock.pids"
+    [ "$name" = fencelock_tls ] && tls=(--tls-cert "$tls_dir/n$i.crt" --tls-key "$tls_dir/n$i.key"
+      --tls-ca "$tls_dir/ca.crt" --client-auth cert --acl "$tls_dir/acl")
+    nohup "$build_dir/cli/fencelockd" --id "$i" --peers "$peers" --client-addr "127.0.0.1:${base}00$i" \
+      --data-dir "$dir/n$i" --log-level warn "${tls[@]}" >"$dir/n$i.log" 2>&1 &
+    echo $! >>"$state_dir/$name.pids"
     disown  # no "Killed" notice from bash when failover kills it
   done
+  local endpoints
+  endpoints=$(endpoints_of "$name")
   fencelock_has_leader() {
-    "$build_dir/cli/fencelock" --timeout 1s --endpoints "$fencelock_endpoints" status 2>/dev/null |
+    "$build_dir/cli/fencelock" "${client_tls[@]}" --timeout 1s --endpoints "$endpoints" status 2>/dev/null |
       awk '$3 == "leader" { found = 1 } END { exit !found }'
   }
+  local client_tls=()
+  [ "$name" = fencelock_tls ] && client_tls=(--cacert "$tls_dir/ca.crt" --cert "$tls_dir/admin.crt" --key "$tls_dir/admin.key")
   wait_until 20 "a fencelock leader" fencelock_has_leader || die "fencelock: no leader; see $dir/n*.log"
 }
 
@@ -201,7 +223,7 @@ stop_system() {  # SIGTERM, then SIGKILL after 10 s: by pid, only what we starte
 }
 
 stop_all() {
-  for s in fencelock etcd zookeeper; do stop_system "$s"; done
+  for s in fencelock fencelock_tls etcd zookeeper; do stop_system "$s"; done
 }
 
 endpoints_of() { eval echo "\$${1}_endpoints"; }
@@ -259,6 +281,47 @@ bench_all() {
     run_bench "$s" failover "$failover_duration" --clients "$failover_clients" --kill-after "$kill_after"
     stop_system "$s"
   done
+}
+
+# Both fencelock clusters run at once; rounds alternate so that outside load
+# falls on both alike.
+cmd_tls() {
+  build
+  mkdir -p "$state_dir"
+  stop_all
+  trap 'stop_all' EXIT
+  trap 'exit 130' INT TERM
+  results="$state_dir/tls.jsonl"
+  : >"$results"
+  start_fencelock
+  start_fencelock tls
+  for s in fencelock fencelock_tls; do
+    local extra=()
+    [ "$s" = fencelock_tls ] && extra=(--tls "$tls_dir")
+    timeout 60 "$bench" --system fencelock --endpoints "$(endpoints_of "$s")" --workload uncontended \
+      --clients 64 --warmup 0s --duration "$prime" --output json "${extra[@]}" >/dev/null 2>&1 || true
+  done
+  for _ in $(seq 1 "${BENCH_TLS_ROUNDS:-3}"); do
+    for s in fencelock fencelock_tls; do
+      local extra=()
+      [ "$s" = fencelock_tls ] && extra=(--tls "$tls_dir")
+      log "$s uncontended --clients 64"
+      timeout 300 "$bench" --system fencelock --endpoints "$(endpoints_of "$s")" \
+        --server-pids "$(pids_of "$s")" --workload uncontended --clients 64 --warmup "$warmup" \
+        --duration "$duration" --output json "${extra[@]}" | sed "s/^{/{\"cluster\":\"$s\",/" >>"$results"
+    done
+  done
+  python3 - "$results" <<'PY'
+import json, statistics, sys
+runs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+rate = {}
+for run in runs:
+    rate.setdefault(run["cluster"], []).append(run["pairs_per_s"])
+plain, tls = statistics.median(rate["fencelock"]), statistics.median(rate["fencelock_tls"])
+print(f"plaintext: {plain:,.0f} pairs/s (runs: {', '.join(f'{r:,.0f}' for r in rate['fencelock'])})")
+print(f"TLS:       {tls:,.0f} pairs/s (runs: {', '.join(f'{r:,.0f}' for r in rate['fencelock_tls'])})")
+print(f"TLS / plaintext (medians): {tls / plain:.2f}")
+PY
 }
 
 cmd_run() {
@@ -323,5 +386,6 @@ case "${args[0]:-run}" in
     echo "try:       $bench --system $system --endpoints $(endpoints_of "$system") --server-pids $(pids_of "$system") --workload uncontended --clients 64"
     ;;
   stop) stop_all ;;
-  *) die "usage: bench-vs.sh [--quick] [--systems \"...\"] [run | start SYSTEM | stop]" ;;
+  tls) cmd_tls ;;
+  *) die "usage: bench-vs.sh [--quick] [--systems \"...\"] [run | start SYSTEM | stop | tls]" ;;
 esac

@@ -53,6 +53,10 @@ struct DriverOptions {
   // is a connection (ZooKeeper) opens one connection per session.
   bool keepalive_only = false;
   Scheduler* scheduler = nullptr;
+  // fencelock only (--tls DIR): TLS with this CA, client certificate and key.
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 class Driver {

@@ -25,14 +25,22 @@ class FencelockDriver : public Driver {
 
   std::string name() const override { return "fencelock"; }
 
+  client::ClientOptions base_options() const {
+    client::ClientOptions client_options;
+    client_options.endpoints = options_.endpoints;
+    client_options.tls_ca_file = options_.tls_ca;
+    client_options.tls_cert_file = options_.tls_cert;
+    client_options.tls_key_file = options_.tls_key;
+    return client_options;
+  }
+
   Outcome open_sessions(int count, std::chrono::milliseconds timeout) override {
     // Idle sessions need no parallelism: fewer connections, fewer I/O threads.
     int per = std::max(1, options_.sessions_per_connection);
     if (options_.keepalive_only) per = std::max(per, kIdleSessionsPerConnection);
     int connections = (count + per - 1) / per;
     for (int c = 0; c < connections; ++c) {
-      client::ClientOptions client_options;
-      client_options.endpoints = options_.endpoints;
+      client::ClientOptions client_options = base_options();
       // Generous: an acquire that waits in a long queue (contended, 256
       // clients) must not time out on the client side.
       client_options.request_timeout = std::chrono::seconds(30);
@@ -98,8 +106,7 @@ class FencelockDriver : public Driver {
 
   int leader_index() override {
     if (clients_.empty()) {
-      client::ClientOptions client_options;
-      client_options.endpoints = options_.endpoints;
+      client::ClientOptions client_options = base_options();
       auto client = Client::connect(client_options);
       if (!client.ok()) return -1;
       clients_.push_back(client.value());

@@ -67,6 +67,7 @@ struct Config {
   std::string system;
   std::string workload;
   std::vector<std::string> endpoints;
+  std::string tls_dir;  // fencelock: ca.crt, admin.crt, admin.key (scripts/tls-certs.sh)
   std::vector<pid_t> server_pids;
   std::chrono::milliseconds warmup{2000};
   std::chrono::milliseconds duration{10000};
@@ -131,6 +132,11 @@ class Runner {
     options.session_ttl = config_.session_ttl;
     options.scheduler = &scheduler_;
     options.keepalive_only = config_.workload == "keepalive";
+    if (!config_.tls_dir.empty()) {
+      options.tls_ca = config_.tls_dir + "/ca.crt";
+      options.tls_cert = config_.tls_dir + "/admin.crt";
+      options.tls_key = config_.tls_dir + "/admin.key";
+    }
     driver_ = make_driver(options, result.failure);
     if (!driver_) return result;
     state_ = std::make_shared<RunState>();
@@ -489,6 +495,10 @@ int run_main(int argc, char** argv) {
   app.add_option("--kill-after", kill_after, "failover: kill the leader this long into the interval (2s)");
   app.add_option("--ttl", ttl, "session / lease TTL (default 10s)");
   app.add_option("--lock-prefix", config.lock_prefix, "prefix of lock names (default bench)");
+  app.add_option("--tls", config.tls_dir,
+                 "fencelock over TLS: a directory of scripts/tls-certs.sh with ca.crt and the "
+                 "admin client's admin.crt and admin.key")
+      ->check(CLI::ExistingDirectory);
   app.add_option("--output", output, "text or json (one object per run)")
       ->check(CLI::IsMember({"text", "json"}));
   CLI11_PARSE(app, argc, argv);
