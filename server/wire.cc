@@ -24,6 +24,8 @@ lockpb::ErrorCode to_wire(sm::Code code) {
       return lockpb::FAILED_PRECONDITION;
     case sm::Code::kStaleSequence:
       return lockpb::STALE_SEQUENCE;
+    case sm::Code::kPermissionDenied:
+      return lockpb::PERMISSION_DENIED;
   }
   // Not reachable with a valid sm::Code; a corrupted one is a server bug
   // the client should see as such rather than as success.
@@ -79,6 +81,7 @@ clientpb::SessionInfo to_wire(const sm::SessionView& session) {
   info.set_ttl_ms(session.ttl_ms);
   info.set_held_locks(session.held_locks);
   info.set_waiting_locks(session.waiting_locks);
+  info.set_principal(session.principal);
   return info;
 }
 

@@ -13,10 +13,12 @@ namespace {
 
 constexpr uint32_t kSnapshotMagic = 0x4D534C46;  // "FLSM"
 // Format 1 stored a session's last result as a lockpb::ErrorCode number;
-// format 2 stores it as an sm::Code number; format 3 adds the token epoch.
+// format 2 stores it as an sm::Code number; format 3 adds the token epoch;
+// format 4 a session's principal.
 constexpr uint32_t kSnapshotFormat1 = 1;
 constexpr uint32_t kSnapshotFormat2 = 2;
-constexpr uint32_t kSnapshotVersion = 3;
+constexpr uint32_t kSnapshotFormat3 = 3;
+constexpr uint32_t kSnapshotVersion = 4;
 
 Status error(Code code, std::string message) {
   return Status(code, std::move(message));
@@ -57,8 +59,21 @@ std::optional<Code> code_from_format1(uint8_t number) {
 }
 
 std::optional<Code> code_from_format2(uint8_t number) {
-  if (number > static_cast<uint8_t>(kMaxCode)) return std::nullopt;
+  // A refusal for another principal's session is never recorded.
+  if (number > static_cast<uint8_t>(kMaxCode) ||
+      number == static_cast<uint8_t>(Code::kPermissionDenied)) {
+    return std::nullopt;
+  }
   return static_cast<Code>(number);
+}
+
+bool valid_principal(std::string_view principal) {
+  return principal.size() <= kMaxPrincipalBytes && is_valid_utf8(principal);
+}
+
+// A principal as messages name it.
+std::string quoted(std::string_view principal) {
+  return "principal \"" + std::string(principal) + "\"";
 }
 
 uint32_t page_size(uint32_t limit) {
@@ -124,21 +139,29 @@ ApplyResult LockStateMachine::apply(uint64_t index, const lockpb::Command& comma
 }
 
 ApplyResult LockStateMachine::apply_command(uint64_t index, const lockpb::Command& command) {
+  const std::string& principal = command.principal();
   switch (command.kind_case()) {
     case lockpb::Command::kOpenSession:
-      return open_session(index, command.open_session());
+      return open_session(index, command.open_session(), principal);
     case lockpb::Command::kCloseSession:
-      return close_session(command.close_session());
+      return close_session(command.close_session(), principal);
     case lockpb::Command::kExpireSession:
-      return expire_session(index, command.expire_session());
-    case lockpb::Command::kAcquire:
-      return acquire(index, command.acquire());
-    case lockpb::Command::kRelease:
-      return release(command.release());
-    case lockpb::Command::kCancelWait:
-      return cancel_wait(command.cancel_wait());
     case lockpb::Command::kEndLockDelay:
-      return end_lock_delay(command.end_lock_delay());
+      // Only leaders propose these, never for a client: one that names a
+      // principal did not come from a leader's timer.
+      if (!principal.empty()) {
+        ApplyResult result;
+        result.status = error(Code::kInvalidArgument, "a leader command carries no principal");
+        return result;
+      }
+      return command.has_expire_session() ? expire_session(index, command.expire_session())
+                                          : end_lock_delay(command.end_lock_delay());
+    case lockpb::Command::kAcquire:
+      return acquire(index, command.acquire(), principal);
+    case lockpb::Command::kRelease:
+      return release(command.release(), principal);
+    case lockpb::Command::kCancelWait:
+      return cancel_wait(command.cancel_wait(), principal);
     case lockpb::Command::kForceRelease:
       return force_release(index, command.force_release());
     case lockpb::Command::KIND_NOT_SET:
@@ -161,11 +184,20 @@ LockStateMachine::Request LockStateMachine::request_of(RequestKind kind, std::st
 }
 
 LockStateMachine::KeyCheck LockStateMachine::check_key(const lockpb::RequestKey& key,
+                                                       std::string_view principal,
                                                        const Request& request, SessionIt& session,
                                                        ApplyResult& result) {
   session = sessions_.find(key.session_id());
   if (session == sessions_.end()) {
     result.status = error(Code::kSessionExpired, "unknown session");
+    return KeyCheck::kDone;
+  }
+  // Before the sequence number: another principal must neither read the
+  // recorded answer of a retry nor move the session's sequence on.
+  if (session->second.principal->first.view() != principal) {
+    result.status = error(Code::kPermissionDenied, "session " + std::to_string(key.session_id()) +
+                                                       " was opened by another principal");
+    session = sessions_.end();
     return KeyCheck::kDone;
   }
   const SessionRecord& s = *session->second.record;
@@ -238,7 +270,8 @@ void LockStateMachine::answer_duplicate_acquire(uint64_t session_id, const Sessi
 
 // --- Sessions ---
 
-ApplyResult LockStateMachine::open_session(uint64_t index, const lockpb::OpenSession& command) {
+ApplyResult LockStateMachine::open_session(uint64_t index, const lockpb::OpenSession& command,
+                                           std::string_view principal) {
   ApplyResult result;
   uint64_t ttl_ms = command.ttl_ms() == 0 ? kDefaultTtlMs : command.ttl_ms();
   if (ttl_ms < kMinTtlMs || ttl_ms > kMaxTtlMs) {
@@ -249,12 +282,25 @@ ApplyResult LockStateMachine::open_session(uint64_t index, const lockpb::OpenSes
     result.status = error(Code::kInvalidArgument, "client_name must be UTF-8 of <= 256 bytes");
     return result;
   }
+  if (!valid_principal(principal)) {
+    result.status = error(Code::kInvalidArgument, "principal must be UTF-8 of <= 512 bytes");
+    return result;
+  }
   if (sessions_.size() >= limits_.max_sessions) {
     result.status = error(Code::kResourceExhausted, "too many sessions");
     return result;
   }
+  if (const uint64_t sessions = usage_of(principal).sessions;
+      sessions >= limits_.max_sessions_per_principal) {
+    result.status = error(Code::kResourceExhausted,
+                          quoted(principal) + " has " + std::to_string(sessions) +
+                              " sessions, the most max_sessions_per_principal allows");
+    return result;
+  }
   // The index is unique and grows, so it is a deterministic session id.
   Session& session = sessions_.emplace_hint(sessions_.end(), index, Session())->second;
+  session.principal = add_principal(principal);
+  ++session.principal->second.sessions;
   SessionRecord& record = session.record.mut();
   record.ttl_ms = static_cast<uint32_t>(ttl_ms);
   record.client_name = command.client_name();
@@ -263,11 +309,12 @@ ApplyResult LockStateMachine::open_session(uint64_t index, const lockpb::OpenSes
   return result;
 }
 
-ApplyResult LockStateMachine::close_session(const lockpb::CloseSession& command) {
+ApplyResult LockStateMachine::close_session(const lockpb::CloseSession& command,
+                                            std::string_view principal) {
   ApplyResult result;
   SessionIt session;
-  if (check_key(command.key(), request_of(RequestKind::kCloseSession, "", 0), session, result) ==
-      KeyCheck::kDone) {
+  if (check_key(command.key(), principal, request_of(RequestKind::kCloseSession, "", 0), session,
+                result) == KeyCheck::kDone) {
     return result;
   }
   end_session(session, /*expired=*/false, 0, 0, result);
@@ -288,7 +335,8 @@ ApplyResult LockStateMachine::expire_session(uint64_t index, const lockpb::Expir
 void LockStateMachine::end_session(SessionIt session, bool expired, uint64_t index, uint64_t now_ms,
                                    ApplyResult& result) {
   const uint64_t session_id = session->first;
-  std::vector<LockIt> locks = std::move(session->second.locks);
+  Session& ending = session->second;
+  std::vector<LockIt> locks = std::move(ending.locks);
   std::sort(locks.begin(), locks.end(),
             [](const LockIt& a, const LockIt& b) { return a->first.view() < b->first.view(); });
   // First take the session out of every queue and holder list, and erase it,
@@ -300,6 +348,7 @@ void LockStateMachine::end_session(SessionIt session, bool expired, uint64_t ind
     if (waiter != l.waiters.end()) {
       result.ended_waits.push_back(EndedWait{session_id, std::string(lock->first.view()),
                                              waiter->wait_id, Code::kSessionExpired});
+      uncount_entry(ending, waiter->value.size());
       l.waiters.erase(waiter);
       continue;
     }
@@ -307,16 +356,177 @@ void LockStateMachine::end_session(SessionIt session, bool expired, uint64_t ind
                                [&](const Holder& h) { return h.session_id == session_id; });
     FL_CHECK(holder != l.holders.end(), "session {} lists lock {} it neither holds nor waits for",
              session_id, lock->first.view());
+    uncount_entry(ending, holder->value.size());
     l.holders.erase(holder);
     // Chubby lock-delay: a holder that vanished may still be acting on the
     // resource, so nobody else gets the lock for a while.
     if (expired && l.lock_delay_ms > 0) start_lock_delay(lock, index, now_ms, result);
   }
+  const PrincipalIt principal = ending.principal;
+  FL_CHECK(principal->second.sessions > 0, "session {} of a principal without sessions",
+           session_id);
   sessions_.erase(session);
+  if (--principal->second.sessions == 0) {
+    FL_CHECK(principal->second == Usage{}, "a principal without sessions holds or waits for locks");
+    principals_.erase(principal);
+  }
   for (LockIt lock : locks) {
     grant_waiters(lock, result);
     erase_if_unused(lock);
   }
+}
+
+// --- Usage by principal ---
+
+LockStateMachine::PrincipalIt LockStateMachine::add_principal(std::string_view principal) {
+  auto it = principals_.lower_bound(principal);
+  if (it != principals_.end() && it->first.view() == principal) return it;
+  return principals_.emplace_hint(it, detail::SharedBytes(principal), Usage{});
+}
+
+Usage LockStateMachine::usage_of(std::string_view principal) const {
+  auto it = principals_.find(principal);
+  return it == principals_.end() ? Usage{} : it->second;
+}
+
+Usage LockStateMachine::total_usage() const {
+  Usage usage = totals_;
+  usage.sessions = sessions_.size();
+  return usage;
+}
+
+std::vector<std::pair<std::string, Usage>> LockStateMachine::usage_by_principal() const {
+  std::vector<std::pair<std::string, Usage>> out;
+  out.reserve(principals_.size());
+  for (const auto& [name, usage] : principals_) out.emplace_back(std::string(name.view()), usage);
+  return out;
+}
+
+Status LockStateMachine::authorize(uint64_t session_id, std::string_view principal) const {
+  auto session = sessions_.find(session_id);
+  if (session == sessions_.end()) return error(Code::kSessionExpired, "unknown session");
+  if (session->second.principal->first.view() != principal) {
+    return error(Code::kPermissionDenied,
+                 "session " + std::to_string(session_id) + " was opened by another principal");
+  }
+  return Status();
+}
+
+Status LockStateMachine::check_usage_bounds(const Session& session, size_t value_bytes) const {
+  const std::string who = quoted(session.principal->first.view());
+  const Usage& mine = session.principal->second;
+  auto too_many = [&](const std::string& holder, uint64_t now, const char* bound) {
+    return error(Code::kResourceExhausted, holder + " holds or waits for " + std::to_string(now) +
+                                               " locks, the most " + bound + " allows");
+  };
+  // Compared without overflow: value_bytes <= bound - used.
+  auto too_large = [&](const std::string& holder, uint64_t used, uint64_t bound,
+                       const char* name) -> std::optional<Status> {
+    if (used <= bound && value_bytes <= bound - used) return std::nullopt;
+    return error(Code::kResourceExhausted,
+                 holder + " holds " + std::to_string(used) + " value bytes; " +
+                     std::to_string(value_bytes) + " more would pass " + name + " (" +
+                     std::to_string(bound) + ")");
+  };
+  if (mine.holders_and_waiters >= limits_.max_holders_and_waiters_per_principal) {
+    return too_many(who, mine.holders_and_waiters, "max_holders_and_waiters_per_principal");
+  }
+  if (auto refused = too_large(who, mine.value_bytes, limits_.max_value_bytes_per_principal,
+                               "max_value_bytes_per_principal")) {
+    return *refused;
+  }
+  const std::string cluster = "the cluster (asked by " + who + ")";
+  if (totals_.holders_and_waiters >= limits_.max_holders_and_waiters) {
+    return too_many(cluster, totals_.holders_and_waiters, "max_holders_and_waiters");
+  }
+  if (auto refused =
+          too_large(cluster, totals_.value_bytes, limits_.max_value_bytes, "max_value_bytes")) {
+    return *refused;
+  }
+  return Status();
+}
+
+void LockStateMachine::count_entry(Session& session, size_t value_bytes) {
+  Usage& usage = session.principal->second;
+  ++usage.holders_and_waiters;
+  usage.value_bytes += value_bytes;
+  ++totals_.holders_and_waiters;
+  totals_.value_bytes += value_bytes;
+}
+
+void LockStateMachine::uncount_entry(Session& session, size_t value_bytes) {
+  Usage& usage = session.principal->second;
+  FL_CHECK(usage.holders_and_waiters > 0 && usage.value_bytes >= value_bytes &&
+               totals_.holders_and_waiters > 0 && totals_.value_bytes >= value_bytes,
+           "usage counters below what a holder or waiter frees");
+  --usage.holders_and_waiters;
+  usage.value_bytes -= value_bytes;
+  --totals_.holders_and_waiters;
+  totals_.value_bytes -= value_bytes;
+}
+
+std::optional<std::string> LockStateMachine::check_invariants() const {
+  std::map<std::string_view, Usage> recount;
+  Usage totals;
+  std::map<uint64_t, size_t> locks_of;  // session -> locks it holds or waits for
+  for (const auto& [id, session] : sessions_) {
+    auto principal = principals_.find(session.principal->first.view());
+    if (principal == principals_.end() || &*principal != &*session.principal) {
+      return "session " + std::to_string(id) + " names a principal that is not listed";
+    }
+    ++recount[principal->first.view()].sessions;
+    locks_of[id] = 0;
+  }
+  auto count = [&](uint64_t session_id, size_t value_bytes,
+                   std::string_view lock) -> std::optional<std::string> {
+    auto session = sessions_.find(session_id);
+    if (session == sessions_.end()) {
+      return "lock " + std::string(lock) + " lists session " + std::to_string(session_id) +
+             ", which does not exist";
+    }
+    Usage& usage = recount[session->second.principal->first.view()];
+    ++usage.holders_and_waiters;
+    usage.value_bytes += value_bytes;
+    ++totals.holders_and_waiters;
+    totals.value_bytes += value_bytes;
+    ++locks_of[session_id];
+    return std::nullopt;
+  };
+  for (const auto& [name, slot] : locks_) {
+    for (const Holder& h : slot.record->holders) {
+      if (auto broken = count(h.session_id, h.value.size(), name.view())) return broken;
+    }
+    for (const Waiter& w : slot.record->waiters) {
+      if (auto broken = count(w.session_id, w.value.size(), name.view())) return broken;
+    }
+  }
+  auto describe = [](const Usage& u) {
+    return std::to_string(u.sessions) + " sessions, " + std::to_string(u.holders_and_waiters) +
+           " holders and waiters, " + std::to_string(u.value_bytes) + " value bytes";
+  };
+  if (recount.size() != principals_.size()) {
+    return "usage lists " + std::to_string(principals_.size()) + " principals, the sessions name " +
+           std::to_string(recount.size());
+  }
+  for (const auto& [name, usage] : principals_) {
+    auto counted = recount.find(name.view());
+    if (counted == recount.end() || counted->second != usage) {
+      return "usage of " + quoted(name.view()) + " is " + describe(usage) + ", a recount gives " +
+             (counted == recount.end() ? std::string("nothing") : describe(counted->second));
+    }
+  }
+  totals.sessions = sessions_.size();
+  if (total_usage() != totals) {
+    return "the cluster's usage is " + describe(total_usage()) + ", a recount gives " +
+           describe(totals);
+  }
+  for (const auto& [id, session] : sessions_) {
+    if (session.locks.size() != locks_of[id]) {
+      return "session " + std::to_string(id) + " lists " + std::to_string(session.locks.size()) +
+             " locks, it holds or waits for " + std::to_string(locks_of[id]);
+    }
+  }
+  return std::nullopt;
 }
 
 // --- Locks ---
@@ -379,12 +589,13 @@ void LockStateMachine::start_lock_delay(LockIt lock, uint64_t index, uint64_t no
       LockDelay{std::string(lock->first.view()), l.lock_delay_ms, l.delay_id});
 }
 
-ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& command) {
+ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& command,
+                                      std::string_view principal) {
   ApplyResult result;
   SessionIt session_it;
   const Request request =
       request_of(RequestKind::kAcquire, command.lock(), static_cast<uint64_t>(command.mode()));
-  if (check_key(command.key(), request, session_it, result) == KeyCheck::kDone) {
+  if (check_key(command.key(), principal, request, session_it, result) == KeyCheck::kDone) {
     if (result.duplicate && session_it != sessions_.end()) {
       answer_duplicate_acquire(session_it->first, *session_it->second.record, command, result);
     }
@@ -435,6 +646,9 @@ ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& com
   if (session.locks.size() >= limits_.max_locks_per_session) {
     return fail(Code::kResourceExhausted, "session holds or waits for too many locks");
   }
+  if (Status bounded = check_usage_bounds(session, command.value().size()); !bounded.ok()) {
+    return fail(bounded.code(), bounded.message());
+  }
   // A grant needs a token: with the epoch's tokens used up (after 2^48 of
   // them) an acquire that would be granted fails cleanly and creates
   // nothing, rather than wrap to a lower token; one that queues still does.
@@ -466,6 +680,7 @@ ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& com
     const uint64_t token = next_token_++;
     l.holders.push_back(Holder{session_id, token, mode, detail::Payload(command.value())});
     session.locks.push_back(lock);
+    count_entry(session, command.value().size());
     result.granted = make_sequencer(lock->first, mode, token, session_id);
   } else if (command.wait_ms() == 0) {
     // A try-acquire is a wait of zero that has expired.
@@ -481,6 +696,7 @@ ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& com
     change_lock(lock).waiters.push_back(
         Waiter{session_id, index, wait_ms, mode, detail::Payload(command.value())});
     session.locks.push_back(lock);
+    count_entry(session, command.value().size());
     result.queued = true;
     result.wait_id = index;
     result.wait_ms = wait_ms;
@@ -489,11 +705,11 @@ ApplyResult LockStateMachine::acquire(uint64_t index, const lockpb::Acquire& com
   return result;
 }
 
-ApplyResult LockStateMachine::release(const lockpb::Release& command) {
+ApplyResult LockStateMachine::release(const lockpb::Release& command, std::string_view principal) {
   ApplyResult result;
   SessionIt session_it;
   const Request request = request_of(RequestKind::kRelease, command.lock(), command.token());
-  if (check_key(command.key(), request, session_it, result) == KeyCheck::kDone) {
+  if (check_key(command.key(), principal, request, session_it, result) == KeyCheck::kDone) {
     return result;
   }
   const uint64_t session_id = session_it->first;
@@ -511,6 +727,7 @@ ApplyResult LockStateMachine::release(const lockpb::Release& command) {
       result.status = error(Code::kLockNotHeld, "session does not hold the lock with that token");
     } else {
       const auto at = holder - holders.begin();
+      uncount_entry(session, holder->value.size());
       Lock& l = change_lock(lock);
       l.holders.erase(l.holders.begin() + at);
       forget_lock(session, lock);
@@ -522,11 +739,14 @@ ApplyResult LockStateMachine::release(const lockpb::Release& command) {
   return result;
 }
 
-ApplyResult LockStateMachine::cancel_wait(const lockpb::CancelWait& command) {
+ApplyResult LockStateMachine::cancel_wait(const lockpb::CancelWait& command,
+                                          std::string_view principal) {
   ApplyResult result;
   // sequence 0: the leader ends a wait whose deadline passed. Otherwise the
-  // client cancels its own wait, exactly once.
-  const bool by_leader = command.key().sequence() == 0;
+  // client cancels its own wait, exactly once. A leader's carries no
+  // principal; one that does goes through the client's checks (and is
+  // refused for its sequence 0 if the session is its own).
+  const bool by_leader = command.key().sequence() == 0 && principal.empty();
   const Request request = request_of(RequestKind::kCancelWait, command.lock(), command.wait_id());
   SessionIt session_it;
   if (by_leader) {
@@ -535,7 +755,7 @@ ApplyResult LockStateMachine::cancel_wait(const lockpb::CancelWait& command) {
       result.status = error(Code::kSessionExpired, "unknown session");
       return result;
     }
-  } else if (check_key(command.key(), request, session_it, result) == KeyCheck::kDone) {
+  } else if (check_key(command.key(), principal, request, session_it, result) == KeyCheck::kDone) {
     return result;
   }
   const uint64_t session_id = session_it->first;
@@ -554,6 +774,7 @@ ApplyResult LockStateMachine::cancel_wait(const lockpb::CancelWait& command) {
                                              waiter->wait_id,
                                              by_leader ? Code::kTimeout : Code::kCancelled});
       const auto at = waiter - waiters.begin();
+      uncount_entry(session, waiter->value.size());
       Lock& l = change_lock(lock);
       l.waiters.erase(l.waiters.begin() + at);
       forget_lock(session, lock);
@@ -597,6 +818,7 @@ ApplyResult LockStateMachine::force_release(uint64_t index, const lockpb::ForceR
       FL_CHECK(session != sessions_.end(), "holder of {} has no session {}", lock->first.view(),
                holder.session_id);
       forget_lock(session->second, lock);
+      uncount_entry(session->second, holder.value.size());
     }
     l.holders.clear();
     // The holders did not release: they may still act on the resource.
@@ -689,6 +911,7 @@ SessionPage LockStateMachine::list_sessions(uint64_t start_after, uint32_t limit
     SessionView view;
     view.session_id = it->first;
     view.client_name = it->second.record->client_name;
+    view.principal = std::string(it->second.principal->first.view());
     view.ttl_ms = it->second.record->ttl_ms;
     uint32_t held = 0;
     for (const LockIt& lock : it->second.locks) {
@@ -740,20 +963,22 @@ std::vector<LockDelay> LockStateMachine::lock_delays() const {
 
 // --- Snapshots ---
 //
-// Format 3 (integers little-endian; bytes = u32 length, then the bytes):
+// Format 4 (integers little-endian; bytes = u32 length, then the bytes):
 //   magic u32, version u32, applied_index u64, next_token u64,
 //     token_epoch u64;
 //   session count u64, then per session in id order: id u64, ttl_ms u32,
 //     last_sequence u64, last_kind u8, last_code u8 (an sm::Code),
 //     last_queued u8, last_token u64, last_request u64 (the fingerprint),
-//     client_name bytes;
+//     client_name bytes, principal bytes;
 //   lock count u64, then per lock in name order: name bytes, max_holders
 //     u32, lock_delay_ms u32, in_delay u8, delay_id u64; holder count u32
 //     and per holder session_id u64, token u64, mode u8, value bytes; waiter
 //     count u32 and per waiter session_id u64, wait_id u64, wait_ms u64,
 //     mode u8, value bytes;
 //   then the FNV-1a 64 checksum of all of it.
-// Format 2 has the same shape without token_epoch (read as epoch 0).
+// The usage counters are not stored: restore() recounts them.
+// Format 3 has the same shape without principal (read as "").
+// Format 2 has the shape of format 3 without token_epoch (read as epoch 0).
 // Format 1 has the shape of format 2 without last_request (read as 0: unknown); it
 // differs in what three fields mean:
 //   last_code is a lockpb::ErrorCode number (code_from_format1); delay_id
@@ -769,7 +994,9 @@ LockStateMachine::Image LockStateMachine::image() const {
   image.next_token_ = next_token_;
   image.token_epoch_ = token_epoch_;
   image.sessions_.reserve(sessions_.size());
-  for (const auto& [id, session] : sessions_) image.sessions_.emplace_back(id, session.record);
+  for (const auto& [id, session] : sessions_) {
+    image.sessions_.push_back(Image::SessionEntry{id, session.record, session.principal->first});
+  }
   image.locks_.reserve(locks_.size());
   for (const auto& [name, lock] : locks_) image.locks_.emplace_back(name, lock.record);
   return image;
@@ -799,7 +1026,8 @@ void LockStateMachine::begin_image() {
   build_->image.token_epoch_ = token_epoch_;
   build_->image.sessions_.reserve(sessions_.size());
   for (const auto& [id, session] : sessions_) {
-    build_->image.sessions_.emplace_back(id, session.record);
+    build_->image.sessions_.push_back(
+        Image::SessionEntry{id, session.record, session.principal->first});
   }
   build_->image.locks_.reserve(locks_.size());
   build_->cursor = locks_.begin();
@@ -854,7 +1082,9 @@ std::string LockStateMachine::Image::encode() const {
   });
   // An upper bound on the encoding's size, so the buffer grows once.
   size_t bound = 64 + sessions_.size() * 64;
-  for (const auto& [id, s] : sessions_) bound += s->client_name.size();
+  for (const SessionEntry& s : sessions_) {
+    bound += s.record->client_name.size() + s.principal.size();
+  }
   auto lock_bound = [](const LockEntry& entry) {
     const Lock& l = *entry.second;
     size_t bytes = 64 + entry.first.size() + l.holders.size() * 32 + l.waiters.size() * 40;
@@ -873,8 +1103,9 @@ std::string LockStateMachine::Image::encode() const {
   w.put_u64(next_token_);
   w.put_u64(token_epoch_);
   w.put_u64(sessions_.size());
-  for (const auto& [id, s] : sessions_) {
-    w.put_u64(id);
+  for (const SessionEntry& session : sessions_) {
+    const SessionRecord* s = &*session.record;
+    w.put_u64(session.id);
     w.put_u32(s->ttl_ms);
     w.put_u64(s->last_sequence);
     w.put_u8(static_cast<uint8_t>(s->last_kind));
@@ -883,6 +1114,7 @@ std::string LockStateMachine::Image::encode() const {
     w.put_u64(s->last_token);
     w.put_u64(s->last_request);
     w.put_bytes(s->client_name);
+    w.put_bytes(session.principal.view());
   }
   w.put_u64(locks_.size() + early_.size());
   auto put_lock = [&w](const LockEntry& entry) {
@@ -929,7 +1161,8 @@ Status LockStateMachine::restore(std::string_view bytes) {
   r.get_u32(magic);
   r.get_u32(version);
   if (!r.ok() || magic != kSnapshotMagic) return damaged("bad magic");
-  if (version != kSnapshotVersion && version != kSnapshotFormat2 && version != kSnapshotFormat1) {
+  if (version != kSnapshotVersion && version != kSnapshotFormat3 && version != kSnapshotFormat2 &&
+      version != kSnapshotFormat1) {
     return damaged("unknown version " + std::to_string(version));
   }
   const bool format1 = version == kSnapshotFormat1;
@@ -938,7 +1171,7 @@ Status LockStateMachine::restore(std::string_view bytes) {
   uint64_t session_count = 0;
   r.get_u64(next.applied_index_);
   r.get_u64(next.next_token_);
-  if (version >= 3) r.get_u64(next.token_epoch_);  // earlier formats: epoch 0
+  if (version >= kSnapshotFormat3) r.get_u64(next.token_epoch_);  // earlier formats: epoch 0
   r.get_u64(session_count);
   if (!r.ok()) return damaged("bad header");
   if (next.token_epoch_ > kMaxTokenEpoch ||
@@ -950,6 +1183,7 @@ Status LockStateMachine::restore(std::string_view bytes) {
   for (uint64_t i = 0; i < session_count; ++i) {
     uint64_t id = 0;
     SessionRecord s;
+    std::string principal;  // earlier formats: ""
     uint8_t kind = 0, code = 0, queued = 0;
     r.get_u64(id);
     r.get_u32(s.ttl_ms);
@@ -960,6 +1194,7 @@ Status LockStateMachine::restore(std::string_view bytes) {
     r.get_u64(s.last_token);
     if (!format1) r.get_u64(s.last_request);
     r.get_bytes(s.client_name);
+    if (version >= kSnapshotVersion) r.get_bytes(principal);
     if (!r.ok()) return damaged("truncated session");
     if (id <= previous_id || id > next.applied_index_) return damaged("bad session id");
     if (s.ttl_ms < kMinTtlMs || s.ttl_ms > kMaxTtlMs) return damaged("bad session ttl");
@@ -975,10 +1210,14 @@ Status LockStateMachine::restore(std::string_view bytes) {
     if (s.client_name.size() > kMaxClientNameBytes || !is_valid_utf8(s.client_name)) {
       return damaged("bad client name");
     }
+    if (!valid_principal(principal)) return damaged("bad principal");
     s.last_kind = static_cast<RequestKind>(kind);
     s.last_queued = queued == 1;
+    // Within the Limits or not (they may have changed): the sessions exist.
+    const PrincipalIt owner = next.add_principal(principal);
+    ++owner->second.sessions;
     next.sessions_.emplace_hint(next.sessions_.end(), id,
-                                Session{detail::Cow<SessionRecord>(std::move(s)), {}});
+                                Session{detail::Cow<SessionRecord>(std::move(s)), {}, owner});
     previous_id = id;
   }
 
@@ -1074,10 +1313,14 @@ Status LockStateMachine::restore(std::string_view bytes) {
     auto lock = next.locks_.emplace_hint(next.locks_.end(), detail::SharedBytes(name),
                                          LockSlot{detail::Cow<Lock>(std::move(l)), 0});
     for (const Holder& h : lock->second.record->holders) {
-      next.sessions_.find(h.session_id)->second.locks.push_back(lock);
+      Session& session = next.sessions_.find(h.session_id)->second;
+      session.locks.push_back(lock);
+      next.count_entry(session, h.value.size());
     }
     for (const Waiter& w : lock->second.record->waiters) {
-      next.sessions_.find(w.session_id)->second.locks.push_back(lock);
+      Session& session = next.sessions_.find(w.session_id)->second;
+      session.locks.push_back(lock);
+      next.count_entry(session, w.value.size());
     }
     previous_name = std::move(name);
   }

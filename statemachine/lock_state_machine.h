@@ -40,6 +40,17 @@ struct Limits {
   uint64_t max_waiters_per_lock = 10'000;
   // Locks a session holds or waits for, together.
   uint64_t max_locks_per_session = 10'000;
+  // Holders plus waiters of every lock together, and the bytes of their
+  // values (a waiter's value is kept until its grant).
+  uint64_t max_holders_and_waiters = 2'000'000;
+  uint64_t max_value_bytes = uint64_t{1} << 30;  // 1 GiB
+  // The same per principal (Command.principal of the OpenSession that
+  // created each session), so that no one client identity can exhaust the
+  // cluster's memory: half of each cluster-wide bound. With authentication
+  // off every client is principal "", and these bound them all together.
+  uint64_t max_sessions_per_principal = 50'000;
+  uint64_t max_holders_and_waiters_per_principal = 1'000'000;
+  uint64_t max_value_bytes_per_principal = uint64_t{1} << 29;  // 512 MiB
 };
 
 // Fixed rules of the protocol (docs/locks.md).
@@ -50,6 +61,7 @@ inline constexpr uint64_t kMaxLockDelayMs = 60'000;
 inline constexpr size_t kMaxLockNameBytes = 512;
 inline constexpr size_t kMaxValueBytes = 1024;
 inline constexpr size_t kMaxClientNameBytes = 256;
+inline constexpr size_t kMaxPrincipalBytes = 512;
 inline constexpr uint32_t kDefaultPageSize = 100;
 inline constexpr uint32_t kMaxPageSize = 1000;
 
@@ -151,6 +163,10 @@ struct ApplyResult {
   std::vector<LockDelay> lock_delays_started;
 };
 
+namespace testing {
+struct StateAccess;  // tests/statemachine: breaks counters on purpose
+}  // namespace testing
+
 class LockStateMachine {
  public:
   // An empty state (applied_index() == 0, first token 1) bounded by `limits`.
@@ -170,6 +186,17 @@ class LockStateMachine {
   // applied_index() to `index` whatever the outcome.
   ApplyResult apply(uint64_t index, const lockpb::Command& command);
 
+  // Principals: a command carries the principal of the client that asked
+  // for it (lockpb::Command.principal). A session belongs to the principal
+  // of its OpenSession; a client command naming a session of another
+  // principal (CloseSession, Acquire, Release, the client's CancelWait)
+  // is kPermissionDenied and changes nothing, not even the session's
+  // exactly-once record. Leader-proposed commands carry no principal and
+  // are exempt: ExpireSession, EndLockDelay, the leader's CancelWait
+  // (sequence 0); one that carries a principal is kInvalidArgument.
+  // ForceRelease names no session (an operator's; who may send it is the
+  // server's question).
+  //
   // Parses `entry_bytes` as a lockpb::Command and applies it as above; bytes
   // that do not parse are kInvalidArgument (still advancing applied_index()).
   ApplyResult apply(uint64_t index, std::string_view entry_bytes);
@@ -201,6 +228,27 @@ class LockStateMachine {
   // in lock-delay).
   size_t session_count() const { return sessions_.size(); }
   size_t lock_count() const { return locks_.size(); }
+
+  // What `principal`'s sessions hold against the per-principal Limits
+  // (all zero for a principal with no session); O(log principals).
+  Usage usage_of(std::string_view principal) const;
+  // The same over every session: what the cluster-wide Limits bound. O(1).
+  Usage total_usage() const;
+  // Every principal with a session and its usage, by principal.
+  std::vector<std::pair<std::string, Usage>> usage_by_principal() const;
+
+  // Whether `principal` may use session `session_id` (the server asks it
+  // for keepalives, which are no commands): OK when the session is its
+  // own, kPermissionDenied when another principal opened it,
+  // kSessionExpired when there is no such session.
+  Status authorize(uint64_t session_id, std::string_view principal) const;
+
+  // Recounts the state and compares it with what apply() maintains
+  // incrementally: each principal's and the cluster's usage, and each
+  // session's list of the locks it holds or waits for. Returns the first
+  // difference, nullopt when there is none. O(state): for tests and the
+  // simulator, which call it after every step.
+  std::optional<std::string> check_invariants() const;
 
   // --- Reads: linearizable when the server calls them after ReadIndex. ---
 
@@ -282,6 +330,7 @@ class LockStateMachine {
   Status restore(std::string_view bytes);
 
  private:
+  friend struct testing::StateAccess;
   struct Lock;
   struct SessionRecord;
   // A lock's record, shared copy-on-write with images, and which image
@@ -320,11 +369,18 @@ class LockStateMachine {
     bool last_queued = false;
     std::string client_name;
   };
+  // Usage by principal; a principal is listed while it has a session. Its
+  // name is shared by its sessions (Session::principal) and the images
+  // that hold them.
+  using PrincipalMap = std::map<detail::SharedBytes, Usage, detail::BytesLess>;
+  using PrincipalIt = PrincipalMap::iterator;
   struct Session {
     detail::Cow<SessionRecord> record;
     // Locks this session holds or waits for (no order; sorted by name when
     // the order reaches output). Not in snapshots: restore() rebuilds it.
     std::vector<LockIt> locks;
+    // Its principal's entry (the name is in snapshots, the usage rebuilt).
+    PrincipalIt principal;
   };
   using SessionMap = std::map<uint64_t, Session>;
   using SessionIt = SessionMap::iterator;
@@ -358,28 +414,40 @@ class LockStateMachine {
   static LockView view_of(const LockMap::value_type& entry);
 
   ApplyResult apply_command(uint64_t index, const lockpb::Command& command);
-  ApplyResult open_session(uint64_t index, const lockpb::OpenSession& command);
-  ApplyResult close_session(const lockpb::CloseSession& command);
+  ApplyResult open_session(uint64_t index, const lockpb::OpenSession& command,
+                           std::string_view principal);
+  ApplyResult close_session(const lockpb::CloseSession& command, std::string_view principal);
   ApplyResult expire_session(uint64_t index, const lockpb::ExpireSession& command);
-  ApplyResult acquire(uint64_t index, const lockpb::Acquire& command);
-  ApplyResult release(const lockpb::Release& command);
-  ApplyResult cancel_wait(const lockpb::CancelWait& command);
+  ApplyResult acquire(uint64_t index, const lockpb::Acquire& command, std::string_view principal);
+  ApplyResult release(const lockpb::Release& command, std::string_view principal);
+  ApplyResult cancel_wait(const lockpb::CancelWait& command, std::string_view principal);
   ApplyResult end_lock_delay(const lockpb::EndLockDelay& command);
   ApplyResult force_release(uint64_t index, const lockpb::ForceRelease& command);
 
   static Request request_of(RequestKind kind, std::string_view lock, uint64_t argument);
-  // Finds the session of `key` and checks its sequence number. kDone: the
-  // result is final (unknown session, stale request, a retry answered with
-  // the recorded result, or a different request reusing the last sequence
-  // number); kApply: `session` is set and the request is new.
-  KeyCheck check_key(const lockpb::RequestKey& key, const Request& request, SessionIt& session,
-                     ApplyResult& result);
+  // Finds the session of `key`, checks that `principal` opened it, then
+  // checks the key's sequence number. kDone: the result is final (unknown
+  // session, another principal's session, stale request, a retry answered
+  // with the recorded result, or a different request reusing the last
+  // sequence number); kApply: `session` is set and the request is new.
+  KeyCheck check_key(const lockpb::RequestKey& key, std::string_view principal,
+                     const Request& request, SessionIt& session, ApplyResult& result);
   // Records `request` with `result` as the session's last request.
   static void record(Session& session, uint64_t sequence, const Request& request,
                      const ApplyResult& result);
   // The recorded answer to a retry of an Acquire.
   void answer_duplicate_acquire(uint64_t session_id, const SessionRecord& session,
                                 const lockpb::Acquire& command, ApplyResult& result) const;
+
+  // The principal's entry, added (with zero usage) if it has none.
+  PrincipalIt add_principal(std::string_view principal);
+  // The per-principal and cluster-wide bounds on holders, waiters and value
+  // bytes, for a new holder or waiter of `session` with `value_bytes`:
+  // kResourceExhausted naming the bound and the principal, or OK.
+  Status check_usage_bounds(const Session& session, size_t value_bytes) const;
+  // A holder or waiter of `session` with `value_bytes` starts or ends.
+  void count_entry(Session& session, size_t value_bytes);
+  void uncount_entry(Session& session, size_t value_bytes);
 
   bool can_grant(const Lock& lock, lockpb::LockMode mode) const;
   // Whether the token epoch has no token left to grant.
@@ -412,6 +480,8 @@ class LockStateMachine {
   uint64_t token_epoch_ = 0;
   SessionMap sessions_;
   LockMap locks_;
+  PrincipalMap principals_;
+  Usage totals_;  // holders_and_waiters and value_bytes; sessions is sessions_.size()
   // The image under way (begin_image), and its epoch: the number of
   // images begun, which a lock's slot takes once captured or created.
   std::unique_ptr<ImageBuild> build_;
@@ -445,7 +515,12 @@ class LockStateMachine::Image {
   uint64_t applied_index_ = 0;
   uint64_t next_token_ = 1;
   uint64_t token_epoch_ = 0;
-  std::vector<std::pair<uint64_t, detail::Cow<SessionRecord>>> sessions_;  // by id
+  struct SessionEntry {
+    uint64_t id = 0;
+    detail::Cow<SessionRecord> record;
+    detail::SharedBytes principal;
+  };
+  std::vector<SessionEntry> sessions_;  // by id
   std::vector<LockEntry> locks_;  // by name
   // Taken in slices: locks captured before a change reached them, in no
   // order; encode() merges them in.

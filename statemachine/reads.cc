@@ -29,8 +29,9 @@ size_t encoded_bytes_bound(const LockView& lock) {
 }
 
 size_t encoded_bytes_bound(const SessionView& session) {
-  // client_name; session_id, ttl_ms, held_locks, waiting_locks.
-  return kLengthField + kLengthField + session.client_name.size() + 4 * kVarintField;
+  // client_name, principal; session_id, ttl_ms, held_locks, waiting_locks.
+  return kLengthField + kLengthField + session.client_name.size() + kLengthField +
+         session.principal.size() + 4 * kVarintField;
 }
 
 size_t encoded_bytes_bound(const LockPage& page) {

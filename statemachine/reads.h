@@ -70,6 +70,7 @@ struct SessionView {
   uint64_t ttl_ms = 0;
   uint32_t held_locks = 0;
   uint32_t waiting_locks = 0;
+  std::string principal;  // of the OpenSession that created it; "" without authentication
 
   friend bool operator==(const SessionView&, const SessionView&) = default;
 };
@@ -80,6 +81,16 @@ struct SessionPage {
   uint64_t next_start_after = 0;
 
   friend bool operator==(const SessionPage&, const SessionPage&) = default;
+};
+
+// What a principal (or the whole cluster) holds against the Limits
+// (LockStateMachine::usage_of, total_usage).
+struct Usage {
+  uint64_t sessions = 0;
+  uint64_t holders_and_waiters = 0;  // over all locks
+  uint64_t value_bytes = 0;          // of those holders' and waiters' values
+
+  friend bool operator==(const Usage&, const Usage&) = default;
 };
 
 // --- Sizes, for pages that fit a frame ---

@@ -24,6 +24,8 @@ std::string_view code_name(Code code) {
       return "FAILED_PRECONDITION";
     case Code::kStaleSequence:
       return "STALE_SEQUENCE";
+    case Code::kPermissionDenied:
+      return "PERMISSION_DENIED";
   }
   return "UNKNOWN_CODE";
 }

@@ -30,10 +30,11 @@ enum class Code : uint8_t {
   kResourceExhausted = 7,   // a Limits bound would be exceeded
   kFailedPrecondition = 8,  // re-acquire in the other mode, a second wait, another max_holders
   kStaleSequence = 9,       // a request older than the session's last
+  kPermissionDenied = 10,   // the request names a session another principal opened
 };
 
 // The highest Code; a stored number above it is not a Code.
-inline constexpr Code kMaxCode = Code::kStaleSequence;
+inline constexpr Code kMaxCode = Code::kPermissionDenied;
 
 // The name of `code` in upper snake case, e.g. "LOCK_NOT_HELD"; for logs and
 // test output, never parsed.

@@ -24,6 +24,7 @@ const std::vector<std::pair<sm::Code, lockpb::ErrorCode>> kCodes = {
     {sm::Code::kResourceExhausted, lockpb::RESOURCE_EXHAUSTED},
     {sm::Code::kFailedPrecondition, lockpb::FAILED_PRECONDITION},
     {sm::Code::kStaleSequence, lockpb::STALE_SEQUENCE},
+    {sm::Code::kPermissionDenied, lockpb::PERMISSION_DENIED},
 };
 
 sm::LockView sample_lock() {
@@ -61,7 +62,8 @@ sm::LockView widest_lock(size_t holders, size_t waiters) {
 sm::SessionView widest_session() {
   constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
   constexpr uint32_t kMax32 = std::numeric_limits<uint32_t>::max();
-  return sm::SessionView{kMax, std::string(256, 'c'), kMax, kMax32, kMax32};
+  return sm::SessionView{kMax, std::string(sm::kMaxClientNameBytes, 'c'), kMax, kMax32, kMax32,
+                         std::string(sm::kMaxPrincipalBytes, 'p')};
 }
 
 }  // namespace
@@ -179,8 +181,8 @@ TEST_CASE("pages keep their order and where the next page starts", "[wire]") {
   CHECK(to_wire(sm::LockPage()).next_start_after().empty());
 
   sm::SessionPage sessions;
-  sessions.sessions.push_back(sm::SessionView{3, "worker-1", 10'000, 2, 1});
-  sessions.sessions.push_back(sm::SessionView{8, "worker-2", 500, 0, 0});
+  sessions.sessions.push_back(sm::SessionView{3, "worker-1", 10'000, 2, 1, "billing"});
+  sessions.sessions.push_back(sm::SessionView{8, "worker-2", 500, 0, 0, ""});
   sessions.next_start_after = 8;
   clientpb::SessionList session_list = to_wire(sessions);
   REQUIRE(session_list.sessions_size() == 2);
@@ -189,7 +191,9 @@ TEST_CASE("pages keep their order and where the next page starts", "[wire]") {
   CHECK(session_list.sessions(0).ttl_ms() == 10'000);
   CHECK(session_list.sessions(0).held_locks() == 2);
   CHECK(session_list.sessions(0).waiting_locks() == 1);
+  CHECK(session_list.sessions(0).principal() == "billing");
   CHECK(session_list.sessions(1).session_id() == 8);
+  CHECK(session_list.sessions(1).principal().empty());
   CHECK(session_list.next_start_after() == 8);
 }
 

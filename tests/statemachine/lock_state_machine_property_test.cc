@@ -49,6 +49,11 @@ class Model {
 
   ModelOutcome apply(uint64_t index, const lockpb::Command& c) {
     ModelOutcome out;
+    principal_ = c.principal();
+    if ((c.has_expire_session() || c.has_end_lock_delay()) && !principal_.empty()) {
+      out.code = Code::kInvalidArgument;  // a leader's command never has one
+      return out;
+    }
     switch (c.kind_case()) {
       case lockpb::Command::kOpenSession:
         open(index, c.open_session(), out);
@@ -95,8 +100,18 @@ class Model {
         for (const auto& w : lock.waiters) waiting += w.session == id;
       }
       s << "session " << id << " " << session.name << " " << session.ttl << " " << held << " "
-        << waiting << "\n";
+        << waiting << " [" << session.principal << "]\n";
     }
+    std::set<std::string> principals;
+    for (const auto& [id, session] : sessions_) principals.insert(session.principal);
+    for (const std::string& p : principals) {
+      Usage u = usage(&p);
+      s << "usage [" << p << "] " << u.sessions << " " << u.holders_and_waiters << " "
+        << u.value_bytes << "\n";
+    }
+    Usage total = usage(nullptr);
+    s << "total " << total.sessions << " " << total.holders_and_waiters << " " << total.value_bytes
+      << "\n";
     for (const auto& [name, lock] : locks_) {
       s << "lock " << name << " max " << lock.max << " delay " << lock.delay_ms << " "
         << lock.in_delay << " " << lock.delay_id << "\n";
@@ -136,6 +151,7 @@ class Model {
   struct MSession {
     uint64_t ttl = 0;
     std::string name;
+    std::string principal;
     uint64_t last_seq = 0;
     std::string last_request;  // kind and arguments, e.g. "acquire 1 jobs/c"
     Code last_code = Code::kOk;
@@ -144,6 +160,29 @@ class Model {
   };
 
   static bool name_ok(const std::string& n) { return validate_lock_name(n).ok(); }
+
+  // What the sessions of `principal` (every session: nullptr) hold, by
+  // counting.
+  Usage usage(const std::string* principal) const {
+    Usage u;
+    auto mine = [&](uint64_t session) {
+      return principal == nullptr || sessions_.at(session).principal == *principal;
+    };
+    for (const auto& [id, session] : sessions_) u.sessions += mine(id);
+    for (const auto& [name, l] : locks_) {
+      for (const auto& h : l.holders) {
+        if (!mine(h.session)) continue;
+        ++u.holders_and_waiters;
+        u.value_bytes += h.value.size();
+      }
+      for (const auto& w : l.waiters) {
+        if (!mine(w.session)) continue;
+        ++u.holders_and_waiters;
+        u.value_bytes += w.value.size();
+      }
+    }
+    return u;
+  }
 
   bool grantable(const MLock& l, int mode) const {
     if (l.in_delay) return false;
@@ -185,14 +224,16 @@ class Model {
   void open(uint64_t index, const lockpb::OpenSession& c, ModelOutcome& out) {
     uint64_t ttl = c.ttl_ms() ? c.ttl_ms() : 10'000;
     if (ttl < 500 || ttl > 600'000 || c.client_name().size() > 256 ||
-        !is_valid_utf8(c.client_name())) {
+        !is_valid_utf8(c.client_name()) || principal_.size() > 512 || !is_valid_utf8(principal_)) {
       out.code = Code::kInvalidArgument;
-    } else if (sessions_.size() >= limits_.max_sessions) {
+    } else if (sessions_.size() >= limits_.max_sessions ||
+               usage(&principal_).sessions >= limits_.max_sessions_per_principal) {
       out.code = Code::kResourceExhausted;
     } else {
       MSession& session = sessions_[index];
       session.ttl = ttl;
       session.name = c.client_name();
+      session.principal = principal_;
       out.session_id = index;
       out.ttl_ms = ttl;
     }
@@ -235,7 +276,9 @@ class Model {
       return false;
     }
     MSession& s = it->second;
-    if (key.sequence() == 0) {
+    if (s.principal != principal_) {
+      out.code = Code::kPermissionDenied;  // another's session: not even a retry's answer
+    } else if (key.sequence() == 0) {
       out.code = Code::kInvalidArgument;
     } else if (key.sequence() < s.last_seq) {
       out.code = Code::kStaleSequence;
@@ -337,6 +380,14 @@ class Model {
       for (const auto& w : l.waiters) mine += w.session == sid;
     }
     if (mine >= limits_.max_locks_per_session) return finish(Code::kResourceExhausted);
+    const Usage own = usage(&principal_);
+    const Usage all = usage(nullptr);
+    if (own.holders_and_waiters >= limits_.max_holders_and_waiters_per_principal ||
+        own.value_bytes + c.value().size() > limits_.max_value_bytes_per_principal ||
+        all.holders_and_waiters >= limits_.max_holders_and_waiters ||
+        all.value_bytes + c.value().size() > limits_.max_value_bytes) {
+      return finish(Code::kResourceExhausted);
+    }
     if (it == locks_.end()) {
       if (locks_.size() >= limits_.max_locks) return finish(Code::kResourceExhausted);
       MLock fresh;
@@ -390,7 +441,7 @@ class Model {
 
   void cancel(const lockpb::CancelWait& c, ModelOutcome& out) {
     const uint64_t sid = c.key().session_id();
-    const bool leader = c.key().sequence() == 0;
+    const bool leader = c.key().sequence() == 0 && principal_.empty();
     const std::string request = "cancel " + std::to_string(c.wait_id()) + " " + c.lock();
     if (leader) {
       if (!sessions_.count(sid)) {
@@ -447,6 +498,7 @@ class Model {
   }
 
   Limits limits_;
+  std::string principal_;  // of the command being applied
   uint64_t next_token_ = 1;
   std::map<uint64_t, MSession> sessions_;
   std::map<std::string, MLock> locks_;
@@ -547,6 +599,22 @@ class Generator {
     return known[below(known.size())];
   }
 
+  // A principal a command may carry: mostly a few names, now and then one
+  // the state machine refuses (too long, not UTF-8).
+  std::string principal() {
+    static const char* const kNames[] = {"", "a", "b"};
+    if (chance(2)) return chance(50) ? std::string(513, 'p') : std::string("\xFF");
+    return kNames[below(3)];
+  }
+  // The principal of `session`, as the server would set it for its owner:
+  // usually that one, sometimes another's.
+  std::string principal_for(uint64_t session, const LockStateMachine& sm) {
+    if (chance(15)) return principal();
+    SessionPage page = sm.list_sessions(session == 0 ? 0 : session - 1, 1, SIZE_MAX);
+    if (page.sessions.empty() || page.sessions[0].session_id != session) return principal();
+    return page.sessions[0].principal;
+  }
+
   lockpb::Command next(const std::vector<uint64_t>& known, std::map<uint64_t, uint64_t>& seq,
                        const LockStateMachine& sm) {
     // An exact retry of a client request sent earlier (usually the
@@ -562,6 +630,12 @@ class Generator {
                                     : c.has_cancel_wait()   ? &c.cancel_wait().key()
                                     : c.has_close_session() ? &c.close_session().key()
                                                             : nullptr;
+    if (key != nullptr && (key->sequence() != 0 || !c.has_cancel_wait())) {
+      c.set_principal(principal_for(key->session_id(), sm));
+    } else if (c.has_open_session() || c.has_force_release() || chance(3)) {
+      // Leader commands carry none, except now and then to be refused.
+      c.set_principal(principal());
+    }
     if (key != nullptr && key->sequence() != 0) sent_[key->session_id()] = c;
     return c;
   }
@@ -681,6 +755,11 @@ void run_sequence(uint64_t seed, uint64_t sequence_number, int length) {
   limits.max_locks = 3;
   limits.max_waiters_per_lock = 3;
   limits.max_locks_per_session = 3;
+  limits.max_sessions_per_principal = 3;
+  limits.max_holders_and_waiters_per_principal = 4;
+  limits.max_value_bytes_per_principal = 5;  // values are 2 bytes
+  limits.max_holders_and_waiters = 7;
+  limits.max_value_bytes = 9;
   Generator gen(seed * 1'000'003 + sequence_number);
   auto sm = std::make_unique<LockStateMachine>(limits);
   // After the first snapshot swap, the machine that was swapped out keeps

@@ -953,9 +953,10 @@ TEST_CASE("a damaged or truncated snapshot is an error and leaves the state unch
 namespace {
 
 // A hand-made snapshot: two sessions sharing lock "x" (tokens 1 and
-// second_token), checksum correct, in format 1, 2 or the current format 3.
+// second_token), checksum correct, in format 1, 2, 3 or the current format
+// 4 (whose sessions belong to principal "p<id>").
 struct Crafted {
-  uint32_t format = 3;
+  uint32_t format = 4;
   uint64_t second_token = 2;
   uint8_t second_mode = lockpb::SHARED;
   uint8_t last_code = 0;  // of both sessions, as the format stores it
@@ -980,6 +981,7 @@ struct Crafted {
       w.put_u64(0);
       if (format >= 2) w.put_u64(0);  // last_request
       w.put_bytes("c");
+      if (format >= 4) w.put_bytes("p" + std::to_string(id));
     }
     w.put_u64(1);
     w.put_bytes("x");
@@ -1004,7 +1006,7 @@ struct Crafted {
 }  // namespace
 
 TEST_CASE("a snapshot with a valid checksum but a broken invariant is refused", "[sm][snapshot]") {
-  for (uint32_t format : {1, 2, 3}) {
+  for (uint32_t format : {1, 2, 3, 4}) {
     INFO("format " << format);
     Crafted good{.format = format};
     LockStateMachine sm;
@@ -1036,10 +1038,16 @@ TEST_CASE(
   REQUIRE(format1.restore(Crafted{.format = 1, .last_code = 14}.bytes()).ok());
   CHECK(format1.snapshot() == current.snapshot());
   LockStateMachine sm;
-  // Numbers that are no result the state machine records.
+  // Numbers that are no result the state machine records: PERMISSION_DENIED
+  // (10) changes nothing, the session's record included.
   CHECK_FALSE(sm.restore(Crafted{.format = 2, .last_code = 10}.bytes()).ok());
+  CHECK_FALSE(sm.restore(Crafted{.format = 4, .last_code = 10}.bytes()).ok());
+  CHECK_FALSE(sm.restore(Crafted{.format = 4, .last_code = 11}.bytes()).ok());
   CHECK_FALSE(sm.restore(Crafted{.format = 1, .last_code = 1}.bytes()).ok());  // NOT_LEADER
-  CHECK_FALSE(sm.restore(Crafted{.format = 4}.bytes()).ok());
+  CHECK_FALSE(sm.restore(Crafted{.format = 5}.bytes()).ok());
+  REQUIRE(sm.restore(Crafted{.format = 4}.bytes()).ok());
+  CHECK(sm.usage_of("p1") == Usage{1, 1, 0});
+  CHECK(sm.authorize(2, "p2").ok());
 }
 
 TEST_CASE(

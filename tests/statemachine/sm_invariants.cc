@@ -36,6 +36,8 @@ void InvariantChecker::check_grant_order(const std::string& lock, uint64_t token
 }
 
 bool InvariantChecker::check(const LockStateMachine& sm, const ApplyResult& r) {
+  // The incrementally kept counters against the state machine's own recount.
+  if (auto broken = sm.check_invariants()) fail(*broken);
   if (r.granted && !r.duplicate) {
     uint64_t token = r.granted->token();
     // A new grant, or the existing grant of a re-acquire.
@@ -136,11 +138,18 @@ std::string InvariantChecker::dump(const LockStateMachine& sm) {
     }
     for (const SessionView& info : page.sessions) {
       s << "session " << info.session_id << " " << info.client_name << " " << info.ttl_ms << " "
-        << info.held_locks << " " << info.waiting_locks << "\n";
+        << info.held_locks << " " << info.waiting_locks << " [" << info.principal << "]\n";
     }
     if (page.next_start_after == 0) break;
     after = page.next_start_after;
   }
+  for (const auto& [principal, u] : sm.usage_by_principal()) {
+    s << "usage [" << principal << "] " << u.sessions << " " << u.holders_and_waiters << " "
+      << u.value_bytes << "\n";
+  }
+  const Usage total = sm.total_usage();
+  s << "total " << total.sessions << " " << total.holders_and_waiters << " " << total.value_bytes
+    << "\n";
   for (const LockView& lock : all_locks(sm)) {
     s << "lock " << lock.name << " max " << lock.max_holders << " delay " << lock.lock_delay_ms
       << " " << lock.in_lock_delay << " " << lock.lock_delay_id << "\n";

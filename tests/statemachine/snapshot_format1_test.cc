@@ -111,6 +111,12 @@ TEST_CASE("a snapshot of format 1 restores its sessions, locks, waiters and lock
   CHECK(sessions.sessions[0].client_name == "alpha");
   CHECK(sessions.sessions[1].client_name == "b\xC3\xA9ta");
   CHECK(sessions.sessions[1].ttl_ms == 2000);
+  // Before principals: every session is principal "", counted on restore
+  // (holders: x 1, jobs/y 3 and 7; waiters: x 2 "w" and 22, z 5).
+  for (const SessionView& s : sessions.sessions) CHECK(s.principal.empty());
+  CHECK(sm.usage_by_principal() ==
+        std::vector<std::pair<std::string, Usage>>{{"", Usage{10, 6, 8}}});
+  CHECK_FALSE(sm.check_invariants());
 }
 
 TEST_CASE("a session's last request restored from format 1 answers its retry as recorded",
