@@ -207,8 +207,7 @@ void Daemon::on_request(ConnectionId from, const std::string& principal,
       return;
     }
   }
-  (void)principal;  // the node takes it once sessions record their principal
-  node_->on_request(from, request);
+  node_->on_request(from, principal, request);
 }
 
 void Daemon::stop() {

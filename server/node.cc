@@ -195,8 +195,11 @@ void Node::on_peer_message(const raftpb::Message& message) {
   schedule_ready();
 }
 
-void Node::on_request(ConnectionId from, const clientpb::Request& request) {
-  if (driver_.defer([this, from, request] { on_request(from, request); })) return;
+void Node::on_request(ConnectionId from, const std::string& principal,
+                      const clientpb::Request& request) {
+  if (driver_.defer([this, from, principal, request] { on_request(from, principal, request); })) {
+    return;
+  }
   Caller caller{from, request.id()};
   if (request.kind_case() == clientpb::Request::kClusterStatus) {
     clientpb::Response response;
@@ -229,6 +232,9 @@ void Node::on_request(ConnectionId from, const clientpb::Request& request) {
   }
   std::string invalid;
   auto command = to_command(request, &invalid);
+  // The connection's principal, never one the client names: the state
+  // machine decides session ownership and bounds with it.
+  if (command) command->set_principal(principal);
   if (!invalid.empty()) {
     responder_.error(caller, lockpb::INVALID_ARGUMENT, invalid);
     return;
@@ -238,7 +244,7 @@ void Node::on_request(ConnectionId from, const clientpb::Request& request) {
   } else {
     // Keepalives and reads, after a ReadIndex round (a kind Reads does not
     // know is answered UNKNOWN_REQUEST).
-    reads_.queue(caller, request);
+    reads_.queue(caller, principal, request);
   }
   schedule_ready();
 }

@@ -57,7 +57,12 @@ class Node final : private raft::DriverHost {
   // Inputs, on the loop. Each runs now, or after the write in flight.
   void on_tick();
   void on_peer_message(const raftpb::Message& message);
-  void on_request(ConnectionId from, const clientpb::Request& request);
+  // `principal`: the name the connection authenticated as ("" when
+  // authentication is off); every command proposed for the request carries
+  // it (lockpb::Command.principal), and a keepalive is refused for a
+  // session of another principal.
+  void on_request(ConnectionId from, const std::string& principal,
+                  const clientpb::Request& request);
   void on_connection_closed(ConnectionId connection);
   // The outcome of an InstallSnapshot to `peer` (Env::send_snapshot):
   // verified by it (ok), or broken, so that the core sends it again at once

@@ -4,15 +4,15 @@
 
 namespace fencelock::server {
 
-void Reads::queue(const Caller& caller, clientpb::Request request) {
-  unsent_.emplace_back(caller, std::move(request));
+void Reads::queue(const Caller& caller, const std::string& principal, clientpb::Request request) {
+  unsent_.push_back(Request{caller, principal, std::move(request)});
 }
 
 void Reads::flush(raft::RawNode& raft, bool leader, SteadyTime now) {
   if (unsent_.empty()) return;
   std::string context = std::to_string(self_id_) + "/" + std::to_string(next_context_++);
   if (!leader || !raft.read_index(context).ok()) {
-    for (auto& [caller, request] : std::exchange(unsent_, {})) responder_.not_leader(caller);
+    for (auto& queued : std::exchange(unsent_, {})) responder_.not_leader(queued.caller);
     return;
   }
   Round round;
@@ -28,8 +28,13 @@ void Reads::confirmed(const raft::ReadState& read_state, SteadyTime now) {
   in_flight_.erase(it);
   round.index = read_state.index;
   // Keepalives are confirmed now: the leader was still the leader after they arrived.
-  for (auto& [caller, request] : round.requests) {
-    if (request.has_keep_alive()) timers_.keepalive_confirmed(request.keep_alive().session_id(), now);
+  // Another principal's keepalive must not keep a session alive. A session
+  // the leader's timers track is in its state, with its principal.
+  for (auto& [caller, principal, request] : round.requests) {
+    if (request.has_keep_alive() &&
+        state_.authorize(request.keep_alive().session_id(), principal).ok()) {
+      timers_.keepalive_confirmed(request.keep_alive().session_id(), now);
+    }
   }
   awaiting_apply_.emplace(round.index, std::move(round));
 }
@@ -38,7 +43,9 @@ void Reads::serve_applied(uint64_t applied_index, bool leader) {
   while (!awaiting_apply_.empty() && awaiting_apply_.begin()->first <= applied_index) {
     Round round = std::move(awaiting_apply_.begin()->second);
     awaiting_apply_.erase(awaiting_apply_.begin());
-    for (auto& [caller, request] : round.requests) serve(caller, request, leader);
+    for (auto& [caller, principal, request] : round.requests) {
+      serve(caller, principal, request, leader);
+    }
   }
 }
 
@@ -48,19 +55,20 @@ void Reads::expire(SteadyTime now) {
       ++it;
       continue;
     }
-    for (auto& [caller, request] : it->second.requests) responder_.not_leader(caller);
+    for (auto& queued : it->second.requests) responder_.not_leader(queued.caller);
     it = in_flight_.erase(it);
   }
 }
 
 void Reads::fail_unconfirmed() {
   for (auto& [context, round] : std::exchange(in_flight_, {})) {
-    for (auto& [caller, request] : round.requests) responder_.not_leader(caller);
+    for (auto& queued : round.requests) responder_.not_leader(queued.caller);
   }
-  for (auto& [caller, request] : std::exchange(unsent_, {})) responder_.not_leader(caller);
+  for (auto& queued : std::exchange(unsent_, {})) responder_.not_leader(queued.caller);
 }
 
-void Reads::serve(const Caller& caller, const clientpb::Request& request, bool leader) {
+void Reads::serve(const Caller& caller, const std::string& principal,
+                  const clientpb::Request& request, bool leader) {
   clientpb::Response response;
   switch (request.kind_case()) {
     case clientpb::Request::kKeepAlive: {
@@ -71,6 +79,11 @@ void Reads::serve(const Caller& caller, const clientpb::Request& request, bool l
         return;
       }
       uint64_t session = request.keep_alive().session_id();
+      if (sm::Status owner = state_.authorize(session, principal);
+          owner.code() == sm::Code::kPermissionDenied) {
+        responder_.error(caller, lockpb::PERMISSION_DENIED, owner.message());
+        return;
+      }
       auto ttl_ms = timers_.keepalive_ttl_ms(session);
       if (!ttl_ms) {
         responder_.error(caller, lockpb::SESSION_EXPIRED,

@@ -44,8 +44,10 @@ class Reads {
   using Fallback = std::function<bool(const Caller&, const clientpb::Request&)>;
   void set_fallback(Fallback fallback) { fallback_ = std::move(fallback); }
 
-  // Queues a read or keepalive for the next round.
-  void queue(const Caller& caller, clientpb::Request request);
+  // Queues a read or keepalive for the next round. A keepalive counts only
+  // for a session `principal` opened (sm::LockStateMachine::authorize); for
+  // another's it is answered PERMISSION_DENIED.
+  void queue(const Caller& caller, const std::string& principal, clientpb::Request request);
   bool has_unsent() const { return !unsent_.empty(); }
 
   // Starts one ReadIndex round for everything queued (leader), or answers
@@ -63,13 +65,19 @@ class Reads {
   void fail_unconfirmed();
 
  private:
-  using Queued = std::vector<std::pair<Caller, clientpb::Request>>;
+  struct Request {
+    Caller caller;
+    std::string principal;
+    clientpb::Request request;
+  };
+  using Queued = std::vector<Request>;
   struct Round {
     Queued requests;
     SteadyTime deadline;
     uint64_t index = 0;  // read index once confirmed
   };
-  void serve(const Caller& caller, const clientpb::Request& request, bool leader);
+  void serve(const Caller& caller, const std::string& principal, const clientpb::Request& request,
+             bool leader);
 
   uint64_t self_id_;
   std::chrono::milliseconds timeout_;

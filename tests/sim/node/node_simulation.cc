@@ -538,7 +538,7 @@ void NodeSimulation::send(uint64_t connection, const clientpb::Request& request)
   c.last_to_node = std::max(now_ + link_delay(), c.last_to_node + 1);
   on_member_at(c.last_to_node, c.member, c.life, [this, connection, request] {
     Connection& conn = connections_.at(connection);
-    if (conn.open) member(conn.member).node->on_request(connection, request);
+    if (conn.open) member(conn.member).node->on_request(connection, "", request);
   });
 }
 
