@@ -164,6 +164,11 @@ int main(int argc, char** argv) {
                   {"promotes", result.promotes},
                   {"removes", result.removes},
                   {"leader_removals", result.leader_removals},
+                  {"intrusion_seeds", result.intrusion ? 1u : 0u},
+                  {"intrusions", result.intrusions},
+                  {"denied", result.denied},
+                  {"bounded_seeds", result.bounded ? 1u : 0u},
+                  {"exhausted", result.exhausted},
                   {"end_ms", result.end_time_ms}}};
     }
     return outcome;

@@ -179,6 +179,53 @@ void NodeChecker::applied(uint64_t node, uint64_t index, const lockpb::Command& 
   }
   applied_.emplace(index, AppliedIndex{bytes, tokens, ""});
 
+  // Ownership: a client command naming a session of another principal
+  // changes nothing. The leader's CancelWait (sequence 0, no principal)
+  // names any session.
+  const lockpb::RequestKey* key = nullptr;
+  if (command.has_close_session()) key = &command.close_session().key();
+  if (command.has_acquire()) key = &command.acquire().key();
+  if (command.has_release()) key = &command.release().key();
+  if (command.has_cancel_wait() &&
+      (command.cancel_wait().key().sequence() != 0 || !command.principal().empty())) {
+    key = &command.cancel_wait().key();
+  }
+  if (result.status.code() == sm::Code::kPermissionDenied) ++denied_;
+  if (result.status.code() == sm::Code::kResourceExhausted) ++exhausted_;
+  if (key != nullptr) {
+    auto owner = owners_.find(key->session_id());
+    const bool foreign = owner != owners_.end() && owner->second != command.principal();
+    const bool denied = result.status.code() == sm::Code::kPermissionDenied;
+    // The checker sees the first apply of each index, in index order, so
+    // it knows whether the session is still open there.
+    const sm::Code expected =
+        live_.contains(key->session_id()) ? sm::Code::kPermissionDenied : sm::Code::kSessionExpired;
+    if (foreign && (result.status.code() != expected || result.granted || result.duplicate ||
+                    !result.grants.empty() || !result.ended_waits.empty() ||
+                    !result.lock_delays_started.empty())) {
+      fail(fmt::format("ownership: at {} index {} applied a command of principal \"{}\" on "
+                       "session {} of principal \"{}\" as {}: {}",
+                       ms(at), index, command.principal(), key->session_id(), owner->second,
+                       result.status.to_string(), command.ShortDebugString()));
+      return;
+    }
+    if (!foreign && owner != owners_.end() && denied) {
+      fail(fmt::format("ownership: at {} index {} refused principal \"{}\" its own session {}",
+                       ms(at), index, command.principal(), key->session_id()));
+      return;
+    }
+  }
+  if (command.has_open_session() && result.status.ok()) {
+    owners_[result.session_id] = command.principal();
+    live_.insert(result.session_id);
+  }
+  if (command.has_close_session() && result.status.ok()) {
+    live_.erase(command.close_session().key().session_id());
+  }
+  if (command.has_expire_session() && result.status.ok()) {
+    live_.erase(command.expire_session().session_id());
+  }
+
   // Exactly once: one grant per (session, sequence) and per wait.
   if (command.has_acquire() && result.granted) {
     auto key = std::make_pair(command.acquire().key().session_id(),
@@ -227,6 +274,39 @@ void NodeChecker::applied(uint64_t node, uint64_t index, const lockpb::Command& 
   for (const auto& delay : result.lock_delays_started) {
     delays_[delay.lock] = Delay{at, delay.delay_ms};
   }
+}
+
+// --- Principals ----------------------------------------------------------------------
+
+std::vector<uint64_t> NodeChecker::live_sessions_not_of(const std::string& principal) const {
+  std::vector<uint64_t> out;
+  for (uint64_t session : live_) {
+    if (owners_.at(session) != principal) out.push_back(session);
+  }
+  return out;
+}
+
+uint64_t NodeChecker::token_of(uint64_t session, const std::string& lock) const {
+  for (auto it = token_owners_.rbegin(); it != token_owners_.rend(); ++it) {
+    if (it->second.first == session && it->second.second == lock) return it->first;
+  }
+  return 0;
+}
+
+void NodeChecker::intrusion_answered(uint64_t client, const std::string& principal,
+                                     const char* kind, uint64_t session, lockpb::ErrorCode code,
+                                     double at) {
+  // Refused, or the session was gone, or no answer in time. Anything else
+  // means the request went past the ownership check.
+  if (code == lockpb::PERMISSION_DENIED || code == lockpb::SESSION_EXPIRED ||
+      code == lockpb::TIMEOUT || code == lockpb::UNAVAILABLE || code == lockpb::NOT_LEADER) {
+    return;
+  }
+  auto owner = owners_.find(session);
+  fail(fmt::format("ownership: at {} client {} (principal \"{}\") sent a {} naming session {} of "
+                   "principal \"{}\" and was answered {}",
+                   ms(at), client, principal, kind, session,
+                   owner == owners_.end() ? "?" : owner->second, lockpb::ErrorCode_Name(code)));
 }
 
 // --- Membership ----------------------------------------------------------------------

@@ -20,6 +20,12 @@
 //   session expiry       no session expires while its client is inside
 //                        safe-until, nor is a keepalive acknowledged in a
 //                        way that puts safe-until past its expiry
+//   ownership            no command of one principal changes anything
+//                        through a session another principal opened: it
+//                        applies as PERMISSION_DENIED with no grant, no
+//                        ended wait, no lock-delay; no request naming
+//                        another principal's session (a keepalive
+//                        included) is answered OK
 //   election safety      at most one leader per term
 //   membership           every node applies the same ConfChange at an
 //                        index, each one applies to the configuration
@@ -89,6 +95,19 @@ class NodeChecker {
   // --- What the nodes applied.
   void applied(uint64_t node, uint64_t index, const lockpb::Command& command,
                const sm::ApplyResult& result, double at);
+
+  // --- Principals.
+  // Sessions opened (as far as applied) and not known to have ended, of
+  // principals other than `principal`, by id.
+  std::vector<uint64_t> live_sessions_not_of(const std::string& principal) const;
+  // The latest token granted to `session` for `lock`; 0 when none is known.
+  uint64_t token_of(uint64_t session, const std::string& lock) const;
+  // Client `client`, as `principal`, sent a `kind` request naming `session`
+  // of another principal; it was answered `code`.
+  void intrusion_answered(uint64_t client, const std::string& principal, const char* kind,
+                          uint64_t session, lockpb::ErrorCode code, double at);
+  uint64_t denied() const { return denied_; }
+  uint64_t exhausted() const { return exhausted_; }
 
   // --- Membership.
   // `node` applied `change` at `index`; `conf` is its configuration after it.
@@ -168,6 +187,13 @@ class NodeChecker {
   // Per lock, the latest force-release: when it applied, and the highest
   // token of the lock granted before it (every grant up to it ended there).
   std::map<std::string, std::pair<double, uint64_t>> forced_;
+
+  // The principal of every session opened, and the sessions not known to
+  // have ended; commands applied PERMISSION_DENIED.
+  std::map<uint64_t, std::string> owners_;
+  std::set<uint64_t> live_;
+  uint64_t denied_ = 0;
+  uint64_t exhausted_ = 0;  // commands applied RESOURCE_EXHAUSTED
 
   // Membership: the configuration after each ConfChange index, as the
   // checker computes it; per node what it applied last; when each node's

@@ -42,6 +42,13 @@ constexpr int kMaxFresh = 5;
 constexpr int kMaxIds = kMaxNodes + kMaxFresh;
 // The share of seeds (per million) whose operator changes membership.
 constexpr uint64_t kMembershipPerMillion = 400'000;
+// Principals: the clients' names, drawn per client; the share of seeds
+// whose clients intrude on other principals' sessions, and of seeds with
+// small per-principal bounds (and, in some of those, small cluster-wide
+// ones) and values on acquires.
+const char* const kPrincipals[] = {"", "alice", "bob", "carol"};
+constexpr uint64_t kIntrusionPerMillion = 500'000;
+constexpr uint64_t kBoundedPerMillion = 300'000;
 // Steady clock rates: nodes and clients differ by less than the client's
 // 5% drift bound (1.02 / 0.99 < 1.05).
 constexpr double kMinNodeRate = 0.99;
@@ -151,6 +158,10 @@ class NodeSimulation final : public ClientNet, public OperatorHost {
   Member* leader_process();
   void observe_leader(Member& m);
   void discard(Member& m);
+  // The state machine of node `id`, when it runs: its counters against a
+  // recount (LockStateMachine::check_invariants) and its usage within the
+  // Limits.
+  void check_state(uint64_t id);
 
   // Runs `fn` on member `id` in life `life`, now or when a pause ends;
   // dropped if that life has ended.
@@ -192,6 +203,9 @@ class NodeSimulation final : public ClientNet, public OperatorHost {
   std::vector<std::string> locks_;
   std::map<uint64_t, Connection> connections_;
   uint64_t next_connection_ = 1;
+
+  bool intrusion_ = false;
+  bool bounded_ = false;
 
   bool blocked_[kMaxIds + 1][kMaxIds + 1] = {};
   std::set<std::pair<uint64_t, uint64_t>> client_cut_;  // (client, member)
@@ -264,6 +278,7 @@ void SimEnv::applied(uint64_t index, const lockpb::Command& command, const sm::A
                            command.ShortDebugString(), result.status.to_string()));
   }
   sim_.checker_.applied(id_, index, command, result, static_cast<double>(sim_.now_));
+  sim_.check_state(id_);
 }
 
 void SimEnv::applied_conf_change(uint64_t index, const raftpb::ConfChange& change,
@@ -279,6 +294,7 @@ void SimEnv::applied_conf_change(uint64_t index, const raftpb::ConfChange& chang
 void SimEnv::restored(const raftpb::SnapshotMetadata& metadata) {
   sim_.checker_.snapshot_restored(id_, metadata.index(), metadata.conf_state(),
                                   static_cast<double>(sim_.now_));
+  sim_.check_state(id_);
 }
 
 // --- The simulation ------------------------------------------------------------------
@@ -336,6 +352,24 @@ NodeSimulation::NodeSimulation(const NodeSimOptions& options)
   }
   size_t client_count = uniform_between(rng_, 2, 6);
   client_count_ = client_count;
+  // Principals, intrusions and bounds come from a generator of their own,
+  // like membership: the other draws of a seed stay as they were.
+  std::mt19937_64 principal_rng(options.seed * 0xD1B54A32D192ED03ULL +
+                                static_cast<uint64_t>(options.nodes) + 29);
+  intrusion_ = chance(principal_rng, kIntrusionPerMillion);
+  bounded_ = chance(principal_rng, kBoundedPerMillion);
+  size_t max_value_bytes = 0;
+  if (bounded_) {
+    sm::Limits& limits = config_.limits;
+    limits.max_sessions_per_principal = uniform_between(principal_rng, 1, 3);
+    limits.max_holders_and_waiters_per_principal = uniform_between(principal_rng, 1, 4);
+    limits.max_value_bytes_per_principal = uniform_between(principal_rng, 100, 1500);
+    if (chance(principal_rng, 300'000)) {
+      limits.max_holders_and_waiters = uniform_between(principal_rng, 2, 8);
+      limits.max_value_bytes = uniform_between(principal_rng, 500, 4000);
+    }
+    max_value_bytes = uniform_between(principal_rng, 50, 600);
+  }
   // Every address the cluster may ever use: nodes added later included,
   // as a DNS name or a list kept by the deployment would name them.
   std::vector<std::string> endpoints;
@@ -353,6 +387,10 @@ NodeSimulation::NodeSimulation(const NodeSimOptions& options)
                 client_options.endpoints.end());
     client_options.locks = locks_;
     client_options.probe = i == client_count;
+    client_options.principal = kPrincipals[uniform_below(principal_rng, std::size(kPrincipals))];
+    client_options.side_seed = principal_rng();
+    client_options.intrude = intrusion_ && !client_options.probe;
+    if (!client_options.probe) client_options.max_value_bytes = max_value_bytes;
     clients_.push_back(std::make_unique<SimClient>(*this, client_options));
   }
   probe_ = clients_.back().get();
@@ -406,6 +444,37 @@ void NodeSimulation::observe_leader(Member& m) {
   m.led_term = raft.term();
   checker_.leading(m.id, raft.term(), raft.voters().contains(m.id), raft.removal_pending(),
                    static_cast<double>(now_));
+}
+
+void NodeSimulation::check_state(uint64_t id) {
+  Member& m = member(id);
+  if (!m.node || !checker_.ok()) return;
+  const sm::LockStateMachine& state = m.node->state();
+  if (auto broken = state.check_invariants()) {
+    checker_.fail(fmt::format("state machine of node {} at index {}: {}", id,
+                              state.applied_index(), *broken));
+    return;
+  }
+  const sm::Limits& limits = config_.limits;
+  for (const auto& [principal, usage] : state.usage_by_principal()) {
+    if (usage.sessions > limits.max_sessions_per_principal ||
+        usage.holders_and_waiters > limits.max_holders_and_waiters_per_principal ||
+        usage.value_bytes > limits.max_value_bytes_per_principal) {
+      checker_.fail(fmt::format("limits: node {} at index {}: principal \"{}\" has {} sessions, "
+                                "{} holders and waiters, {} value bytes",
+                                id, state.applied_index(), principal, usage.sessions,
+                                usage.holders_and_waiters, usage.value_bytes));
+      return;
+    }
+  }
+  const sm::Usage total = state.total_usage();
+  if (total.holders_and_waiters > limits.max_holders_and_waiters ||
+      total.value_bytes > limits.max_value_bytes) {
+    checker_.fail(fmt::format("limits: node {} at index {}: the cluster has {} holders and "
+                              "waiters, {} value bytes",
+                              id, state.applied_index(), total.holders_and_waiters,
+                              total.value_bytes));
+  }
 }
 
 void NodeSimulation::at(Micros at, std::function<void()> fn) {
@@ -538,7 +607,9 @@ void NodeSimulation::send(uint64_t connection, const clientpb::Request& request)
   c.last_to_node = std::max(now_ + link_delay(), c.last_to_node + 1);
   on_member_at(c.last_to_node, c.member, c.life, [this, connection, request] {
     Connection& conn = connections_.at(connection);
-    if (conn.open) member(conn.member).node->on_request(connection, "", request);
+    if (conn.open) {
+      member(conn.member).node->on_request(connection, client(conn.client).principal(), request);
+    }
   });
 }
 
@@ -824,6 +895,18 @@ NodeSimResult NodeSimulation::run() {
                     config_.snapshot_every, keep_entries_, locks_.size(), client_count_,
                     drop_per_million_, duplicate_per_million_, fsync_min_us_, fsync_max_us_,
                     static_cast<int>(options_.bug), membership_ ? " membership=on" : ""));
+  for (size_t i = 0; i < clients_.size(); ++i) {
+    trace(fmt::format("client {}: principal \"{}\"", clients_[i]->id(), clients_[i]->principal()));
+  }
+  if (intrusion_) trace("clients intrude on other principals' sessions");
+  if (bounded_) {
+    const sm::Limits& l = config_.limits;
+    trace(fmt::format("bounds per principal: {} sessions, {} holders and waiters, {} value bytes; "
+                      "cluster: {} holders and waiters, {} value bytes",
+                      l.max_sessions_per_principal, l.max_holders_and_waiters_per_principal,
+                      l.max_value_bytes_per_principal, l.max_holders_and_waiters,
+                      l.max_value_bytes));
+  }
   for (Member* m : processes()) {
     trace(fmt::format("node {}: clock rate {:.4f}", m->id, m->clock.rate));
     start_member(*m);
@@ -870,6 +953,11 @@ NodeSimResult NodeSimulation::run() {
       }
     }
   }
+  result.intrusion = intrusion_;
+  result.bounded = bounded_;
+  for (auto& c : clients_) result.intrusions += c->intrusions();
+  result.denied = checker_.denied();
+  result.exhausted = checker_.exhausted();
   result.grants = checker_.grants();
   result.client_grants = checker_.client_grants();
   result.expiries = checker_.expiries();

@@ -64,6 +64,15 @@ struct NodeSimResult {
   uint64_t promotes = 0;
   uint64_t removes = 0;
   uint64_t leader_removals = 0;
+  // Principals: whether this seed's clients intrude on other principals'
+  // sessions and how often they did, and the commands applied
+  // PERMISSION_DENIED; whether it has small bounds, and the commands
+  // applied RESOURCE_EXHAUSTED.
+  bool intrusion = false;
+  uint64_t intrusions = 0;
+  uint64_t denied = 0;
+  bool bounded = false;
+  uint64_t exhausted = 0;
 };
 
 NodeSimResult run_node_simulation(const NodeSimOptions& options);

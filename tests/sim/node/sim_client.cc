@@ -25,7 +25,8 @@ SimClient::SimClient(ClientNet& net, SimClientOptions options)
     : net_(net),
       options_(std::move(options)),
       rng_(options_.seed),
-      policy_(client_options(options_)) {}
+      policy_(client_options(options_)),
+      side_rng_(options_.side_seed) {}
 
 void SimClient::after(microseconds delay, std::function<void()> fn) {
   if (delay.count() < 0) delay = microseconds(0);
@@ -39,6 +40,7 @@ void SimClient::trace(const std::string& line) {
 void SimClient::start() {
   if (options_.probe) trace("probe starts");
   open_session();
+  if (options_.intrude) after(milliseconds(20 + side_rng_() % 280), [this] { intrude(); });
 }
 
 void SimClient::wind_down() { winding_down_ = true; }
@@ -274,6 +276,9 @@ void SimClient::acquire() {
   }
   acquire->set_wait_ms(wait_ms);
   if (chance(25)) acquire->set_lock_delay_ms(delays[pick(3)]);
+  if (options_.max_value_bytes > 0) {
+    acquire->set_value(std::string(side_rng_() % (options_.max_value_bytes + 1), 'v'));
+  }
   uint64_t life = session_life_;
   uint64_t sequence = acquire->key().sequence();
   trace(fmt::format("acquire {} {} wait {} ms (session {}, sequence {})", lock,
@@ -478,6 +483,61 @@ void SimClient::probe_next() {
       if (life == session_life_) next();
     });
   });
+}
+
+void SimClient::intrude() {
+  if (winding_down_) return;
+  after(milliseconds(20 + side_rng_() % 280), [this] { intrude(); });
+  std::vector<uint64_t> foreign = net_.checker().live_sessions_not_of(options_.principal);
+  if (foreign.empty()) return;
+  const uint64_t session = foreign[side_rng_() % foreign.size()];
+  const std::string& lock = options_.locks[side_rng_() % options_.locks.size()];
+  // Any sequence number: a refused request must not move the owner's on.
+  lockpb::RequestKey key;
+  key.set_session_id(session);
+  key.set_sequence(1 + side_rng_() % (uint64_t{1} << 40));
+  clientpb::Request request;
+  const char* kind = "";
+  switch (side_rng_() % 5) {
+    case 0:
+      request.mutable_keep_alive()->set_session_id(session);
+      kind = "keepalive";
+      break;
+    case 1:
+      *request.mutable_acquire()->mutable_key() = key;
+      request.mutable_acquire()->set_lock(lock);
+      request.mutable_acquire()->set_wait_ms(side_rng_() % 2 == 0 ? 0 : 500);
+      if (lock.starts_with(kSemaphorePrefix)) {
+        request.mutable_acquire()->set_mode(lockpb::SHARED);
+        request.mutable_acquire()->set_max_holders(kSemaphoreHolders);
+      }
+      kind = "acquire";
+      break;
+    case 2:
+      // The token of a grant of that session, if the checker knows one.
+      *request.mutable_release()->mutable_key() = key;
+      request.mutable_release()->set_lock(lock);
+      request.mutable_release()->set_token(net_.checker().token_of(session, lock));
+      kind = "release";
+      break;
+    case 3:
+      *request.mutable_cancel_wait()->mutable_key() = key;
+      request.mutable_cancel_wait()->set_lock(lock);
+      kind = "cancel_wait";
+      break;
+    default:
+      *request.mutable_close_session()->mutable_key() = key;
+      kind = "close_session";
+      break;
+  }
+  ++intrusions_;
+  trace(fmt::format("as principal \"{}\", {} on session {} of another principal",
+                    options_.principal, kind, session));
+  call(request, milliseconds(request.has_acquire() ? 500 : 0),
+       [this, session, kind](const clientpb::Response& response) {
+         net_.checker().intrusion_answered(options_.id, options_.principal, kind, session,
+                                           response.code(), static_cast<double>(net_.now()));
+       });
 }
 
 }  // namespace fencelock::sim

@@ -15,6 +15,14 @@
 // force-release a lock as an operator, and start again. Everything it was
 // told goes to the NodeChecker on real time.
 //
+// Each client connects as a principal. In some seeds it also intrudes now
+// and then: it sends a keepalive, acquire, release, cancel or close naming
+// a session another principal opened (as a client guessing session ids
+// would), which must never succeed. In some seeds its acquires carry
+// values, so that the state machine's bounds on value bytes are reached.
+// Both draw from a generator of their own, so the workload's draws are the
+// same with or without them.
+//
 // Thread-safety: not thread-safe; the simulator's thread.
 
 #include <cstdint>
@@ -67,6 +75,14 @@ struct SimClientOptions {
   // A probe: opens a session and acquires every lock once, waiting as long
   // as it takes (the liveness check after healing), then closes.
   bool probe = false;
+  // The principal its connections authenticate as ("": authentication off).
+  std::string principal;
+  // The generator of intrusions and values, apart from the workload's.
+  uint64_t side_seed = 0;
+  // Sends a request on another principal's session every 20-300 ms.
+  bool intrude = false;
+  // Acquires carry values of 0 to this many bytes.
+  size_t max_value_bytes = 0;
 };
 
 class SimClient {
@@ -83,6 +99,8 @@ class SimClient {
   // A probe that has acquired every lock and closed.
   bool probe_done() const { return probe_done_; }
   uint64_t id() const { return options_.id; }
+  const std::string& principal() const { return options_.principal; }
+  uint64_t intrusions() const { return intrusions_; }
   uint64_t operations() const { return operations_; }
 
   // Sends `request` (its id is set here) through CallPolicy as every call
@@ -138,6 +156,8 @@ class SimClient {
   void abandon_session();
   void force_release();
   void probe_next();
+  // Sends one request naming a live session of another principal.
+  void intrude();
 
   uint64_t pick(uint64_t n) { return n == 0 ? 0 : rng_() % n; }
   bool chance(uint64_t percent) { return pick(100) < percent; }
@@ -160,6 +180,8 @@ class SimClient {
   size_t probe_next_lock_ = 0;
   bool probe_done_ = false;
   uint64_t operations_ = 0;
+  std::mt19937_64 side_rng_;
+  uint64_t intrusions_ = 0;
 };
 
 }  // namespace fencelock::sim
