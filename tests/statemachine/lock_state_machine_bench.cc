@@ -71,6 +71,7 @@ void BM_AcquireRelease(benchmark::State& state) {
   const uint64_t session_count = static_cast<uint64_t>(state.range(0));
   Limits limits;
   limits.max_sessions = session_count;
+  limits.max_sessions_per_principal = session_count;  // every session is principal ""
   LockStateMachine sm(limits);
   uint64_t index = 0;
   std::vector<uint64_t> sessions;
@@ -154,6 +155,7 @@ void BM_SnapshotRestore(benchmark::State& state) {
   const uint64_t n = static_cast<uint64_t>(state.range(0));
   Limits limits;
   limits.max_sessions = n;
+  limits.max_sessions_per_principal = n;  // every session is principal ""
   LockStateMachine sm(limits);
   uint64_t index = 0;
   for (uint64_t i = 0; i < n; ++i) {
@@ -226,6 +228,7 @@ void BM_MemoryPerSessionWithLock(benchmark::State& state) {
     const int64_t heap_before = g_live_heap_bytes.load();
     Limits limits;
     limits.max_sessions = n;
+    limits.max_sessions_per_principal = n;  // every session is principal ""
     limits.max_locks = n;
     auto sm = std::make_unique<LockStateMachine>(limits);
     uint64_t index = 0;
