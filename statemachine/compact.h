@@ -18,6 +18,7 @@
 #include <new>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -171,6 +172,63 @@ class LazyVector {
 
  private:
   std::unique_ptr<std::vector<T>> items_;
+};
+
+// A vector of trivially copyable items in 16 bytes (a pointer and two
+// 32-bit counts) instead of std::vector's 24: a session's list of its
+// locks, so that a session's table entry stays within its allocator size
+// class. The subset of std::vector the state machine uses, with the same
+// meaning; move-only.
+template <typename T>
+class CompactVector {
+  static_assert(std::is_trivially_copyable_v<T>);
+
+ public:
+  CompactVector() = default;
+  CompactVector(const CompactVector&) = delete;
+  CompactVector& operator=(const CompactVector&) = delete;
+  CompactVector(CompactVector&& other) noexcept
+      : items_(std::exchange(other.items_, nullptr)),
+        size_(std::exchange(other.size_, 0)),
+        capacity_(std::exchange(other.capacity_, 0)) {}
+  CompactVector& operator=(CompactVector&& other) noexcept {
+    if (this != &other) {
+      ::operator delete(items_);
+      items_ = std::exchange(other.items_, nullptr);
+      size_ = std::exchange(other.size_, 0);
+      capacity_ = std::exchange(other.capacity_, 0);
+    }
+    return *this;
+  }
+  ~CompactVector() { ::operator delete(items_); }
+
+  bool empty() const { return size_ == 0; }
+  size_t size() const { return size_; }
+  T* begin() { return items_; }
+  T* end() { return items_ + size_; }
+  const T* begin() const { return items_; }
+  const T* end() const { return items_ + size_; }
+  // Precondition: !empty().
+  T& back() { return items_[size_ - 1]; }
+  void pop_back() { --size_; }
+
+  // At most 2^32 - 1 items (a session lists at most Limits::max_locks_per_session).
+  void push_back(const T& item) {
+    if (size_ == capacity_) {
+      const uint32_t capacity = capacity_ == 0 ? 1 : 2 * capacity_;
+      T* items = static_cast<T*>(::operator new(capacity * sizeof(T)));
+      if (size_ > 0) std::memcpy(static_cast<void*>(items), items_, size_ * sizeof(T));
+      ::operator delete(items_);
+      items_ = items;
+      capacity_ = capacity;
+    }
+    items_[size_++] = item;
+  }
+
+ private:
+  T* items_ = nullptr;
+  uint32_t size_ = 0;
+  uint32_t capacity_ = 0;
 };
 
 }  // namespace fencelock::sm::detail

@@ -336,7 +336,8 @@ void LockStateMachine::end_session(SessionIt session, bool expired, uint64_t ind
                                    ApplyResult& result) {
   const uint64_t session_id = session->first;
   Session& ending = session->second;
-  std::vector<LockIt> locks = std::move(ending.locks);
+  std::vector<LockIt> locks(ending.locks.begin(), ending.locks.end());
+  ending.locks = {};
   std::sort(locks.begin(), locks.end(),
             [](const LockIt& a, const LockIt& b) { return a->first.view() < b->first.view(); });
   // First take the session out of every queue and holder list, and erase it,

@@ -378,7 +378,7 @@ class LockStateMachine {
     detail::Cow<SessionRecord> record;
     // Locks this session holds or waits for (no order; sorted by name when
     // the order reaches output). Not in snapshots: restore() rebuilds it.
-    std::vector<LockIt> locks;
+    detail::CompactVector<LockIt> locks;
     // Its principal's entry (the name is in snapshots, the usage rebuilt).
     PrincipalIt principal;
   };
