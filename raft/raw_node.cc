@@ -6,6 +6,7 @@
 
 #include "common/check.h"
 #include "raft/membership.h"
+#include "raft/message_check.h"
 #include "raft/random.h"
 
 namespace fencelock::raft {
@@ -801,6 +802,11 @@ Status RawNode::step(const Message& m) {
   if (m.type() == raftpb::MSG_NONE || !raftpb::MessageType_IsValid(m.type())) {
     return Status(Error::kUnknownMessage, "unknown message type");
   }
+  if (std::string why = refuse(m); !why.empty()) {
+    logger_->warn("{} dropped {} from {} at term {}: {}", id_, raftpb::MessageType_Name(m.type()),
+                  m.from(), term_, why);
+    return Status(Error::kInvalidMessage, std::move(why));
+  }
   if (m.term() == 0) {
     // Forwarded requests carry no term: they ask, they do not assert.
     if (m.type() == raftpb::MSG_READ_INDEX) {
@@ -885,6 +891,49 @@ Status RawNode::step(const Message& m) {
       break;
   }
   return Status();
+}
+
+std::string RawNode::refuse(const Message& m) const {
+  if (m.from() == 0 || m.from() == id_) return fmt::format("sender {}", m.from());
+  // term_ + 1 must never wrap (campaign), nor an index + 1.
+  if (m.term() > kMaxTerm) return fmt::format("term {}", m.term());
+  if (m.term() < term_) return "";  // answered on its term alone
+  switch (m.type()) {
+    case raftpb::MSG_APP: {
+      // CoreLog::maybe_append reads the entries as the run after `index`.
+      if (m.index() > kMaxIndex) return fmt::format("index {}", m.index());
+      for (int i = 0; i < m.entries_size(); ++i) {
+        if (m.entries(i).index() != m.index() + 1 + static_cast<uint64_t>(i)) {
+          return fmt::format("entry {} has index {} after index {}", i, m.entries(i).index(),
+                             m.index());
+        }
+      }
+      return "";
+    }
+    case raftpb::MSG_HEARTBEAT:
+      // A leader never tells a follower to commit beyond its match index
+      // (send_heartbeat): the log cannot hold what it names.
+      if (m.commit() > log_.last_index()) {
+        return fmt::format("commit {} beyond last index {}", m.commit(), log_.last_index());
+      }
+      return "";
+    case raftpb::MSG_SNAP:
+      if (m.snapshot().metadata().index() > kMaxIndex) {
+        return fmt::format("snapshot index {}", m.snapshot().metadata().index());
+      }
+      return "";
+    case raftpb::MSG_APP_RESP:
+      // A follower acknowledges only what its leader sent: beyond it, the
+      // match index would count toward a commit nothing holds.
+      if (role_ == Role::kLeader && m.term() == term_ && !m.reject() &&
+          m.index() > log_.last_index()) {
+        return fmt::format("acknowledges index {} beyond last index {}", m.index(),
+                           log_.last_index());
+      }
+      return "";
+    default:
+      return "";
+  }
 }
 
 void RawNode::handle_vote_request(const Message& m) {

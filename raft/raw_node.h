@@ -116,7 +116,13 @@ class RawNode {
   // answered so a stale leader learns the new term); a newer term makes the
   // node a follower first (Raft §5.1). Returns kWrongRecipient for a message
   // not addressed to this node and kUnknownMessage for one of an unknown
-  // type; protocol outcomes (rejections, ignored votes) are OK.
+  // type; protocol outcomes (rejections, ignored votes) are OK. Never
+  // aborts on a message's content: one it cannot act on without breaking
+  // its log (a heartbeat committing beyond its last index, entries that do
+  // not follow `index`, an acknowledgement beyond the leader's log, a term
+  // or index near 2^64, a sender id of 0 or its own) is dropped with
+  // kInvalidMessage and changes nothing. The server checks every message
+  // first (raft/message_check.h); this is the second line.
   Status step(const raftpb::Message& message);
 
   // Appends `data` as a new entry when this node is the leader and no
@@ -251,6 +257,8 @@ class RawNode {
   bool maybe_commit();
   void on_commit_advanced();
 
+  // Why `m` cannot be stepped without breaking the log, or empty.
+  std::string refuse(const raftpb::Message& m) const;
   void step_leader(const raftpb::Message& m);
   void step_candidate(const raftpb::Message& m);
   void step_follower(const raftpb::Message& m);

@@ -18,6 +18,8 @@ std::string_view error_name(Error error) {
       return "WRONG_RECIPIENT";
     case Error::kUnknownMessage:
       return "UNKNOWN_MESSAGE";
+    case Error::kInvalidMessage:
+      return "INVALID_MESSAGE";
   }
   return "UNKNOWN_ERROR";
 }

@@ -20,6 +20,7 @@ enum class Error {
   kInvalidArgument, // a call the core refuses as asked (transfer to itself, to a non-voter)
   kWrongRecipient,  // a message addressed to another node
   kUnknownMessage,  // a message of no known type
+  kInvalidMessage,  // a peer message with a field the core cannot accept (dropped)
 };
 
 std::string_view error_name(Error error);

@@ -20,6 +20,7 @@
 #include "raft/driver.h"
 #include "raft/membership.h"
 #include "raft/memory_storage.h"
+#include "raft/message_check.h"
 #include "raft/raw_node.h"
 
 namespace fencelock::raft::testing {
@@ -231,10 +232,22 @@ class TestCluster {
       raftpb::Message m = std::move(queue_.front());
       queue_.pop_front();
       if (cut_.contains({m.from(), m.to()}) || (drop_ && drop_(m)) || !running(m.to())) continue;
+      // Every message a node sends must pass the server's check
+      // (raft/message_check.h); it is still stepped, so a refusal changes
+      // nothing else in the test.
+      if (MessageCheck check = check_message(m, node(m.to())); !check.ok()) {
+        refused_.push_back(fmt::format("{} from {} to {}: {}",
+                                       raftpb::MessageType_Name(m.type()), m.from(), m.to(),
+                                       check.reason));
+      }
       (void)node(m.to()).step(m);
       process(m.to());
     }
   }
+
+  // Messages between the cluster's nodes that check_message refused
+  // (none, if it drops no legitimate traffic).
+  const std::vector<std::string>& refused() const { return refused_; }
 
   // Delivers one message directly (bypassing the queue) and processes.
   void deliver(const raftpb::Message& m) {
@@ -288,6 +301,7 @@ class TestCluster {
   std::set<std::pair<uint64_t, uint64_t>> cut_;
   std::function<bool(const raftpb::Message&)> drop_;
   std::deque<raftpb::Message> queue_;
+  std::vector<std::string> refused_;
 };
 
 }  // namespace fencelock::raft::testing
