@@ -16,6 +16,7 @@
 #include "common/check.h"
 #include "raft/driver.h"
 #include "raft/membership.h"
+#include "raft/message_check.h"
 #include "raft/memory_storage.h"
 #include "raft/random.h"
 #include "tests/sim/checker.h"
@@ -388,6 +389,11 @@ void Simulation::deliver(const raftpb::Message& m) {
   }
   if (n.driver->defer([this, m] { deliver(m); })) return;
   if (options_.trace) trace("deliver {}", describe(m));
+  // The server's check (raft/message_check.h) runs on every message here
+  // too: it must never drop one a correct node sent.
+  if (raft::MessageCheck check = raft::check_message(m, *n.node); !check.ok()) {
+    checker_.fail(fmt::format("node {} would drop {}: {}", m.to(), describe(m), check.reason));
+  }
   raft::Status status = n.node->step(m);
   FL_CHECK(status.ok(), "step failed: {}", status.to_string());
   handle_ready(n);

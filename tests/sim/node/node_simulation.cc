@@ -175,6 +175,7 @@ class NodeSimulation final : public ClientNet, public OperatorHost {
   Micros link_delay();
   // Returns whether the message is on its way (not dropped or blocked).
   bool send_peer(const raftpb::Message& message);
+  void deliver_peer(Member& m, const raftpb::Message& message);
   void respond(uint64_t member, uint64_t life, server::ConnectionId connection,
                const clientpb::Response& response);
   void fault();
@@ -215,6 +216,7 @@ class NodeSimulation final : public ClientNet, public OperatorHost {
   Micros fsync_max_us_ = 2000;
   uint64_t faults_ = 0;
   bool healed_ = false;
+  bool reported_peer_drop_ = false;
   Micros heal_time_ = 0;
   SimClient* probe_ = nullptr;
 };
@@ -574,15 +576,27 @@ bool NodeSimulation::send_peer(const raftpb::Message& message) {
     if (chance(rng_, duplicate_per_million_)) {
       at(now_ + link_delay(), [this, message] {
         Member& m = member(message.to());
-        if (m.node) on_member(m.id, m.life, [&m, message] { m.node->on_peer_message(message); });
+        if (m.node) on_member(m.id, m.life, [this, &m, message] { deliver_peer(m, message); });
       });
     }
   }
   at(now_ + link_delay(), [this, message] {
     Member& m = member(message.to());
-    if (m.node) on_member(m.id, m.life, [&m, message] { m.node->on_peer_message(message); });
+    if (m.node) on_member(m.id, m.life, [this, &m, message] { deliver_peer(m, message); });
   });
   return true;
+}
+
+void NodeSimulation::deliver_peer(Member& m, const raftpb::Message& message) {
+  m.node->on_peer_message(message);
+  // The server's check (server/peer_guard.h) must never drop what a
+  // correct node sent; a message it defers is counted when it runs.
+  if (m.node && m.node->peer_message_stats().dropped > 0 && !reported_peer_drop_) {
+    reported_peer_drop_ = true;
+    checker_.fail(fmt::format("node {} dropped a peer message from a correct node (the last: {} "
+                              "from {})",
+                              m.id, raftpb::MessageType_Name(message.type()), message.from()));
+  }
 }
 
 void NodeSimulation::connect(uint64_t client_id, const std::string& endpoint) {
