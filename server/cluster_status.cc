@@ -10,6 +10,7 @@ namespace fencelock::server {
 clientpb::ClusterStatusResult Node::cluster_status() const {
   clientpb::ClusterStatusResult result;
   result.set_self_id(config_.id);
+  result.set_dropped_peer_messages(peer_guard_.stats().dropped);
   std::map<uint64_t, raft::PeerProgress> progress;
   for (auto& peer : raft_->progress()) progress[peer.id] = peer;
   std::set<uint64_t> ids(raft_->voters().begin(), raft_->voters().end());

@@ -113,7 +113,8 @@ Node::Node(Env& env, storage::LogStore& log, NodeConfig config)
                  : 0,
              responder_, state_, timers_),
       members_(env_, responder_, config_, logger_),
-      backups_(config_.id, config_.seed, config_.max_frame_bytes, responder_, logger_) {
+      backups_(config_.id, config_.seed, config_.max_frame_bytes, responder_, logger_),
+      peer_guard_(logger_) {
   last_snapshot_index_ = log_.snapshot_metadata().index();
   applied_term_ = log_.snapshot_metadata().term();
   responder_.set_address_book([this](uint64_t id) { return members_.client_address(id); });
@@ -188,10 +189,9 @@ void Node::on_tick() {
 void Node::on_peer_message(const raftpb::Message& message) {
   // Checked first: the deferred copy of an InstallSnapshot is hundreds of MiB.
   if (driver_.writing() && driver_.defer([this, message] { on_peer_message(message); })) return;
-  raft::Status status = raft_->step(message);
-  if (!status.ok()) {
-    logger_->debug("{} dropped peer message: {}", config_.id, status.to_string());
-  }
+  // Checked against the core as it is now, right before the step.
+  if (!peer_guard_.admit(message, *raft_, env_.now())) return;
+  peer_guard_.stepped(message, raft_->step(message), *raft_, env_.now());
   schedule_ready();
 }
 

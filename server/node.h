@@ -29,6 +29,7 @@
 #include "server/env.h"
 #include "server/leader_timers.h"
 #include "server/members.h"
+#include "server/peer_guard.h"
 #include "server/reads.h"
 #include "server/requests.h"
 #include "server/responder.h"
@@ -80,6 +81,8 @@ class Node final : private raft::DriverHost {
   const sm::LockStateMachine& state() const { return state_; }
   // The last log index applied, no-op entries included.
   uint64_t applied_index() const { return applied_index_; }
+  // The peer messages this node stepped and dropped (server/peer_guard.h).
+  const PeerMessageStats& peer_message_stats() const { return peer_guard_.stats(); }
   // This node's view of the cluster (ClusterStatus answers it).
   clientpb::ClusterStatusResult cluster_status() const;
 
@@ -132,6 +135,7 @@ class Node final : private raft::DriverHost {
   Reads reads_;
   Members members_;
   Backups backups_;
+  PeerGuard peer_guard_;
 
   bool ready_scheduled_ = false;
   uint64_t last_snapshot_index_ = 0;
