@@ -85,6 +85,13 @@ class FramedConnection : public std::enable_shared_from_this<FramedConnection> {
   // Closes the socket now and cancels the timers; queued bytes are dropped.
   void stop(std::string reason);
 
+  // Changes max_frame_bytes, for frames read and sent from now on (a peer
+  // connection reads small frames until its Hello is accepted).
+  void set_max_frame_bytes(uint32_t max_frame_bytes) {
+    options_.max_frame_bytes = max_frame_bytes;
+    decoder_.set_max_frame_bytes(max_frame_bytes);
+  }
+
   bool open() const { return !stopped_; }
   const std::string& remote() const { return remote_; }
   // The TLS stream, null for a plaintext connection.

@@ -68,6 +68,9 @@ class FrameDecoder {
   // Length announced by the header that caused kTooLarge (for the error text).
   uint64_t rejected_length() const { return rejected_length_; }
   uint32_t max_frame_bytes() const { return max_frame_bytes_; }
+  // Changes the maximum for the frames not yet taken (a peer connection
+  // raises it once the Hello is accepted).
+  void set_max_frame_bytes(uint32_t max_frame_bytes) { max_frame_bytes_ = max_frame_bytes; }
   size_t buffered_bytes() const { return end_ - begin_; }
 
  private:

@@ -98,6 +98,7 @@ struct PeerTransport::Peer {
   asio::steady_timer wake;                       // cancelled when the connection closes
   bool accepted = false;
   bool removed = false;  // no longer a member: the dial loop ends
+  std::chrono::milliseconds keepalive{0};  // a third of the acceptor's idle timeout
   std::unique_ptr<OutboundStream> stream;  // the InstallSnapshot under way, if any
 };
 
@@ -322,6 +323,13 @@ awaitable<void> PeerTransport::accept_loop(std::shared_ptr<bool> alive) {
       logger_->warn("{} peer accept failed: {}", options_.self_id, ec.message());
       continue;
     }
+    boost::system::error_code remote_ec;
+    auto remote = socket.remote_endpoint(remote_ec);
+    if (!inbound_has_room(remote_ec ? "unknown" : remote.address().to_string() + ":" +
+                                                      std::to_string(remote.port()))) {
+      socket.close(remote_ec);
+      continue;
+    }
     if (options_.tls_server) {
       asio::co_spawn(io_, admit(std::move(socket), alive), asio::detached);
     } else {
@@ -336,9 +344,12 @@ awaitable<void> PeerTransport::admit(Tcp::socket socket, std::shared_ptr<bool> a
   std::string remote =
       ec ? "unknown" : endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
   std::string error;
+  ++tls_handshaking_;  // counts toward max_handshaking (inbound_has_room)
   auto tls = co_await handshake(std::move(socket), *options_.tls_server,
                                 options_.handshake_timeout, "", error);
-  if (!*alive || stopped_) co_return;
+  if (!*alive) co_return;
+  --tls_handshaking_;
+  if (stopped_) co_return;
   if (!tls) {
     logger_->error("{} refused peer connection from {}: {}", options_.self_id, remote, error);
     co_return;
@@ -360,10 +371,56 @@ bool PeerTransport::certified_as(FramedConnection& connection, uint64_t id) cons
   return names_member(peer_names(*connection.tls()), id, it->second->address, member_addresses());
 }
 
+bool PeerTransport::inbound_has_room(const std::string& remote) {
+  const size_t handshaking = inbound_.size() - inbound_from_.size() + tls_handshaking_;
+  std::string why;
+  if (inbound_.size() + tls_handshaking_ >= options_.max_inbound_connections) {
+    why = std::to_string(inbound_.size() + tls_handshaking_) +
+          " peer connections open, the most allowed";
+  } else if (handshaking >= options_.max_handshaking) {
+    why = std::to_string(handshaking) + " peer connections wait for their Hello, the most allowed";
+  } else {
+    return true;
+  }
+  ++connection_stats_.over_cap;
+  const auto now = SteadyClock::now();
+  if (now - last_cap_log_ >= std::chrono::seconds(1)) {
+    last_cap_log_ = now;
+    logger_->warn("{} refused peer connection from {}: {} ({} refused so far)", options_.self_id,
+                  remote, why, connection_stats_.over_cap);
+  }
+  return false;
+}
+
+void PeerTransport::on_hello_accepted(uint64_t key, uint64_t from, FramedConnection& connection) {
+  connection.set_max_frame_bytes(options_.max_frame_bytes);
+  std::vector<uint64_t> same;  // the member's accepted connections, oldest first
+  for (const auto& [other_key, other_from] : inbound_from_) {
+    if (other_from == from) same.push_back(other_key);
+  }
+  inbound_from_[key] = from;
+  if (same.empty()) return;
+  if (same.size() < options_.max_inbound_per_peer) {
+    logger_->info("{} accepted another connection from node {} at {} while {} are open",
+                  options_.self_id, from, connection.remote(), same.size());
+    return;
+  }
+  // The oldest is the likeliest dead (a peer that restarted without
+  // closing it); under an impostor, the member's own dialer comes back.
+  std::shared_ptr<FramedConnection> oldest = inbound_.at(same.front());
+  ++connection_stats_.replaced;
+  logger_->warn("{} closes its oldest connection from node {} (at {}): a new one from {} "
+                "passes the {} allowed per member",
+                options_.self_id, from, oldest->remote(), connection.remote(),
+                options_.max_inbound_per_peer);
+  oldest->stop("replaced by a newer connection from the same node");
+}
+
 void PeerTransport::on_inbound(Stream socket) {
   ConnectionOptions connection_options;
-  connection_options.max_frame_bytes = options_.max_frame_bytes;
+  connection_options.max_frame_bytes = options_.hello_max_frame_bytes;  // until the Hello
   connection_options.max_queued_bytes = options_.max_queued_bytes * 2;
+  connection_options.idle_timeout = options_.idle_timeout;
   connection_options.write_at_once = true;
   auto connection = std::make_shared<FramedConnection>(std::move(socket), connection_options);
   uint64_t key = next_inbound_++;
@@ -374,8 +431,21 @@ void PeerTransport::on_inbound(Stream socket) {
   auto stream = std::make_shared<InboundStream>();
   stream->connection = raw;
   inbound_streams_.emplace(key, stream);
+  // The Hello's deadline; the close handler cancels it.
+  auto handshake = std::make_shared<asio::steady_timer>(io_);
+  handshake->expires_after(options_.handshake_timeout);
+  handshake->async_wait([this, alive = alive_, weak = std::weak_ptr<FramedConnection>(connection),
+                         from](boost::system::error_code ec) {
+    if (ec || !*alive || *from != 0) return;
+    auto connection = weak.lock();
+    if (!connection || !connection->open()) return;
+    ++connection_stats_.handshake_timeouts;
+    logger_->warn("{} closed peer connection from {}: no Hello within {} ms", options_.self_id,
+                  connection->remote(), options_.handshake_timeout.count());
+    connection->stop("no Hello in time");
+  });
   connection->start(
-      [this, raw, from, stream](std::string_view body) {
+      [this, key, raw, from, stream, handshake](std::string_view body) {
         peerpb::PeerEnvelope envelope;
         if (!envelope.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
           logger_->warn("{} dropped peer connection from {}: malformed frame", options_.self_id,
@@ -404,24 +474,33 @@ void PeerTransport::on_inbound(Stream socket) {
           }
           hello_ack->set_accepted(reason.empty());
           hello_ack->set_reason(reason);
+          if (reason.empty()) {
+            hello_ack->set_client_address(options_.self_client_address);
+            hello_ack->set_idle_timeout_ms(static_cast<uint64_t>(options_.idle_timeout.count()));
+          }
           raw->send(ack);
           if (!reason.empty()) {
+            ++connection_stats_.hellos_refused;
             logger_->error("{} refused peer connection from {}: {}", options_.self_id,
                            raw->remote(), reason);
             raw->close_after_flush(reason);
             return;
           }
+          handshake->cancel();
           *from = envelope.hello().from();
           stream->from = *from;
-          client_addresses_[*from] = envelope.hello().client_address();
+          // Hello.client_address is ignored: see the class comment.
+          on_hello_accepted(key, *from, *raw);
           return;
         }
+        if (envelope.has_keepalive()) return;  // the read itself keeps the connection
         if (envelope.has_snapshot_chunk()) {
           on_chunk(*raw, *from, *stream, *envelope.mutable_snapshot_chunk());
           return;
         }
         if (!envelope.has_raft() || envelope.raft().from() != *from ||
             envelope.raft().to() != options_.self_id) {
+          ++connection_stats_.misaddressed;
           logger_->warn("{} dropped peer connection from node {}: unexpected message",
                         options_.self_id, *from);
           raw->stop("unexpected peer message");
@@ -429,11 +508,19 @@ void PeerTransport::on_inbound(Stream socket) {
         }
         if (on_message_) on_message_(std::move(*envelope.mutable_raft()));
       },
-      [this, raw](uint64_t length) {
+      [this, raw, from](uint64_t length) {
+        if (*from == 0) {
+          ++connection_stats_.oversized_before_hello;
+          logger_->warn("{} peer {} sent a frame of {} bytes before its Hello, over the {} allowed",
+                        options_.self_id, raw->remote(), length, options_.hello_max_frame_bytes);
+          return;
+        }
         logger_->warn("{} peer {} sent a frame of {} bytes, over the maximum", options_.self_id,
                       raw->remote(), length);
       },
-      [this, key, stream](const std::string&) {
+      [this, key, stream, handshake](const std::string&) {
+        handshake->cancel();
+        inbound_from_.erase(key);
         if (stream->active) {
           ++stats_.dropped;
           logger_->warn("{} dropped snapshot stream from {} at {} of {} bytes: connection lost",
@@ -617,13 +704,13 @@ awaitable<void> PeerTransport::dial_loop(std::shared_ptr<Peer> peer, std::shared
     if (stopped_) co_return;
     if (!ec) {
       ConnectionOptions connection_options;
-      connection_options.max_frame_bytes = options_.max_frame_bytes;
+      connection_options.max_frame_bytes = options_.hello_max_frame_bytes;  // until the HelloAck
       connection_options.max_queued_bytes = options_.max_queued_bytes * 2;
       connection_options.write_at_once = true;
       auto connection = std::make_shared<FramedConnection>(std::move(*stream), connection_options);
       peer->connection = connection;
       peer->accepted = false;
-      peer->wake.expires_at(std::chrono::steady_clock::time_point::max());
+      peer->keepalive = std::chrono::milliseconds(0);
       FramedConnection* raw = connection.get();
       // The handlers live inside the connection, which the peer owns: they
       // hold the peer weakly to make no cycle.
@@ -663,6 +750,15 @@ awaitable<void> PeerTransport::dial_loop(std::shared_ptr<Peer> peer, std::shared
               return;
             }
             peer->accepted = true;
+            raw->set_max_frame_bytes(options_.max_frame_bytes);
+            const auto& hello_ack = envelope.hello_ack();
+            // Dialled at the address the configuration names: this is the
+            // member's own client address (the class comment).
+            if (!hello_ack.client_address().empty()) {
+              client_addresses_[peer->id] = hello_ack.client_address();
+            }
+            peer->keepalive = std::chrono::milliseconds(hello_ack.idle_timeout_ms() / 3);
+            peer->wake.cancel();  // the dial loop waits for keepalives from now on
             logger_->info("{} connected to peer {} at {}", options_.self_id, peer->id,
                           peer->address);
             if (on_status_) on_status_(peer->id, true);
@@ -685,11 +781,32 @@ awaitable<void> PeerTransport::dial_loop(std::shared_ptr<Peer> peer, std::shared
       hello.mutable_hello()->set_to(peer->id);
       hello.mutable_hello()->set_client_address(options_.self_client_address);
       connection->send(hello);
-      // Wait until the connection closes.
+      // Until the connection closes (its close handler cancels `wake`):
+      // the HelloAck within handshake_timeout, then a Keepalive every
+      // third of the acceptor's idle timeout.
+      const auto hello_deadline = SteadyClock::now() + options_.handshake_timeout;
       while (connection->open() && !stopped_) {
+        if (!peer->accepted) {
+          peer->wake.expires_at(hello_deadline);
+        } else if (peer->keepalive.count() > 0) {
+          peer->wake.expires_after(peer->keepalive);
+        } else {
+          peer->wake.expires_at(SteadyClock::time_point::max());
+        }
         boost::system::error_code wait_ec;
         co_await peer->wake.async_wait(asio::redirect_error(use_awaitable, wait_ec));
         if (!*alive) co_return;
+        if (wait_ec || !connection->open() || stopped_) continue;
+        if (!peer->accepted) {
+          if (SteadyClock::now() < hello_deadline) continue;
+          logger_->warn("{} peer {} at {} sent no HelloAck within {} ms", options_.self_id,
+                        peer->id, peer->address, options_.handshake_timeout.count());
+          connection->stop("no HelloAck in time");
+        } else if (peer->keepalive.count() > 0) {
+          peerpb::PeerEnvelope keepalive;
+          keepalive.mutable_keepalive();
+          connection->send(keepalive);
+        }
       }
       peer->connection.reset();
       if (peer->removed) co_return;

@@ -11,9 +11,21 @@
 //
 // Every connection starts with a Hello naming the cluster id and both node
 // ids; the acceptor refuses another cluster or an unknown id with a HelloAck
-// saying why, and closes. With TLS, both sides first run a mutual TLS
-// handshake, and each checks that the other's certificate names the
-// member it claims to be (or was dialed as).
+// saying why, and closes. An inbound connection is held to limits before
+// and after its Hello (PeerTransportOptions, docs/architecture.md
+// "Network"): small frames until the Hello is accepted, the Hello within a
+// deadline, an idle timeout (the dialer sends keepalives), a cap on
+// connections in all, in handshake and per member id. A member may hold
+// max_inbound_per_peer accepted connections at once: a restarted peer's
+// new connection is accepted while its old one, which may be half-open, is
+// still up; one more closes that member's oldest, with a warning naming
+// both. A Raft message whose `from` is not its connection's Hello closes
+// the connection. Client addresses are learned only from the HelloAck of a
+// connection this node dialled to the peer address its configuration
+// names, never from an inbound Hello, which proves nothing about its
+// sender. With TLS, both sides first run a mutual TLS handshake, and each
+// checks that the other's certificate names the member it claims to be (or
+// was dialed as).
 //
 // InstallSnapshot is streamed (send_snapshot): the snapshot's data, shared
 // with the log and read in place, goes out in chunks of at most
@@ -78,6 +90,19 @@ struct PeerTransportOptions {
   size_t snapshot_window_bytes = 2 * kSnapshotChunkBytes;
   uint64_t max_snapshot_bytes = uint64_t{16} << 30;
   std::chrono::milliseconds snapshot_stall_timeout{30'000};
+  // Inbound limits: frames of at most hello_max_frame_bytes until the
+  // Hello is accepted (a Hello is a few dozen bytes); the Hello within
+  // handshake_timeout (also the dialer's wait for the HelloAck); closed
+  // after idle_timeout without a frame (announced in the HelloAck: the
+  // dialer sends a Keepalive every third of it); at most
+  // max_inbound_connections at once, of which max_handshaking before their
+  // Hello; at most max_inbound_per_peer accepted from one member id.
+  uint32_t hello_max_frame_bytes = 4096;
+  std::chrono::milliseconds handshake_timeout{5000};
+  std::chrono::milliseconds idle_timeout{30'000};
+  size_t max_inbound_connections = 64;
+  size_t max_handshaking = 16;
+  size_t max_inbound_per_peer = 2;
   std::chrono::milliseconds connect_timeout{1000};
   std::chrono::milliseconds min_backoff{50};
   std::chrono::milliseconds max_backoff{2000};
@@ -86,9 +111,9 @@ struct PeerTransportOptions {
   // certificate), `tls_client` dials; both null for plaintext. A peer's
   // certificate must name the member it is (names_member): the acceptor
   // checks the id in the Hello, the dialer the member it dialed.
+  // handshake_timeout bounds the TLS handshake too.
   std::shared_ptr<TlsContext> tls_server;
   std::shared_ptr<TlsContext> tls_client;
-  std::chrono::milliseconds handshake_timeout{5000};
 };
 
 // Counters of InstallSnapshot streams, for tests and logs.
@@ -102,6 +127,16 @@ struct SnapshotStreamStats {
   // Receiving.
   uint64_t received = 0;  // verified and handed on
   uint64_t dropped = 0;   // partial streams discarded
+};
+
+// Counters of inbound connections closed by the limits, for tests and logs.
+struct PeerConnectionStats {
+  uint64_t over_cap = 0;                // closed at accept: too many connections
+  uint64_t hellos_refused = 0;          // another cluster, another node, not a member
+  uint64_t handshake_timeouts = 0;      // no Hello within handshake_timeout
+  uint64_t oversized_before_hello = 0;  // a frame over hello_max_frame_bytes first
+  uint64_t replaced = 0;                // a member's oldest, over max_inbound_per_peer
+  uint64_t misaddressed = 0;            // a Raft message not from its Hello's node
 };
 
 class PeerTransport {
@@ -149,7 +184,8 @@ class PeerTransport {
   // Whether the outbound connection to `peer` is up.
   bool connected(uint64_t peer) const;
 
-  // The client address `peer` announced in its last Hello; empty if unknown.
+  // The client address `peer` announced in the HelloAck of this node's
+  // last connection to it; empty if unknown.
   std::string client_address(uint64_t peer) const;
 
   // Closes every connection and stops dialing. Idempotent.
@@ -161,6 +197,9 @@ class PeerTransport {
   // Bytes queued to `peer` and not yet written to its socket.
   size_t queued_bytes(uint64_t peer) const;
   const SnapshotStreamStats& snapshot_stats() const { return stats_; }
+  const PeerConnectionStats& connection_stats() const { return connection_stats_; }
+  // Inbound connections open now (handshaking or accepted).
+  size_t inbound_connections() const { return inbound_.size(); }
 
  private:
   struct Peer;
@@ -177,6 +216,12 @@ class PeerTransport {
   bool certified_as(FramedConnection& connection, uint64_t id) const;
   // Every member's peer address, this node's included (once listening).
   std::map<uint64_t, std::string> member_addresses() const;
+  // Whether another inbound connection may be accepted now; logs (at most
+  // once a second) when not.
+  bool inbound_has_room(const std::string& remote);
+  // The Hello of inbound connection `key` from `from` is accepted: raises
+  // its frame limit and keeps `from` within max_inbound_per_peer.
+  void on_hello_accepted(uint64_t key, uint64_t from, FramedConnection& connection);
   std::chrono::milliseconds backoff(int attempt);
   // Queues chunks of `peer`'s stream while its window has room.
   void pump(Peer& peer);
@@ -194,8 +239,12 @@ class PeerTransport {
   Tcp::acceptor acceptor_;
   std::map<uint64_t, std::shared_ptr<Peer>> peers_;
   std::string listen_address_;
+  size_t tls_handshaking_ = 0;  // inbound connections in their TLS handshake
   std::map<uint64_t, std::shared_ptr<FramedConnection>> inbound_;  // keyed by a local counter
-  std::map<uint64_t, std::string> client_addresses_;  // learned from inbound Hellos
+  std::map<uint64_t, uint64_t> inbound_from_;  // by inbound key: the Hello's node, once accepted
+  std::map<uint64_t, std::string> client_addresses_;  // learned from HelloAcks
+  PeerConnectionStats connection_stats_;
+  std::chrono::steady_clock::time_point last_cap_log_{};
   uint64_t next_inbound_ = 1;
   MessageHandler on_message_;
   StatusHandler on_status_;

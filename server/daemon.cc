@@ -86,6 +86,13 @@ Result<std::unique_ptr<Daemon>> Daemon::open(asio::io_context& io, NodeConfig co
   transport_options.peer_addresses = config.peers;
   transport_options.self_client_address = config.client_addr;
   transport_options.seed = config.seed;
+  // Far above any heartbeat interval (heartbeat_ticks < election_ticks);
+  // the dialer's keepalives keep a healthy idle link (follower to
+  // follower) open anyway.
+  transport_options.idle_timeout =
+      std::max(std::chrono::milliseconds(30'000),
+               std::chrono::milliseconds(10 * uint64_t{config.tick_ms} *
+                                         static_cast<uint64_t>(config.election_ticks)));
   auto transport = std::make_unique<net::PeerTransport>(io, transport_options, get_logger("peer"));
   std::string peer_addr = config.peer_addr.empty() ? config.peers.at(config.id) : config.peer_addr;
   if (Status status = transport->listen(peer_addr); !status.ok()) return status;
