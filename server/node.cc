@@ -191,8 +191,30 @@ void Node::on_peer_message(const raftpb::Message& message) {
   if (driver_.writing() && driver_.defer([this, message] { on_peer_message(message); })) return;
   // Checked against the core as it is now, right before the step.
   if (!peer_guard_.admit(message, *raft_, env_.now())) return;
+  if (message.type() == raftpb::MSG_SNAP && !try_snapshot(message)) return;
   peer_guard_.stepped(message, raft_->step(message), *raft_, env_.now());
+  const raftpb::SnapshotMetadata& meta = message.snapshot().metadata();
+  // Taken, the core's log is the snapshot; else the trial is not needed.
+  if (trial_ && !(raft_->last_index() == meta.index() && raft_->commit_index() == meta.index())) {
+    trial_.reset();
+  }
   schedule_ready();
+}
+
+bool Node::try_snapshot(const raftpb::Message& message) {
+  trial_.reset();
+  const raftpb::SnapshotMetadata& meta = message.snapshot().metadata();
+  // The cases RawNode::restore ignores: no restore will follow.
+  if (message.term() < raft_->term() || meta.index() <= raft_->commit_index()) return true;
+  auto state = std::make_unique<sm::LockStateMachine>(config_.limits);
+  sm::Status status = state->restore(message.snapshot().data());
+  if (!status.ok()) {
+    peer_guard_.drop(message, raft::MessageFault::kBadSnapshot,
+                     "its data does not restore: " + status.to_string(), *raft_, env_.now());
+    return false;
+  }
+  trial_ = TrialSnapshot{meta.index(), meta.term(), std::move(state)};
+  return true;
 }
 
 void Node::on_request(ConnectionId from, const std::string& principal,
@@ -415,9 +437,17 @@ void Node::on_read_state(const raft::ReadState& read_state) {
 }
 
 void Node::restore(const raftpb::Snapshot& snapshot) {
-  sm::Status status = state_.restore(snapshot.data());
-  FL_CHECK(status.ok(), "{} snapshot at index {} from the leader does not restore: {}", config_.id,
-           snapshot.metadata().index(), status.to_string());
+  if (trial_ && trial_->index == snapshot.metadata().index() &&
+      trial_->term == snapshot.metadata().term()) {
+    // Restored before the step (try_snapshot); LockStateMachine::restore
+    // ends in the same move.
+    state_ = std::move(*trial_->state);
+  } else {
+    sm::Status status = state_.restore(snapshot.data());
+    FL_CHECK(status.ok(), "{} snapshot at index {} from the leader does not restore: {}",
+             config_.id, snapshot.metadata().index(), status.to_string());
+  }
+  trial_.reset();
   last_snapshot_index_ = snapshot.metadata().index();
   applied_index_ = std::max(applied_index_, snapshot.metadata().index());
   if (applied_index_ == snapshot.metadata().index()) applied_term_ = snapshot.metadata().term();

@@ -99,6 +99,12 @@ class Node final : private raft::DriverHost {
   void advanced() override { maybe_snapshot(); }
 
   bool leader() const { return soft_state_.role == raft::Role::kLeader; }
+  // An InstallSnapshot the core would take (newer term or same, beyond
+  // its commit) is restored into a new state machine before the step:
+  // one whose data does not restore is dropped (false) rather than
+  // persisted, when its restore would abort the node now and at every
+  // start. The restored state waits in trial_ for restore() to move in.
+  bool try_snapshot(const raftpb::Message& message);
   void schedule_ready();
   void handle_ready();
   void save_or_die(const raft::Ready& rd);
@@ -136,6 +142,13 @@ class Node final : private raft::DriverHost {
   Members members_;
   Backups backups_;
   PeerGuard peer_guard_;
+  // A snapshot's state, restored before its step (try_snapshot).
+  struct TrialSnapshot {
+    uint64_t index = 0;
+    uint64_t term = 0;
+    std::unique_ptr<sm::LockStateMachine> state;
+  };
+  std::optional<TrialSnapshot> trial_;
 
   bool ready_scheduled_ = false;
   uint64_t last_snapshot_index_ = 0;

@@ -42,11 +42,13 @@ class PeerGuard {
   void stepped(const raftpb::Message& message, const raft::Status& status,
                const raft::RawNode& core, SteadyTime now);
 
+  // Counts and logs `message`, dropped by the server for `fault` (`why`).
+  void drop(const raftpb::Message& message, raft::MessageFault fault, const std::string& why,
+            const raft::RawNode& core, SteadyTime now);
+
   const PeerMessageStats& stats() const { return stats_; }
 
  private:
-  void drop(const raftpb::Message& message, raft::MessageFault fault, const std::string& why,
-            const raft::RawNode& core, SteadyTime now);
 
   std::shared_ptr<spdlog::logger> logger_;
   PeerMessageStats stats_;

@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include "client/session.h"
+#include "net/crc32c.h"
 #include "net/frame.h"
 #include "proto/client.pb.h"
 #include "proto/peer.pb.h"
@@ -200,6 +201,54 @@ TEST_CASE(
   }
   REQUIRE(cluster.wait_for_leader() != 0);
   acquire_and_release(cluster, "after/crafted-heartbeat");
+}
+
+TEST_CASE(
+    "a raw peer connection's InstallSnapshot whose data does not restore is dropped before the "
+    "core takes it: the follower stays up, and up again after a restart",
+    "[cluster][peer_port]") {
+  ProcessCluster cluster(ProcessClusterOptions{});
+  cluster.start_all();
+  uint64_t leader = cluster.wait_for_leader();
+  REQUIRE(leader != 0);
+  uint64_t target = leader == 1 ? 2 : 1;
+  auto status = cluster.status_of(target);
+  REQUIRE(status.has_value());
+  uint64_t term = self_term(cluster, target);
+  uint64_t commit = 0;
+  for (const auto& member : status->members()) {
+    if (member.id() == target) commit = member.commit_index();
+  }
+  auto connection = impersonate(cluster, leader, target);
+  const std::string data = "not a state machine snapshot";
+  peerpb::PeerEnvelope envelope;
+  auto* chunk = envelope.mutable_snapshot_chunk();
+  chunk->set_stream_id(1);
+  raftpb::Message* header = chunk->mutable_header();
+  header->set_type(raftpb::MSG_SNAP);
+  header->set_from(leader);
+  header->set_to(target);
+  header->set_term(term + 1);
+  auto* meta = header->mutable_snapshot()->mutable_metadata();
+  meta->set_index(commit + 100);
+  meta->set_term(term + 1);
+  for (uint64_t id : cluster.ids()) meta->mutable_conf_state()->add_voters(id);
+  chunk->set_offset(0);
+  chunk->set_total_bytes(data.size());
+  chunk->set_data(data);
+  chunk->set_last(true);
+  chunk->set_crc32c(net::crc32c(data));
+  REQUIRE(connection->send(envelope));
+  INFO(cluster.log_tail(target));
+  CHECK(eventually([&] { return dropped_peer_messages(cluster, target) >= 1; }, 5s));
+  CHECK(cluster.running(target));
+  // Nothing of it was persisted: the node starts again.
+  cluster.kill(target);
+  cluster.start(target);
+  CHECK(eventually([&] { return cluster.status_of(target).has_value(); }));
+  CHECK(cluster.running(target));
+  REQUIRE(cluster.wait_for_leader() != 0);
+  acquire_and_release(cluster, "after/bogus-snapshot");
 }
 
 TEST_CASE("a 1 MiB frame before any Hello closes the connection at once", "[cluster][peer_port]") {
