@@ -66,9 +66,6 @@ int exit_code_for(const Status& status) {
       return kExitNoPermission;
     case fencelock::lockpb::INVALID_ARGUMENT:
       return kExitUsage;
-    case fencelock::lockpb::PERMISSION_DENIED:
-    case fencelock::lockpb::UNAUTHENTICATED:
-      return kExitNoPermission;
     default:
       return kExitError;
   }
