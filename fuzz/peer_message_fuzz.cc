@@ -14,11 +14,7 @@
 // leader's match indices within its log. A broken one aborts (FL_CHECK),
 // as does any check inside the core: no message may make either happen.
 //
-// Built two ways (docs/architecture.md "Network"):
-//   - with libFuzzer: clang++-14 -fsanitize=fuzzer,address,undefined;
-//   - with -DFL_FUZZ_REPLAY_MAIN, a plain main for the normal gcc build
-//     that replays every file of the directories or files it is given
-//     (fuzz/corpus/peer_message/ and any crash found), for ctest.
+// Built as the other targets are (fuzz/CMakeLists.txt, docs/fuzzing.md).
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -284,34 +280,3 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   harness.run(in);
   return 0;
 }
-
-#ifdef FL_FUZZ_REPLAY_MAIN
-#include <filesystem>
-#include <fstream>
-#include <iostream>
-#include <iterator>
-#include <vector>
-
-// Replays every file named, or found in a directory named, in name order.
-int main(int argc, char** argv) {
-  std::vector<std::filesystem::path> files;
-  for (int i = 1; i < argc; ++i) {
-    std::filesystem::path path(argv[i]);
-    if (std::filesystem::is_directory(path)) {
-      for (const auto& entry : std::filesystem::directory_iterator(path)) {
-        if (entry.is_regular_file()) files.push_back(entry.path());
-      }
-    } else {
-      files.push_back(path);
-    }
-  }
-  std::sort(files.begin(), files.end());
-  for (const auto& file : files) {
-    std::ifstream in(file, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-  }
-  std::cout << "replayed " << files.size() << " inputs\n";
-  return files.empty() ? 1 : 0;
-}
-#endif

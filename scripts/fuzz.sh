@@ -9,13 +9,13 @@
 #   scripts/fuzz.sh                          every target, 30 s each
 #   scripts/fuzz.sh --seconds 300 snapshot   one target, 5 minutes
 #
-# Targets: frame client_request state_machine snapshot log_recovery.
+# Targets: frame client_request state_machine snapshot log_recovery peer_message.
 # Environment: FENCELOCK_FUZZ_DIR, where corpora, logs and failing inputs go
 # (default: a new directory under ${TMPDIR:-/tmp}, kept and printed).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-all_targets=(frame client_request state_machine snapshot log_recovery)
+all_targets=(frame client_request state_machine snapshot log_recovery peer_message)
 seconds=30
 targets=()
 while (($#)); do
