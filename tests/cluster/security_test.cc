@@ -107,9 +107,10 @@ std::shared_ptr<client::Client> client_as(ProcessCluster& cluster, const std::st
 // Opens a TLS connection to `peer_address` presenting `cert`/`key`, sends
 // a Hello from `from` to `to`, and returns "accepted", "refused: <reason>"
 // or "error: <what>" (the handshake or the read failed).
+// When accepted, sends `then` (if any) on the same connection.
 std::string peer_hello(const std::string& peer_address, const std::string& ca,
                        const std::string& cert, const std::string& key, uint64_t from,
-                       uint64_t to) {
+                       uint64_t to, const peerpb::PeerEnvelope* then = nullptr) {
   asio::io_context io;
   ssl::context context(ssl::context::tls_client);
   context.load_verify_file(ca);
@@ -143,7 +144,14 @@ std::string peer_hello(const std::string& peer_address, const std::string& ca,
     peerpb::PeerEnvelope answer;
     if (decoder.next_message(answer) == net::DecodeStatus::kFrame) {
       if (!answer.has_hello_ack()) return "error: not a HelloAck";
-      if (answer.hello_ack().accepted()) return "accepted";
+      if (!answer.hello_ack().accepted()) return "refused: " + answer.hello_ack().reason();
+      if (then != nullptr) {
+        std::string next;
+        net::append_frame(*then, next);
+        asio::write(stream, asio::buffer(next), ec);
+        if (ec) return "error: write: " + ec.message();
+      }
+      return "accepted";
       return "refused: " + answer.hello_ack().reason();
     }
   }
@@ -239,6 +247,50 @@ TEST_CASE("peers refuse a certificate of another CA, or one naming another membe
   auto session = client::Session::open(cluster.client(), {});
   REQUIRE(session.ok());
   CHECK(session.value()->acquire("jobs/after").ok());
+}
+
+TEST_CASE(
+    "over mutual TLS, a member's own certificate sending a heartbeat of term+1 committing 2^62 to "
+    "every node: every node stays up and serving",
+    "[cluster][security]") {
+  // The crafted heartbeat of the security issue: with TLS only a holder of
+  // a member's key can send it; the node must survive that too.
+  Certificates certs;
+  ProcessCluster cluster(tls_cluster(certs, "cert"));
+  cluster.start_all();
+  cluster.wait_for_leader();
+  for (uint64_t target : cluster.ids()) {
+    uint64_t claimed = target == 1 ? 2 : 1;
+    auto status = cluster.status_of(target);
+    REQUIRE(status.has_value());
+    uint64_t term = 0;
+    for (const auto& member : status->members()) {
+      if (member.id() == status->self_id()) term = member.term();
+    }
+    peerpb::PeerEnvelope envelope;
+    raftpb::Message* m = envelope.mutable_raft();
+    m->set_type(raftpb::MSG_HEARTBEAT);
+    m->set_from(claimed);
+    m->set_to(target);
+    m->set_term(term + 1);
+    m->set_commit(uint64_t{1} << 62);
+    std::string crt = certs.file("n" + std::to_string(claimed) + ".crt");
+    std::string key = certs.file("n" + std::to_string(claimed) + ".key");
+    REQUIRE(peer_hello(cluster.peer_endpoint(target), certs.file("ca.crt"), crt, key, claimed,
+                       target, &envelope) == "accepted");
+    CHECK(eventually([&] {
+      auto now = cluster.status_of(target);
+      return now && now->dropped_peer_messages() >= 1;
+    }));
+    CHECK(cluster.running(target));
+  }
+  cluster.wait_for_leader();
+  auto session = client::Session::open(cluster.client(), {});
+  REQUIRE(session.ok());
+  auto held = session.value()->acquire("jobs/after-heartbeat");
+  REQUIRE(held.ok());
+  CHECK(held.value()->release().ok());
+  for (uint64_t id : cluster.ids()) CHECK(cluster.running(id));
 }
 
 TEST_CASE("an expired certificate is refused with a clear log line", "[cluster][security]") {
