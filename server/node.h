@@ -11,9 +11,10 @@
 // (requests.h); reads and keepalives through ReadIndex (reads.h); the
 // leader's timers — session expiry, wait deadlines, lock-delay
 // (leader_timers.h); answering and NOT_LEADER hints (responder.h); the
-// membership and its requests (members.h). This
-// file wires them to the driver and handles inputs, leadership changes,
-// state machine snapshots and shutdown.
+// membership and its requests (members.h). node.cc wires them to the
+// driver and handles inputs, leadership changes and shutdown;
+// node_snapshots.cc takes state machine snapshots and installs the
+// leader's.
 //
 // Thread-safety: not thread-safe. The Env calls every input on the node's
 // loop.
@@ -152,7 +153,11 @@ class Node final : private raft::DriverHost {
 
   bool ready_scheduled_ = false;
   uint64_t last_snapshot_index_ = 0;
-  std::unique_ptr<SnapshotJob> snapshot_job_;  // the snapshot being taken
+  // Defined in node_snapshots.cc, where SnapshotJob is complete.
+  struct SnapshotJobDeleter {
+    void operator()(SnapshotJob* job) const;
+  };
+  std::unique_ptr<SnapshotJob, SnapshotJobDeleter> snapshot_job_;  // the snapshot being taken
   bool handing_off_snapshot_ = false;  // inside Env::run_in_background (it may run it at once)
   raft::SoftState soft_state_;
 
