@@ -336,10 +336,14 @@ int run_sessions(const Globals& globals) {
     std::printf("%s", to_json(all).c_str());
     return 0;
   }
-  std::printf("%-10s %-10s %-6s %-8s %s\n", "SESSION", "TTL_MS", "HELD", "WAITING", "CLIENT");
+  std::printf("%-10s %-10s %-6s %-8s %-16s %s\n", "SESSION", "TTL_MS", "HELD", "WAITING",
+              "PRINCIPAL", "CLIENT");
   for (const auto& session : all.sessions()) {
-    std::printf("%-10lu %-10lu %-6u %-8u %s\n", session.session_id(), session.ttl_ms(), session.held_locks(),
-                session.waiting_locks(), session.client_name().c_str());
+    // "-" for the anonymous principal (authentication off).
+    std::printf("%-10lu %-10lu %-6u %-8u %-16s %s\n", session.session_id(), session.ttl_ms(),
+                session.held_locks(), session.waiting_locks(),
+                session.principal().empty() ? "-" : session.principal().c_str(),
+                session.client_name().c_str());
   }
   return 0;
 }

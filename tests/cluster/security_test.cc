@@ -192,10 +192,25 @@ TEST_CASE("a TLS cluster with certificate identities grants each principal only 
   CHECK(saved.code() == lockpb::PERMISSION_DENIED);
   CHECK(alice->describe("jobs/build").value().holders_size() == 1);  // still held
 
-  // With it, all of them.
+  // With it, all of them; a session shows the principal that owns it.
   auto sessions = admin->list_sessions();
   REQUIRE(sessions.ok());
-  CHECK(sessions.value().sessions_size() >= 1);
+  REQUIRE(sessions.value().sessions_size() >= 1);
+  bool alices = false;
+  for (const auto& s : sessions.value().sessions()) alices |= s.principal() == "alice";
+  CHECK(alices);
+  // alice's session is hers alone: admin cannot release through it.
+  lockpb::Sequencer sequencer = held.value()->sequencer();
+  auto admin_session = client::Session::open(admin, {});
+  REQUIRE(admin_session.ok());
+  clientpb::Request release;
+  release.mutable_release()->mutable_key()->set_session_id(sequencer.session_id());
+  release.mutable_release()->mutable_key()->set_sequence(1000);
+  release.mutable_release()->set_lock(sequencer.lock());
+  release.mutable_release()->set_token(sequencer.token());
+  auto stolen = admin->call(std::move(release));
+  CHECK(stolen.code() == lockpb::PERMISSION_DENIED);
+  CHECK(alice->describe("jobs/build").value().holders_size() == 1);
   CHECK(admin->member_list().ok());
   CHECK(admin->force_release("jobs/build").ok());
   auto after = admin->describe("jobs/build");
@@ -291,6 +306,50 @@ TEST_CASE(
   REQUIRE(held.ok());
   CHECK(held.value()->release().ok());
   for (uint64_t id : cluster.ids()) CHECK(cluster.running(id));
+}
+
+TEST_CASE("a member's certificate is rotated by restarting it with a new one", "[cluster][security]") {
+  Certificates certs;
+  ProcessClusterOptions options = tls_cluster(certs, "cert");
+  // Node 1's new key and certificate, from the same CA, in rotated/.
+  std::filesystem::path rotated = certs.dir / "rotated";
+  std::filesystem::create_directories(rotated);
+  std::filesystem::copy_file(certs.dir / "ca.crt", rotated / "ca.crt");
+  std::filesystem::copy_file(certs.dir / "ca.key", rotated / "ca.key");
+  auto made = run_command(std::string(FENCELOCK_SOURCE_DIR) + "/scripts/tls-certs.sh " +
+                          rotated.string() + " node 1");
+  REQUIRE(made.exit_code == 0);
+  auto use_rotated = std::make_shared<bool>(false);
+  auto original = options.node_flags;
+  options.node_flags = [original, use_rotated, rotated](uint64_t id) {
+    std::vector<std::string> flags = original(id);
+    if (id == 1 && *use_rotated) {
+      flags[1] = (rotated / "n1.crt").string();
+      flags[3] = (rotated / "n1.key").string();
+    }
+    return flags;
+  };
+  ProcessCluster cluster(options);
+  cluster.start_all();
+  cluster.wait_for_leader();
+  REQUIRE(cluster.terminate(1) == 0);
+  *use_rotated = true;
+  cluster.start(1);
+  // Node 1 rejoins with its new certificate: the others accept it, and it
+  // accepts them.
+  CHECK(eventually([&] {
+    auto status = cluster.status_of(1);
+    if (!status) return false;
+    int reachable = 0;
+    for (const auto& member : status->members()) reachable += member.reachable() ? 1 : 0;
+    return reachable == 3 && status->members_size() == 3;
+  }, 15s));
+  // Everyone else down to one: the cluster needs node 1's new links.
+  cluster.kill(3);
+  cluster.wait_for_leader();
+  auto session = client::Session::open(cluster.client(), {});
+  REQUIRE(session.ok());
+  CHECK(session.value()->acquire("jobs/rotated").ok());
 }
 
 TEST_CASE("an expired certificate is refused with a clear log line", "[cluster][security]") {
