@@ -161,4 +161,25 @@ TEST_CASE("fencelockd: --config reads the same keys from a TOML file", "[flags]"
   check_one_line_exit_2(run_daemon({"--config", (dir.path / "bad.toml").string()}), "bogus");
 }
 
+TEST_CASE("fencelockd: TLS and client-auth flags that do not go together are one line and exit code 2",
+          "[flags]") {
+  TempDir dir;
+  std::string file = (dir.path / "file").string();
+  std::ofstream(file) << "not a certificate\n";
+  auto with = [&](std::vector<std::string> extra) {
+    auto args = good_args(dir, free_port(), free_port());
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_daemon(args);
+  };
+  check_one_line_exit_2(with({"--client-auth", "cert"}), "--client-auth cert needs TLS");
+  check_one_line_exit_2(with({"--client-auth", "token", "--acl", file}),
+                        "--client-auth token and --tokens-file go together");
+  check_one_line_exit_2(with({"--client-auth", "none", "--acl", file}),
+                        "--acl needs --client-auth cert or token");
+  check_one_line_exit_2(with({"--tls-cert", file}), "TLS needs all three");
+  check_one_line_exit_2(with({"--tls-cert", file, "--tls-key", file, "--tls-ca", file}),
+                        "holds no PEM certificate");
+  check_one_line_exit_2(with({"--client-auth", "sometimes"}), "--client-auth");
+}
+
 }  // namespace fencelock::testing
