@@ -4,6 +4,13 @@
 
 namespace fencelock::net {
 
+std::string remote_text(const boost::asio::ip::tcp::socket& socket) {
+  boost::system::error_code ec;
+  auto endpoint = socket.remote_endpoint(ec);
+  if (ec) return "unknown";
+  return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+}
+
 namespace asio = boost::asio;
 
 bool split_host_port(const std::string& address, std::string& host, uint16_t& port) {

@@ -21,4 +21,8 @@ bool split_host_port(const std::string& address, std::string& host, uint16_t& po
 Status listen_on(boost::asio::ip::tcp::acceptor& acceptor, const std::string& address,
                  std::string_view what);
 
+// "ip:port" of the other end of `socket`, or "unknown" when it has none
+// (closed, or never connected): for log lines.
+std::string remote_text(const boost::asio::ip::tcp::socket& socket);
+
 }  // namespace fencelock::net

@@ -79,10 +79,7 @@ awaitable<void> ClientListener::admit(Tcp::socket socket, std::shared_ptr<bool> 
                   options_.max_connections);
     co_return;
   }
-  std::string remote = "unknown";
-  boost::system::error_code ec;
-  auto endpoint = socket.remote_endpoint(ec);
-  if (!ec) remote = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  std::string remote = remote_text(socket);
   ++handshaking_;
   std::string error;
   auto tls = co_await handshake(std::move(socket), *options_.tls, options_.handshake_timeout, "",

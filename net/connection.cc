@@ -2,6 +2,8 @@
 
 #include <google/protobuf/message_lite.h>
 
+#include "net/address.h"
+
 namespace fencelock::net {
 
 namespace asio = boost::asio;
@@ -10,13 +12,6 @@ using asio::use_awaitable;
 
 namespace {
 constexpr size_t kReadChunkBytes = 64 * 1024;
-
-std::string endpoint_text(const Tcp::socket& socket) {
-  boost::system::error_code ec;
-  auto endpoint = socket.remote_endpoint(ec);
-  if (ec) return "unknown";
-  return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
-}
 }  // namespace
 
 FramedConnection::FramedConnection(Stream stream, ConnectionOptions options)
@@ -25,7 +20,7 @@ FramedConnection::FramedConnection(Stream stream, ConnectionOptions options)
       decoder_(options.max_frame_bytes),
       write_signal_(stream_.socket().get_executor()),
       idle_timer_(stream_.socket().get_executor()),
-      remote_(endpoint_text(stream_.socket())) {
+      remote_(remote_text(stream_.socket())) {
   boost::system::error_code ignored;
   stream_.socket().set_option(Tcp::no_delay(true), ignored);
   if (stream_.tls() != nullptr) {

@@ -323,11 +323,9 @@ awaitable<void> PeerTransport::accept_loop(std::shared_ptr<bool> alive) {
       logger_->warn("{} peer accept failed: {}", options_.self_id, ec.message());
       continue;
     }
-    boost::system::error_code remote_ec;
-    auto remote = socket.remote_endpoint(remote_ec);
-    if (!inbound_has_room(remote_ec ? "unknown" : remote.address().to_string() + ":" +
-                                                      std::to_string(remote.port()))) {
-      socket.close(remote_ec);
+    if (!inbound_has_room(remote_text(socket))) {
+      boost::system::error_code ignored;
+      socket.close(ignored);
       continue;
     }
     if (options_.tls_server) {
@@ -339,10 +337,7 @@ awaitable<void> PeerTransport::accept_loop(std::shared_ptr<bool> alive) {
 }
 
 awaitable<void> PeerTransport::admit(Tcp::socket socket, std::shared_ptr<bool> alive) {
-  boost::system::error_code ec;
-  auto endpoint = socket.remote_endpoint(ec);
-  std::string remote =
-      ec ? "unknown" : endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  std::string remote = remote_text(socket);
   std::string error;
   ++tls_handshaking_;  // counts toward max_handshaking (inbound_has_room)
   auto tls = co_await handshake(std::move(socket), *options_.tls_server,

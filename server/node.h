@@ -12,9 +12,9 @@
 // leader's timers — session expiry, wait deadlines, lock-delay
 // (leader_timers.h); answering and NOT_LEADER hints (responder.h); the
 // membership and its requests (members.h). node.cc wires them to the
-// driver and handles inputs, leadership changes and shutdown;
-// node_snapshots.cc takes state machine snapshots and installs the
-// leader's.
+// driver and handles inputs and leadership changes; node_snapshots.cc
+// takes state machine snapshots and installs the leader's;
+// node_shutdown.cc stops it gracefully.
 //
 // Thread-safety: not thread-safe. The Env calls every input on the node's
 // loop.
