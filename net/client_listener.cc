@@ -118,6 +118,7 @@ void ClientListener::serve(Stream stream) {
     return;
   }
   connections_.emplace(id, Client{connection, 0, std::move(principal), authenticated});
+  ++accepted_;
   connection->start([this, id](std::string_view body) { on_frame(id, body); },
                     [this, id](uint64_t length) {
                       reject(id, 0, lockpb::FRAME_TOO_LARGE,

@@ -88,6 +88,8 @@ class ClientListener {
   void stop();
 
   size_t connection_count() const { return connections_.size(); }
+  // Connections served since start (refused ones not counted).
+  uint64_t accepted_count() const { return accepted_; }
   Tcp::endpoint local_endpoint() const;
 
  private:
@@ -120,6 +122,7 @@ class ClientListener {
   std::map<ConnectionId, Client> connections_;
   ConnectionId next_id_ = 1;
   size_t handshaking_ = 0;  // connections in their TLS handshake
+  uint64_t accepted_ = 0;
   RequestHandler on_request_;
   CloseHandler on_close_;
   bool stopped_ = false;

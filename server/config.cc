@@ -63,6 +63,17 @@ Status validate(const NodeConfig& config) {
   if (config.restore_token_floor != 0 && config.restore_file.empty()) {
     return invalid("--restore-token-floor needs --restore");
   }
+  const ObservabilityConfig& observability = config.observability;
+  if (observability.prefix_segments < 1 || observability.prefix_segments > 16) {
+    return invalid("--metrics-prefix-segments must be in [1, 16]");
+  }
+  if (observability.max_prefixes < 1 || observability.max_prefixes > 100'000) {
+    return invalid("--metrics-max-prefixes must be in [1, 100000]");
+  }
+  if (observability.top_k > 1000) return invalid("--metrics-top-k must be at most 1000");
+  if (!observability.http_addr.empty() && observability.http_addr == config.client_addr) {
+    return invalid("--http-addr must differ from --client-addr");
+  }
   const SecurityConfig& security = config.security;
   if (security.tls() &&
       (security.tls_cert.empty() || security.tls_key.empty() || security.tls_ca.empty())) {

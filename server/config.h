@@ -51,6 +51,18 @@ struct SecurityConfig {
   bool tls() const { return !tls_cert.empty() || !tls_key.empty() || !tls_ca.empty(); }
 };
 
+// The HTTP port and what its metrics break down (docs/operations.md
+// "Metrics"). Per-lock series are bounded whatever the lock names:
+// max_prefixes prefixes of prefix_segments '/'-separated segments (any
+// more count under "_other") and the top_k busiest names.
+struct ObservabilityConfig {
+  std::string http_addr;  // "ip:port"; empty = no HTTP port
+  uint64_t ready_max_lag = 1000;
+  uint32_t prefix_segments = 1;
+  size_t max_prefixes = 256;
+  size_t top_k = 10;
+};
+
 struct NodeConfig {
   uint64_t id = 0;
   // Nodes of one cluster share a cluster id; a node refuses peers of
@@ -86,6 +98,7 @@ struct NodeConfig {
   uint32_t idle_timeout_ms = 5 * 60 * 1000;
   sm::Limits limits;
   SecurityConfig security;
+  ObservabilityConfig observability;
   // --restore: before starting, initialize the empty data directory from
   // this backup file, in the next token epoch (server/restore.h); empty =
   // no restore. --restore-token-floor: the lowest token it may issue then.

@@ -35,6 +35,7 @@ struct Security {
   std::shared_ptr<net::TlsContext> client_server;  // the client port
   std::shared_ptr<net::TlsContext> peer_server;    // accepting peers
   std::shared_ptr<net::TlsContext> peer_client;    // dialing peers
+  std::shared_ptr<net::TlsContext> http;           // the HTTP port (client certificate optional)
   std::shared_ptr<const Tokens> tokens;
   std::optional<Acl> acl;
 };
@@ -56,6 +57,9 @@ Result<Security> load_security(const SecurityConfig& config) {
     security.client_server = std::move(client_server).value();
     security.peer_server = std::move(peer_server).value();
     security.peer_client = std::move(peer_client).value();
+    auto http = net::TlsContext::load(files, true, net::PeerCertificate::kOptional, logger);
+    if (!http.ok()) return http.status();
+    security.http = std::move(http).value();
   }
   if (config.client_auth == ClientAuthMode::kToken) {
     auto tokens = Tokens::load(config.tokens_file);
@@ -121,6 +125,14 @@ Result<std::unique_ptr<Daemon>> Daemon::open(asio::io_context& io, NodeConfig co
   auto listener = std::make_unique<net::ClientListener>(io, listener_options, get_logger("client"));
   if (Status status = listener->listen(config.client_addr); !status.ok()) return status;
 
+  std::unique_ptr<net::HttpServer> http;
+  if (!config.observability.http_addr.empty()) {
+    net::HttpServerOptions http_options;
+    http_options.tls = security.value().http;
+    http = std::make_unique<net::HttpServer>(io, http_options, get_logger("http"));
+    if (Status status = http->listen(config.observability.http_addr); !status.ok()) return status;
+  }
+
   storage::DiskLogOptions options;
   options.dir = config.data_dir;
   options.cluster_id = cluster_hash(config.cluster_id);
@@ -148,18 +160,23 @@ Result<std::unique_ptr<Daemon>> Daemon::open(asio::io_context& io, NodeConfig co
   if (!log.ok()) return log.status();
   return std::unique_ptr<Daemon>(new Daemon(io, std::move(config), std::move(log).value(),
                                             std::move(transport), std::move(listener),
-                                            std::move(security.value().acl)));
+                                            std::move(http), std::move(security.value().acl),
+                                            security.value().tokens));
 }
 
 Daemon::Daemon(asio::io_context& io, NodeConfig config, std::unique_ptr<storage::DiskLog> log,
                std::unique_ptr<net::PeerTransport> transport,
-               std::unique_ptr<net::ClientListener> listener, std::optional<Acl> acl)
+               std::unique_ptr<net::ClientListener> listener,
+               std::unique_ptr<net::HttpServer> http, std::optional<Acl> acl,
+               std::shared_ptr<const Tokens> tokens)
     : io_(io),
       tick_ms_(config.tick_ms),
       log_(std::move(log)),
       transport_(std::move(transport)),
       listener_(std::move(listener)),
+      http_(std::move(http)),
       acl_(std::move(acl)),
+      tokens_(std::move(tokens)),
       access_logger_(get_logger("access")),
       tick_timer_(io),
       lazy_timer_(io),
@@ -168,6 +185,29 @@ Daemon::Daemon(asio::io_context& io, NodeConfig config, std::unique_ptr<storage:
   // Serialising a large snapshot takes seconds of CPU: the loop (and the
   // storage thread) come first. Linux keeps a nice value per thread.
   asio::post(snapshot_thread_, [] { (void)::setpriority(PRIO_PROCESS, ::gettid(), 10); });
+  if (http_) {
+    HttpApiOptions options;
+    options.ready_max_lag = node_->config().observability.ready_max_lag;
+    if (acl_) options.acl = &*acl_;
+    if (tokens_) {
+      options.principal_of_token = [tokens = tokens_](const std::string& token) {
+        return tokens->principal(token);
+      };
+    }
+    http_api_ = std::make_unique<HttpApi>(*node_, std::move(options),
+                                          [this] { return metrics_inputs(); }, edge_);
+  }
+}
+
+MetricsInputs Daemon::metrics_inputs() const {
+  MetricsInputs inputs;
+  inputs.node = node_.get();
+  inputs.edge = &edge_;
+  inputs.log_sync_writes = &log_->sync_writes();
+  inputs.client_connections = listener_->connection_count();
+  inputs.client_connections_accepted = listener_->accepted_count();
+  inputs.peer_connected = [this](uint64_t peer) { return transport_->connected(peer); };
+  return inputs;
 }
 
 Daemon::~Daemon() {
@@ -183,6 +223,10 @@ std::string Daemon::client_endpoint() const { return endpoint_text(listener_->lo
 
 std::string Daemon::peer_endpoint() const { return endpoint_text(transport_->local_endpoint()); }
 
+std::string Daemon::http_endpoint() const {
+  return http_ ? endpoint_text(http_->local_endpoint()) : "";
+}
+
 void Daemon::start() {
   transport_->start([this](raftpb::Message message) { node_->on_peer_message(message); },
                     [](uint64_t, bool) {},
@@ -192,12 +236,16 @@ void Daemon::start() {
         on_request(from, principal, std::move(request));
       },
       [this](ConnectionId id) { node_->on_connection_closed(id); });
+  if (http_) {
+    http_->start([this](const net::HttpRequest& request) { return http_api_->handle(request); });
+  }
   asio::co_spawn(io_, tick_loop(), asio::detached);
   node_->start();
 }
 
 void Daemon::on_request(ConnectionId from, const std::string& principal,
                         clientpb::Request request) {
+  edge_.count_request(request.kind_case());
   if (acl_) {
     Status allowed = acl_->check(principal, request);
     if (!allowed.ok()) {
@@ -210,6 +258,7 @@ void Daemon::on_request(ConnectionId from, const std::string& principal,
       response.set_id(request.id());
       response.set_code(allowed.code());
       response.set_message(allowed.message());
+      edge_.count_response(response.code());
       listener_->respond(from, response);
       return;
     }
@@ -222,6 +271,7 @@ void Daemon::stop() {
   stopped_ = true;
   listener_->stop();
   transport_->stop();
+  if (http_) http_->stop();
   tick_timer_.cancel();
 }
 

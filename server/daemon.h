@@ -19,10 +19,13 @@
 
 #include "net/asio.h"
 #include "net/client_listener.h"
+#include "net/http_server.h"
 #include "net/peer_transport.h"
 #include "server/access.h"
 #include "server/config.h"
 #include "server/env.h"
+#include "server/http_api.h"
+#include "server/metrics.h"
 #include "server/node.h"
 #include "storage/disk_log.h"
 
@@ -49,11 +52,16 @@ class Daemon final : private Env {
   const Node& node() const { return *node_; }
   std::string client_endpoint() const;
   std::string peer_endpoint() const;
+  // The HTTP port's address; "" without --http-addr.
+  std::string http_endpoint() const;
 
  private:
   Daemon(boost::asio::io_context& io, NodeConfig config, std::unique_ptr<storage::DiskLog> log,
          std::unique_ptr<net::PeerTransport> transport, std::unique_ptr<net::ClientListener> listener,
-         std::optional<Acl> acl);
+         std::unique_ptr<net::HttpServer> http, std::optional<Acl> acl,
+         std::shared_ptr<const Tokens> tokens);
+  // What a scrape of /metrics reads.
+  MetricsInputs metrics_inputs() const;
 
   // A client's request: checked against the ACL (when auth is on), then
   // handed to the node.
@@ -75,6 +83,7 @@ class Daemon final : private Env {
     transport_->set_peers(peers);
   }
   void respond(ConnectionId connection, const clientpb::Response& response) override {
+    edge_.count_response(response.code());
     listener_->respond(connection, response);
   }
   void stop() override;
@@ -87,7 +96,10 @@ class Daemon final : private Env {
   std::unique_ptr<storage::DiskLog> log_;
   std::unique_ptr<net::PeerTransport> transport_;
   std::unique_ptr<net::ClientListener> listener_;
+  std::unique_ptr<net::HttpServer> http_;  // null without --http-addr
   std::optional<Acl> acl_;  // set when client authentication is on
+  std::shared_ptr<const Tokens> tokens_;  // set with token authentication
+  EdgeMetrics edge_;
   std::shared_ptr<spdlog::logger> access_logger_;
   boost::asio::steady_timer tick_timer_;
   boost::asio::steady_timer lazy_timer_;
@@ -98,6 +110,7 @@ class Daemon final : private Env {
   bool snapshot_on_loop_ = false;
   bool stopped_ = false;
   std::unique_ptr<Node> node_;
+  std::unique_ptr<HttpApi> http_api_;  // with http_
 };
 
 }  // namespace fencelock::server

@@ -217,7 +217,11 @@ void Node::on_request(ConnectionId from, const std::string& principal,
     return;
   }
   if (command) {
-    requests_.propose(*raft_, caller, *command);
+    if (requests_.propose(*raft_, caller, *command)) {
+      ++metrics_.proposals;
+    } else {
+      ++metrics_.proposals_refused;
+    }
   } else {
     // Keepalives and reads, after a ReadIndex round (a kind Reads does not
     // know is answered UNKNOWN_REQUEST).
@@ -239,7 +243,11 @@ void Node::report_snapshot(uint64_t peer, bool ok) {
 bool Node::propose_internal(const lockpb::Command& command) {
   std::string data;
   command.SerializeToString(&data);
-  if (!raft_->propose(std::move(data)).ok()) return false;
+  if (!raft_->propose(std::move(data)).ok()) {
+    ++metrics_.proposals_refused;
+    return false;
+  }
+  ++metrics_.proposals;
   schedule_ready();
   return true;
 }
@@ -287,8 +295,11 @@ bool Node::write(const raft::Ready& rd, raft::WriteMode mode) {
 void Node::save_or_die(const raft::Ready& rd) {
   if (!rd.hard_state && rd.entries.empty()) return;
   bool sync = rd.must_sync && config_.test_only_inject_bug != InjectedBug::kAckBeforeSync;
+  const SteadyTime start = env_.now();
   Status status = log_.save(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries, sync);
   FL_CHECK(status.ok(), "{} cannot persist ready: {}", config_.id, status.to_string());
+  metrics_.log_writes.observe(env_.now() - start);
+  if (!rd.entries.empty()) metrics_.log_write_entries.observe(static_cast<double>(rd.entries.size()));
 }
 
 void Node::send(const raftpb::Message& message) {
@@ -318,40 +329,6 @@ void Node::send(const raftpb::Message& message) {
 void Node::write_commit(const raftpb::HardState& hard_state) {
   Status status = log_.save(&hard_state, {}, /*sync=*/false);
   FL_CHECK(status.ok(), "{} cannot persist hard state: {}", config_.id, status.to_string());
-}
-
-void Node::on_soft_state(const raft::SoftState& soft) {
-  bool was_leader = leader();
-  bool is_leader = soft.role == raft::Role::kLeader;
-  if (soft.leader_id != soft_state_.leader_id) {
-    logger_->info("{} leader is now {} at term {}", config_.id, soft.leader_id, raft_->term());
-  }
-  soft_state_ = soft;
-  responder_.set_leader(soft.leader_id);
-  if (is_leader && !was_leader) {
-    timers_.take_office(env_.now(), state_, raft_->term());
-  }
-  if (was_leader && !is_leader) {
-    timers_.clear();
-    reads_.fail_unconfirmed();
-    // Retries carry the same (session, sequence): one whose original does
-    // commit is answered with the recorded result. A node shutting down
-    // handed leadership to an up-to-date follower: its proposals commit,
-    // and it waits for them (docs/operations.md).
-    if (!shutting_down_) requests_.fail_proposals("leadership lost; retry");
-  }
-}
-
-void Node::on_conf_state(const raftpb::ConfState& conf) {
-  bool was_member = members_.self_is_member();
-  members_.on_conf_state(conf, raft_->leaving());
-  if (was_member && !members_.self_is_member()) {
-    // Removed: the leader stops sending this node the log once the removal
-    // commits, so a wait registered here (while it led) would never be
-    // answered, or be answered by a node that no longer serves. Its client
-    // asks the leader again, which answers with the wait's outcome.
-    requests_.fail_waits("node " + std::to_string(config_.id) + " left the cluster; retry");
-  }
 }
 
 void Node::apply(const raftpb::Entry& entry) {

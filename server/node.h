@@ -30,6 +30,7 @@
 #include "server/env.h"
 #include "server/leader_timers.h"
 #include "server/members.h"
+#include "server/node_metrics.h"
 #include "server/peer_guard.h"
 #include "server/reads.h"
 #include "server/requests.h"
@@ -78,6 +79,7 @@ class Node final : private raft::DriverHost {
   void shutdown(std::function<void()> done);
 
   uint64_t id() const { return config_.id; }
+  const NodeConfig& config() const { return config_; }
   const raft::RawNode& raft() const { return *raft_; }
   const sm::LockStateMachine& state() const { return state_; }
   // The last log index applied, no-op entries included.
@@ -86,6 +88,12 @@ class Node final : private raft::DriverHost {
   const PeerMessageStats& peer_message_stats() const { return peer_guard_.stats(); }
   // This node's view of the cluster (ClusterStatus answers it).
   clientpb::ClusterStatusResult cluster_status() const;
+  // What it counts about itself (server/node_metrics.h).
+  const NodeMetrics& metrics() const { return metrics_; }
+  const raft::SoftState& soft_state() const { return soft_state_; }
+  bool shutting_down() const { return shutting_down_; }
+  // Whether this node is in its latest configuration (voter or learner).
+  bool is_member() const { return members_.self_is_member(); }
 
  private:
   // raft::DriverHost.
@@ -100,6 +108,8 @@ class Node final : private raft::DriverHost {
   void advanced() override { maybe_snapshot(); }
 
   bool leader() const { return soft_state_.role == raft::Role::kLeader; }
+  // Records a change of the known leader (NodeMetrics).
+  void note_leader(uint64_t leader_id);
   // An InstallSnapshot the core would take (newer term or same, beyond
   // its commit) is restored into a new state machine before the step:
   // one whose data does not restore is dropped (false) rather than
@@ -143,6 +153,7 @@ class Node final : private raft::DriverHost {
   Members members_;
   Backups backups_;
   PeerGuard peer_guard_;
+  NodeMetrics metrics_;
   // A snapshot's state, restored before its step (try_snapshot).
   struct TrialSnapshot {
     uint64_t index = 0;

@@ -73,6 +73,7 @@ void Node::restore(const raftpb::Snapshot& snapshot) {
              config_.id, snapshot.metadata().index(), status.to_string());
   }
   trial_.reset();
+  ++metrics_.snapshots_installed;
   last_snapshot_index_ = snapshot.metadata().index();
   applied_index_ = std::max(applied_index_, snapshot.metadata().index());
   if (applied_index_ == snapshot.metadata().index()) applied_term_ = snapshot.metadata().term();
@@ -161,6 +162,9 @@ void Node::finish_snapshot() {
   status = log_.compact_to_snapshot();
   FL_CHECK(status.ok(), "{} cannot compact log: {}", config_.id, status.to_string());
   last_snapshot_index_ = index;
+  ++metrics_.snapshots_taken;
+  metrics_.snapshot_bytes_total += job->data->size();
+  metrics_.last_snapshot_bytes = job->data->size();
   const SteadyTime now = env_.now();
   const SteadyClock::duration record = now - recording;
   SteadyClock::duration on_loop = job->image_on_loop + record;

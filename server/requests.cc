@@ -8,13 +8,13 @@ namespace {
 constexpr const char* kLost = "proposal lost in a leader change; retry";
 }  // namespace
 
-void Requests::propose(raft::RawNode& raft, const Caller& caller, const lockpb::Command& command) {
+bool Requests::propose(raft::RawNode& raft, const Caller& caller, const lockpb::Command& command) {
   std::string data;
   command.SerializeToString(&data);
   auto proposed = raft.propose(std::move(data));
   if (!proposed.ok()) {
     responder_.not_leader(caller);
-    return;
+    return false;
   }
   auto [it, inserted] = proposals_.try_emplace(proposed.value().index,
                                                PendingProposal{caller, proposed.value().term});
@@ -24,6 +24,7 @@ void Requests::propose(raft::RawNode& raft, const Caller& caller, const lockpb::
     responder_.error(it->second.caller, lockpb::UNAVAILABLE, kLost);
     it->second = PendingProposal{caller, proposed.value().term};
   }
+  return true;
 }
 
 std::optional<Caller> Requests::take_caller(const raftpb::Entry& entry) {

@@ -34,7 +34,8 @@ class Requests {
   // Proposes `command` (server/commands.h makes it from a request) for
   // `caller`; answers NOT_LEADER when the core refuses it (not leader,
   // leadership transfer under way).
-  void propose(raft::RawNode& raft, const Caller& caller, const lockpb::Command& command);
+  // False when the core refused it (the caller was answered NOT_LEADER).
+  bool propose(raft::RawNode& raft, const Caller& caller, const lockpb::Command& command);
 
   // The entry at `entry.index()` is being applied: returns the caller of
   // the proposal that made it, if any and if it is this entry (same term).

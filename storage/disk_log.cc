@@ -377,7 +377,9 @@ void DiskLog::remove_snapshot_files_except(const std::string& keep_name) const {
 void DiskLog::write_or_die(rocksdb::WriteBatch& batch, const char* what, bool sync) {
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
+  const auto start = std::chrono::steady_clock::now();
   rocksdb::Status status = db_->Write(write_options, &batch);
+  if (sync) sync_writes_.observe(std::chrono::steady_clock::now() - start);
   FL_CHECK(status.ok(), "cannot persist {} to {}: {}", what, db_dir_.string(), status.ToString());
 }
 

@@ -40,6 +40,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/histogram.h"
 #include "common/status.h"
 #include "raft/log_storage.h"
 #include "storage/log_store.h"
@@ -197,6 +198,11 @@ class DiskLog final : public LogStore {
   const std::filesystem::path& dir() const { return options_.dir; }
   std::string location() const override { return options_.dir.string(); }
 
+  // The durations of the synced writes of the log (entries, hard state,
+  // snapshot records): RocksDB's write and its WAL fsync as one call.
+  // Updated on the writing thread, read from any.
+  const Histogram& sync_writes() const { return sync_writes_; }
+
  private:
   DiskLog(DiskLogOptions options, std::unique_ptr<rocksdb::Env> env,
           std::unique_ptr<rocksdb::DB> db);
@@ -221,6 +227,7 @@ class DiskLog final : public LogStore {
   void write_or_die(rocksdb::WriteBatch& batch, const char* what, bool sync);
 
   DiskLogOptions options_;
+  Histogram sync_writes_{latency_buckets()};
   std::filesystem::path db_dir_;
   std::filesystem::path snap_dir_;
   // The zero-filled-WAL Env (storage/zero_filled_wal.h) when syncing;

@@ -49,6 +49,7 @@ ProcessCluster::ProcessCluster(ProcessClusterOptions options) : options_(std::mo
   for (int i = 1; i <= options_.nodes; ++i) {
     peer_addrs_[i] = "127.0.0.1:" + std::to_string(free_port());
     client_addrs_[i] = "127.0.0.1:" + std::to_string(free_port());
+    if (options_.http) http_addrs_[i] = "127.0.0.1:" + std::to_string(free_port());
   }
   last_id_ = static_cast<uint64_t>(options_.nodes);
 }
@@ -57,6 +58,7 @@ uint64_t ProcessCluster::add_joining_node() {
   uint64_t id = ++last_id_;
   peer_addrs_[id] = "127.0.0.1:" + std::to_string(free_port());
   client_addrs_[id] = "127.0.0.1:" + std::to_string(free_port());
+  if (options_.http) http_addrs_[id] = "127.0.0.1:" + std::to_string(free_port());
   joining_.insert(id);
   return id;
 }
@@ -138,6 +140,7 @@ void ProcessCluster::start(uint64_t id) {
     args.insert(args.begin() + 3, {"--peers", peers});
   }
   if (options_.unsafe_no_fsync) args.push_back("--unsafe-no-fsync");
+  if (options_.http) args.insert(args.end(), {"--http-addr", http_addrs_.at(id)});
   for (const auto& flag : options_.extra_flags) args.push_back(flag);
   if (options_.node_flags) {
     for (const auto& flag : options_.node_flags(id)) args.push_back(flag);

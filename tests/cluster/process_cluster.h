@@ -45,6 +45,8 @@ struct ProcessClusterOptions {
   std::string client_cert;
   std::string client_key;
   std::string client_token;
+  // Each node gets an HTTP port (--http-addr; http_endpoint()).
+  bool http = false;
 };
 
 class ProcessCluster {
@@ -78,6 +80,8 @@ class ProcessCluster {
   std::optional<clientpb::ClusterStatusResult> status_of(uint64_t id);
 
   std::string client_endpoint(uint64_t id) const { return client_addrs_.at(id); }
+  // With options.http: node `id`'s HTTP address.
+  std::string http_endpoint(uint64_t id) const { return http_addrs_.at(id); }
   std::string peer_endpoint(uint64_t id) const { return peer_addrs_.at(id); }
   // The process id of a running node; -1 if it is not running.
   pid_t pid(uint64_t id) const;
@@ -96,6 +100,7 @@ class ProcessCluster {
   bool keep_dir_ = false;
   std::map<uint64_t, std::string> peer_addrs_;
   std::map<uint64_t, std::string> client_addrs_;
+  std::map<uint64_t, std::string> http_addrs_;
   std::map<uint64_t, pid_t> pids_;
   std::set<uint64_t> joining_;    // started with --join
   std::set<uint64_t> forgotten_;  // removed: their logs remain
