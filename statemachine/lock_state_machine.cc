@@ -357,6 +357,9 @@ void LockStateMachine::end_session(SessionIt session, bool expired, uint64_t ind
                                [&](const Holder& h) { return h.session_id == session_id; });
     FL_CHECK(holder != l.holders.end(), "session {} lists lock {} it neither holds nor waits for",
              session_id, lock->first.view());
+    result.released.push_back(Released{std::string(lock->first.view()), session_id, holder->token,
+                                       expired ? ReleaseReason::kSessionExpired
+                                               : ReleaseReason::kSessionClosed});
     uncount_entry(ending, holder->value.size());
     l.holders.erase(holder);
     // Chubby lock-delay: a holder that vanished may still be acting on the
@@ -728,6 +731,8 @@ ApplyResult LockStateMachine::release(const lockpb::Release& command, std::strin
       result.status = error(Code::kLockNotHeld, "session does not hold the lock with that token");
     } else {
       const auto at = holder - holders.begin();
+      result.released.push_back(Released{std::string(lock->first.view()), session_id,
+                                         holder->token, ReleaseReason::kReleased});
       uncount_entry(session, holder->value.size());
       Lock& l = change_lock(lock);
       l.holders.erase(l.holders.begin() + at);
@@ -814,7 +819,10 @@ ApplyResult LockStateMachine::force_release(uint64_t index, const lockpb::ForceR
   }
   if (!lock->second.record->holders.empty()) {
     Lock& l = change_lock(lock);
+    result.released.reserve(l.holders.size());
     for (const Holder& holder : l.holders) {
+      result.released.push_back(Released{std::string(lock->first.view()), holder.session_id,
+                                         holder.token, ReleaseReason::kForceReleased});
       auto session = sessions_.find(holder.session_id);
       FL_CHECK(session != sessions_.end(), "holder of {} has no session {}", lock->first.view(),
                holder.session_id);

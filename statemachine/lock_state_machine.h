@@ -98,6 +98,25 @@ struct EndedWait {
   Code reason = Code::kOk;
 };
 
+// Why a holder stopped holding a lock (Released::reason).
+enum class ReleaseReason {
+  kReleased,        // its session's Release
+  kSessionClosed,   // its session's CloseSession
+  kSessionExpired,  // the leader's ExpireSession
+  kForceReleased,   // an operator's ForceRelease
+};
+
+// A holder that stopped holding `lock` in one apply(): its session and the
+// token of its grant (whose sequencer is no longer current), and why.
+struct Released {
+  std::string lock;
+  uint64_t session_id = 0;
+  uint64_t token = 0;
+  ReleaseReason reason = ReleaseReason::kReleased;
+
+  friend bool operator==(const Released&, const Released&) = default;
+};
+
 // A lock in lock-delay: granted to no one until an EndLockDelay names this
 // delay. The leader runs `delay_ms` in full on its steady clock from when it
 // applies the entry that started the delay (ApplyResult::lock_delays_started),
@@ -158,6 +177,13 @@ struct ApplyResult {
   uint64_t wait_ms = 0;  // as PendingWait::wait_ms
   std::vector<Grant> grants;
   std::vector<EndedWait> ended_waits;
+  // Every holder that stopped holding a lock in this entry: Release (one),
+  // CloseSession and ExpireSession (each lock the session held, by lock
+  // name), ForceRelease (every holder, in grant order). Empty for anything
+  // else, for a failed command and for a retry (duplicate): a retry
+  // releases nothing again. Listed before the grants the same entry made
+  // of the room (`grants`).
+  std::vector<Released> released;
   // Every lock-delay this entry started or restarted (ExpireSession,
   // ForceRelease): the leader arms each.
   std::vector<LockDelay> lock_delays_started;

@@ -41,6 +41,7 @@ struct ModelOutcome {
   std::vector<std::string> grants;       // "session/wait_id/lock/token/mode"
   std::vector<std::string> ended_waits;  // "session/lock/wait_id/reason"
   std::vector<std::string> delays;       // "lock/delay_ms/delay_id"
+  std::vector<std::string> released;     // "lock/session/token/reason"
 };
 
 class Model {
@@ -161,6 +162,11 @@ class Model {
 
   static bool name_ok(const std::string& n) { return validate_lock_name(n).ok(); }
 
+  // ModelOutcome::released's form of one holder that stopped holding `lock`.
+  static std::string released(const std::string& lock, const MHolder& h, const char* reason) {
+    return lock + "/" + std::to_string(h.session) + "/" + std::to_string(h.token) + "/" + reason;
+  }
+
   // What the sessions of `principal` (every session: nullptr) hold, by
   // counting.
   Usage usage(const std::string* principal) const {
@@ -252,6 +258,7 @@ class Model {
       }
       for (size_t i = 0; i < l.holders.size(); ++i) {
         if (l.holders[i].session == id) {
+          out.released.push_back(released(name, l.holders[i], expired ? "expired" : "closed"));
           l.holders.erase(l.holders.begin() + i);
           if (expired && l.delay_ms > 0) delay(name, l, index, now, out);
           break;
@@ -428,6 +435,7 @@ class Model {
       auto& holders = it->second.holders;
       for (size_t i = 0; i < holders.size(); ++i) {
         if (holders[i].session == sid && holders[i].token == c.token()) {
+          out.released.push_back(released(c.lock(), holders[i], "released"));
           holders.erase(holders.begin() + i);
           out.code = Code::kOk;
           grant_queue(it->first, it->second, out);
@@ -490,6 +498,7 @@ class Model {
     }
     MLock& l = it->second;
     if (!l.holders.empty()) {
+      for (const MHolder& h : l.holders) out.released.push_back(released(it->first, h, "forced"));
       l.holders.clear();
       if (l.delay_ms > 0) delay(it->first, l, index, c.now_ms(), out);
     }
@@ -533,6 +542,14 @@ ModelOutcome outcome_of(const ApplyResult& r) {
     out.delays.push_back(d.lock + "/" + std::to_string(d.delay_ms) + "/" +
                          std::to_string(d.delay_id));
   }
+  for (const Released& x : r.released) {
+    const char* reason = x.reason == ReleaseReason::kReleased        ? "released"
+                         : x.reason == ReleaseReason::kSessionClosed  ? "closed"
+                         : x.reason == ReleaseReason::kSessionExpired ? "expired"
+                                                                      : "forced";
+    out.released.push_back(x.lock + "/" + std::to_string(x.session_id) + "/" +
+                           std::to_string(x.token) + "/" + reason);
+  }
   return out;
 }
 
@@ -546,6 +563,8 @@ std::string describe(const ModelOutcome& o) {
   for (const auto& e : o.ended_waits) s << e << " ";
   s << "] delays [";
   for (const auto& d : o.delays) s << d << " ";
+  s << "] released [";
+  for (const auto& x : o.released) s << x << " ";
   s << "]";
   return s.str();
 }

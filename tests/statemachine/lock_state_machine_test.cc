@@ -542,6 +542,100 @@ TEST_CASE("ForceRelease releases every holder, starts the lock-delay and then gr
   CHECK(d.apply(testing::force_cmd("nope")).status.code() == Code::kNotFound);
 }
 
+// --- Released holders (ApplyResult::released) ---
+
+TEST_CASE("a Release reports its holder as released, before the grant it makes room for",
+          "[sm][released]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  const uint64_t token = d.take(a, "x");
+  REQUIRE(token != 0);
+  REQUIRE(d.wait(b, "x").queued);
+  ApplyResult r = d.release(a, "x", token);
+  REQUIRE(r.status.ok());
+  CHECK(r.released == std::vector<Released>{{"x", a, token, ReleaseReason::kReleased}});
+  CHECK(granted_sessions(r) == std::vector<uint64_t>{b});
+  // A wrong token releases nothing.
+  CHECK(d.release(b, "x", token).released.empty());
+  // Neither do acquires, grants and cancelled waits.
+  uint64_t c = d.open();
+  ApplyResult queued = d.wait(c, "x");
+  REQUIRE(queued.queued);
+  CHECK(queued.released.empty());
+  CHECK(d.cancel(c, "x").released.empty());
+}
+
+TEST_CASE("closing a session reports every lock it held as closed, in name order, and not its "
+          "waits",
+          "[sm][released]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  const uint64_t tz = d.take(a, "z");
+  const uint64_t ty = d.take(a, "y", shared_args());
+  REQUIRE(d.take(b, "w") != 0);
+  REQUIRE(d.wait(a, "w").queued);
+  ApplyResult r = d.close(a);
+  REQUIRE(r.status.ok());
+  CHECK(r.released == std::vector<Released>{{"y", a, ty, ReleaseReason::kSessionClosed},
+                                            {"z", a, tz, ReleaseReason::kSessionClosed}});
+  CHECK(r.ended_waits.size() == 1);
+}
+
+TEST_CASE("an expired session's holds are reported as expired", "[sm][released]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open();
+  AcquireArgs delayed;
+  delayed.lock_delay_ms = 1'000;
+  const uint64_t token = d.take(a, "x", delayed);
+  REQUIRE(token != 0);
+  REQUIRE(d.take(b, "x", shared_args()) == 0);
+  ApplyResult r = d.apply(testing::expire_cmd(a));
+  REQUIRE(r.status.ok());
+  CHECK(r.released == std::vector<Released>{{"x", a, token, ReleaseReason::kSessionExpired}});
+  CHECK(r.lock_delays_started.size() == 1);
+  CHECK(d.apply(testing::expire_cmd(a)).released.empty());
+}
+
+TEST_CASE("ForceRelease reports every holder as force-released, in grant order", "[sm][released]") {
+  Driver d;
+  uint64_t a = d.open(), b = d.open(), c = d.open();
+  const uint64_t ta = d.take(a, "x", shared_args());
+  const uint64_t tb = d.take(b, "x", shared_args());
+  REQUIRE(d.wait(c, "x").queued);
+  ApplyResult r = d.apply(testing::force_cmd("x"));
+  REQUIRE(r.status.ok());
+  CHECK(r.released == std::vector<Released>{{"x", a, ta, ReleaseReason::kForceReleased},
+                                            {"x", b, tb, ReleaseReason::kForceReleased}});
+  REQUIRE(r.grants.size() == 1);
+  // A lock that only has waiters releases nobody.
+  uint64_t e = d.open();
+  REQUIRE(d.wait(e, "x").queued);
+  CHECK(d.apply(testing::force_cmd("x")).released.size() == 1);
+}
+
+TEST_CASE("a retried Release or CloseSession releases nothing again", "[sm][released]") {
+  Driver d;
+  uint64_t a = d.open();
+  const uint64_t token = d.take(a, "x");
+  REQUIRE(d.take(a, "y") != 0);
+  const uint64_t release_seq = ++d.sequence[a];
+  ApplyResult first = d.apply(testing::release_cmd(a, release_seq, "x", token));
+  REQUIRE(first.released.size() == 1);
+  ApplyResult retry = d.apply(testing::release_cmd(a, release_seq, "x", token));
+  REQUIRE(retry.duplicate);
+  CHECK(retry.status.ok());
+  CHECK(retry.released.empty());
+  // Nor does a stale one, once a later request has applied.
+  REQUIRE(d.take(a, "z") != 0);
+  ApplyResult stale = d.apply(testing::release_cmd(a, release_seq, "x", token));
+  CHECK(stale.status.code() == Code::kStaleSequence);
+  CHECK(stale.released.empty());
+  const uint64_t close_seq = ++d.sequence[a];
+  ApplyResult closed = d.apply(testing::close_cmd(a, close_seq));
+  REQUIRE(closed.released.size() == 2);
+  CHECK(d.apply(testing::close_cmd(a, close_seq)).released.empty());
+}
+
 // --- Exactly-once ---
 
 TEST_CASE("a retried request returns the recorded result without applying again",
