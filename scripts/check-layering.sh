@@ -42,6 +42,11 @@
 #    std::ifstream, std::ofstream, std::fstream, std::filesystem. Their CMake
 #    files link no Boost::, RocksDB::, Threads:: or OpenSSL:: target.
 #
+# 3. The lock statistics (server/lock_stats.*, server/histogram.*) are pure
+#    too, though in server/: times are passed in, so the same rules as 2
+#    hold except that <chrono> (durations, time points) is allowed; and no
+#    Prometheus client (<prometheus/...>): metric names are the exporter's.
+#
 # tests/ is exempt (a test may reach across layers to set a scene), and so
 # are headers outside the repository (generated etcd protos in cli/bench).
 set -euo pipefail
@@ -74,6 +79,7 @@ report=$(
           forbidden["Asio/Boost"] = "^(boost/|asio/|asio\\.hpp$|asio$)"
           forbidden["RocksDB"] = "^rocksdb/"
           forbidden["files, sockets or the OS"] = "^(fstream|filesystem|iostream|cstdio|stdio\\.h|unistd\\.h|fcntl\\.h|dirent\\.h|poll\\.h|netdb\\.h|csignal|signal\\.h)$|^(sys|netinet|arpa|linux)/"
+          forbidden["Prometheus"] = "^prometheus/"
           tokens["clocks"] = "steady_clock|system_clock|high_resolution_clock|clock_gettime|gettimeofday|std::time[ \t]*\\("
           tokens["threads"] = "std::(thread|jthread|this_thread|mutex|atomic|async)([^A-Za-z0-9_]|$)"
           tokens["unseeded randomness"] = "std::random_device|(^|[^A-Za-z0-9_:.>])s?rand[ \t]*\\("
@@ -84,6 +90,7 @@ report=$(
           split(FILENAME, parts, "/")
           mod = parts[1]
           in_comment = 0
+          stats = (FILENAME ~ /^server\/(lock_stats|histogram)\.(h|cc)$/)
         }
         function violation(rule) {
           printf "%s:%d: %s\n", FILENAME, FNR, rule
@@ -141,13 +148,18 @@ report=$(
                 if (inc ~ forbidden[kind]) violation(mod "/ is a pure core: no " kind " (<" inc ">)")
               }
             }
+            if (stats) {
+              for (kind in forbidden) {
+                if (kind != "clocks" && inc ~ forbidden[kind]) violation("the lock statistics are pure: no " kind " (<" inc ">)")
+              }
+            }
           }
-          if (mod in pure) {
+          if ((mod in pure) || stats) {
             for (kind in tokens) {
               if (match(code, tokens[kind])) {
                 found = substr(code, RSTART, RLENGTH)
                 gsub(/^[^A-Za-z_]+|[^A-Za-z0-9_]+$/, "", found)
-                violation(mod "/ is a pure core: no " kind " (" found ")")
+                violation((stats ? "the lock statistics are pure" : mod "/ is a pure core") ": no " kind " (" found ")")
               }
             }
           }
