@@ -104,6 +104,15 @@ bool InvariantChecker::check(const LockStateMachine& sm, const ApplyResult& r) {
         broken(fmt::format("the head of the queue (wait {}) could be granted", head.wait_id));
     }
   }
+  // A released holder held a grant issued before, and holds it no longer.
+  for (const Released& x : r.released) {
+    if (x.token == 0 || x.token >= sm.next_token()) {
+      fail(fmt::format("lock \"{}\": released token {} was never granted", x.lock, x.token));
+    }
+    if (tokens.contains(x.token)) {
+      fail(fmt::format("lock \"{}\": released token {} is still held", x.lock, x.token));
+    }
+  }
   return ok();
 }
 

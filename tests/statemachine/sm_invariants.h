@@ -13,6 +13,8 @@
 //                        waiter is a live session, once per lock
 //   queue                waiters in arrival (wait id) order, and no
 //                        grantable head left behind
+//   releases             a released holder's token was granted and is no
+//                        longer held
 //   names and lifetime   every lock has a valid name and holders, waiters
 //                        or a lock-delay (an unused lock is erased)
 //   reads                a page of list_locks/list_sessions stays within
