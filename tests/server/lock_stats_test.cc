@@ -28,37 +28,24 @@ size_t bucket_of(double seconds) {
 }
 
 // A state machine and the LockStats it feeds, on a clock the test moves.
-struct Fixture {
-  explicit Fixture(LockStatsOptions options = {}) : stats(options) { stats.restored(now, sm); }
+struct Fixture : sm::testing::Driver {
+  explicit Fixture(LockStatsOptions options = {}) : stats(options) {
+    stats.restored(now, sm);
+    on_applied = [this](const lockpb::Command& command, const sm::ApplyResult& result) {
+      stats.applied(now, command, result);
+    };
+  }
+  Fixture(const Fixture&) = delete;
+  Fixture& operator=(const Fixture&) = delete;
 
-  sm::ApplyResult apply(const lockpb::Command& command) {
-    sm::ApplyResult result = sm.apply(++index, command);
-    stats.applied(now, command, result);
-    return result;
-  }
-  uint64_t open() { return apply(sm::testing::open_cmd()).session_id; }
-  sm::ApplyResult acquire(uint64_t session, const std::string& lock, AcquireArgs args = {}) {
-    return apply(sm::testing::acquire_cmd(session, ++sequence[session], lock, args));
-  }
-  // The token of an immediate grant; the test fails without one.
+  // Driver's, failing the test without an immediate grant or a queued wait.
   uint64_t take(uint64_t session, const std::string& lock) {
-    sm::ApplyResult r = acquire(session, lock);
-    REQUIRE(r.granted);
-    return r.granted->token();
+    const uint64_t token = Driver::take(session, lock);
+    REQUIRE(token != 0);
+    return token;
   }
   void wait(uint64_t session, const std::string& lock) {
-    AcquireArgs args;
-    args.wait_ms = 60'000;
-    REQUIRE(acquire(session, lock, args).queued);
-  }
-  sm::ApplyResult release(uint64_t session, const std::string& lock, uint64_t token) {
-    return apply(sm::testing::release_cmd(session, ++sequence[session], lock, token));
-  }
-  sm::ApplyResult cancel(uint64_t session, const std::string& lock) {
-    return apply(sm::testing::cancel_cmd(session, ++sequence[session], lock));
-  }
-  sm::ApplyResult close(uint64_t session) {
-    return apply(sm::testing::close_cmd(session, ++sequence[session]));
+    REQUIRE(Driver::wait(session, lock).queued);
   }
 
   LockSeries prefix(const std::string& name) const {
@@ -83,11 +70,8 @@ struct Fixture {
     CHECK(stats.waiters() == sm.pending_waits().size());
   }
 
-  sm::LockStateMachine sm;
   LockStats stats;
   SteadyTime now{};
-  uint64_t index = 0;
-  std::map<uint64_t, uint64_t> sequence;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <map>
 #include <string>
@@ -101,7 +102,11 @@ class Driver {
  public:
   explicit Driver(Limits limits = {}) : sm(limits) {}
 
-  ApplyResult apply(const lockpb::Command& command) { return sm.apply(++index, command); }
+  ApplyResult apply(const lockpb::Command& command) {
+    ApplyResult result = sm.apply(++index, command);
+    if (on_applied) on_applied(command, result);
+    return result;
+  }
 
   uint64_t open(uint64_t ttl_ms = 0) {
     ApplyResult r = apply(open_cmd(ttl_ms));
@@ -132,6 +137,9 @@ class Driver {
   LockStateMachine sm;
   uint64_t index = 0;
   std::map<uint64_t, uint64_t> sequence;
+  // Told of every command applied and its result, if set: for a test that
+  // feeds what the state machine did to something else.
+  std::function<void(const lockpb::Command&, const ApplyResult&)> on_applied;
 };
 
 }  // namespace fencelock::sm::testing
