@@ -33,13 +33,12 @@ LockSeries& LockStats::prefix_series(std::string_view lock) {
   if (auto it = prefixes_.find(prefix); it != prefixes_.end()) return it->second;
   if (admitted_prefixes_ < options_.max_prefixes) {
     ++admitted_prefixes_;
-    return prefixes_.emplace(std::string(prefix), LockSeries{}).first->second;
+    return prefixes_.try_emplace(std::string(prefix)).first->second;
   }
   // Admission is for good: a prefix gets its own series only while there is
   // room, so a lock's series never changes, and the queue lengths counted
   // up and down stay in one place.
-  if (auto it = prefixes_.find(kOtherPrefix); it != prefixes_.end()) return it->second;
-  return prefixes_.emplace(std::string(kOtherPrefix), LockSeries{}).first->second;
+  return prefixes_.try_emplace(std::string(kOtherPrefix)).first->second;
 }
 
 LockStats::TopEntry* LockStats::top_entry(std::string_view lock) {
@@ -50,9 +49,11 @@ LockStats::TopEntry* LockStats::top_entry(std::string_view lock) {
 LockStats::TopEntry& LockStats::count_top_grant(std::string_view lock) {
   if (auto it = top_index_.find(lock); it != top_index_.end()) {
     TopEntry& entry = top_slots_[it->second];
-    top_by_count_.erase({entry.count(), it->second});
+    // Moves the entry's node in the order, allocating nothing.
+    auto node = top_by_count_.extract({entry.count(), it->second});
     ++entry.series.grants;
-    top_by_count_.emplace(entry.count(), it->second);
+    node.value().first = entry.count();
+    top_by_count_.insert(std::move(node));
     return entry;
   }
   size_t slot = top_slots_.size();
@@ -89,22 +90,19 @@ void LockStats::granted(SteadyTime now, std::string_view lock, uint64_t token,
   LockSeries& prefix = prefix_series(lock);
   TopEntry& top = count_top_grant(lock);
   ++prefix.grants;
-  std::optional<double> waited = 0.0;
+  double waited = 0;  // an immediate grant
   if (wait_id) {
     ++totals_.hand_offs;
     ++prefix.hand_offs;
     ++top.series.hand_offs;
     dequeue(prefix);
-    waited.reset();
-    if (auto wait = waits_.find(*wait_id); wait != waits_.end()) {
-      waited = seconds_between(wait->second, now);
-      waits_.erase(wait);
-    }
+    auto wait = waits_.find(*wait_id);
+    if (wait == waits_.end()) return;  // queued before restored(): not timed
+    waited = seconds_between(wait->second, now);
+    waits_.erase(wait);
   }
-  if (waited) {
-    prefix.wait_seconds.observe(*waited);
-    top.series.wait_seconds.observe(*waited);
-  }
+  prefix.wait_seconds.observe(waited);
+  top.series.wait_seconds.observe(waited);
 }
 
 void LockStats::released(SteadyTime now, const sm::Released& released) {
