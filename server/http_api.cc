@@ -244,9 +244,65 @@ net::HttpResponse HttpApi::sessions(const net::HttpRequest& request) const {
                {"next_start_after", page.next_start_after}});
 }
 
+namespace {
+
+Json series_json(const LockSeries& series) {
+  return {{"grants", series.grants},
+          {"hand_offs", series.hand_offs},
+          {"releases", series.releases},
+          {"queue_length", series.queue_length},
+          {"waits", series.wait_seconds.count()},
+          {"wait_p50_seconds", series.wait_seconds.count() ? series.wait_seconds.quantile(0.5) : 0},
+          {"wait_p99_seconds", series.wait_seconds.count() ? series.wait_seconds.quantile(0.99) : 0},
+          {"holds", series.hold_seconds.count()},
+          {"hold_p50_seconds", series.hold_seconds.count() ? series.hold_seconds.quantile(0.5) : 0},
+          {"hold_p99_seconds", series.hold_seconds.count() ? series.hold_seconds.quantile(0.99) : 0}};
+}
+
+}  // namespace
+
+Json lock_stats_json(const Node& node, const std::string& prefix) {
+  const LockStats& stats = node.lock_stats();
+  const LockTotals& totals = stats.totals();
+  Json prefixes = Json::array();
+  for (const PrefixSeries& entry : stats.by_prefix()) {
+    if (!entry.prefix.starts_with(prefix) && !prefix.starts_with(entry.prefix)) continue;
+    Json row = series_json(entry.series);
+    row["prefix"] = entry.prefix;
+    prefixes.push_back(std::move(row));
+  }
+  Json top = Json::array();
+  for (const TopLock& entry : stats.top(node.state())) {
+    if (!entry.lock.starts_with(prefix)) continue;
+    Json row = series_json(entry.series);
+    row["lock"] = entry.lock;
+    row["estimated_grants"] = entry.estimated_grants;
+    top.push_back(std::move(row));
+  }
+  return {{"node_id", node.id()},
+          {"applied_index", node.applied_index()},
+          {"totals",
+           {{"sessions_opened", totals.sessions_opened},
+            {"sessions_closed", totals.sessions_closed},
+            {"sessions_expired", totals.sessions_expired},
+            {"grants", totals.grants},
+            {"hand_offs", totals.hand_offs},
+            {"queued", totals.queued},
+            {"released", totals.released},
+            {"released_on_close", totals.released_on_close},
+            {"released_on_expiry", totals.released_on_expiry},
+            {"force_released", totals.force_released},
+            {"waits_timed_out", totals.waits_timed_out},
+            {"waits_cancelled", totals.waits_cancelled},
+            {"waits_session_ended", totals.waits_session_ended},
+            {"acquire_failures", totals.acquire_failures},
+            {"waiters", stats.waiters()}}},
+          {"prefixes", std::move(prefixes)},
+          {"top", std::move(top)}};
+}
+
 net::HttpResponse HttpApi::stats(const net::HttpRequest& request) const {
-  (void)request;
-  return text(404, "no such endpoint: /v1/stats");
+  return json(lock_stats_json(node_, query_or(request, "prefix")));
 }
 
 }  // namespace fencelock::server

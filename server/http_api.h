@@ -28,6 +28,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "net/http_server.h"
 #include "server/access.h"
 #include "server/metrics.h"
@@ -65,6 +67,10 @@ class HttpApi {
   std::function<MetricsInputs()> metrics_;
   EdgeMetrics& edge_;
 };
+
+// The lock statistics (server/lock_stats.h) of the locks under `prefix`
+// as JSON: /v1/stats, and `fencelock stats` through the client port.
+nlohmann::json lock_stats_json(const Node& node, const std::string& prefix);
 
 // Why this node is not ready, or nullopt when it is (/readyz).
 std::optional<std::string> unready_reason(const Node& node, uint64_t max_lag);

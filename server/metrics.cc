@@ -32,7 +32,7 @@ class Families {
     metric.counter.value = value;
   }
   void histogram(const std::string& name, const std::string& help,
-                 const Histogram::Snapshot& snapshot, Labels labels = {}) {
+                 const SharedHistogram::Snapshot& snapshot, Labels labels = {}) {
     ClientMetric& metric = add(name, help, MetricType::Histogram, std::move(labels));
     metric.histogram.sample_count = snapshot.count;
     metric.histogram.sample_sum = snapshot.sum;
@@ -42,6 +42,18 @@ class Families {
       const double bound = i < snapshot.bounds.size() ? snapshot.bounds[i]
                                                       : std::numeric_limits<double>::infinity();
       metric.histogram.bucket.push_back(ClientMetric::Bucket{cumulative, bound});
+    }
+  }
+  void histogram(const std::string& name, const std::string& help, const Histogram& values,
+                 Labels labels = {}) {
+    ClientMetric& metric = add(name, help, MetricType::Histogram, std::move(labels));
+    metric.histogram.sample_count = values.count();
+    metric.histogram.sample_sum = values.sum();
+    const auto cumulative = values.cumulative();
+    for (size_t i = 0; i < cumulative.size(); ++i) {
+      const double bound = i < Histogram::kBounds.size() ? Histogram::kBounds[i]
+                                                         : std::numeric_limits<double>::infinity();
+      metric.histogram.bucket.push_back(ClientMetric::Bucket{cumulative[i], bound});
     }
   }
   // A family with no series yet still gets its HELP and TYPE lines.
@@ -156,6 +168,78 @@ void add_state(Families& out, const Node& node) {
             static_cast<double>(state.next_token()));
 }
 
+// One set of per-lock series (a prefix's or a busy name's) under `label`.
+void add_series(Families& out, const std::string& family, const std::string& what,
+                const ClientMetric::Label& label, const LockSeries& series) {
+  out.counter(family + "_grants_total", "Grants of the locks of " + what + ".",
+              static_cast<double>(series.grants), {label});
+  out.counter(family + "_handoffs_total",
+              "Grants from the queue (hand-offs) of the locks of " + what + ".",
+              static_cast<double>(series.hand_offs), {label});
+  out.counter(family + "_releases_total", "Holders of the locks of " + what + " that stopped holding.",
+              static_cast<double>(series.releases), {label});
+  out.gauge(family + "_queue_length", "Acquires queued now for the locks of " + what + ".",
+            static_cast<double>(series.queue_length), {label});
+  out.histogram(family + "_wait_seconds",
+                "Time from a queued Acquire to its grant (0 for an immediate grant), for " + what +
+                    ".",
+                series.wait_seconds, {label});
+  out.histogram(family + "_hold_seconds", "Time from a grant to its release, for " + what + ".",
+                series.hold_seconds, {label});
+}
+
+void add_locks(Families& out, const Node& node) {
+  const LockStats& stats = node.lock_stats();
+  const LockTotals& totals = stats.totals();
+  out.counter("fencelock_sessions_opened_total", "Sessions opened.",
+              static_cast<double>(totals.sessions_opened));
+  out.counter("fencelock_sessions_closed_total", "Sessions closed by their clients.",
+              static_cast<double>(totals.sessions_closed));
+  out.counter("fencelock_sessions_expired_total", "Sessions expired (their TTL ran out).",
+              static_cast<double>(totals.sessions_expired));
+  out.gauge("fencelock_lock_waiters", "Acquires queued now, over every lock.",
+            static_cast<double>(stats.waiters()));
+  const uint64_t holders_and_waiters = node.state().total_usage().holders_and_waiters;
+  out.gauge("fencelock_lock_holders", "Holders of every lock together.",
+            static_cast<double>(holders_and_waiters > stats.waiters()
+                                    ? holders_and_waiters - stats.waiters()
+                                    : 0));
+  out.counter("fencelock_lock_grants_total", "Grants: immediate ones and hand-offs.",
+              static_cast<double>(totals.grants));
+  out.counter("fencelock_lock_handoffs_total",
+              "Grants from the queue, made when another holder let go.",
+              static_cast<double>(totals.hand_offs));
+  out.counter("fencelock_lock_queued_total", "Acquires that queued.",
+              static_cast<double>(totals.queued));
+  const std::string releases = "Holders that stopped holding, by reason.";
+  out.counter("fencelock_lock_releases_total", releases, static_cast<double>(totals.released),
+              {{"reason", "released"}});
+  out.counter("fencelock_lock_releases_total", releases,
+              static_cast<double>(totals.released_on_close), {{"reason", "session_closed"}});
+  out.counter("fencelock_lock_releases_total", releases,
+              static_cast<double>(totals.released_on_expiry), {{"reason", "session_expired"}});
+  out.counter("fencelock_lock_releases_total", releases, static_cast<double>(totals.force_released),
+              {{"reason", "force_released"}});
+  const std::string ended = "Queued acquires that ended without a grant, by reason.";
+  out.counter("fencelock_lock_waits_ended_total", ended,
+              static_cast<double>(totals.waits_timed_out), {{"reason", "timeout"}});
+  out.counter("fencelock_lock_waits_ended_total", ended,
+              static_cast<double>(totals.waits_cancelled), {{"reason", "cancelled"}});
+  out.counter("fencelock_lock_waits_ended_total", ended,
+              static_cast<double>(totals.waits_session_ended), {{"reason", "session_ended"}});
+  out.counter("fencelock_lock_acquire_failures_total",
+              "Acquires answered with an error (a busy try-acquire included).",
+              static_cast<double>(totals.acquire_failures));
+  for (const PrefixSeries& prefix : stats.by_prefix()) {
+    add_series(out, "fencelock_lock_prefix", "a lock-name prefix", {"prefix", prefix.prefix},
+               prefix.series);
+  }
+  for (const TopLock& top : stats.top(node.state())) {
+    add_series(out, "fencelock_lock_top", "one of the busiest lock names", {"lock", top.lock},
+               top.series);
+  }
+}
+
 void add_clients(Families& out, const MetricsInputs& inputs) {
   out.gauge("fencelock_client_connections", "Open client connections.",
             static_cast<double>(inputs.client_connections));
@@ -215,6 +299,7 @@ std::string render_metrics(const MetricsInputs& inputs) {
   out.gauge("fencelock_node_id", "This node's member id.", static_cast<double>(node.id()));
   add_raft(out, node, inputs);
   add_state(out, node);
+  add_locks(out, node);
   add_clients(out, inputs);
   if (inputs.process) add_process(out);
   std::ostringstream text;

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "common/histogram.h"
+#include "common/shared_histogram.h"
 #include "proto/client.pb.h"
 
 namespace fencelock::server {
@@ -42,7 +42,7 @@ struct EdgeMetrics {
 struct MetricsInputs {
   const Node* node = nullptr;
   const EdgeMetrics* edge = nullptr;
-  const Histogram* log_sync_writes = nullptr;  // storage::DiskLog::sync_writes()
+  const SharedHistogram* log_sync_writes = nullptr;  // storage::DiskLog::sync_writes()
   size_t client_connections = 0;
   uint64_t client_connections_accepted = 0;
   std::function<bool(uint64_t peer)> peer_connected;

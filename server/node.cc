@@ -105,7 +105,11 @@ Node::Node(Env& env, storage::LogStore& log, NodeConfig config)
              responder_, state_, timers_),
       members_(env_, responder_, config_, logger_),
       backups_(config_.id, config_.seed, config_.max_frame_bytes, responder_, logger_),
-      peer_guard_(logger_) {
+      peer_guard_(logger_),
+      lock_stats_(LockStatsOptions{config_.observability.prefix_segments,
+                                   config_.observability.max_prefixes,
+                                   config_.observability.top_k}) {
+  lock_stats_.restored(env_.now(), state_);
   last_snapshot_index_ = log_.snapshot_metadata().index();
   applied_term_ = log_.snapshot_metadata().term();
   responder_.set_address_book([this](uint64_t id) { return members_.client_address(id); });
@@ -361,6 +365,7 @@ void Node::apply(const raftpb::Entry& entry) {
   requests_.answer_waits(result);
   if (caller) requests_.answer_applied(*caller, command.kind_case(), result);
   if (leader() && parsed) timers_.applied(env_.now(), command, result);
+  if (parsed) lock_stats_.applied(env_.now(), command, result);
   env_.applied(entry.index(), command, result, leader());
 }
 

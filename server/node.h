@@ -29,6 +29,7 @@
 #include "server/config.h"
 #include "server/env.h"
 #include "server/leader_timers.h"
+#include "server/lock_stats.h"
 #include "server/members.h"
 #include "server/node_metrics.h"
 #include "server/peer_guard.h"
@@ -90,6 +91,8 @@ class Node final : private raft::DriverHost {
   clientpb::ClusterStatusResult cluster_status() const;
   // What it counts about itself (server/node_metrics.h).
   const NodeMetrics& metrics() const { return metrics_; }
+  // The statistics of the commands it applied (server/lock_stats.h).
+  const LockStats& lock_stats() const { return lock_stats_; }
   const raft::SoftState& soft_state() const { return soft_state_; }
   bool shutting_down() const { return shutting_down_; }
   // Whether this node is in its latest configuration (voter or learner).
@@ -154,6 +157,7 @@ class Node final : private raft::DriverHost {
   Backups backups_;
   PeerGuard peer_guard_;
   NodeMetrics metrics_;
+  LockStats lock_stats_;
   // A snapshot's state, restored before its step (try_snapshot).
   struct TrialSnapshot {
     uint64_t index = 0;

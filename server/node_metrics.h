@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <deque>
 
-#include "common/histogram.h"
+#include "common/shared_histogram.h"
 
 namespace fencelock::server {
 
@@ -42,8 +42,8 @@ struct NodeMetrics {
 
   // Each write of the Raft log (entries and hard state, synced or not),
   // and the entries each carried: the batch a leader appends in one write.
-  Histogram log_writes{latency_buckets()};
-  Histogram log_write_entries{size_buckets()};
+  SharedHistogram log_writes{latency_buckets()};
+  SharedHistogram log_write_entries{size_buckets()};
 };
 
 }  // namespace fencelock::server

@@ -80,6 +80,7 @@ void Node::restore(const raftpb::Snapshot& snapshot) {
   std::set<uint64_t> pending;
   for (const auto& wait : state_.pending_waits()) pending.insert(wait.wait_id);
   requests_.fail_after_snapshot(snapshot.metadata().index(), pending);
+  lock_stats_.restored(env_.now(), state_);
   logger_->info("{} restored snapshot at index {} term {}", config_.id, snapshot.metadata().index(),
                 snapshot.metadata().term());
   env_.restored(snapshot.metadata());

@@ -40,7 +40,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/histogram.h"
+#include "common/shared_histogram.h"
 #include "common/status.h"
 #include "raft/log_storage.h"
 #include "storage/log_store.h"
@@ -201,7 +201,7 @@ class DiskLog final : public LogStore {
   // The durations of the synced writes of the log (entries, hard state,
   // snapshot records): RocksDB's write and its WAL fsync as one call.
   // Updated on the writing thread, read from any.
-  const Histogram& sync_writes() const { return sync_writes_; }
+  const SharedHistogram& sync_writes() const { return sync_writes_; }
 
  private:
   DiskLog(DiskLogOptions options, std::unique_ptr<rocksdb::Env> env,
@@ -227,7 +227,7 @@ class DiskLog final : public LogStore {
   void write_or_die(rocksdb::WriteBatch& batch, const char* what, bool sync);
 
   DiskLogOptions options_;
-  Histogram sync_writes_{latency_buckets()};
+  SharedHistogram sync_writes_{latency_buckets()};
   std::filesystem::path db_dir_;
   std::filesystem::path snap_dir_;
   // The zero-filled-WAL Env (storage/zero_filled_wal.h) when syncing;

@@ -1,4 +1,4 @@
-#include "common/histogram.h"
+#include "common/shared_histogram.h"
 
 #include <algorithm>
 #include <array>
@@ -11,22 +11,19 @@ namespace {
 constexpr std::array<double, 16> kLatency = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                              0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
                                              1,      2.5,     5,      10};
-constexpr std::array<double, 12> kLockTime = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
-                                              1,     5,     10,   30,   60,  300};
 constexpr std::array<double, 13> kSize = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 
 }  // namespace
 
 std::span<const double> latency_buckets() { return kLatency; }
-std::span<const double> lock_time_buckets() { return kLockTime; }
 std::span<const double> size_buckets() { return kSize; }
 
-Histogram::Histogram(std::span<const double> bounds)
+SharedHistogram::SharedHistogram(std::span<const double> bounds)
     : bounds_(bounds), counts_(new std::atomic<uint64_t>[bounds.size() + 1]) {
   for (size_t i = 0; i <= bounds_.size(); ++i) counts_[i].store(0, std::memory_order_relaxed);
 }
 
-void Histogram::observe(double value) {
+void SharedHistogram::observe(double value) {
   if (!(value >= 0)) value = 0;  // NaN and negatives (a clock that stepped) count as 0
   size_t bucket = std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
   counts_[bucket].fetch_add(1, std::memory_order_relaxed);
@@ -35,7 +32,7 @@ void Histogram::observe(double value) {
   count_.fetch_add(1, std::memory_order_relaxed);
 }
 
-Histogram::Snapshot Histogram::snapshot() const {
+SharedHistogram::Snapshot SharedHistogram::snapshot() const {
   Snapshot snapshot;
   snapshot.bounds = bounds_;
   snapshot.counts.resize(bounds_.size() + 1);
@@ -49,24 +46,6 @@ Histogram::Snapshot Histogram::snapshot() const {
   snapshot.count = count;
   snapshot.sum = sum_nanos_.load(std::memory_order_relaxed) / 1e9;
   return snapshot;
-}
-
-double Histogram::Snapshot::quantile(double q) const {
-  if (count == 0) return 0;
-  q = std::clamp(q, 0.0, 1.0);
-  const double rank = q * static_cast<double>(count);
-  uint64_t below = 0;
-  for (size_t i = 0; i < counts.size(); ++i) {
-    if (static_cast<double>(below + counts[i]) >= rank && counts[i] > 0) {
-      if (i == bounds.size()) return bounds.empty() ? 0 : bounds.back();
-      const double lower = i == 0 ? 0 : bounds[i - 1];
-      const double upper = bounds[i];
-      const double within = (rank - static_cast<double>(below)) / static_cast<double>(counts[i]);
-      return lower + (upper - lower) * within;
-    }
-    below += counts[i];
-  }
-  return bounds.empty() ? 0 : bounds.back();
 }
 
 }  // namespace fencelock
