@@ -41,7 +41,7 @@ done
 source "$root/scripts/install-packages.sh"
 install_packages clang-14 libclang-rt-14-dev cmake ninja-build ccache \
   protobuf-compiler libprotobuf-dev libboost-dev libboost-system-dev librocksdb-dev \
-  libspdlog-dev libfmt-dev catch2 libcli11-dev libssl-dev libbenchmark-dev
+  libspdlog-dev libfmt-dev nlohmann-json3-dev catch2 libcli11-dev libssl-dev libbenchmark-dev
 
 cd "$root"
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

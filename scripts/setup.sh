@@ -20,7 +20,7 @@ packages=(
   protobuf-compiler libprotobuf-dev
   libboost-dev libboost-system-dev
   librocksdb-dev
-  libspdlog-dev libfmt-dev
+  libspdlog-dev libfmt-dev nlohmann-json3-dev
   catch2 libcli11-dev libssl-dev libbenchmark-dev
   prometheus-cpp-dev nlohmann-json3-dev  # /metrics and the HTTP API (server/metrics.h)
   prometheus chromium  # tests: promtool check metrics; the operator page in headless Chromium
