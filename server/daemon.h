@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "common/logging.h"
 #include "net/asio.h"
 #include "net/client_listener.h"
 #include "net/http_server.h"
@@ -88,6 +89,8 @@ class Daemon final : private Env {
   }
   void stop() override;
   void run_in_background(std::function<void()> work, std::function<void()> done) override;
+  // Every log line of the process carries the term (common/logging.h).
+  void term_changed(uint64_t term) override { set_log_term(term); }
 
   boost::asio::awaitable<void> tick_loop();
 

@@ -107,6 +107,11 @@ class Env {
   // machine and configuration are now those of `metadata`. Must not call
   // the node.
   virtual void restored(const raftpb::SnapshotMetadata& metadata) { (void)metadata; }
+  // Observes the node's current Raft term whenever it changes: once at
+  // construction (the term its log holds) and then as soon as the node
+  // learns a new one from the core, before the Ready that carries it is
+  // written (fencelockd puts it on its log lines). Must not call the node.
+  virtual void term_changed(uint64_t term) { (void)term; }
 };
 
 }  // namespace fencelock::server

@@ -127,6 +127,7 @@ Node::Node(Env& env, storage::LogStore& log, NodeConfig config)
     logger_->warn("{} --lazy-window-us {} is more than half of --tick-ms {}: using {} us",
                   config_.id, config_.lazy_window_us, config_.tick_ms, lazy_window_.count());
   }
+  follow_term();
   logger_->info("{} starting: cluster {}, {} members, data {}, seed {}, applied {}, term {}",
                 config_.id, config_.cluster_id, config_.peers.size(), log_.location(),
                 config_.seed, applied_index_, raft_->term());
@@ -275,6 +276,7 @@ void Node::handle_ready() {
 }
 
 bool Node::write(const raft::Ready& rd, raft::WriteMode mode) {
+  if (rd.hard_state) follow_term();
   if (rd.snapshot) {
     Status status = log_.apply_snapshot(*rd.snapshot);
     FL_CHECK(status.ok(), "{} cannot install snapshot at {}: {}", config_.id,

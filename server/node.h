@@ -113,6 +113,11 @@ class Node final : private raft::DriverHost {
   bool leader() const { return soft_state_.role == raft::Role::kLeader; }
   // Records a change of the known leader (NodeMetrics).
   void note_leader(uint64_t leader_id);
+  // Tells the Env (term_changed) when the core's term differs from the one
+  // it was last told.
+  void follow_term() {
+    if (raft_->term() != told_term_) env_.term_changed(told_term_ = raft_->term());
+  }
   // An InstallSnapshot the core would take (newer term or same, beyond
   // its commit) is restored into a new state machine before the step:
   // one whose data does not restore is dropped (false) rather than
@@ -175,6 +180,7 @@ class Node final : private raft::DriverHost {
   std::unique_ptr<SnapshotJob, SnapshotJobDeleter> snapshot_job_;  // the snapshot being taken
   bool handing_off_snapshot_ = false;  // inside Env::run_in_background (it may run it at once)
   raft::SoftState soft_state_;
+  uint64_t told_term_ = 0;  // the term the Env was last told (follow_term)
 
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;

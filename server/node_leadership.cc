@@ -9,6 +9,7 @@ namespace fencelock::server {
 void Node::on_soft_state(const raft::SoftState& soft) {
   bool was_leader = leader();
   bool is_leader = soft.role == raft::Role::kLeader;
+  follow_term();  // before the line below: a new leader comes with a new term
   if (soft.leader_id != soft_state_.leader_id) {
     logger_->info("{} leader is now {} at term {}", config_.id, soft.leader_id, raft_->term());
     note_leader(soft.leader_id);
