@@ -16,7 +16,8 @@
 //
 // Every flag can also come from a TOML file given with --config (same keys,
 // e.g. `client-addr = "127.0.0.1:8001"`). A wrong flag, an unknown id, a
-// port in use or an unusable data directory prints one line and exits 2.
+// port in use or an unusable data directory prints one line and exits 2
+// (a JSON line with --log-format json, once the flags have parsed).
 // SIGTERM/SIGINT stop it gracefully (a leader hands leadership over first)
 // with exit code 0.
 
@@ -47,8 +48,22 @@ void raise_fd_limit() {
   }
 }
 
+// Set with --log-format json once the flags are parsed: from then on a
+// start-up error is a JSON line too, like everything else fencelockd prints.
+bool json_logs = false;
+
 int fail(const std::string& message) {
-  std::fprintf(stderr, "fencelockd: %s\n", message.c_str());
+  std::string line = "fencelockd: " + message;
+  if (json_logs) {
+    // Formatted, not logged: whatever --log-level says, a node that does
+    // not start says why.
+    spdlog::details::log_msg msg("fencelockd", spdlog::level::err, line);
+    spdlog::memory_buf_t out;
+    fencelock::make_json_formatter()->format(msg, out);
+    std::fwrite(out.data(), 1, out.size(), stderr);
+  } else {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
   return kExitUsage;
 }
 
@@ -151,6 +166,11 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format,
+                 "text, or json: one object per line (docs/operations.md \"Logs\")")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
   std::string restore_file;
   auto* restore = app.add_option("--restore", restore_file,
                                  "start a new cluster from a backup (fencelock snapshot save): "
@@ -225,6 +245,13 @@ int main(int argc, char** argv) {
     return fail(e.what());
   }
 
+  // Before anything logs: the first line printed is in the chosen format.
+  fencelock::set_log_format(*fencelock::parse_log_format(log_format));
+  fencelock::set_log_level(log_level);
+  fencelock::set_log_node(config.id);
+  spdlog::set_default_logger(fencelock::get_logger("fencelockd"));  // stderr, like every logger
+  json_logs = log_format == "json";
+
   config.data_dir = data_dir;
   config.restore_file = restore_file;
   security->client_auth = client_auth == "cert"    ? fencelock::server::ClientAuthMode::kCert
@@ -238,7 +265,6 @@ int main(int argc, char** argv) {
     if (!token.ok()) return fail("--join-token-file: " + token.status().message());
     join_token = token.value();
   }
-  fencelock::set_log_level(log_level);
   if (join.empty()) {
     if (peers.empty()) return fail("give --peers (a new cluster) or --join (a running one)");
     auto parsed_peers = fencelock::server::parse_peers(peers);
@@ -257,8 +283,6 @@ int main(int argc, char** argv) {
       config.peers = std::move(members).value();
     }
   }
-  spdlog::set_default_logger(fencelock::get_logger("fencelockd"));  // stderr, like every logger
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
   raise_fd_limit();
 
   boost::asio::io_context io(1);

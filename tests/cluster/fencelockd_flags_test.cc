@@ -1,6 +1,7 @@
 // fencelockd's start-up errors: a wrong flag, an unknown id, a port in use,
 // an unusable data directory, a directory of another cluster — each one line
-// on stderr and exit code 2. And --config reads the same keys from TOML.
+// on stderr and exit code 2 (a JSON line with --log-format json). And
+// --config reads the same keys from TOML.
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,7 +10,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 
 #include "net/asio.h"
 #include "tests/cluster/process_cluster.h"
@@ -180,6 +183,69 @@ TEST_CASE("fencelockd: TLS and client-auth flags that do not go together are one
   check_one_line_exit_2(with({"--tls-cert", file, "--tls-key", file, "--tls-ca", file}),
                         "holds no PEM certificate");
   check_one_line_exit_2(with({"--client-auth", "sometimes"}), "--client-auth");
+}
+
+TEST_CASE("fencelockd: a --log-format other than text or json is one line and exit code 2",
+          "[flags]") {
+  TempDir dir;
+  auto args = good_args(dir, free_port(), free_port());
+  args.insert(args.end(), {"--log-format", "xml"});
+  check_one_line_exit_2(run_daemon(args), "--log-format");
+}
+
+TEST_CASE("fencelockd: --log-format json from a TOML file makes every line JSON, the first included",
+          "[flags]") {
+  TempDir dir;
+  uint16_t client_port = free_port();
+  std::ofstream(dir.path / "node.toml")
+      << "id = 1\n"
+      << "peers = \"1=127.0.0.1:" << free_port() << "\"\n"
+      << "client-addr = \"127.0.0.1:" << client_port << "\"\n"
+      << "data-dir = \"" << (dir.path / "data").string() << "\"\n"
+      << "log-format = \"json\"\n";
+  auto outcome = run_daemon({"--config", (dir.path / "node.toml").string()}, std::chrono::milliseconds(1500));
+  INFO(outcome.stderr_text);
+  CHECK(outcome.exit_code == -1);  // started and served until killed
+  std::istringstream lines(outcome.stderr_text);
+  std::string line;
+  int count = 0;
+  bool serving = false;
+  while (std::getline(lines, line)) {
+    INFO(line);
+    ++count;
+    auto object = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    REQUIRE(object.is_object());
+    CHECK(object.value("node", 0) == 1);
+    std::string msg = object.value("msg", "");
+    serving = serving || msg.find("serving clients on 127.0.0.1:" + std::to_string(client_port)) !=
+                             std::string::npos;
+  }
+  CHECK(count >= 2);
+  CHECK(serving);
+}
+
+TEST_CASE("fencelockd: with --log-format json a start-up error is one JSON line and exit code 2",
+          "[flags]") {
+  TempDir dir;
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor taken(
+      io, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  auto args = good_args(dir, free_port(), taken.local_endpoint().port());
+  args.insert(args.end(), {"--log-format", "json"});
+  // Whatever the level: a node that does not start says why.
+  auto level = GENERATE(as<std::string>{}, "info", "off");
+  args.insert(args.end(), {"--log-level", level});
+  auto outcome = run_daemon(args);
+  INFO(outcome.stderr_text);
+  CHECK(outcome.exit_code == 2);
+  CHECK(std::count(outcome.stderr_text.begin(), outcome.stderr_text.end(), '\n') == 1);
+  auto object = nlohmann::json::parse(outcome.stderr_text, nullptr, /*allow_exceptions=*/false);
+  REQUIRE(object.is_object());
+  CHECK(object.value("level", "") == "error");
+  CHECK(object.value("logger", "") == "fencelockd");
+  CHECK(object.value("node", 0) == 1);
+  CHECK_THAT(object.value("msg", ""), Catch::StartsWith("fencelockd: ") &&
+                                          Catch::Contains("cannot listen on client address"));
 }
 
 }  // namespace fencelock::testing
