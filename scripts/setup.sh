@@ -22,7 +22,7 @@ packages=(
   librocksdb-dev
   libspdlog-dev libfmt-dev nlohmann-json3-dev
   catch2 libcli11-dev libssl-dev libbenchmark-dev
-  prometheus-cpp-dev nlohmann-json3-dev  # /metrics and the HTTP API (server/metrics.h)
+  prometheus-cpp-dev  # /metrics (server/metrics.h)
   prometheus chromium  # tests: promtool check metrics; the operator page in headless Chromium
   dpkg-dev  # dpkg-shlibdeps, for cpack -G DEB (docs/operations.md, "Installing")
 )
