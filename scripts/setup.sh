@@ -23,7 +23,7 @@ packages=(
   libspdlog-dev libfmt-dev nlohmann-json3-dev
   catch2 libcli11-dev libssl-dev libbenchmark-dev
   prometheus-cpp-dev  # /metrics (server/metrics.h)
-  prometheus chromium  # tests: promtool check metrics; the operator page in headless Chromium
+  prometheus  # tests: promtool check metrics (tests/cluster/metrics_test.cc)
   dpkg-dev  # dpkg-shlibdeps, for cpack -G DEB (docs/operations.md, "Installing")
 )
 
