@@ -14,8 +14,9 @@
 #   scripts/cluster.sh stop          SIGTERM every node (graceful), wait for exit
 #   scripts/cluster.sh status        which nodes run, who leads, the members
 #
-# Node i listens for clients on 127.0.0.1:(7000+i) and for peers on
-# 127.0.0.1:(7100+i); ids are never reused. $var/members lists the current
+# Node i listens for clients on 127.0.0.1:(7000+i), for peers on
+# 127.0.0.1:(7100+i) and for HTTP (/metrics, /healthz, /readyz, the
+# operator page) on 127.0.0.1:(7200+i); ids are never reused. $var/members lists the current
 # members, $var/nI/args how node I starts. Environment: FENCELOCK_BUILD_DIR
 # (default build), FENCELOCK_VAR (default ./var).
 set -euo pipefail
@@ -173,7 +174,7 @@ cmd_start() {
       mkdir -p "$var/n$i"
       {
         printf '%s\n' --id "$i" --peers "$peers" --client-addr "127.0.0.1:$((7000 + i))" \
-          --data-dir "$var/n$i/data"
+          --http-addr "127.0.0.1:$((7200 + i))" --data-dir "$var/n$i/data"
         tls_args "$i"
       } >"$var/n$i/args"
       launch "$i"
@@ -184,6 +185,11 @@ cmd_start() {
   endpoints=$(endpoints_of)
   echo "fencelock: $(member_ids | wc -l) nodes running, leader is node $(leader_of)"
   echo "client endpoints: $endpoints"
+  local scheme=http
+  if $tls; then scheme=https; fi
+  local pages=""
+  for i in $(member_ids); do pages+="${pages:+ }$scheme://127.0.0.1:$((7200 + i))/"; done
+  echo "HTTP (page, /metrics, /healthz, /readyz): $pages"
   echo "logs and data:    $var/n*/"
   if [ ${#cli_flags[@]} -gt 0 ]; then
     echo "TLS on both ports; clients authenticate with certificates (ACL: $tls_dir/acl)."
@@ -209,7 +215,7 @@ cmd_add() {
   mkdir -p "$var/n$id"
   {
     printf '%s\n' --id "$id" --join "$endpoints" --peer-addr "$peer" --client-addr "$client" \
-      --data-dir "$var/n$id/data"
+      --http-addr "127.0.0.1:$((7200 + id))" --data-dir "$var/n$id/data"
     tls_args "$id"
   } >"$var/n$id/args"
   launch "$id"
