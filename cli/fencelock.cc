@@ -2,7 +2,7 @@
 //
 //   fencelock [--endpoints H:P,...] [--output table|json] COMMAND ...
 //   fencelock lock NAME [--shared | --semaphore N] [--ttl 10s] [--wait 30s | --no-wait] -- CMD ARGS...
-//   fencelock holder NAME | list [PREFIX] | check NAME TOKEN | sessions
+//   fencelock holder NAME | list [PREFIX] | check NAME TOKEN | sessions | stats [PREFIX]
 //   fencelock release --force NAME | status
 //   fencelock member list | add ID PEER_ADDR CLIENT_ADDR | promote ID | remove ID
 //   fencelock snapshot save FILE
@@ -348,6 +348,50 @@ int run_sessions(const Globals& globals) {
   return 0;
 }
 
+std::string seconds_text(double seconds, uint64_t count) {
+  if (count == 0) return "-";
+  char text[32];
+  if (seconds < 1) {
+    std::snprintf(text, sizeof text, "%.1fms", seconds * 1000);
+  } else {
+    std::snprintf(text, sizeof text, "%.2fs", seconds);
+  }
+  return text;
+}
+
+int run_stats(const Globals& globals, const std::string& prefix) {
+  auto client = make_client(globals);
+  if (!client.ok()) return fail(exit_code_for(client.status()), client.status().message());
+  auto stats = client.value()->lock_stats(prefix);
+  if (!stats.ok()) return fail(exit_code_for(stats.status()), stats.status().to_string());
+  const auto& s = stats.value();
+  if (globals.output == "json") {
+    std::printf("%s", to_json(s).c_str());
+    return 0;
+  }
+  std::printf("node %lu (applied %lu): %lu grants, %lu hand-offs, %lu waiting; releases: %lu "
+              "released, %lu on close, %lu on expiry, %lu forced; sessions: %lu opened, %lu "
+              "closed, %lu expired\n",
+              s.node_id(), s.applied_index(), s.grants(), s.hand_offs(), s.waiters(), s.released(),
+              s.released_on_close(), s.released_on_expiry(), s.force_released(),
+              s.sessions_opened(), s.sessions_closed(), s.sessions_expired());
+  auto table = [](const char* title, const auto& rows) {
+    std::printf("\n%-32s %8s %8s %8s %6s %9s %9s %9s %9s\n", title, "GRANTS", "HANDOFFS",
+                "RELEASES", "QUEUE", "WAIT_P50", "WAIT_P99", "HOLD_P50", "HOLD_P99");
+    for (const auto& row : rows) {
+      std::printf("%-32s %8lu %8lu %8lu %6lu %9s %9s %9s %9s\n", row.name().c_str(), row.grants(),
+                  row.hand_offs(), row.releases(), row.queue_length(),
+                  seconds_text(row.wait_p50_seconds(), row.waits()).c_str(),
+                  seconds_text(row.wait_p99_seconds(), row.waits()).c_str(),
+                  seconds_text(row.hold_p50_seconds(), row.holds()).c_str(),
+                  seconds_text(row.hold_p99_seconds(), row.holds()).c_str());
+    }
+  };
+  table("PREFIX", s.prefixes());
+  table("BUSIEST LOCK", s.top());
+  return 0;
+}
+
 int run_release(const Globals& globals, const std::string& name, bool force) {
   if (!force) return fail(kExitUsage, "release needs --force: it takes the lock from whoever holds it");
   auto client = make_client(globals);
@@ -470,6 +514,9 @@ int main(int argc, char** argv) {
   check->add_option("name", name, "lock name")->required();
   check->add_option("token", token, "fencing token")->required();
   auto* sessions = app.add_subcommand("sessions", "open sessions");
+  auto* stats = app.add_subcommand(
+      "stats", "lock statistics of the member answering: per prefix and the busiest locks");
+  stats->add_option("prefix", prefix, "only locks under this prefix");
   bool force = false;
   auto* release = app.add_subcommand("release", "operator: take a lock from its holders");
   release->add_option("name", name, "lock name")->required();
@@ -517,6 +564,7 @@ int main(int argc, char** argv) {
   if (*list) return run_list(globals, prefix);
   if (*check) return run_check(globals, name, token);
   if (*sessions) return run_sessions(globals);
+  if (*stats) return run_stats(globals, prefix);
   if (*release) return run_release(globals, name, force);
   if (*status) return run_status(globals);
   if (*member) {

@@ -447,6 +447,14 @@ Result<clientpb::SessionList> Client::list_sessions(uint64_t start_after, uint32
   return response.session_list();
 }
 
+Result<clientpb::LockStatsResult> Client::lock_stats(const std::string& prefix) {
+  clientpb::Request request;
+  request.mutable_lock_stats()->set_prefix(prefix);
+  auto response = call(std::move(request));
+  if (response.code() != lockpb::OK) return response_status(response);
+  return response.lock_stats();
+}
+
 Status Client::force_release(const std::string& lock) {
   clientpb::Request request;
   request.mutable_force_release()->set_lock(lock);

@@ -81,6 +81,9 @@ class Client {
                                   uint32_t limit = 0);
   Result<bool> check_sequencer(const lockpb::Sequencer& sequencer);
   Result<clientpb::SessionList> list_sessions(uint64_t start_after = 0, uint32_t limit = 0);
+  // The lock statistics of the member this client is connected to, for
+  // the locks under `prefix` (LockStats; docs/operations.md).
+  Result<clientpb::LockStatsResult> lock_stats(const std::string& prefix);
   // Operator: releases every holder of `lock` (they are not told).
   Status force_release(const std::string& lock);
   // Membership, answered by the leader (docs/operations.md "Membership").

@@ -199,6 +199,12 @@ Status Acl::check(const std::string& principal, const clientpb::Request& request
       return on_lock(kRightRead, request.describe().lock());
     case clientpb::Request::kCheckSequencer:
       return on_lock(kRightRead, request.check_sequencer().sequencer().lock());
+    case clientpb::Request::kLockStats:
+      return allows(principal, kRightRead, request.lock_stats().prefix())
+                 ? Status()
+                 : denied(principal, kRightRead,
+                          "the statistics of every lock under '" + request.lock_stats().prefix() +
+                              "'");
     case clientpb::Request::kListLocks:
       // Every lock under the prefix: a rule whose prefix begins it.
       return allows(principal, kRightRead, request.list_locks().prefix())

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/lock_stats_result.h"
 #include "server/node.h"
 #include "server/ui_assets.h"
 
@@ -246,63 +247,60 @@ net::HttpResponse HttpApi::sessions(const net::HttpRequest& request) const {
 
 namespace {
 
-Json series_json(const LockSeries& series) {
-  return {{"grants", series.grants},
-          {"hand_offs", series.hand_offs},
-          {"releases", series.releases},
-          {"queue_length", series.queue_length},
-          {"waits", series.wait_seconds.count()},
-          {"wait_p50_seconds", series.wait_seconds.count() ? series.wait_seconds.quantile(0.5) : 0},
-          {"wait_p99_seconds", series.wait_seconds.count() ? series.wait_seconds.quantile(0.99) : 0},
-          {"holds", series.hold_seconds.count()},
-          {"hold_p50_seconds", series.hold_seconds.count() ? series.hold_seconds.quantile(0.5) : 0},
-          {"hold_p99_seconds", series.hold_seconds.count() ? series.hold_seconds.quantile(0.99) : 0}};
+Json series_json(const clientpb::LockSeriesStats& series) {
+  return {{"grants", series.grants()},
+          {"hand_offs", series.hand_offs()},
+          {"releases", series.releases()},
+          {"queue_length", series.queue_length()},
+          {"waits", series.waits()},
+          {"wait_p50_seconds", series.wait_p50_seconds()},
+          {"wait_p99_seconds", series.wait_p99_seconds()},
+          {"holds", series.holds()},
+          {"hold_p50_seconds", series.hold_p50_seconds()},
+          {"hold_p99_seconds", series.hold_p99_seconds()}};
 }
 
 }  // namespace
 
-Json lock_stats_json(const Node& node, const std::string& prefix) {
-  const LockStats& stats = node.lock_stats();
-  const LockTotals& totals = stats.totals();
+Json lock_stats_json(const clientpb::LockStatsResult& stats) {
   Json prefixes = Json::array();
-  for (const PrefixSeries& entry : stats.by_prefix()) {
-    if (!entry.prefix.starts_with(prefix) && !prefix.starts_with(entry.prefix)) continue;
-    Json row = series_json(entry.series);
-    row["prefix"] = entry.prefix;
+  for (const auto& entry : stats.prefixes()) {
+    Json row = series_json(entry);
+    row["prefix"] = entry.name();
     prefixes.push_back(std::move(row));
   }
   Json top = Json::array();
-  for (const TopLock& entry : stats.top(node.state())) {
-    if (!entry.lock.starts_with(prefix)) continue;
-    Json row = series_json(entry.series);
-    row["lock"] = entry.lock;
-    row["estimated_grants"] = entry.estimated_grants;
+  for (const auto& entry : stats.top()) {
+    Json row = series_json(entry);
+    row["lock"] = entry.name();
+    row["estimated_grants"] = entry.estimated_grants();
     top.push_back(std::move(row));
   }
-  return {{"node_id", node.id()},
-          {"applied_index", node.applied_index()},
+  return {{"node_id", stats.node_id()},
+          {"applied_index", stats.applied_index()},
           {"totals",
-           {{"sessions_opened", totals.sessions_opened},
-            {"sessions_closed", totals.sessions_closed},
-            {"sessions_expired", totals.sessions_expired},
-            {"grants", totals.grants},
-            {"hand_offs", totals.hand_offs},
-            {"queued", totals.queued},
-            {"released", totals.released},
-            {"released_on_close", totals.released_on_close},
-            {"released_on_expiry", totals.released_on_expiry},
-            {"force_released", totals.force_released},
-            {"waits_timed_out", totals.waits_timed_out},
-            {"waits_cancelled", totals.waits_cancelled},
-            {"waits_session_ended", totals.waits_session_ended},
-            {"acquire_failures", totals.acquire_failures},
+           {{"sessions_opened", stats.sessions_opened()},
+            {"sessions_closed", stats.sessions_closed()},
+            {"sessions_expired", stats.sessions_expired()},
+            {"grants", stats.grants()},
+            {"hand_offs", stats.hand_offs()},
+            {"queued", stats.queued()},
+            {"released", stats.released()},
+            {"released_on_close", stats.released_on_close()},
+            {"released_on_expiry", stats.released_on_expiry()},
+            {"force_released", stats.force_released()},
+            {"waits_timed_out", stats.waits_timed_out()},
+            {"waits_cancelled", stats.waits_cancelled()},
+            {"waits_session_ended", stats.waits_session_ended()},
+            {"acquire_failures", stats.acquire_failures()},
             {"waiters", stats.waiters()}}},
           {"prefixes", std::move(prefixes)},
           {"top", std::move(top)}};
 }
 
 net::HttpResponse HttpApi::stats(const net::HttpRequest& request) const {
-  return json(lock_stats_json(node_, query_or(request, "prefix")));
+  return json(lock_stats_json(lock_stats_result(node_.lock_stats(), node_.state(), node_.id(),
+                                               node_.applied_index(), query_or(request, "prefix"))));
 }
 
 }  // namespace fencelock::server

@@ -68,9 +68,8 @@ class HttpApi {
   EdgeMetrics& edge_;
 };
 
-// The lock statistics (server/lock_stats.h) of the locks under `prefix`
-// as JSON: /v1/stats, and `fencelock stats` through the client port.
-nlohmann::json lock_stats_json(const Node& node, const std::string& prefix);
+// /v1/stats: a LockStats answer (server/lock_stats_result.h) as JSON.
+nlohmann::json lock_stats_json(const clientpb::LockStatsResult& stats);
 
 // Why this node is not ready, or nullopt when it is (/readyz).
 std::optional<std::string> unready_reason(const Node& node, uint64_t max_lag);

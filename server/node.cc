@@ -1,5 +1,7 @@
 #include "server/node.h"
 
+#include "server/lock_stats_result.h"
+
 #include <spdlog/spdlog.h>
 
 #include <set>
@@ -186,6 +188,13 @@ void Node::on_request(ConnectionId from, const std::string& principal,
   if (request.kind_case() == clientpb::Request::kClusterStatus) {
     clientpb::Response response;
     *response.mutable_cluster_status() = cluster_status();
+    responder_.respond(caller, std::move(response));
+    return;
+  }
+  if (request.kind_case() == clientpb::Request::kLockStats) {
+    clientpb::Response response;
+    *response.mutable_lock_stats() = lock_stats_result(lock_stats_, state_, config_.id,
+                                                       applied_index_, request.lock_stats().prefix());
     responder_.respond(caller, std::move(response));
     return;
   }

@@ -142,6 +142,24 @@ TEST_CASE("metrics: a scripted workload moves the counters it must on every node
   }
   // The leader counts the requests it answered, and its peers' progress.
   const uint64_t leader = cluster.wait_for_leader();
+
+  // `fencelock stats` prints the same from any member: here a follower.
+  const uint64_t follower = leader == 1 ? 2 : 1;
+  CommandRun stats = run_command(std::string(FENCELOCK_CLI_PATH) + " --endpoints " +
+                                 cluster.client_endpoint(follower) + " stats jobs/");
+  INFO(stats.output);
+  CHECK(stats.exit_code == 0);
+  CHECK(stats.output.find("node " + std::to_string(follower) + " ") != std::string::npos);
+  CHECK(stats.output.find("8 grants, 1 hand-offs, 0 waiting") != std::string::npos);
+  CHECK(std::regex_search(stats.output, std::regex(R"(\njobs/ +8 +1 +8 +0 )")));
+  CHECK(std::regex_search(stats.output, std::regex(R"(\njobs/a +5 +0 +5 +0 )")));
+  CommandRun json = run_command(std::string(FENCELOCK_CLI_PATH) + " --output json --endpoints " +
+                                cluster.client_endpoint(follower) + " stats other/");
+  INFO(json.output);
+  CHECK(json.exit_code == 0);
+  CHECK(json.output.find("\"grants\": \"8\"") != std::string::npos);
+  CHECK(json.output.find("jobs/a") == std::string::npos);  // not under other/
+
   const std::string text = scrape(cluster, leader);
   CHECK(sample(text, "fencelock_raft_role{role=\"leader\"}") == 1);
   CHECK(sample(text, "fencelock_raft_proposals_total") >= 10);
