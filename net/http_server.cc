@@ -220,9 +220,11 @@ awaitable<void> HttpServer::serve_requests(AsyncStream& stream, Connection& conn
       if (request.method() != http::verb::get && !head) {
         response = error_response(405, "only GET and HEAD are served");
         response.headers["Allow"] = "GET, HEAD";
+        keep_alive = false;  // what follows may be its body
       } else if (!parse_target(std::string_view(request.target().data(), request.target().size()),
                                      parsed.path, parsed.query)) {
         response = error_response(400, "malformed request target");
+        keep_alive = false;
       } else {
         parsed.method = head ? "HEAD" : "GET";
         parsed.authorization = std::string(request[http::field::authorization]);
