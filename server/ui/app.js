@@ -4,13 +4,17 @@
 
 const REFRESH_MS = 2000;
 let token = sessionStorage.getItem("fencelock-token") || "";
+// Asked once per page load: a cancelled prompt is not shown again every 2 s.
+let tokenAsked = false;
 
 async function get(path) {
   const headers = token ? { Authorization: "Bearer " + token } : {};
   const response = await fetch(path, { headers, cache: "no-store" });
   if (response.status === 401) {
-    const entered = window.prompt("This cluster needs a token (admin right on *):");
+    const entered = tokenAsked ? null : window.prompt("This cluster needs a token (admin right on *):");
+    tokenAsked = true;
     if (entered) {
+      tokenAsked = false;
       token = entered.trim();
       sessionStorage.setItem("fencelock-token", token);
     }
@@ -27,8 +31,18 @@ function cell(text, className) {
   return td;
 }
 
-function fill(tableId, rows) {
+// Replaces a table's rows; every text goes in through textContent, so
+// lock names, values and client names are never parsed as HTML.
+function fill(tableId, rows, emptyText) {
   const body = document.querySelector("#" + tableId + " tbody");
+  if (rows.length === 0) {
+    const td = cell(emptyText, "empty");
+    td.colSpan = document.querySelectorAll("#" + tableId + " thead th").length;
+    const tr = document.createElement("tr");
+    tr.append(td);
+    body.replaceChildren(tr);
+    return;
+  }
   body.replaceChildren(...rows.map((cells) => {
     const tr = document.createElement("tr");
     tr.append(...cells);
@@ -36,8 +50,30 @@ function fill(tableId, rows) {
   }));
 }
 
-function seconds(value) {
-  if (value === undefined || value === null) return "";
+// A cell of several parts, each a text node or a styled <span>.
+function parts(items, className) {
+  const td = document.createElement("td");
+  if (className) td.className = className;
+  for (const [text, partClass] of items) {
+    if (partClass) {
+      const span = document.createElement("span");
+      span.className = partClass;
+      span.textContent = text;
+      td.append(span);
+    } else {
+      td.append(document.createTextNode(text));
+    }
+  }
+  return td;
+}
+
+function count(value) {
+  return value === undefined || value === null ? "–" : Number(value).toLocaleString("en-US");
+}
+
+// A time in seconds; "–" when nothing was observed (`observations` 0).
+function seconds(value, observations) {
+  if (value === undefined || value === null || observations === 0) return "–";
   if (value < 0.001) return (value * 1e6).toFixed(0) + " µs";
   if (value < 1) return (value * 1000).toFixed(1) + " ms";
   return value.toFixed(2) + " s";
@@ -50,27 +86,41 @@ function ago(secondsAgo) {
 }
 
 function renderStatus(status) {
+  const readiness = document.getElementById("readiness");
+  readiness.textContent = status.ready ? "ready" : "not ready: " + status.unready_reason;
+  readiness.className = "badge " + (status.ready ? "ready" : "unready");
+  const summary = [
+    ["node "], [String(status.node_id), "value"], [" · " + status.role + " · term "],
+    [String(status.term), "value"], [" · leader "], [status.leader_id ? String(status.leader_id) : "none", "value"],
+    [" · commit "], [String(status.commit_index), "value"], [" · applied "], [String(status.applied_index), "value"],
+    [" · "], [count(status.sessions), "value"], [" sessions · "], [count(status.locks), "value"], [" locks"],
+  ];
   const node = document.getElementById("node");
-  const readiness = status.ready
-    ? '<span class="ready">ready</span>'
-    : '<span class="unready">not ready: ' + escapeHtml(status.unready_reason) + "</span>";
-  node.innerHTML =
-    "node <b>" + status.node_id + "</b> · " + escapeHtml(status.role) + " · term <b>" + status.term +
-    "</b> · leader <b>" + (status.leader_id || "none") + "</b> · applied <b>" + status.applied_index +
-    "</b> · " + status.sessions + " sessions · " + status.locks + " locks · " + readiness;
+  node.replaceChildren(...parts(summary).childNodes);
   fill("members", status.members.map((m) => [
-    cell(m.id, "num"),
+    cell(m.id === status.node_id ? m.id + " (this node)" : m.id, "num"),
     cell(m.role, "role-" + m.role),
     cell(m.address),
-    cell(m.term, "num"),
-    cell(m.lag, "num"),
-    cell(m.reachable ? "yes" : "no"),
-  ]));
+    cell(m.term ? m.term : "–", "num"),
+    cell(m.lag === undefined ? "–" : count(m.lag), "num"),
+    cell(m.reachable ? "yes" : "no", m.reachable ? "" : "unready"),
+  ]), "no members");
   fill("leaders", status.recent_leaders.slice().reverse().map((c) => [
     cell(ago(c.seconds_ago)),
     cell(c.term, "num"),
-    cell(c.leader_id || "none"),
-  ]));
+    cell(c.leader_id || "none", "num"),
+  ]), "no leader changes since this node started");
+}
+
+function holderParts(holders) {
+  const items = [];
+  for (const h of holders) {
+    if (items.length) items.push([", "]);
+    items.push(["token "], [String(h.token), "token"], [" · session " + h.session_id]);
+    if (h.mode !== "exclusive") items.push([" · " + h.mode]);
+    if (h.value) items.push([" · "], [h.value, "lock-value"]);
+  }
+  return items;
 }
 
 function renderLocks(locks, stats) {
@@ -80,39 +130,36 @@ function renderLocks(locks, stats) {
   const prefixOf = (name) => prefixes.find((p) => name.startsWith(p.prefix) || name === p.prefix);
   fill("locks", locks.locks.map((lock) => {
     const series = waitOf.get(lock.name) || prefixOf(lock.name);
+    const holders = lock.holders.length ? holderParts(lock.holders)
+                                        : [[lock.in_lock_delay ? "lock-delay" : "none", "muted"]];
     return [
-      cell(lock.name),
-      cell(lock.holders.map((h) => "session " + h.session_id + " (" + h.token + ")").join(", ") ||
-           (lock.in_lock_delay ? "lock-delay" : "")),
-      cell(lock.queue_length, "num"),
-      cell(series ? seconds(series.wait_p50_seconds) : "", "num"),
-      cell(series ? seconds(series.wait_p99_seconds) : "", "num"),
+      cell(lock.name, "lock-name"),
+      parts(holders),
+      cell(count(lock.queue_length), "num"),
+      cell(series ? seconds(series.wait_p50_seconds, series.waits) : "–", "num"),
+      cell(series ? seconds(series.wait_p99_seconds, series.waits) : "–", "num"),
     ];
-  }));
+  }), "no locks held or waited for");
   fill("top", ((stats && stats.top) || []).map((t) => [
-    cell(t.lock),
-    cell(t.grants, "num"),
-    cell(t.hand_offs, "num"),
-    cell(t.queue_length, "num"),
-    cell(seconds(t.wait_p50_seconds), "num"),
-    cell(seconds(t.wait_p99_seconds), "num"),
-    cell(seconds(t.hold_p50_seconds), "num"),
-  ]));
+    cell(t.lock, "lock-name"),
+    cell(count(t.grants), "num"),
+    cell(count(t.hand_offs), "num"),
+    cell(count(t.queue_length), "num"),
+    cell(seconds(t.wait_p50_seconds, t.waits), "num"),
+    cell(seconds(t.wait_p99_seconds, t.waits), "num"),
+    cell(seconds(t.hold_p50_seconds, t.holds), "num"),
+  ]), "no grants yet");
 }
 
 function renderSessions(sessions) {
   fill("sessions", sessions.sessions.map((s) => [
     cell(s.session_id, "num"),
     cell(s.client_name),
-    cell(s.principal),
+    cell(s.principal || "–"),
     cell((s.ttl_ms / 1000).toFixed(1) + " s", "num"),
-    cell(s.held_locks, "num"),
-    cell(s.waiting_locks, "num"),
-  ]));
-}
-
-function escapeHtml(text) {
-  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+    cell(count(s.held_locks), "num"),
+    cell(count(s.waiting_locks), "num"),
+  ]), "no sessions");
 }
 
 async function refresh() {
@@ -129,12 +176,21 @@ async function refresh() {
     renderLocks(locks, stats);
     renderSessions(sessions);
     error.hidden = true;
+    document.body.classList.remove("stale");
+    document.getElementById("updated").textContent =
+      "Updated " + new Date().toLocaleTimeString("en-GB") + ".";
     document.body.dataset.loaded = "true";
   } catch (e) {
-    error.textContent = "cannot refresh: " + e.message;
+    error.textContent = "cannot refresh: " + e.message + " (the figures below are from the last refresh)";
     error.hidden = false;
+    document.body.classList.add("stale");
   }
 }
 
+let refreshSoon;
+document.getElementById("prefix").addEventListener("input", () => {
+  clearTimeout(refreshSoon);
+  refreshSoon = setTimeout(refresh, 300);
+});
 refresh();
 setInterval(refresh, REFRESH_MS);
