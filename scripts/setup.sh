@@ -23,7 +23,8 @@ packages=(
   libspdlog-dev libfmt-dev nlohmann-json3-dev
   catch2 libcli11-dev libssl-dev libbenchmark-dev
   prometheus-cpp-dev  # /metrics (server/metrics.h)
-  prometheus  # tests: promtool check metrics (tests/cluster/metrics_test.cc)
+  prometheus  # tests: promtool check metrics and rules (metrics_test, packaging_grafana_test)
+  chromium  # tests: the operator page in headless Chromium (tests/cluster/operator_page_test.cc)
   dpkg-dev  # dpkg-shlibdeps, for cpack -G DEB (docs/operations.md, "Installing")
 )
 
