@@ -20,4 +20,11 @@ HttpResult http_get(const std::string& address, const std::string& target,
                     const std::string& bearer = "",
                     std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
+// The same over TLS: the server's certificate checked against `ca`, and
+// the client certificate `cert`/`key` presented when given.
+HttpResult https_get(const std::string& address, const std::string& target, const std::string& ca,
+                     const std::string& cert = "", const std::string& key = "",
+                     const std::string& bearer = "",
+                     std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
 }  // namespace fencelock::testing

@@ -10,6 +10,7 @@
 #include "net/frame.h"
 #include "net/tls.h"
 #include "proto/peer.pb.h"
+#include "tests/cluster/http_get.h"
 #include "tests/cluster/process_cluster.h"
 #include "tests/run_command.h"
 
@@ -230,6 +231,55 @@ TEST_CASE("a TLS cluster with certificate identities grants each principal only 
   plain.tls_key_file.clear();
   plain.request_timeout = 2s;
   CHECK_FALSE(client::Client::connect(plain).value()->describe("jobs/build").ok());
+}
+
+TEST_CASE("the HTTP port speaks HTTPS with TLS and serves /metrics and /v1/ only to an admin "
+          "principal; health stays open",
+          "[security][http]") {
+  Certificates certs;
+  const std::string admin_token = "0123456789abcdef0123456789abcdef";
+  const std::string alice_token = "fedcba9876543210fedcba9876543210";
+  SECTION("certificate identities") {
+    ProcessClusterOptions options = tls_cluster(certs, "cert");
+    options.http = true;
+    ProcessCluster cluster(options);
+    cluster.start_all();
+    const uint64_t leader = cluster.wait_for_leader();
+    REQUIRE(leader != 0);
+    const std::string address = cluster.http_endpoint(leader);
+    const std::string ca = certs.file("ca.crt");
+    CHECK(https_get(address, "/healthz", ca).status == 200);
+    CHECK(https_get(address, "/readyz", ca).status == 200);
+    CHECK(https_get(address, "/", ca).status == 200);
+    HttpResult anonymous = https_get(address, "/metrics", ca);
+    CHECK(anonymous.status == 401);
+    CHECK(https_get(address, "/v1/locks", ca, certs.file("alice.crt"), certs.file("alice.key"))
+              .status == 403);
+    HttpResult admin = https_get(address, "/metrics", ca, certs.file("admin.crt"),
+                                 certs.file("admin.key"));
+    CHECK(admin.status == 200);
+    CHECK(admin.body.find("fencelock_raft_term") != std::string::npos);
+    // A certificate of another CA fails the handshake; plain HTTP gets no answer.
+    CHECK(https_get(address, "/healthz", ca, certs.file("other/mallory.crt"),
+                    certs.file("other/mallory.key"))
+              .status == 0);
+    CHECK(http_get(address, "/healthz", "", 2s).status != 200);
+  }
+  SECTION("bearer tokens") {
+    ProcessClusterOptions options = tls_cluster(certs, "token");
+    options.http = true;
+    ProcessCluster cluster(options);
+    cluster.start_all();
+    const uint64_t leader = cluster.wait_for_leader();
+    REQUIRE(leader != 0);
+    const std::string address = cluster.http_endpoint(leader);
+    const std::string ca = certs.file("ca.crt");
+    CHECK(https_get(address, "/metrics", ca).status == 401);
+    CHECK(https_get(address, "/metrics", ca, "", "", "not-a-token-at-all-000").status == 401);
+    CHECK(https_get(address, "/v1/status", ca, "", "", alice_token).status == 403);
+    CHECK(https_get(address, "/v1/status", ca, "", "", admin_token).status == 200);
+    CHECK(https_get(address, "/healthz", ca).status == 200);
+  }
 }
 
 TEST_CASE("peers refuse a certificate of another CA, or one naming another member, at the handshake",
