@@ -17,9 +17,11 @@ class Histogram {
  public:
   // The upper bounds of the finite buckets, in seconds, shared by every
   // histogram of lock statistics: from a grant that never waited to a hold
-  // of minutes. A last bucket, +Inf, is implied.
-  static constexpr std::array<double, 12> kBounds = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
-                                                     1,     5,     10,   30,   60,  300};
+  // of minutes. A last bucket, +Inf, is implied. The first bound, 0, holds
+  // the immediate grants exactly (wait 0), so that a mostly uncontended
+  // lock's median wait reads 0 rather than half of the next bound.
+  static constexpr std::array<double, 13> kBounds = {0,   0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
+                                                     1,   5,     10,    30,   60,   300};
   // The finite buckets and +Inf.
   static constexpr size_t kBuckets = kBounds.size() + 1;
 

@@ -89,17 +89,27 @@ TEST_CASE("a histogram counts each value in the first bucket whose bound is >= i
   h.observe(-1);   // counts as 0
   CHECK(h.count() == 6);
   CHECK(h.sum() == Approx(0.001 + 0.0011 + 2.5 + 1e6));
-  CHECK(h.counts()[0] == 3);
-  CHECK(h.counts()[1] == 1);
+  CHECK(h.counts()[0] == 2);  // le="0": the 0 and the -1 (an immediate grant's wait)
+  CHECK(h.counts()[1] == 1);  // le="0.001"
+  CHECK(h.counts()[2] == 1);
   CHECK(h.counts()[bucket_of(2.5)] == 1);
   CHECK(Histogram::kBounds[bucket_of(2.5)] == 5);
   CHECK(h.counts().back() == 1);
   const auto cumulative = h.cumulative();
-  CHECK(cumulative[0] == 3);
-  CHECK(cumulative[1] == 4);
+  CHECK(cumulative[0] == 2);
+  CHECK(cumulative[1] == 3);
+  CHECK(cumulative[2] == 4);
   CHECK(cumulative[bucket_of(2.5)] == 5);
   CHECK(cumulative[Histogram::kBounds.size() - 1] == 5);
   CHECK(cumulative.back() == 6);
+}
+
+TEST_CASE("a histogram of immediate grants has a median of 0", "[lock_stats][histogram]") {
+  Histogram h;
+  for (int i = 0; i < 90; ++i) h.observe(0);
+  for (int i = 0; i < 10; ++i) h.observe(2);
+  CHECK(h.quantile(0.5) == 0);
+  CHECK(h.quantile(0.99) > 1);
 }
 
 TEST_CASE("quantiles interpolate linearly within a bucket, as Prometheus' histogram_quantile",
