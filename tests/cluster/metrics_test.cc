@@ -15,7 +15,7 @@
 #include "client/session.h"
 #include "tests/cluster/http_get.h"
 #include "tests/cluster/process_cluster.h"
-#include "tests/cluster/tcp_proxy.h"
+#include "tests/cluster/partitioned_cluster.h"
 #include "tests/run_command.h"
 
 namespace fencelock::testing {
@@ -223,51 +223,13 @@ TEST_CASE("metrics: 100,000 distinct lock names keep the per-lock series within 
   CHECK(promtool_check(text) == "");
 }
 
-namespace {
-
-// A 3-node cluster whose peer links go through a proxy, so that a test can
-// cut one node off (as partition_test's).
-struct ProxiedCluster {
-  ProxiedCluster() : cluster(options()) {
-    std::vector<std::string> targets;
-    for (uint64_t from : cluster.ids()) {
-      for (uint64_t to : cluster.ids()) {
-        if (from == to) continue;
-        index[{from, to}] = targets.size();
-        targets.push_back(cluster.peer_endpoint(to));
-      }
-    }
-    links = std::make_unique<TcpProxy>(targets);
-    auto endpoints = links->endpoints();
-    for (const auto& [link, i] : index) address[link] = endpoints[i];
-    cluster.start_all();
-  }
-  ProcessClusterOptions options() {
-    ProcessClusterOptions out;
-    out.http = true;
-    out.dial_address = [this](uint64_t from, uint64_t to, const std::string&) {
-      return address.at({from, to});
-    };
-    return out;
-  }
-  void isolate(uint64_t node, bool cut) {
-    for (const auto& [link, i] : index) {
-      if (link.first != node && link.second != node) continue;
-      cut ? links->cut(i) : links->heal(i);
-    }
-  }
-  std::map<std::pair<uint64_t, uint64_t>, size_t> index;
-  std::map<std::pair<uint64_t, uint64_t>, std::string> address;
-  ProcessCluster cluster;
-  std::unique_ptr<TcpProxy> links;
-};
-
-}  // namespace
 
 TEST_CASE("readyz: a partitioned follower turns unready and ready again once it heals; healthz "
           "stays up; the page and /v1/ answer",
           "[metrics]") {
-  ProxiedCluster c;
+  ProcessClusterOptions options;
+  options.http = true;
+  PartitionedCluster c(options);
   const uint64_t leader = c.cluster.wait_for_leader();
   REQUIRE(leader != 0);
   uint64_t follower = leader == 1 ? 2 : 1;

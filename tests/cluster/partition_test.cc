@@ -8,59 +8,27 @@
 
 #include "client/client.h"
 #include "tests/cluster/process_cluster.h"
-#include "tests/cluster/tcp_proxy.h"
+#include "tests/cluster/partitioned_cluster.h"
 
 namespace fencelock::testing {
 namespace {
 
 using namespace std::chrono_literals;
 
-// A cluster whose peer links are proxied, one proxy target per direction.
-struct PartitionedCluster {
-  explicit PartitionedCluster(int nodes) : cluster(options(nodes)) {
-    std::vector<std::string> targets;
-    for (uint64_t from : cluster.ids()) {
-      for (uint64_t to : cluster.ids()) {
-        if (from == to) continue;
-        index[{from, to}] = targets.size();
-        targets.push_back(cluster.peer_endpoint(to));
-      }
-    }
-    links = std::make_unique<TcpProxy>(targets);
-    auto endpoints = links->endpoints();
-    for (const auto& [link, i] : index) address[link] = endpoints[i];
-    cluster.start_all();
-  }
-
-  ProcessClusterOptions options(int nodes) {
-    ProcessClusterOptions out;
-    out.nodes = nodes;
-    // 2 s election timeout: the isolated leader keeps office long enough
-    // to take the test's proposals.
-    out.election_ticks = 40;
-    out.dial_address = [this](uint64_t from, uint64_t to, const std::string&) { return address.at({from, to}); };
-    return out;
-  }
-
-  // Cuts (heals) every link to and from `node`.
-  void isolate(uint64_t node, bool cut) {
-    for (const auto& [link, i] : index) {
-      if (link.first != node && link.second != node) continue;
-      cut ? links->cut(i) : links->heal(i);
-    }
-  }
-
-  std::map<std::pair<uint64_t, uint64_t>, size_t> index;
-  std::map<std::pair<uint64_t, uint64_t>, std::string> address;
-  ProcessCluster cluster;
-  std::unique_ptr<TcpProxy> links;
-};
+// 2 s election timeout: the isolated leader keeps office long enough to
+// take the test's proposals.
+ProcessClusterOptions partition_options(int nodes) {
+  ProcessClusterOptions out;
+  out.nodes = nodes;
+  out.election_ticks = 40;
+  return out;
+}
 
 }  // namespace
 
 TEST_CASE("a leader cut off from its peers answers every proposal it took once it steps down",
           "[cluster]") {
-  PartitionedCluster c(3);
+  PartitionedCluster c(partition_options(3));
   uint64_t leader = c.cluster.wait_for_leader();
   REQUIRE(leader != 0);
   client::ClientOptions options;
