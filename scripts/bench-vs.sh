@@ -14,6 +14,11 @@
 #                                       alternating between the two clusters
 #                                       (BENCH_TLS_ROUNDS, 3); prints both rates and
 #                                       their ratio (docs/security.md)
+#   scripts/bench-vs.sh metrics         the cost of metrics (docs/benchmark.md): this
+#                                       build with --http-addr, /metrics scraped every
+#                                       second, against FENCELOCKD_BASELINE (a fencelockd
+#                                       built before metrics existed), uncontended at 64
+#                                       clients, rounds alternating (BENCH_METRICS_ROUNDS, 3)
 #
 # Installs what is missing from Debian (etcd-server, zookeeper, the client
 # libraries and protos, gnuplot) with apt-get as root or through sudo, builds
@@ -58,6 +63,8 @@ fencelock_endpoints=127.0.0.1:27001,127.0.0.1:27002,127.0.0.1:27003
 etcd_endpoints=127.0.0.1:12379,127.0.0.1:22379,127.0.0.1:32379
 zookeeper_endpoints=127.0.0.1:12181,127.0.0.1:12182,127.0.0.1:12183
 fencelock_tls_endpoints=127.0.0.1:28001,127.0.0.1:28002,127.0.0.1:28003
+fencelock_metrics_endpoints=127.0.0.1:29001,127.0.0.1:29002,127.0.0.1:29003
+fencelock_baseline_endpoints=127.0.0.1:30001,127.0.0.1:30002,127.0.0.1:30003
 
 log() { echo "bench-vs: $*" >&2; }
 die() {
@@ -114,7 +121,11 @@ wait_until() {  # wait_until SECONDS DESCRIPTION COMMAND...
 # start_fencelock [tls]: ports 2700x (peers 2710x), or with tls 2800x (2810x),
 # TLS on both ports with client certificates (certificates in $tls_dir).
 start_fencelock() {
-  local name=fencelock base=27 tls=()
+  local name=fencelock base=27 tls=() binary="$build_dir/cli/fencelockd"
+  case "${1:-}" in
+    metrics) name=fencelock_metrics base=29 ;;
+    baseline) name=fencelock_baseline base=30 binary=${FENCELOCKD_BASELINE:?set FENCELOCKD_BASELINE} ;;
+  esac
   if [ "${1:-}" = tls ]; then
     name=fencelock_tls base=28
     "$root/scripts/tls-certs.sh" "$tls_dir" node 1 2 3 >/dev/null
@@ -127,7 +138,8 @@ start_fencelock() {
   for i in 1 2 3; do
     [ "$name" = fencelock_tls ] && tls=(--tls-cert "$tls_dir/n$i.crt" --tls-key "$tls_dir/n$i.key"
       --tls-ca "$tls_dir/ca.crt" --client-auth cert --acl "$tls_dir/acl")
-    nohup "$build_dir/cli/fencelockd" --id "$i" --peers "$peers" --client-addr "127.0.0.1:${base}00$i" \
+    [ "$name" = fencelock_metrics ] && tls=(--http-addr "127.0.0.1:${base}20$i")
+    nohup "$binary" --id "$i" --peers "$peers" --client-addr "127.0.0.1:${base}00$i" \
       --data-dir "$dir/n$i" --log-level warn "${tls[@]}" >"$dir/n$i.log" 2>&1 &
     echo $! >>"$state_dir/$name.pids"
     disown  # no "Killed" notice from bash when failover kills it
@@ -223,7 +235,9 @@ stop_system() {  # SIGTERM, then SIGKILL after 10 s: by pid, only what we starte
 }
 
 stop_all() {
-  for s in fencelock fencelock_tls etcd zookeeper; do stop_system "$s"; done
+  for s in fencelock fencelock_tls fencelock_metrics fencelock_baseline etcd zookeeper; do
+    stop_system "$s"
+  done
 }
 
 endpoints_of() { eval echo "\$${1}_endpoints"; }
@@ -324,6 +338,55 @@ print(f"TLS / plaintext (medians): {tls / plain:.2f}")
 PY
 }
 
+cmd_metrics() {
+  build
+  mkdir -p "$state_dir"
+  stop_all
+  local scraper=""
+  trap 'stop_all; [ -n "$scraper" ] && kill "$scraper" 2>/dev/null' EXIT
+  trap 'exit 130' INT TERM
+  results="$state_dir/metrics.jsonl"
+  : >"$results"
+  start_fencelock baseline
+  start_fencelock metrics
+  # A Prometheus scraping every node each second (bounded: it stops after
+  # an hour, or with this script).
+  python3 - <<'PY' &
+import time, urllib.request
+for _ in range(3600):
+    for i in (1, 2, 3):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:2920{i}/metrics", timeout=2).read()
+        except OSError:
+            pass
+    time.sleep(1)
+PY
+  scraper=$!
+  for s in fencelock_baseline fencelock_metrics; do
+    timeout 60 "$bench" --system fencelock --endpoints "$(endpoints_of "$s")" --workload uncontended \
+      --clients 64 --warmup 0s --duration "$prime" --output json >/dev/null 2>&1 || true
+  done
+  for _ in $(seq 1 "${BENCH_METRICS_ROUNDS:-3}"); do
+    for s in fencelock_baseline fencelock_metrics; do
+      log "$s uncontended --clients 64"
+      timeout 300 "$bench" --system fencelock --endpoints "$(endpoints_of "$s")" \
+        --server-pids "$(pids_of "$s")" --workload uncontended --clients 64 --warmup "$warmup" \
+        --duration "$duration" --output json | sed "s/^{/{\"cluster\":\"$s\",/" >>"$results"
+    done
+  done
+  python3 - "$results" <<'PY'
+import json, statistics, sys
+runs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+rate = {}
+for run in runs:
+    rate.setdefault(run["cluster"], []).append(run["pairs_per_s"])
+base, metrics = statistics.median(rate["fencelock_baseline"]), statistics.median(rate["fencelock_metrics"])
+print(f"baseline (no metrics): {base:,.0f} pairs/s (runs: {', '.join(f'{r:,.0f}' for r in rate['fencelock_baseline'])})")
+print(f"metrics, scraped 1/s:  {metrics:,.0f} pairs/s (runs: {', '.join(f'{r:,.0f}' for r in rate['fencelock_metrics'])})")
+print(f"metrics / baseline (medians): {metrics / base:.3f}")
+PY
+}
+
 cmd_run() {
   install_packages
   build
@@ -387,5 +450,6 @@ case "${args[0]:-run}" in
     ;;
   stop) stop_all ;;
   tls) cmd_tls ;;
-  *) die "usage: bench-vs.sh [--quick] [--systems \"...\"] [run | start SYSTEM | stop | tls]" ;;
+  metrics) cmd_metrics ;;
+  *) die "usage: bench-vs.sh [--quick] [--systems \"...\"] [run | start SYSTEM | stop | tls | metrics]" ;;
 esac
