@@ -342,8 +342,8 @@ cmd_metrics() {
   build
   mkdir -p "$state_dir"
   stop_all
-  local scraper=""
-  trap 'stop_all; [ -n "$scraper" ] && kill "$scraper" 2>/dev/null' EXIT
+  metrics_scraper=""
+  trap 'stop_all; if [ -n "$metrics_scraper" ]; then kill "$metrics_scraper" 2>/dev/null || true; fi' EXIT
   trap 'exit 130' INT TERM
   results="$state_dir/metrics.jsonl"
   : >"$results"
@@ -361,7 +361,7 @@ for _ in range(3600):
             pass
     time.sleep(1)
 PY
-  scraper=$!
+  metrics_scraper=$!
   for s in fencelock_baseline fencelock_metrics; do
     timeout 60 "$bench" --system fencelock --endpoints "$(endpoints_of "$s")" --workload uncontended \
       --clients 64 --warmup 0s --duration "$prime" --output json >/dev/null 2>&1 || true
